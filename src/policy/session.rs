@@ -1,0 +1,259 @@
+//! The session policy passed to STS `AssumeRole` for one client.
+//!
+//! It names exact resources only — `client/<clientId>`, `topicfilter/<topic>`,
+//! `topic/<topic>` — and never a wildcard: in IoT policy matching `#` and `+` are
+//! literal, so a grant such as `topicfilter/allowed/*` would let a client subscribe
+//! to `allowed/#` and read every other client's traffic
+//! (<https://docs.aws.amazon.com/iot/latest/developerguide/pub-sub-policy.html>).
+//! The names come in as [`ClientId`] and [`Topic`], which cannot hold a wildcard.
+//!
+//! STS refuses session policies over 2048 characters
+//! (<https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html>); the
+//! builder refuses them first so the caller gets a typed error, not an STS fault.
+
+use serde::Serialize;
+
+use super::document::{Effect, OneOrMany, PolicyDocument, Statement};
+use crate::client_id::ClientId;
+use crate::topic::Topic;
+
+/// STS's limit on the plain-text session policy, in characters.
+pub const MAX_SESSION_POLICY_CHARS: usize = 2048;
+
+/// Where IoT resources live: `arn:<partition>:iot:<region>:<account>:…`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IotArns {
+    partition: String,
+    region: String,
+    account: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionPolicyError {
+    #[error("partition {0:?} is not a valid AWS partition name")]
+    Partition(String),
+    #[error("region {0:?} is not a valid AWS region name")]
+    Region(String),
+    #[error("account {0:?} is not a 12-digit AWS account ID")]
+    Account(String),
+    #[error("session policy is {len} characters, over STS's limit of {MAX_SESSION_POLICY_CHARS}")]
+    TooLarge { len: usize },
+}
+
+impl IotArns {
+    pub fn new(partition: &str, region: &str, account: &str) -> Result<Self, SessionPolicyError> {
+        let word = |s: &str| {
+            !s.is_empty() && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        };
+        if !word(partition) {
+            return Err(SessionPolicyError::Partition(partition.to_owned()));
+        }
+        if !word(region) {
+            return Err(SessionPolicyError::Region(region.to_owned()));
+        }
+        if account.len() != 12 || !account.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(SessionPolicyError::Account(account.to_owned()));
+        }
+        Ok(Self {
+            partition: partition.to_owned(),
+            region: region.to_owned(),
+            account: account.to_owned(),
+        })
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    fn prefix(&self) -> String {
+        format!("arn:{}:iot:{}:{}", self.partition, self.region, self.account)
+    }
+
+    pub fn client(&self, client_id: &str) -> String {
+        format!("{}:client/{client_id}", self.prefix())
+    }
+
+    pub fn topic_filter(&self, filter: &str) -> String {
+        format!("{}:topicfilter/{filter}", self.prefix())
+    }
+
+    pub fn topic(&self, topic: &str) -> String {
+        format!("{}:topic/{topic}", self.prefix())
+    }
+}
+
+/// The topics one client may use, already expanded for that client.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Grants {
+    /// Topics the client may subscribe to (exactly) and receive on.
+    #[serde(serialize_with = "topics")]
+    pub subscribe: Vec<Topic>,
+    /// Topics the client may publish to.
+    #[serde(serialize_with = "topics")]
+    pub publish: Vec<Topic>,
+}
+
+fn topics<S: serde::Serializer>(topics: &[Topic], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(topics.iter().map(Topic::as_str))
+}
+
+/// Builds the compact JSON session policy for `client_id` with `grants`.
+pub fn session_policy(
+    arns: &IotArns,
+    client_id: &ClientId,
+    grants: &Grants,
+) -> Result<String, SessionPolicyError> {
+    let allow = |action: &str, resources: Vec<String>| {
+        Statement::new(Effect::Allow, vec![action.to_owned()], resources)
+    };
+    let mut statements = vec![allow("iot:Connect", vec![arns.client(client_id.as_str())])];
+    if !grants.subscribe.is_empty() {
+        let filters = grants.subscribe.iter().map(|t| arns.topic_filter(t.as_str())).collect();
+        let topics = grants.subscribe.iter().map(|t| arns.topic(t.as_str())).collect();
+        statements.push(allow("iot:Subscribe", filters));
+        statements.push(allow("iot:Receive", topics));
+    }
+    if !grants.publish.is_empty() {
+        let topics = grants.publish.iter().map(|t| arns.topic(t.as_str())).collect();
+        statements.push(allow("iot:Publish", topics));
+    }
+    let document = PolicyDocument {
+        version: Some(PolicyDocument::VERSION.to_owned()),
+        id: None,
+        statement: OneOrMany::Many(statements),
+    };
+    let json = document.to_json();
+    let len = json.chars().count();
+    if len > MAX_SESSION_POLICY_CHARS {
+        return Err(SessionPolicyError::TooLarge { len });
+    }
+    Ok(json)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::policy::eval::{Decision, evaluate};
+
+    fn arns() -> IotArns {
+        IotArns::new("aws", "us-east-1", "123456789012").unwrap()
+    }
+
+    fn private(prefix: &str, id: &ClientId) -> Grants {
+        Grants {
+            subscribe: vec![Topic::parse(prefix).unwrap().join(id.as_str()).unwrap()],
+            publish: vec![],
+        }
+    }
+
+    #[test]
+    fn the_default_policy_matches_the_golden_file() {
+        let id = ClientId::parse("0123456789abcdef0123456789abcdef").unwrap();
+        let json = session_policy(&arns(), &id, &private("allowed", &id)).unwrap();
+        let golden = include_str!("../../tests/data/session-policy.json");
+        let expected: serde_json::Value = serde_json::from_str(golden).unwrap();
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&json).unwrap(), expected);
+        assert!(!json.contains(char::is_whitespace), "sent compact to save STS's character budget");
+    }
+
+    #[test]
+    fn publish_grants_add_a_publish_statement() {
+        let id = ClientId::generate();
+        let grants = Grants { publish: vec![Topic::parse("from/me").unwrap()], ..private("allowed", &id) };
+        let policy = PolicyDocument::parse(&session_policy(&arns(), &id, &grants).unwrap()).unwrap();
+        let p = std::slice::from_ref(&policy);
+        assert_eq!(evaluate(p, "iot:Publish", &arns().topic("from/me")), Decision::Allow);
+        assert_eq!(evaluate(p, "iot:Publish", &arns().topic(&format!("allowed/{id}"))), Decision::NotApplicable);
+    }
+
+    #[test]
+    fn a_policy_over_2048_characters_is_refused() {
+        let id = ClientId::generate();
+        let subscribe = (0..40).map(|i| Topic::parse(&format!("shared/topic-number-{i}")).unwrap()).collect();
+        let grants = Grants { subscribe, publish: vec![] };
+        assert!(matches!(session_policy(&arns(), &id, &grants), Err(SessionPolicyError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn arns_refuse_malformed_parts() {
+        assert!(IotArns::new("aws", "us-east-1", "12345").is_err());
+        assert!(IotArns::new("aws", "us east", "123456789012").is_err());
+        assert!(IotArns::new("", "us-east-1", "123456789012").is_err());
+        assert!(IotArns::new("aws-cn", "cn-north-1", "123456789012").is_ok());
+    }
+
+    /// Strings an attacker might try as client IDs, filters or topics.
+    fn attacker_strings(own: String) -> impl Strategy<Value = String> {
+        let own2 = own.clone();
+        let own3 = own.clone();
+        prop_oneof![
+            Just("#".to_owned()),
+            Just("+".to_owned()),
+            Just("*".to_owned()),
+            Just("allowed/#".to_owned()),
+            Just("allowed/+".to_owned()),
+            Just("allowed/*".to_owned()),
+            Just(format!("allowed/{own}/#")),
+            Just(format!("allowed/{own}/x")),
+            Just(format!("{own}/#")),
+            (0..own.len()).prop_map(move |n| own2[..n].to_owned()),
+            (0..own.len()).prop_map(move |n| own3[n + 1..].to_owned()),
+            "[a-z0-9/#+*?$-]{0,40}",
+            "[a-z0-9]{32}".prop_map(|other| format!("allowed/{other}")),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn the_built_policy_allows_exactly_the_own_client_filter_and_topic(
+            own in "[a-z0-9]{1,64}",
+            other in "[a-z0-9-]{1,64}",
+            suffix in "[a-z0-9/#+*?$-]{1,10}",
+        ) {
+            let id = ClientId::parse(&own).unwrap();
+            let policy = PolicyDocument::parse(&session_policy(&arns(), &id, &private("allowed", &id)).unwrap()).unwrap();
+            let p = std::slice::from_ref(&policy);
+            let a = arns();
+            let own_topic = format!("allowed/{own}");
+            prop_assert_eq!(evaluate(p, "iot:Connect", &a.client(&own)), Decision::Allow);
+            prop_assert_eq!(evaluate(p, "iot:Subscribe", &a.topic_filter(&own_topic)), Decision::Allow);
+            prop_assert_eq!(evaluate(p, "iot:Receive", &a.topic(&own_topic)), Decision::Allow);
+            prop_assert_eq!(evaluate(p, "iot:Publish", &a.topic(&own_topic)), Decision::NotApplicable);
+            if other != own {
+                prop_assert_eq!(evaluate(p, "iot:Connect", &a.client(&other)), Decision::NotApplicable);
+            }
+            let widened = format!("{own_topic}{suffix}");
+            prop_assert_eq!(evaluate(p, "iot:Subscribe", &a.topic_filter(&widened)), Decision::NotApplicable);
+            prop_assert_eq!(evaluate(p, "iot:Receive", &a.topic(&widened)), Decision::NotApplicable);
+        }
+
+        #[test]
+        fn attacker_chosen_names_are_never_allowed(
+            (own, attempt) in "[a-z0-9]{2,40}".prop_flat_map(|own| (Just(own.clone()), attacker_strings(own)))
+        ) {
+            let id = ClientId::parse(&own).unwrap();
+            let policy = PolicyDocument::parse(&session_policy(&arns(), &id, &private("allowed", &id)).unwrap()).unwrap();
+            let p = std::slice::from_ref(&policy);
+            let a = arns();
+            let own_topic = format!("allowed/{own}");
+            for action in ["iot:Connect", "iot:Subscribe", "iot:Receive", "iot:Publish", "iot:RetainPublish"] {
+                for resource in [a.client(&attempt), a.topic_filter(&attempt), a.topic(&attempt)] {
+                    let expected = (action == "iot:Connect" && resource == a.client(&own))
+                        || (action == "iot:Subscribe" && resource == a.topic_filter(&own_topic))
+                        || (action == "iot:Receive" && resource == a.topic(&own_topic));
+                    prop_assert_eq!(
+                        evaluate(p, action, &resource) == Decision::Allow,
+                        expected,
+                        "{} on {}", action, resource
+                    );
+                }
+            }
+        }
+    }
+}
