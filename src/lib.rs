@@ -14,6 +14,10 @@
 //! * [`sts`] — the credential issuer trait and its `aws-sdk-sts` implementation.
 //! * [`api`] — the axum `Router` served in Lambda and locally.
 
+pub mod api;
 pub mod client_id;
+pub mod config;
 pub mod policy;
+pub mod presign;
+pub mod sts;
 pub mod topic;

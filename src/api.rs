@@ -1,0 +1,310 @@
+//! The credential-vending HTTP API: one axum [`Router`] served by Lambda
+//! (`lambda_http`) and by `serverless-websockets serve` / `local`.
+//!
+//! `POST /credentials` (also `/iotkeys` and `/`, the original project's paths)
+//! picks a client ID, builds its session policy, asks the [`CredentialIssuer`] for
+//! credentials and returns them with a presigned URL. Every expected failure is an
+//! HTTP response with a JSON body `{"error": {"code", "message"}}` — never an `Err`,
+//! which API Gateway would turn into an opaque 5xx. Bodies never carry internal
+//! error text; the log line does, under the same request ID as the
+//! `x-request-id` response header.
+//!
+//! Not here: caller authentication and configurable grants (a later layer), and
+//! anything that needs a network listener — the router is served by the caller.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use serde::Serialize;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::Instrument;
+
+use crate::client_id::ClientId;
+use crate::config::{Config, CorsOrigins};
+use crate::policy::{Grants, session_policy};
+use crate::presign::{DEFAULT_EXPIRES, presign};
+use crate::sts::{CredentialIssuer, IssueRequest, StsError, THROTTLE_RETRY_AFTER};
+
+/// The largest request body accepted. The body carries at most a few options.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Everything a request handler needs, shared by all requests.
+#[derive(Clone)]
+pub struct AppState {
+    config: Arc<Config>,
+    issuer: Arc<dyn CredentialIssuer>,
+}
+
+/// Builds the API for `config`, issuing credentials through `issuer`.
+pub fn router(config: Config, issuer: Arc<dyn CredentialIssuer>) -> Router {
+    let cors = match &config.cors_allow_origins {
+        CorsOrigins::None => None,
+        CorsOrigins::Any => Some(AllowOrigin::any()),
+        CorsOrigins::List(origins) => Some(AllowOrigin::list(
+            origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
+        )),
+    };
+    let state = AppState { config: Arc::new(config), issuer };
+    let vend = || -> MethodRouter<AppState> {
+        post(vend).options(options("POST, OPTIONS")).fallback(method_not_allowed("POST, OPTIONS"))
+    };
+    let mut app = Router::new()
+        .route("/credentials", vend())
+        .route("/iotkeys", vend())
+        .route("/", vend())
+        .route("/health", get(health).fallback(method_not_allowed("GET, HEAD")))
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(state);
+    if let Some(origins) = cors {
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(origins)
+                .allow_methods([Method::POST, Method::OPTIONS])
+                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+                .expose_headers([REQUEST_ID.clone()])
+                .max_age(std::time::Duration::from_secs(600)),
+        );
+    }
+    app.layer(middleware::from_fn(request_id))
+}
+
+/// Gives each request an ID (API Gateway's own when behind it), a tracing span
+/// with that ID, an `x-request-id` response header, and one log line at the end.
+async fn request_id(mut request: Request, next: Next) -> Response {
+    let id = gateway_request_id(&request).unwrap_or_else(|| hex::encode(random_bytes::<8>()));
+    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID.clone(), value);
+    }
+    span.in_scope(|| {
+        tracing::info!(status = response.status().as_u16(), latency_us = started.elapsed().as_micros() as u64, "request finished")
+    });
+    response
+}
+
+fn gateway_request_id(request: &Request) -> Option<String> {
+    use lambda_http::request::RequestContext;
+    let id = match request.extensions().get::<RequestContext>()? {
+        RequestContext::ApiGatewayV2(context) => context.request_id.clone(),
+        RequestContext::ApiGatewayV1(context) => context.request_id.clone(),
+        _ => None,
+    }?;
+    id.bytes().all(|c| c.is_ascii_graphic()).then_some(id)
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).expect("the operating system's RNG is unavailable");
+    bytes
+}
+
+/// The request's ID, for handlers that want it.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+async fn health() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+fn options(allow: &'static str) -> MethodRouter<AppState> {
+    axum::routing::options(move || async move { (StatusCode::NO_CONTENT, [(header::ALLOW, allow)]) })
+}
+
+fn method_not_allowed(allow: &'static str) -> MethodRouter<AppState> {
+    axum::routing::any(move || async move { ApiError::MethodNotAllowed { allow } })
+}
+
+/// The 200 body.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Vended<'a> {
+    client_id: &'a str,
+    region: &'a str,
+    endpoint: String,
+    url: String,
+    topic: &'a str,
+    grants: &'a Grants,
+    credentials: CredentialsBody<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CredentialsBody<'a> {
+    access_key_id: &'a str,
+    secret_access_key: &'a str,
+    session_token: &'a str,
+    expiration: String,
+}
+
+async fn vend(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let body = read_body(&headers, body).await?;
+    check_json_object(&headers, &body)?;
+
+    let config = &state.config;
+    let client_id = ClientId::generate();
+    let topic = config
+        .topic_prefix
+        .join(client_id.as_str())
+        .map_err(|e| ApiError::Internal(format!("client topic: {e}")))?;
+    let grants = Grants { subscribe: vec![topic.clone()], publish: vec![] };
+    let policy = session_policy(&config.iot_arns, &client_id, &grants)
+        .map_err(|e| ApiError::Internal(format!("session policy: {e}")))?;
+
+    let credentials = state
+        .issuer
+        .issue(IssueRequest { client_id: &client_id, policy: &policy, duration: config.credential_duration })
+        .await?;
+    let url = presign(&config.iot_endpoint, &config.region, &credentials.to_sdk(), SystemTime::now(), DEFAULT_EXPIRES)
+        .map_err(|e| ApiError::Internal(format!("presign: {e}")))?;
+
+    let expiration = credentials.expiration_iso8601();
+    tracing::info!(client_id = %client_id, expiration = %expiration, "issued credentials");
+    let body = Vended {
+        client_id: client_id.as_str(),
+        region: &config.region,
+        endpoint: config.iot_endpoint.websocket_base(),
+        url,
+        topic: topic.as_str(),
+        grants: &grants,
+        credentials: CredentialsBody {
+            access_key_id: &credentials.access_key_id,
+            secret_access_key: &credentials.secret_access_key,
+            session_token: &credentials.session_token,
+            expiration,
+        },
+    };
+    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response())
+}
+
+/// Reads at most [`MAX_BODY_BYTES`], refusing early on a larger `Content-Length`.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        return Err(ApiError::TooLarge);
+    }
+    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|err| {
+        let inner = err.into_inner();
+        if inner.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            ApiError::TooLarge
+        } else {
+            ApiError::BodyRead(inner.to_string())
+        }
+    })
+}
+
+/// An empty body is fine; otherwise it must be declared JSON and be a JSON object.
+/// Unknown fields are ignored so that newer clients work with older deployments.
+fn check_json_object(headers: &HeaderMap, body: &Bytes) -> Result<(), ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence != "application/json" && !(essence.starts_with("application/") && essence.ends_with("+json")) {
+        return Err(ApiError::UnsupportedMediaType(content_type.to_owned()));
+    }
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(_)) => Ok(()),
+        Ok(_) => Err(ApiError::NotAnObject),
+        Err(e) => Err(ApiError::InvalidJson(e.to_string())),
+    }
+}
+
+/// Every way a request can fail, mapped to a status and a stable code in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("request body is JSON but not an object")]
+    NotAnObject,
+    #[error("request body is over {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    #[error("request body has content type {0:?}, not application/json")]
+    UnsupportedMediaType(String),
+    #[error("request body could not be read: {0}")]
+    BodyRead(String),
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed (allowed: {allow})")]
+    MethodNotAllowed { allow: &'static str },
+    #[error(transparent)]
+    Sts(#[from] StsError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// Status, stable code, and the message the caller sees.
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        use ApiError::*;
+        match self {
+            InvalidJson(detail) => (StatusCode::BAD_REQUEST, "InvalidJson", format!("The request body is not valid JSON: {detail}.")),
+            NotAnObject => (StatusCode::BAD_REQUEST, "InvalidJson", "The request body must be a JSON object.".into()),
+            BodyRead(_) => (StatusCode::BAD_REQUEST, "BadRequest", "The request body could not be read.".into()),
+            TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", format!("The request body must be at most {MAX_BODY_BYTES} bytes.")),
+            UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                "Send the body as Content-Type: application/json, or send no body.".into(),
+            ),
+            NotFound => (StatusCode::NOT_FOUND, "NotFound", "No such resource. POST to /credentials.".into()),
+            MethodNotAllowed { allow } => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", format!("Use one of: {allow}.")),
+            Sts(StsError::Throttled { .. }) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Throttled",
+                "Too many credential requests right now; retry after the Retry-After delay.".into(),
+            ),
+            Sts(StsError::Misconfigured { .. }) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Misconfigured",
+                "The service is misconfigured and cannot issue credentials; its operator has been logged the cause.".into(),
+            ),
+            Sts(StsError::Timeout(_)) | Sts(StsError::Unavailable(_)) => (
+                StatusCode::BAD_GATEWAY,
+                "UpstreamUnavailable",
+                "The credential service upstream did not answer properly; retry shortly.".into(),
+            ),
+            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "Internal error.".into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.parts();
+        if status.is_server_error() {
+            tracing::error!(code, error = %self, "request failed");
+        } else {
+            tracing::warn!(code, error = %self, "request refused");
+        }
+        let body = serde_json::json!({"error": {"code": code, "message": message}});
+        let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            ApiError::Sts(StsError::Throttled { .. }) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(THROTTLE_RETRY_AFTER.as_secs()));
+            }
+            _ => {}
+        }
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
