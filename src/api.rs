@@ -53,9 +53,14 @@ pub fn router(config: Config, issuer: Arc<dyn CredentialIssuer>) -> Router {
             origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
         )),
     };
-    let state = AppState { config: Arc::new(config), issuer };
+    let state = AppState {
+        config: Arc::new(config),
+        issuer,
+    };
     let vend = || -> MethodRouter<AppState> {
-        post(vend).options(options("POST, OPTIONS")).fallback(method_not_allowed("POST, OPTIONS"))
+        post(vend)
+            .options(options("POST, OPTIONS"))
+            .fallback(method_not_allowed("POST, OPTIONS"))
     };
     let mut app = Router::new()
         .route("/credentials", vend())
@@ -81,7 +86,8 @@ pub fn router(config: Config, issuer: Arc<dyn CredentialIssuer>) -> Router {
 /// with that ID, an `x-request-id` response header, and one log line at the end.
 async fn request_id(mut request: Request, next: Next) -> Response {
     let id = gateway_request_id(&request).unwrap_or_else(|| hex::encode(random_bytes::<8>()));
-    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    let span =
+        tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
     request.extensions_mut().insert(RequestId(id.clone()));
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
@@ -89,7 +95,11 @@ async fn request_id(mut request: Request, next: Next) -> Response {
         response.headers_mut().insert(REQUEST_ID.clone(), value);
     }
     span.in_scope(|| {
-        tracing::info!(status = response.status().as_u16(), latency_us = started.elapsed().as_micros() as u64, "request finished")
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_us = started.elapsed().as_micros() as u64,
+            "request finished"
+        )
     });
     response
 }
@@ -158,16 +168,29 @@ async fn vend(State(state): State<AppState>, headers: HeaderMap, body: Body) -> 
         .topic_prefix
         .join(client_id.as_str())
         .map_err(|e| ApiError::Internal(format!("client topic: {e}")))?;
-    let grants = Grants { subscribe: vec![topic.clone()], publish: vec![] };
+    let grants = Grants {
+        subscribe: vec![topic.clone()],
+        publish: vec![],
+    };
     let policy = session_policy(&config.iot_arns, &client_id, &grants)
         .map_err(|e| ApiError::Internal(format!("session policy: {e}")))?;
 
     let credentials = state
         .issuer
-        .issue(IssueRequest { client_id: &client_id, policy: &policy, duration: config.credential_duration })
+        .issue(IssueRequest {
+            client_id: &client_id,
+            policy: &policy,
+            duration: config.credential_duration,
+        })
         .await?;
-    let url = presign(&config.iot_endpoint, &config.region, &credentials.to_sdk(), SystemTime::now(), DEFAULT_EXPIRES)
-        .map_err(|e| ApiError::Internal(format!("presign: {e}")))?;
+    let url = presign(
+        &config.iot_endpoint,
+        &config.region,
+        &credentials.to_sdk(),
+        SystemTime::now(),
+        DEFAULT_EXPIRES,
+    )
+    .map_err(|e| ApiError::Internal(format!("presign: {e}")))?;
 
     let expiration = credentials.expiration_iso8601();
     tracing::info!(client_id = %client_id, expiration = %expiration, "issued credentials");
@@ -213,7 +236,10 @@ fn check_json_object(headers: &HeaderMap, body: &Bytes) -> Result<(), ApiError> 
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(());
     }
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if essence != "application/json" && !(essence.starts_with("application/") && essence.ends_with("+json")) {
         return Err(ApiError::UnsupportedMediaType(content_type.to_owned()));
@@ -253,17 +279,41 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, String) {
         use ApiError::*;
         match self {
-            InvalidJson(detail) => (StatusCode::BAD_REQUEST, "InvalidJson", format!("The request body is not valid JSON: {detail}.")),
-            NotAnObject => (StatusCode::BAD_REQUEST, "InvalidJson", "The request body must be a JSON object.".into()),
-            BodyRead(_) => (StatusCode::BAD_REQUEST, "BadRequest", "The request body could not be read.".into()),
-            TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", format!("The request body must be at most {MAX_BODY_BYTES} bytes.")),
+            InvalidJson(detail) => (
+                StatusCode::BAD_REQUEST,
+                "InvalidJson",
+                format!("The request body is not valid JSON: {detail}."),
+            ),
+            NotAnObject => (
+                StatusCode::BAD_REQUEST,
+                "InvalidJson",
+                "The request body must be a JSON object.".into(),
+            ),
+            BodyRead(_) => (
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "The request body could not be read.".into(),
+            ),
+            TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLarge",
+                format!("The request body must be at most {MAX_BODY_BYTES} bytes."),
+            ),
             UnsupportedMediaType(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "UnsupportedMediaType",
                 "Send the body as Content-Type: application/json, or send no body.".into(),
             ),
-            NotFound => (StatusCode::NOT_FOUND, "NotFound", "No such resource. POST to /credentials.".into()),
-            MethodNotAllowed { allow } => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", format!("Use one of: {allow}.")),
+            NotFound => (
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "No such resource. POST to /credentials.".into(),
+            ),
+            MethodNotAllowed { allow } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                format!("Use one of: {allow}."),
+            ),
             Sts(StsError::Throttled { .. }) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Throttled",
@@ -272,14 +322,19 @@ impl ApiError {
             Sts(StsError::Misconfigured { .. }) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Misconfigured",
-                "The service is misconfigured and cannot issue credentials; its operator has been logged the cause.".into(),
+                "The service is misconfigured and cannot issue credentials; its operator has been logged the cause."
+                    .into(),
             ),
             Sts(StsError::Timeout(_)) | Sts(StsError::Unavailable(_)) => (
                 StatusCode::BAD_GATEWAY,
                 "UpstreamUnavailable",
                 "The credential service upstream did not answer properly; retry shortly.".into(),
             ),
-            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "Internal error.".into()),
+            Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "Internal error.".into(),
+            ),
         }
     }
 }

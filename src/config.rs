@@ -51,8 +51,14 @@ impl RoleArn {
             && account.len() == 12
             && account.bytes().all(|c| c.is_ascii_digit())
             && !name.is_empty()
-            && name.bytes().all(|c| c.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&c));
-        ok.then(|| Self { arn: value.to_owned(), partition: partition.to_owned(), account: account.to_owned() })
+            && name
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&c));
+        ok.then(|| Self {
+            arn: value.to_owned(),
+            partition: partition.to_owned(),
+            account: account.to_owned(),
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -100,7 +106,11 @@ impl Config {
     /// Reads the settings through `lookup`, so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let missing = |variable, expected| ConfigError { variable, problem: "is not set".into(), expected };
+        let missing = |variable, expected| ConfigError {
+            variable,
+            problem: "is not set".into(),
+            expected,
+        };
         let malformed = |variable, value: &str, expected| ConfigError {
             variable,
             problem: format!("is {value:?}"),
@@ -118,7 +128,8 @@ impl Config {
         let iot_arns = IotArns::new(client_role_arn.partition(), &region, client_role_arn.account())
             .map_err(|_| malformed("AWS_REGION", &region, REGION))?;
 
-        const ENDPOINT: &str = "the IoT data endpoint host (aws iot describe-endpoint --endpoint-type iot:Data-ATS) or a wss:// URL";
+        const ENDPOINT: &str =
+            "the IoT data endpoint host (aws iot describe-endpoint --endpoint-type iot:Data-ATS) or a wss:// URL";
         let endpoint = get("IOT_ENDPOINT").ok_or_else(|| missing("IOT_ENDPOINT", ENDPOINT))?;
         let iot_endpoint = IotEndpoint::parse(&endpoint).map_err(|_| malformed("IOT_ENDPOINT", &endpoint, ENDPOINT))?;
 
@@ -142,7 +153,10 @@ impl Config {
             None => CorsOrigins::None,
             Some(v) if v == "*" => CorsOrigins::Any,
             Some(v) => {
-                let origins: Vec<String> = v.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).collect();
+                let origins: Vec<String> = v
+                    .split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .collect();
                 if !origins.iter().all(|o| is_origin(o)) {
                     return Err(malformed("CORS_ALLOW_ORIGINS", &v, ORIGINS));
                 }
@@ -195,7 +209,11 @@ mod tests {
     ];
 
     fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
-        let mut vars: Vec<_> = GOOD.iter().filter(|(k, _)| !extra.iter().any(|(e, _)| e == k)).copied().collect();
+        let mut vars: Vec<_> = GOOD
+            .iter()
+            .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+            .copied()
+            .collect();
         vars.extend(extra.iter().filter(|(_, v)| !v.is_empty()));
         vars
     }
@@ -206,7 +224,10 @@ mod tests {
         assert_eq!(config.credential_duration, Duration::from_secs(3600));
         assert_eq!(config.topic_prefix.as_str(), "allowed");
         assert_eq!(config.cors_allow_origins, CorsOrigins::None);
-        assert_eq!(config.iot_arns.client("x"), "arn:aws:iot:eu-west-1:123456789012:client/x");
+        assert_eq!(
+            config.iot_arns.client("x"),
+            "arn:aws:iot:eu-west-1:123456789012:client/x"
+        );
     }
 
     #[test]
@@ -214,7 +235,10 @@ mod tests {
         for name in ["CLIENT_ROLE_ARN", "AWS_REGION", "IOT_ENDPOINT"] {
             let err = read(&with(&[(name, "")])).unwrap_err();
             assert_eq!(err.variable, name);
-            assert!(err.to_string().starts_with(&format!("{name} is not set: expected ")), "{err}");
+            assert!(
+                err.to_string().starts_with(&format!("{name} is not set: expected ")),
+                "{err}"
+            );
         }
     }
 
@@ -256,7 +280,10 @@ mod tests {
             CorsOrigins::List(vec!["https://a.example".into(), "http://localhost:5173".into()])
         );
         assert_eq!(config.iot_endpoint.websocket_base(), "ws://127.0.0.1:8443");
-        assert_eq!(read(&with(&[("CORS_ALLOW_ORIGINS", "*")])).unwrap().cors_allow_origins, CorsOrigins::Any);
+        assert_eq!(
+            read(&with(&[("CORS_ALLOW_ORIGINS", "*")])).unwrap().cors_allow_origins,
+            CorsOrigins::Any
+        );
     }
 
     #[test]

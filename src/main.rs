@@ -36,12 +36,22 @@ fn in_lambda() -> bool {
 fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         // CloudWatch adds its own timestamp and request ID; keep lines compact.
-        builder.json().with_current_span(true).with_span_list(false).without_time().with_ansi(false).init();
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .without_time()
+            .with_ansi(false)
+            .init();
     } else {
-        builder.init();
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
     }
 }
 
@@ -52,7 +62,9 @@ async fn main() -> ExitCode {
         Some(command) => command,
         None if in_lambda() => Command::Lambda,
         None => {
-            eprintln!("error: no command given and AWS_LAMBDA_RUNTIME_API is not set; try `serverless-websockets serve` or --help");
+            eprintln!(
+                "error: no command given and AWS_LAMBDA_RUNTIME_API is not set; try `serverless-websockets serve` or --help"
+            );
             return ExitCode::from(2);
         }
     };
@@ -73,11 +85,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
     let issuer = Arc::new(AssumeRoleIssuer::new(&sdk_config, config.client_role_arn.as_str()));
     let router = api::router(config, issuer);
     match command {
-        Command::Lambda => lambda_http::run(router).await.map_err(|e| anyhow::anyhow!("Lambda runtime: {e}")),
+        Command::Lambda => lambda_http::run(router)
+            .await
+            .map_err(|e| anyhow::anyhow!("Lambda runtime: {e}")),
         Command::Serve { listen } => {
             let listener = tokio::net::TcpListener::bind(listen).await?;
             tracing::info!("vending API listening on http://{}/credentials", listener.local_addr()?);
-            axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
             tracing::info!("shut down");
             Ok(())
         }

@@ -50,7 +50,11 @@ impl IotEndpoint {
     /// `ws`/`http` (plain, for the local stack).
     pub fn parse(value: &str) -> Result<Self, EndpointError> {
         let value = value.trim();
-        let with_scheme = if value.contains("://") { value.to_owned() } else { format!("wss://{value}") };
+        let with_scheme = if value.contains("://") {
+            value.to_owned()
+        } else {
+            format!("wss://{value}")
+        };
         let url = url::Url::parse(&with_scheme).map_err(|_| EndpointError::Malformed(value.to_owned()))?;
         let secure = match url.scheme() {
             "wss" | "https" => true,
@@ -65,7 +69,10 @@ impl IotEndpoint {
         {
             return Err(EndpointError::Extra(value.to_owned()));
         }
-        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| EndpointError::Malformed(value.to_owned()))?;
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| EndpointError::Malformed(value.to_owned()))?;
         let default_port = if secure { 443 } else { 80 };
         let authority = match url.port() {
             Some(port) if port != default_port => format!("{host}:{port}"),
@@ -134,8 +141,9 @@ pub fn presign(
     let signed_url = format!("{}/mqtt", endpoint.https_base());
     let signable = SignableRequest::new("GET", &signed_url, std::iter::empty(), SignableBody::Bytes(b""))
         .map_err(|e| PresignError::Signing(e.to_string()))?;
-    let (instructions, _signature) =
-        sign(signable, &params).map_err(|e| PresignError::Signing(e.to_string()))?.into_parts();
+    let (instructions, _signature) = sign(signable, &params)
+        .map_err(|e| PresignError::Signing(e.to_string()))?
+        .into_parts();
     let mut request = http::Request::builder()
         .uri(&signed_url)
         .body(())
@@ -150,7 +158,13 @@ mod tests {
     use super::*;
 
     fn creds(token: Option<&str>) -> Credentials {
-        Credentials::new("ASIAEXAMPLEKEY", "secret/key+value", token.map(str::to_owned), None, "test")
+        Credentials::new(
+            "ASIAEXAMPLEKEY",
+            "secret/key+value",
+            token.map(str::to_owned),
+            None,
+            "test",
+        )
     }
 
     fn at(secs: u64) -> SystemTime {
@@ -161,8 +175,14 @@ mod tests {
     fn endpoints_parse_from_hosts_and_urls() {
         let aws = IotEndpoint::parse("abc-ats.iot.us-east-1.amazonaws.com").unwrap();
         assert_eq!(aws.websocket_base(), "wss://abc-ats.iot.us-east-1.amazonaws.com");
-        assert_eq!(IotEndpoint::parse("wss://h.example:443").unwrap().authority(), "h.example");
-        assert_eq!(IotEndpoint::parse("https://h.example/").unwrap().websocket_base(), "wss://h.example");
+        assert_eq!(
+            IotEndpoint::parse("wss://h.example:443").unwrap().authority(),
+            "h.example"
+        );
+        assert_eq!(
+            IotEndpoint::parse("https://h.example/").unwrap().websocket_base(),
+            "wss://h.example"
+        );
         let local = IotEndpoint::parse("ws://127.0.0.1:8443").unwrap();
         assert_eq!(local.websocket_base(), "ws://127.0.0.1:8443");
         assert_eq!(local.https_base(), "http://127.0.0.1:8443");
@@ -179,9 +199,18 @@ mod tests {
     #[test]
     fn the_url_carries_the_iot_signing_parameters_and_the_token_last() {
         let endpoint = IotEndpoint::parse("abc-ats.iot.eu-west-1.amazonaws.com").unwrap();
-        let url = presign(&endpoint, "eu-west-1", &creds(Some("tok/en+=")), at(1_700_000_000), DEFAULT_EXPIRES).unwrap();
+        let url = presign(
+            &endpoint,
+            "eu-west-1",
+            &creds(Some("tok/en+=")),
+            at(1_700_000_000),
+            DEFAULT_EXPIRES,
+        )
+        .unwrap();
         assert!(url.starts_with("wss://abc-ats.iot.eu-west-1.amazonaws.com/mqtt?X-Amz-Algorithm=AWS4-HMAC-SHA256&"));
-        assert!(url.contains("X-Amz-Credential=ASIAEXAMPLEKEY%2F20231114%2Feu-west-1%2Fiotdevicegateway%2Faws4_request"));
+        assert!(
+            url.contains("X-Amz-Credential=ASIAEXAMPLEKEY%2F20231114%2Feu-west-1%2Fiotdevicegateway%2Faws4_request")
+        );
         assert!(url.contains("X-Amz-Date=20231114T221320Z"));
         assert!(url.contains("X-Amz-Expires=900"));
         assert!(url.contains("X-Amz-SignedHeaders=host"));
@@ -194,7 +223,10 @@ mod tests {
     fn the_session_token_does_not_change_the_signature() {
         let endpoint = IotEndpoint::parse("h.example").unwrap();
         let signature = |url: String| {
-            url.split('&').find(|p| p.starts_with("X-Amz-Signature=")).unwrap().to_owned()
+            url.split('&')
+                .find(|p| p.starts_with("X-Amz-Signature="))
+                .unwrap()
+                .to_owned()
         };
         let with = presign(&endpoint, "us-east-1", &creds(Some("token")), at(0), DEFAULT_EXPIRES).unwrap();
         let without = presign(&endpoint, "us-east-1", &creds(None), at(0), DEFAULT_EXPIRES).unwrap();
@@ -205,8 +237,22 @@ mod tests {
     #[test]
     fn presigning_is_deterministic_for_a_fixed_time() {
         let endpoint = IotEndpoint::parse("ws://127.0.0.1:8443").unwrap();
-        let a = presign(&endpoint, "us-east-1", &creds(Some("t")), at(1_000_000), DEFAULT_EXPIRES).unwrap();
-        let b = presign(&endpoint, "us-east-1", &creds(Some("t")), at(1_000_000), DEFAULT_EXPIRES).unwrap();
+        let a = presign(
+            &endpoint,
+            "us-east-1",
+            &creds(Some("t")),
+            at(1_000_000),
+            DEFAULT_EXPIRES,
+        )
+        .unwrap();
+        let b = presign(
+            &endpoint,
+            "us-east-1",
+            &creds(Some("t")),
+            at(1_000_000),
+            DEFAULT_EXPIRES,
+        )
+        .unwrap();
         assert_eq!(a, b);
         assert!(a.starts_with("ws://127.0.0.1:8443/mqtt?"));
     }

@@ -38,7 +38,11 @@ pub struct TemporaryCredentials {
 impl TemporaryCredentials {
     /// The expiration as ISO-8601 (`2026-01-01T00:00:00Z`).
     pub fn expiration_iso8601(&self) -> String {
-        DateTime::from(self.expiration)
+        let secs = self
+            .expiration
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        DateTime::from_secs(secs as i64)
             .fmt(Format::DateTime)
             .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
     }
@@ -103,7 +107,10 @@ pub fn classify(code: Option<&str>, message: Option<&str>, status: u16) -> StsEr
         // AccessDenied, MalformedPolicyDocument, PackedPolicyTooLarge, ValidationError,
         // RegionDisabledException, ExpiredToken…: our own request is wrong, and
         // retrying will not help until the deployment is fixed.
-        _ => StsError::Misconfigured { code: code_str, message },
+        _ => StsError::Misconfigured {
+            code: code_str,
+            message,
+        },
     }
 }
 
@@ -118,6 +125,11 @@ pub struct AssumeRoleIssuer {
 /// instance credentials; `AWS_ENDPOINT_URL_STS`) with our timeouts and retries.
 /// No network I/O happens here: credentials resolve on first use.
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
+    sdk_config_loader().load().await
+}
+
+/// The loader behind [`load_sdk_config`], for callers that override a setting.
+pub fn sdk_config_loader() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(
             TimeoutConfig::builder()
@@ -127,13 +139,14 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
                 .build(),
         )
         .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .load()
-        .await
 }
 
 impl AssumeRoleIssuer {
     pub fn new(sdk_config: &aws_config::SdkConfig, role_arn: &str) -> Self {
-        Self { client: aws_sdk_sts::Client::new(sdk_config), role_arn: role_arn.to_owned() }
+        Self {
+            client: aws_sdk_sts::Client::new(sdk_config),
+            role_arn: role_arn.to_owned(),
+        }
     }
 }
 
@@ -150,9 +163,11 @@ impl CredentialIssuer for AssumeRoleIssuer {
             .send()
             .await
             .map_err(|err| match &err {
-                SdkError::ServiceError(service) => {
-                    classify(service.err().code(), service.err().message(), service.raw().status().as_u16())
-                }
+                SdkError::ServiceError(service) => classify(
+                    service.err().code(),
+                    service.err().message(),
+                    service.raw().status().as_u16(),
+                ),
                 SdkError::TimeoutError(_) => StsError::Timeout(format!("{err:?}")),
                 SdkError::DispatchFailure(failure) if failure.is_timeout() => StsError::Timeout(format!("{err:?}")),
                 SdkError::ConstructionFailure(_) => StsError::Misconfigured {
@@ -182,21 +197,38 @@ mod tests {
     #[test]
     fn throttling_codes_are_classified_as_throttled() {
         for code in ["Throttling", "ThrottlingException", "RequestLimitExceeded"] {
-            assert!(matches!(classify(Some(code), None, 400), StsError::Throttled { .. }), "{code}");
+            assert!(
+                matches!(classify(Some(code), None, 400), StsError::Throttled { .. }),
+                "{code}"
+            );
         }
     }
 
     #[test]
     fn refusals_of_our_own_request_are_misconfiguration() {
-        for code in ["AccessDenied", "MalformedPolicyDocument", "PackedPolicyTooLarge", "ValidationError"] {
-            assert!(matches!(classify(Some(code), Some("m"), 400), StsError::Misconfigured { .. }), "{code}");
+        for code in [
+            "AccessDenied",
+            "MalformedPolicyDocument",
+            "PackedPolicyTooLarge",
+            "ValidationError",
+        ] {
+            assert!(
+                matches!(classify(Some(code), Some("m"), 400), StsError::Misconfigured { .. }),
+                "{code}"
+            );
         }
-        assert!(matches!(classify(Some("AccessDenied"), None, 403), StsError::Misconfigured { .. }));
+        assert!(matches!(
+            classify(Some("AccessDenied"), None, 403),
+            StsError::Misconfigured { .. }
+        ));
     }
 
     #[test]
     fn server_faults_are_unavailability() {
-        assert!(matches!(classify(Some("InternalFailure"), None, 500), StsError::Unavailable(_)));
+        assert!(matches!(
+            classify(Some("InternalFailure"), None, 500),
+            StsError::Unavailable(_)
+        ));
         assert!(matches!(classify(None, None, 503), StsError::Unavailable(_)));
     }
 
@@ -209,7 +241,10 @@ mod tests {
             expiration: SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600),
         };
         let shown = format!("{creds:?}");
-        assert!(!shown.contains("SUPERSECRET") && !shown.contains("TOKENVALUE"), "{shown}");
+        assert!(
+            !shown.contains("SUPERSECRET") && !shown.contains("TOKENVALUE"),
+            "{shown}"
+        );
         assert!(shown.contains("2026-01-01T00:00:00Z"));
     }
 }

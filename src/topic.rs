@@ -114,7 +114,9 @@ mod tests {
 
     #[test]
     fn wildcards_separators_and_reserved_markers_are_refused_in_a_level() {
-        for bad in ["*", "a*", "?", "+", "#", "a/b", "$aws", "a b", "a\tb", "a\u{0}b", "a\u{7f}"] {
+        for bad in [
+            "*", "a*", "?", "+", "#", "a/b", "$aws", "a b", "a\tb", "a\u{0}b", "a\u{7f}",
+        ] {
             assert!(
                 matches!(check_level(bad, "client ID", 128), Err(NameError::ForbiddenChar { .. })),
                 "{bad:?} should be refused"

@@ -154,11 +154,20 @@ mod tests {
     #[test]
     fn statements_need_exactly_one_of_action_and_not_action() {
         let both = r#"{"Statement":[{"Effect":"Allow","Action":"a","NotAction":"b","Resource":"*"}]}"#;
-        assert!(matches!(PolicyDocument::parse(both), Err(PolicyParseError::Action { index: 0 })));
+        assert!(matches!(
+            PolicyDocument::parse(both),
+            Err(PolicyParseError::Action { index: 0 })
+        ));
         let neither = r#"{"Statement":[{"Effect":"Allow","Resource":"*"}]}"#;
-        assert!(matches!(PolicyDocument::parse(neither), Err(PolicyParseError::Action { .. })));
+        assert!(matches!(
+            PolicyDocument::parse(neither),
+            Err(PolicyParseError::Action { .. })
+        ));
         let no_resource = r#"{"Statement":[{"Effect":"Allow","Action":"a"}]}"#;
-        assert!(matches!(PolicyDocument::parse(no_resource), Err(PolicyParseError::Resource { .. })));
+        assert!(matches!(
+            PolicyDocument::parse(no_resource),
+            Err(PolicyParseError::Resource { .. })
+        ));
     }
 
     #[test]

@@ -38,21 +38,18 @@ pub fn evaluate(policies: &[PolicyDocument], action: &str, resource: &str) -> De
             (Effect::Allow, true) => {}
         }
     }
-    if allowed { Decision::Allow } else { Decision::NotApplicable }
+    if allowed {
+        Decision::Allow
+    } else {
+        Decision::NotApplicable
+    }
 }
 
 /// The effective permission of temporary credentials: allowed by the role's
 /// identity policies *and*, when the session was given one, by the session policy.
-pub fn is_allowed(
-    identity: &[PolicyDocument],
-    session: Option<&PolicyDocument>,
-    action: &str,
-    resource: &str,
-) -> bool {
+pub fn is_allowed(identity: &[PolicyDocument], session: Option<&PolicyDocument>, action: &str, resource: &str) -> bool {
     evaluate(identity, action, resource) == Decision::Allow
-        && session.is_none_or(|policy| {
-            evaluate(std::slice::from_ref(policy), action, resource) == Decision::Allow
-        })
+        && session.is_none_or(|policy| evaluate(std::slice::from_ref(policy), action, resource) == Decision::Allow)
 }
 
 fn applies(statement: &Statement, action: &str, resource: &str) -> bool {
@@ -103,7 +100,11 @@ pub fn glob(pattern: &str, text: &str, ignore_ascii_case: bool) -> bool {
                 lead => {
                     let (pw, tw) = (char_width(lead), char_width(t[ti]));
                     let (pc, tc) = (&p[pi..(pi + pw).min(p.len())], &t[ti..(ti + tw).min(t.len())]);
-                    let same = if ignore_ascii_case { pc.eq_ignore_ascii_case(tc) } else { pc == tc };
+                    let same = if ignore_ascii_case {
+                        pc.eq_ignore_ascii_case(tc)
+                    } else {
+                        pc == tc
+                    };
                     if same {
                         pi += pw;
                         ti += tw;
@@ -171,15 +172,20 @@ mod tests {
             r#"{{"Statement":{{"Effect":"Allow","Action":"IOT:connect","Resource":"{ARN}:client/Abc"}}}}"#
         ));
         let p = std::slice::from_ref(&policy);
-        assert_eq!(evaluate(p, "iot:Connect", &format!("{ARN}:client/Abc")), Decision::Allow);
-        assert_eq!(evaluate(p, "iot:Connect", &format!("{ARN}:client/abc")), Decision::NotApplicable);
+        assert_eq!(
+            evaluate(p, "iot:Connect", &format!("{ARN}:client/Abc")),
+            Decision::Allow
+        );
+        assert_eq!(
+            evaluate(p, "iot:Connect", &format!("{ARN}:client/abc")),
+            Decision::NotApplicable
+        );
     }
 
     #[test]
     fn evaluator_table() {
-        let policies = [
-            doc(&format!(
-                r#"{{"Version":"2012-10-17","Statement":[
+        let policies = [doc(&format!(
+            r#"{{"Version":"2012-10-17","Statement":[
                     {{"Effect":"Allow","Action":["iot:Subscribe","iot:Receive"],"Resource":["{ARN}:topicfilter/allowed/*","{ARN}:topic/allowed/*"]}},
                     {{"Effect":"Deny","Action":"iot:Receive","Resource":"{ARN}:topic/allowed/secret"}},
                     {{"Effect":"Allow","Action":"iot:*","Resource":"{ARN}:client/c-?"}},
@@ -187,8 +193,7 @@ mod tests {
                     {{"Effect":"Allow","Action":"iot:Publish","NotResource":"{ARN}:topic/open/*"}},
                     {{"Effect":"Allow","Action":"iot:Connect","Resource":"{ARN}:client/conditional","Condition":{{"Bool":{{"iot:Connection.Thing.IsAttached":"true"}}}}}}
                 ]}}"#
-            )),
-        ];
+        ))];
         use Decision::*;
         let cases: &[(&str, &str, Decision)] = &[
             ("iot:Subscribe", "topicfilter/allowed/a", Allow),
@@ -225,8 +230,14 @@ mod tests {
         let role = std::slice::from_ref(&role);
         assert!(is_allowed(role, Some(&session), "iot:Connect", "client/me"));
         assert!(!is_allowed(role, Some(&session), "iot:Connect", "client/you"));
-        assert!(!is_allowed(role, Some(&session), "iot:Publish", "topic/x"), "role lacks Publish");
-        assert!(is_allowed(role, None, "iot:Connect", "client/you"), "no session policy: the role decides");
+        assert!(
+            !is_allowed(role, Some(&session), "iot:Publish", "topic/x"),
+            "role lacks Publish"
+        );
+        assert!(
+            is_allowed(role, None, "iot:Connect", "client/you"),
+            "no session policy: the role decides"
+        );
     }
 
     #[test]
@@ -235,7 +246,17 @@ mod tests {
         let session = doc(
             r#"{"Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"},{"Effect":"Deny","Action":"iot:Publish","Resource":"*"}]}"#,
         );
-        assert!(!is_allowed(std::slice::from_ref(&role), Some(&session), "iot:Publish", "topic/a"));
-        assert!(is_allowed(std::slice::from_ref(&role), Some(&session), "iot:Receive", "topic/a"));
+        assert!(!is_allowed(
+            std::slice::from_ref(&role),
+            Some(&session),
+            "iot:Publish",
+            "topic/a"
+        ));
+        assert!(is_allowed(
+            std::slice::from_ref(&role),
+            Some(&session),
+            "iot:Receive",
+            "topic/a"
+        ));
     }
 }

@@ -43,7 +43,9 @@ pub enum SessionPolicyError {
 impl IotArns {
     pub fn new(partition: &str, region: &str, account: &str) -> Result<Self, SessionPolicyError> {
         let word = |s: &str| {
-            !s.is_empty() && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+            !s.is_empty()
+                && s.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
         };
         if !word(partition) {
             return Err(SessionPolicyError::Partition(partition.to_owned()));
@@ -102,14 +104,9 @@ fn topics<S: serde::Serializer>(topics: &[Topic], serializer: S) -> Result<S::Ok
 }
 
 /// Builds the compact JSON session policy for `client_id` with `grants`.
-pub fn session_policy(
-    arns: &IotArns,
-    client_id: &ClientId,
-    grants: &Grants,
-) -> Result<String, SessionPolicyError> {
-    let allow = |action: &str, resources: Vec<String>| {
-        Statement::new(Effect::Allow, vec![action.to_owned()], resources)
-    };
+pub fn session_policy(arns: &IotArns, client_id: &ClientId, grants: &Grants) -> Result<String, SessionPolicyError> {
+    let allow =
+        |action: &str, resources: Vec<String>| Statement::new(Effect::Allow, vec![action.to_owned()], resources);
     let mut statements = vec![allow("iot:Connect", vec![arns.client(client_id.as_str())])];
     if !grants.subscribe.is_empty() {
         let filters = grants.subscribe.iter().map(|t| arns.topic_filter(t.as_str())).collect();
@@ -159,25 +156,42 @@ mod tests {
         let golden = include_str!("../../tests/data/session-policy.json");
         let expected: serde_json::Value = serde_json::from_str(golden).unwrap();
         assert_eq!(serde_json::from_str::<serde_json::Value>(&json).unwrap(), expected);
-        assert!(!json.contains(char::is_whitespace), "sent compact to save STS's character budget");
+        assert!(
+            !json.contains(char::is_whitespace),
+            "sent compact to save STS's character budget"
+        );
     }
 
     #[test]
     fn publish_grants_add_a_publish_statement() {
         let id = ClientId::generate();
-        let grants = Grants { publish: vec![Topic::parse("from/me").unwrap()], ..private("allowed", &id) };
+        let grants = Grants {
+            publish: vec![Topic::parse("from/me").unwrap()],
+            ..private("allowed", &id)
+        };
         let policy = PolicyDocument::parse(&session_policy(&arns(), &id, &grants).unwrap()).unwrap();
         let p = std::slice::from_ref(&policy);
         assert_eq!(evaluate(p, "iot:Publish", &arns().topic("from/me")), Decision::Allow);
-        assert_eq!(evaluate(p, "iot:Publish", &arns().topic(&format!("allowed/{id}"))), Decision::NotApplicable);
+        assert_eq!(
+            evaluate(p, "iot:Publish", &arns().topic(&format!("allowed/{id}"))),
+            Decision::NotApplicable
+        );
     }
 
     #[test]
     fn a_policy_over_2048_characters_is_refused() {
         let id = ClientId::generate();
-        let subscribe = (0..40).map(|i| Topic::parse(&format!("shared/topic-number-{i}")).unwrap()).collect();
-        let grants = Grants { subscribe, publish: vec![] };
-        assert!(matches!(session_policy(&arns(), &id, &grants), Err(SessionPolicyError::TooLarge { .. })));
+        let subscribe = (0..40)
+            .map(|i| Topic::parse(&format!("shared/topic-number-{i}")).unwrap())
+            .collect();
+        let grants = Grants {
+            subscribe,
+            publish: vec![],
+        };
+        assert!(matches!(
+            session_policy(&arns(), &id, &grants),
+            Err(SessionPolicyError::TooLarge { .. })
+        ));
     }
 
     #[test]
