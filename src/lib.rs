@@ -13,6 +13,26 @@
 //! * [`config`] — the service's settings, read once from the environment.
 //! * [`sts`] — the credential issuer trait and its `aws-sdk-sts` implementation.
 //! * [`api`] — the axum `Router` served in Lambda and locally.
+//!
+//! The security core in one example: a client's session policy names only its own
+//! client ID and topic, so even a subscription to `allowed/#` is refused.
+//!
+//! ```
+//! use serverless_websockets::client_id::ClientId;
+//! use serverless_websockets::policy::{evaluate, session_policy, Decision, Grants, IotArns, PolicyDocument};
+//! use serverless_websockets::topic::Topic;
+//!
+//! let arns = IotArns::new("aws", "us-east-1", "123456789012").unwrap();
+//! let id = ClientId::generate();
+//! let grants = Grants { subscribe: vec![Topic::parse("allowed").unwrap().join(id.as_str()).unwrap()], publish: vec![] };
+//! let policy = PolicyDocument::parse(&session_policy(&arns, &id, &grants).unwrap()).unwrap();
+//! let policies = [policy];
+//!
+//! let own = arns.topic_filter(&format!("allowed/{id}"));
+//! assert_eq!(evaluate(&policies, "iot:Subscribe", &own), Decision::Allow);
+//! let everyone = arns.topic_filter("allowed/#");
+//! assert_eq!(evaluate(&policies, "iot:Subscribe", &everyone), Decision::NotApplicable);
+//! ```
 
 pub mod api;
 pub mod client_id;
