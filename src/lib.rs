@@ -13,6 +13,8 @@
 //! * [`config`] — the service's settings, read once from the environment.
 //! * [`sts`] — the credential issuer trait and its `aws-sdk-sts` implementation.
 //! * [`api`] — the axum `Router` served in Lambda and locally.
+//! * [`sigv4`] — SigV4 verification of incoming requests (for the emulators).
+//! * [`local`] — the local stack: STS emulator, identity store, and the command.
 //!
 //! The security core in one example: a client's session policy names only its own
 //! client ID and topic, so even a subscription to `allowed/#` is refused.
@@ -37,7 +39,9 @@
 pub mod api;
 pub mod client_id;
 pub mod config;
+pub mod local;
 pub mod policy;
 pub mod presign;
+pub mod sigv4;
 pub mod sts;
 pub mod topic;

@@ -1,13 +1,15 @@
 //! The `serverless-websockets` binary: the vending API in AWS Lambda (the default
 //! when `AWS_LAMBDA_RUNTIME_API` is set) or as a plain HTTP server (`serve`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use serverless_websockets::api;
 use serverless_websockets::config::Config;
+use serverless_websockets::local::{LocalOptions, LocalStack, ReadyInfo};
 use serverless_websockets::sts::{AssumeRoleIssuer, load_sdk_config};
 
 #[derive(Parser)]
@@ -27,6 +29,44 @@ enum Command {
     },
     /// Run as an AWS Lambda function behind API Gateway (the default inside Lambda).
     Lambda,
+    /// Run the local stack: the vending API and an STS emulator on this machine.
+    Local(LocalArgs),
+}
+
+#[derive(clap::Args)]
+struct LocalArgs {
+    /// Address every listener binds to.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port of the vending API (0: any free port).
+    #[arg(long, default_value_t = 3000)]
+    api_port: u16,
+    /// Port of the STS emulator (0: any free port).
+    #[arg(long, default_value_t = 4600)]
+    sts_port: u16,
+    /// Port of the IoT device gateway (0: any free port).
+    #[arg(long, default_value_t = 8443)]
+    iot_port: u16,
+    /// Once every listener accepts connections, write their addresses here as JSON.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+    /// Region the local services claim to be in.
+    #[arg(long, env = "LOCAL_REGION", default_value = "us-east-1")]
+    region: String,
+    /// Account ID in local ARNs.
+    #[arg(long, env = "LOCAL_ACCOUNT_ID", default_value = "000000000000")]
+    account_id: String,
+    /// Access key ID of the local admin (stands in for the Lambda execution role).
+    #[arg(long, env = "LOCAL_ADMIN_ACCESS_KEY_ID", default_value = "AKIALOCALADMIN000000")]
+    admin_access_key_id: String,
+    /// Secret access key of the local admin.
+    #[arg(
+        long,
+        env = "LOCAL_ADMIN_SECRET_ACCESS_KEY",
+        default_value = "local-admin-secret",
+        hide_env_values = true
+    )]
+    admin_secret_access_key: String,
 }
 
 fn in_lambda() -> bool {
@@ -80,6 +120,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
+    if let Command::Local(args) = command {
+        return run_local(args).await;
+    }
     let config = Config::from_env()?;
     let sdk_config = load_sdk_config().await;
     let issuer = Arc::new(AssumeRoleIssuer::new(&sdk_config, config.client_role_arn.as_str()));
@@ -97,7 +140,60 @@ async fn run(command: Command) -> anyhow::Result<()> {
             tracing::info!("shut down");
             Ok(())
         }
+        Command::Local(_) => unreachable!("handled above"),
     }
+}
+
+async fn run_local(args: LocalArgs) -> anyhow::Result<()> {
+    let options = LocalOptions {
+        host: args.host,
+        api_port: args.api_port,
+        sts_port: args.sts_port,
+        iot_port: args.iot_port,
+        region: args.region,
+        account_id: args.account_id,
+        admin_access_key_id: args.admin_access_key_id,
+        admin_secret_access_key: args.admin_secret_access_key,
+    };
+    let mut stack = LocalStack::start(options).await?;
+    if let Some(path) = &args.ready_file {
+        stack.write_ready_file(path)?;
+    }
+    print_banner(stack.info());
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = stack.wait() => anyhow::bail!("a local server stopped unexpectedly"),
+    }
+    stack.shutdown().await;
+    tracing::info!("local stack shut down");
+    Ok(())
+}
+
+fn print_banner(info: &ReadyInfo) {
+    let admin = &info.admin;
+    let env = format!(
+        "AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION={}",
+        admin.access_key_id, admin.secret_access_key, info.region
+    );
+    println!(
+        "serverless-websockets local stack (region {region}, account {account})
+
+  vending API    {api}
+  STS emulator   {sts}
+  client role    {role}
+  admin          {env}
+
+Get credentials:
+  curl -s -X POST {api}
+Check the admin identity with the AWS CLI:
+  {env} aws sts get-caller-identity --endpoint-url {sts}
+",
+        region = info.region,
+        account = info.account_id,
+        api = info.api_url,
+        sts = info.sts_endpoint,
+        role = info.client_role_arn,
+    );
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -6,13 +6,16 @@
 //!   and serialised with serde.
 //! * [`session`] — builds the per-client session policy from exact resources.
 //! * [`eval`] — `evaluate(policies, action, resource)` and the role ∩ session rule.
+//! * [`role`] — the client role's identity policy (deployed and local).
 //!
 //! Everything here is pure: no I/O, no clock.
 
 pub mod document;
 pub mod eval;
+pub mod role;
 pub mod session;
 
 pub use document::{PolicyDocument, PolicyParseError};
 pub use eval::{Decision, evaluate, is_allowed};
+pub use role::client_role_policy;
 pub use session::{Grants, IotArns, SessionPolicyError, session_policy};

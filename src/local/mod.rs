@@ -1,0 +1,249 @@
+//! The local stack behind `serverless-websockets local`: the vending API, an STS
+//! emulator and (with the gateway) an IoT device-gateway emulator in one process,
+//! so the whole system runs and is tested on one machine with no AWS account.
+//!
+//! The vending API is the same [`crate::api::router`] as in Lambda and reaches the
+//! local STS through the same `aws-sdk-sts` code, only with the endpoint
+//! overridden and the local admin credentials standing in for the Lambda
+//! execution role. The emulators share one [`identity::IdentityStore`]: what STS
+//! issues, the gateway authenticates and authorizes.
+//!
+//! [`LocalStack::start`] binds every listener before it returns, so the addresses
+//! it reports (port 0 resolved) already accept connections.
+
+pub mod identity;
+pub mod sts;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::{Config, ConfigError};
+use crate::policy::{IotArns, PolicyDocument, client_role_policy};
+use identity::{Identity, IdentityStore};
+use sts::{LocalRole, StsEmulator};
+
+/// The name of the local client role.
+pub const CLIENT_ROLE_NAME: &str = "serverless-websockets-client";
+
+/// What `serverless-websockets local` is asked to run.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    pub host: IpAddr,
+    pub api_port: u16,
+    pub sts_port: u16,
+    pub iot_port: u16,
+    pub region: String,
+    pub account_id: String,
+    pub admin_access_key_id: String,
+    pub admin_secret_access_key: String,
+}
+
+impl LocalOptions {
+    /// Loopback, every port picked by the OS, default identity: for tests.
+    pub fn ephemeral() -> Self {
+        Self {
+            host: IpAddr::from([127, 0, 0, 1]),
+            api_port: 0,
+            sts_port: 0,
+            iot_port: 0,
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            admin_access_key_id: "AKIALOCALADMIN000000".into(),
+            admin_secret_access_key: "local-admin-secret".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("cannot listen for the {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("invalid local setting: {0}")]
+    Setting(String),
+    #[error("cannot write the ready file {path}: {source}")]
+    ReadyFile { path: String, source: std::io::Error },
+}
+
+/// Where everything is, as written to the ready file.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadyInfo {
+    pub api_url: String,
+    pub sts_endpoint: String,
+    pub region: String,
+    pub account_id: String,
+    pub client_role_arn: String,
+    pub admin: AdminCredentials,
+    /// PEM of the gateway's self-signed CA when it serves TLS; `null` otherwise.
+    pub ca_cert: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+/// A running local stack. Dropping it does not stop it; call [`LocalStack::shutdown`].
+pub struct LocalStack {
+    info: ReadyInfo,
+    store: Arc<IdentityStore>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl LocalStack {
+    /// Binds all listeners, then serves them in the background.
+    pub async fn start(options: LocalOptions) -> Result<Self, LocalError> {
+        let sts_listener = bind(options.host, options.sts_port, "STS emulator").await?;
+        let api_listener = bind(options.host, options.api_port, "vending API").await?;
+        let sts_addr = sts_listener.local_addr().expect("bound");
+        let api_addr = api_listener.local_addr().expect("bound");
+        let sts_endpoint = format!("http://{}", sts_addr);
+        let iot_endpoint = format!("ws://{}", SocketAddr::new(options.host, options.iot_port));
+
+        let client_role_arn = format!("arn:aws:iam::{}:role/{CLIENT_ROLE_NAME}", options.account_id);
+        // The vending API's own settings (prefix, duration, CORS) still come from the
+        // environment, as in Lambda; only what the local stack decides is fixed here.
+        let config = Config::from_lookup(|name| match name {
+            "CLIENT_ROLE_ARN" => Some(client_role_arn.clone()),
+            "AWS_REGION" => Some(options.region.clone()),
+            "IOT_ENDPOINT" => Some(iot_endpoint.clone()),
+            _ => std::env::var(name).ok(),
+        })?;
+        let arns = IotArns::new("aws", &options.region, &options.account_id)
+            .map_err(|e| LocalError::Setting(e.to_string()))?;
+
+        let store = Arc::new(IdentityStore::new());
+        let admin_arn = format!("arn:aws:iam::{}:user/admin", options.account_id);
+        store.insert(
+            Identity {
+                access_key_id: options.admin_access_key_id.clone(),
+                secret_access_key: options.admin_secret_access_key.clone(),
+                session_token: None,
+                expiration: None,
+                arn: admin_arn.clone(),
+                user_id: format!("AIDA{}", sts::random_base32(17)),
+                account: options.account_id.clone(),
+                policies: Arc::from(vec![admin_policy()]),
+                session_policy: None,
+                source_identity: None,
+            },
+            SystemTime::now(),
+        );
+        let client_role = LocalRole {
+            arn: client_role_arn.clone(),
+            name: CLIENT_ROLE_NAME.into(),
+            role_id: format!("AROA{}", sts::random_base32(17)),
+            max_session: Duration::from_secs(3600),
+            policies: Arc::from(vec![client_role_policy(&arns, &config.topic_prefix)]),
+            trusted: vec![admin_arn],
+        };
+        let emulator = Arc::new(StsEmulator::new(&options.account_id, vec![client_role], store.clone()));
+
+        let sdk_config = crate::sts::sdk_config_loader()
+            .region(aws_config::Region::new(options.region.clone()))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                &options.admin_access_key_id,
+                &options.admin_secret_access_key,
+                None,
+                None,
+                "local-admin",
+            ))
+            .endpoint_url(&sts_endpoint)
+            .load()
+            .await;
+        let issuer = Arc::new(crate::sts::AssumeRoleIssuer::new(&sdk_config, &client_role_arn));
+        let api = crate::api::router(config, issuer);
+
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(serve(sts_listener, emulator.router(), stopped.clone()));
+        tasks.spawn(serve(api_listener, api, stopped));
+
+        let info = ReadyInfo {
+            api_url: format!("http://{}/credentials", api_addr),
+            sts_endpoint,
+            region: options.region,
+            account_id: options.account_id,
+            client_role_arn,
+            admin: AdminCredentials {
+                access_key_id: options.admin_access_key_id,
+                secret_access_key: options.admin_secret_access_key,
+            },
+            ca_cert: None,
+        };
+        Ok(Self {
+            info,
+            store,
+            stop,
+            tasks,
+        })
+    }
+
+    pub fn info(&self) -> &ReadyInfo {
+        &self.info
+    }
+
+    /// The identities the emulators know, shared with the gateway.
+    pub fn identities(&self) -> &Arc<IdentityStore> {
+        &self.store
+    }
+
+    /// Writes [`ReadyInfo`] as JSON to `path` atomically (temp file, then rename).
+    pub fn write_ready_file(&self, path: &Path) -> Result<(), LocalError> {
+        let err = |source| LocalError::ReadyFile {
+            path: path.display().to_string(),
+            source,
+        };
+        let json = serde_json::to_string_pretty(&self.info).expect("ready info serialises");
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        std::fs::write(&tmp, json).map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(err)
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits for every server.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Resolves when any server stops on its own (an error); for the command's main loop.
+    pub async fn wait(&mut self) {
+        self.tasks.join_next().await;
+    }
+}
+
+/// The admin identity may do anything, like an account's administrator.
+fn admin_policy() -> PolicyDocument {
+    PolicyDocument::parse(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
+        .expect("the admin policy is valid")
+}
+
+async fn bind(host: IpAddr, port: u16, what: &'static str) -> Result<TcpListener, LocalError> {
+    let addr = SocketAddr::new(host, port);
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| LocalError::Bind { what, addr, source })
+}
+
+async fn serve(listener: TcpListener, router: axum::Router, mut stopped: watch::Receiver<bool>) {
+    let shutdown = async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    if let Err(err) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+        tracing::error!("local server failed: {err}");
+    }
+}

@@ -1,0 +1,513 @@
+//! A local STS: the Query API's `AssumeRole` and `GetCallerIdentity`
+//! (<https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html>), close
+//! enough to AWS that `aws-sdk-sts`, botocore and the AWS CLI work against it.
+//!
+//! Every request must carry a valid SigV4 `Authorization` header (service `sts`)
+//! from a known identity — the admin credentials or credentials this emulator
+//! issued. `AssumeRole` validates its parameters as AWS does (session name,
+//! duration against the role's maximum and the one-hour role-chaining cap, the
+//! session policy's size, character set and grammar), checks that the role trusts
+//! the caller and that the caller may `sts:AssumeRole` it, and then issues
+//! `ASIA…` credentials recorded in the shared [`IdentityStore`] together with the
+//! role's policies and the session policy, which is all the IoT gateway needs.
+//!
+//! Not emulated: other actions, `Condition` keys in trust policies, MFA, external
+//! IDs, throttling, regional endpoint differences. `PackedPolicySize` is an
+//! estimate (policy and tag characters as a percentage of 2048), not AWS's
+//! compression-based figure.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+
+use super::identity::{AuthError, Identity, IdentityStore};
+use crate::policy::PolicyDocument;
+use crate::policy::eval::glob;
+use crate::sigv4::{Expectations, RequestParts, SigError, SignedClaims, TokenInQuery, Verifier};
+
+const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+/// STS's limit on the session policy, in characters.
+pub const MAX_POLICY_CHARS: usize = 2048;
+/// Role chaining caps sessions at one hour.
+pub const CHAINED_MAX: Duration = Duration::from_secs(3600);
+
+/// A role the emulator can hand out sessions for.
+#[derive(Debug, Clone)]
+pub struct LocalRole {
+    pub arn: String,
+    pub name: String,
+    /// `AROA…`, the role's unique ID.
+    pub role_id: String,
+    pub max_session: Duration,
+    pub policies: Arc<[PolicyDocument]>,
+    /// ARN patterns (`*`, `?` wildcards) of principals the role trusts.
+    pub trusted: Vec<String>,
+}
+
+/// An AWS error response: HTTP status, error code and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Fault {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn validation(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "ValidationError", message)
+    }
+}
+
+pub struct StsEmulator {
+    account: String,
+    roles: Vec<LocalRole>,
+    store: Arc<IdentityStore>,
+    verifier: Verifier,
+}
+
+impl StsEmulator {
+    pub fn new(account: &str, roles: Vec<LocalRole>, store: Arc<IdentityStore>) -> Self {
+        Self {
+            account: account.to_owned(),
+            roles,
+            store,
+            verifier: Verifier::new(),
+        }
+    }
+
+    /// The Query API on `/` (POST form or GET query).
+    pub fn router(self: Arc<Self>) -> axum::Router {
+        axum::Router::new().fallback(handle).with_state(self)
+    }
+
+    /// Authenticates a signed request: the caller's identity, or the AWS fault.
+    fn authenticate(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Arc<Identity>, Fault> {
+        use sha2::Digest;
+        let claims = SignedClaims::from_headers(headers).map_err(|err| match err {
+            SigError::Missing => Fault::new(
+                StatusCode::FORBIDDEN,
+                "MissingAuthenticationToken",
+                "Request is missing Authentication Token",
+            ),
+            other => Fault::new(
+                StatusCode::BAD_REQUEST,
+                "IncompleteSignature",
+                format!("Authorization header: {other}"),
+            ),
+        })?;
+        let identity = self
+            .store
+            .authenticate(&claims.access_key_id, claims.security_token.as_deref(), now)
+            .map_err(|err| match err {
+                AuthError::UnknownKey | AuthError::BadToken => Fault::new(
+                    StatusCode::FORBIDDEN,
+                    "InvalidClientTokenId",
+                    "The security token included in the request is invalid.",
+                ),
+                AuthError::Expired => Fault::new(
+                    StatusCode::BAD_REQUEST,
+                    "ExpiredTokenException",
+                    "The security token included in the request is expired",
+                ),
+            })?;
+        let payload = hex::encode(sha2::Sha256::digest(body));
+        let parts = RequestParts {
+            method: method.as_str(),
+            raw_path: uri.path(),
+            raw_query: uri.query(),
+            headers,
+        };
+        let expect = Expectations {
+            services: &["sts"],
+            token_in_query: TokenInQuery::Signed,
+            payload_sha256: Some(&payload),
+        };
+        self.verifier.verify(&claims, parts, &identity.secret_access_key, expect, now).map_err(|err| {
+            let message = match err {
+                SigError::Skewed => "Signature expired: the request's X-Amz-Date is more than 15 minutes from the server's time.".to_owned(),
+                SigError::Service { found } => format!("Credential should be scoped to correct service: 'sts', not '{found}'."),
+                _ => "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.".to_owned(),
+            };
+            Fault::new(StatusCode::FORBIDDEN, "SignatureDoesNotMatch", message)
+        })?;
+        Ok(identity)
+    }
+
+    /// `GetCallerIdentity`: who signed the request.
+    pub fn get_caller_identity(&self, caller: &Identity) -> String {
+        format!(
+            "<GetCallerIdentityResult><Arn>{}</Arn><UserId>{}</UserId><Account>{}</Account></GetCallerIdentityResult>",
+            escape(&caller.arn),
+            escape(&caller.user_id),
+            escape(&caller.account)
+        )
+    }
+
+    /// `AssumeRole`: validates, authorizes, issues and records credentials.
+    pub fn assume_role(
+        &self,
+        caller: &Identity,
+        params: &HashMap<String, String>,
+        now: SystemTime,
+    ) -> Result<String, Fault> {
+        let role_arn = params.get("RoleArn").ok_or_else(|| {
+            Fault::validation("1 validation error detected: Value null at 'roleArn' failed to satisfy constraint: Member must not be null")
+        })?;
+        let session = params.get("RoleSessionName").ok_or_else(|| {
+            Fault::validation("1 validation error detected: Value null at 'roleSessionName' failed to satisfy constraint: Member must not be null")
+        })?;
+        if !is_session_name(session) {
+            return Err(Fault::validation(format!(
+                "1 validation error detected: Value '{session}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]* and have length between 2 and 64"
+            )));
+        }
+        let duration = match params.get("DurationSeconds") {
+            None => Duration::from_secs(3600),
+            Some(raw) => match raw.parse::<u64>() {
+                Ok(secs) if (900..=43_200).contains(&secs) => Duration::from_secs(secs),
+                _ => {
+                    return Err(Fault::validation(format!(
+                        "1 validation error detected: Value '{raw}' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200"
+                    )));
+                }
+            },
+        };
+        let session_policy = match params.get("Policy") {
+            None => None,
+            Some(policy) => Some(parse_session_policy(policy)?),
+        };
+        let tags = parse_tags(params)?;
+        let source_identity = match params.get("SourceIdentity") {
+            Some(value) if !is_session_name(value) || value.to_ascii_lowercase().starts_with("aws:") => {
+                return Err(Fault::validation(format!(
+                    "1 validation error detected: Value '{value}' at 'sourceIdentity' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]* and have length between 2 and 64"
+                )));
+            }
+            other => other.cloned(),
+        };
+
+        let denied = || {
+            Fault::new(
+                StatusCode::FORBIDDEN,
+                "AccessDenied",
+                format!(
+                    "User: {} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
+                    caller.arn
+                ),
+            )
+        };
+        let role = self.roles.iter().find(|r| &r.arn == role_arn).ok_or_else(denied)?;
+        if !role.trusted.iter().any(|pattern| glob(pattern, &caller.arn, false))
+            || !caller.is_allowed("sts:AssumeRole", role_arn)
+        {
+            return Err(denied());
+        }
+        if duration > role.max_session {
+            return Err(Fault::validation(
+                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+            ));
+        }
+        if caller.is_assumed_role() && duration > CHAINED_MAX {
+            return Err(Fault::validation(
+                "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.",
+            ));
+        }
+        let packed_chars = params.get("Policy").map_or(0, |p| compact_len(p))
+            + tags
+                .iter()
+                .map(|(k, v)| k.chars().count() + v.chars().count())
+                .sum::<usize>();
+        let packed_percent = (packed_chars * 100).div_ceil(MAX_POLICY_CHARS);
+        if packed_percent > 100 {
+            return Err(Fault::new(
+                StatusCode::BAD_REQUEST,
+                "PackedPolicyTooLarge",
+                format!("Packed policy consumes {packed_percent}% of allotted space, please use smaller policy."),
+            ));
+        }
+
+        let access_key_id = format!("ASIA{}", random_base32(16));
+        let secret = base64::engine::general_purpose::STANDARD.encode(random::<30>());
+        let token = base64::engine::general_purpose::STANDARD.encode(random::<120>());
+        let expiration = now + duration;
+        let assumed_arn = format!("arn:aws:sts::{}:assumed-role/{}/{session}", self.account, role.name);
+        let user_id = format!("{}:{session}", role.role_id);
+        self.store.insert(
+            Identity {
+                access_key_id: access_key_id.clone(),
+                secret_access_key: secret.clone(),
+                session_token: Some(token.clone()),
+                expiration: Some(expiration),
+                arn: assumed_arn.clone(),
+                user_id: user_id.clone(),
+                account: self.account.clone(),
+                policies: role.policies.clone(),
+                session_policy: session_policy.map(Arc::new),
+                source_identity: source_identity.clone(),
+            },
+            now,
+        );
+        tracing::info!(caller = %caller.arn, assumed = %assumed_arn, duration_s = duration.as_secs(), "AssumeRole issued credentials");
+
+        let expiration = aws_smithy_types::DateTime::from_secs(
+            expiration
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+        )
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default();
+        let mut xml = String::from("<AssumeRoleResult>");
+        if let Some(source) = &source_identity {
+            let _ = write!(xml, "<SourceIdentity>{}</SourceIdentity>", escape(source));
+        }
+        let _ = write!(
+            xml,
+            "<AssumedRoleUser><AssumedRoleId>{}</AssumedRoleId><Arn>{}</Arn></AssumedRoleUser>\
+             <Credentials><AccessKeyId>{access_key_id}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey>\
+             <SessionToken>{}</SessionToken><Expiration>{expiration}</Expiration></Credentials>",
+            escape(&user_id),
+            escape(&assumed_arn),
+            escape(&secret),
+            escape(&token),
+        );
+        if params.contains_key("Policy") || !tags.is_empty() {
+            let _ = write!(xml, "<PackedPolicySize>{packed_percent}</PackedPolicySize>");
+        }
+        xml.push_str("</AssumeRoleResult>");
+        Ok(xml)
+    }
+}
+
+async fn handle(
+    State(sts): State<Arc<StsEmulator>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request_id = hex::encode(random::<16>());
+    let now = SystemTime::now();
+    let mut params: HashMap<String, String> = HashMap::new();
+    if let Some(query) = uri.query() {
+        params.extend(url::form_urlencoded::parse(query.as_bytes()).into_owned());
+    }
+    if method == Method::POST {
+        params.extend(url::form_urlencoded::parse(&body).into_owned());
+    }
+    let action = params.get("Action").cloned().unwrap_or_default();
+    let result = if method != Method::POST && method != Method::GET {
+        Err(Fault::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "InvalidAction",
+            "Use POST or GET.",
+        ))
+    } else if uri.path() != "/" {
+        Err(Fault::new(
+            StatusCode::NOT_FOUND,
+            "InvalidAction",
+            format!("No STS operation at {}.", uri.path()),
+        ))
+    } else {
+        sts.authenticate(&method, &uri, &headers, &body, now)
+            .and_then(|caller| match action.as_str() {
+                "AssumeRole" => sts.assume_role(&caller, &params, now),
+                "GetCallerIdentity" => Ok(sts.get_caller_identity(&caller)),
+                "" => Err(Fault::new(StatusCode::BAD_REQUEST, "MissingAction", "Missing Action")),
+                other => Err(Fault::new(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidAction",
+                    format!("Could not find operation {other} for version 2011-06-15"),
+                )),
+            })
+    };
+    let xml_headers = [("content-type", "text/xml"), ("x-amzn-requestid", request_id.as_str())];
+    match result {
+        Ok(result) => {
+            let body = format!(
+                r#"<{action}Response xmlns="{NAMESPACE}">{result}<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></{action}Response>"#
+            );
+            (StatusCode::OK, xml_headers, body).into_response()
+        }
+        Err(fault) => {
+            tracing::warn!(action = %action, code = fault.code, status = fault.status.as_u16(), message = %fault.message, "STS request refused");
+            let kind = if fault.status.is_server_error() {
+                "Receiver"
+            } else {
+                "Sender"
+            };
+            let body = format!(
+                r#"<ErrorResponse xmlns="{NAMESPACE}"><Error><Type>{kind}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"#,
+                fault.code,
+                escape(&fault.message)
+            );
+            (fault.status, xml_headers, body).into_response()
+        }
+    }
+}
+
+/// `[\w+=,.@-]{2,64}`.
+fn is_session_name(value: &str) -> bool {
+    (2..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"_+=,.@-".contains(&c))
+}
+
+fn parse_session_policy(policy: &str) -> Result<PolicyDocument, Fault> {
+    let chars = policy.chars().count();
+    if chars == 0 || chars > MAX_POLICY_CHARS {
+        return Err(Fault::validation(format!(
+            "1 validation error detected: Value at 'policy' failed to satisfy constraint: Member must have length less than or equal to {MAX_POLICY_CHARS}"
+        )));
+    }
+    if !policy
+        .chars()
+        .all(|c| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{FF}'))
+    {
+        return Err(Fault::validation(
+            "1 validation error detected: Value at 'policy' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\u0009\\u000A\\u000D\\u0020-\\u00FF]+",
+        ));
+    }
+    PolicyDocument::parse(policy).map_err(|err| {
+        let message = match err {
+            crate::policy::PolicyParseError::Syntax(_) => "The policy is not in the valid JSON format.".to_owned(),
+            other => format!("Syntax errors in policy: {other}."),
+        };
+        Fault::new(StatusCode::BAD_REQUEST, "MalformedPolicyDocument", message)
+    })
+}
+
+/// `Tags.member.N.Key` / `Tags.member.N.Value`, at most 50.
+fn parse_tags(params: &HashMap<String, String>) -> Result<Vec<(String, String)>, Fault> {
+    let mut tags = Vec::new();
+    for n in 1.. {
+        let Some(key) = params.get(&format!("Tags.member.{n}.Key")) else {
+            break;
+        };
+        let value = params
+            .get(&format!("Tags.member.{n}.Value"))
+            .cloned()
+            .unwrap_or_default();
+        if key.is_empty() || key.chars().count() > 128 || value.chars().count() > 256 {
+            return Err(Fault::validation(format!(
+                "Tag {n} has an empty or over-long key or an over-long value."
+            )));
+        }
+        tags.push((key.clone(), value));
+        if tags.len() > 50 {
+            return Err(Fault::validation("At most 50 session tags may be passed."));
+        }
+    }
+    Ok(tags)
+}
+
+/// Characters of the policy without insignificant whitespace.
+fn compact_len(policy: &str) -> usize {
+    serde_json::from_str::<serde_json::Value>(policy).map_or(policy.chars().count(), |v| v.to_string().chars().count())
+}
+
+/// Escapes text for XML element content.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub(crate) fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).expect("the operating system's RNG is unavailable");
+    bytes
+}
+
+/// `len` characters of RFC 4648 base32 (A–Z, 2–7), as in AWS access key IDs.
+pub(crate) fn random_base32(len: usize) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    random::<32>()
+        .iter()
+        .take(len)
+        .map(|b| ALPHABET[(b % 32) as usize] as char)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_names_follow_the_sts_pattern() {
+        assert!(is_session_name("ab"));
+        assert!(is_session_name("user@example.com,x=y+z_w-v"));
+        assert!(!is_session_name("a"));
+        assert!(!is_session_name(&"a".repeat(65)));
+        assert!(!is_session_name("has space"));
+        assert!(!is_session_name("slash/y"));
+    }
+
+    #[test]
+    fn session_policies_are_checked_for_size_charset_and_grammar() {
+        let ok = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:*","Resource":"*"}}"#;
+        assert!(parse_session_policy(ok).is_ok());
+        assert_eq!(
+            parse_session_policy("{not json").unwrap_err().code,
+            "MalformedPolicyDocument"
+        );
+        assert_eq!(
+            parse_session_policy(r#"{"Statement":[]}"#).unwrap_err().code,
+            "MalformedPolicyDocument"
+        );
+        assert_eq!(
+            parse_session_policy(&" ".repeat(2049)).unwrap_err().code,
+            "ValidationError"
+        );
+        assert_eq!(
+            parse_session_policy("{\"x\":\"\u{263a}\"}").unwrap_err().code,
+            "ValidationError"
+        );
+    }
+
+    #[test]
+    fn xml_text_is_escaped() {
+        assert_eq!(escape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&apos;");
+    }
+
+    #[test]
+    fn access_key_ids_look_like_aws_ones() {
+        let key = format!("ASIA{}", random_base32(16));
+        assert_eq!(key.len(), 20);
+        assert!(
+            key.bytes()
+                .all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c))
+        );
+    }
+}
