@@ -9,6 +9,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use serverless_websockets::api;
 use serverless_websockets::config::Config;
+use serverless_websockets::local::gateway::{DenyMode, GatewayOptions};
 use serverless_websockets::local::{LocalOptions, LocalStack, ReadyInfo};
 use serverless_websockets::sts::{AssumeRoleIssuer, load_sdk_config};
 
@@ -29,7 +30,7 @@ enum Command {
     },
     /// Run as an AWS Lambda function behind API Gateway (the default inside Lambda).
     Lambda,
-    /// Run the local stack: the vending API and an STS emulator on this machine.
+    /// Run the local stack: the vending API, an STS emulator and an IoT gateway on this machine.
     Local(LocalArgs),
 }
 
@@ -47,9 +48,27 @@ struct LocalArgs {
     /// Port of the IoT device gateway (0: any free port).
     #[arg(long, default_value_t = 8443)]
     iot_port: u16,
+    /// Serve the IoT gateway over TLS (wss://, https://) with a throwaway local CA.
+    #[arg(long)]
+    tls: bool,
+    /// With --tls: where to write the local CA certificate (PEM) for clients to trust.
+    #[arg(long, requires = "tls")]
+    ca_cert: Option<PathBuf>,
     /// Once every listener accepts connections, write their addresses here as JSON.
     #[arg(long)]
     ready_file: Option<PathBuf>,
+    /// Answer an unauthorized CONNECT with CONNACK return code 5 before closing
+    /// (IoT Core just closes the connection).
+    #[arg(long)]
+    connack_on_deny: bool,
+    /// Answer an unauthorized SUBSCRIBE filter with SUBACK 0x80 instead of
+    /// disconnecting (IoT Core disconnects).
+    #[arg(long)]
+    suback_on_deny: bool,
+    /// Smallest keep-alive the gateway accepts, in seconds; lower values are raised
+    /// to it (IoT Core: 30).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=1200))]
+    min_keep_alive: u64,
     /// Region the local services claim to be in.
     #[arg(long, env = "LOCAL_REGION", default_value = "us-east-1")]
     region: String,
@@ -154,6 +173,22 @@ async fn run_local(args: LocalArgs) -> anyhow::Result<()> {
         account_id: args.account_id,
         admin_access_key_id: args.admin_access_key_id,
         admin_secret_access_key: args.admin_secret_access_key,
+        tls: args.tls,
+        ca_cert_path: args.ca_cert,
+        gateway: GatewayOptions {
+            min_keep_alive: std::time::Duration::from_secs(args.min_keep_alive),
+            connect_deny: if args.connack_on_deny {
+                DenyMode::Reply
+            } else {
+                DenyMode::Close
+            },
+            subscribe_deny: if args.suback_on_deny {
+                DenyMode::Reply
+            } else {
+                DenyMode::Close
+            },
+            ..GatewayOptions::default()
+        },
     };
     let mut stack = LocalStack::start(options).await?;
     if let Some(path) = &args.ready_file {
@@ -180,14 +215,29 @@ fn print_banner(info: &ReadyInfo) {
 
   vending API    {api}
   STS emulator   {sts}
+  IoT gateway    {iot}/mqtt  (HTTPS publish: {data}){ca}
   client role    {role}
   admin          {env}
 
-Get credentials:
+Get credentials (note the clientId):
   curl -s -X POST {api}
+Push to that client as your backend would:
+  {env} aws iot-data publish --endpoint-url {data}{ca_flag} --topic allowed/<clientId> --payload hello
 Check the admin identity with the AWS CLI:
   {env} aws sts get-caller-identity --endpoint-url {sts}
 ",
+        iot = info.iot_endpoint,
+        data = info.iot_data_endpoint,
+        ca = info
+            .ca_cert
+            .as_deref()
+            .map(|p| format!("\n  local CA       {p}"))
+            .unwrap_or_default(),
+        ca_flag = info
+            .ca_cert
+            .as_deref()
+            .map(|p| format!(" --ca-bundle {p}"))
+            .unwrap_or_default(),
         region = info.region,
         account = info.account_id,
         api = info.api_url,

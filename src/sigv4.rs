@@ -48,6 +48,8 @@ pub enum SigError {
     Algorithm,
     #[error("credential scope names service {found:?}")]
     Service { found: String },
+    #[error("credential scope names region {found:?}")]
+    Region { found: String },
     #[error("credential scope date does not match X-Amz-Date")]
     ScopeDate,
     #[error("X-Amz-Date is more than 15 minutes from the server's time")]
@@ -215,6 +217,8 @@ pub enum TokenInQuery {
 #[derive(Debug, Clone, Copy)]
 pub struct Expectations<'a> {
     pub services: &'a [&'a str],
+    /// The region the credential scope must name; `None` accepts any.
+    pub region: Option<&'a str>,
     pub token_in_query: TokenInQuery,
     /// hex SHA-256 of the body; `None` for presigned requests (empty payload).
     pub payload_sha256: Option<&'a str>,
@@ -438,6 +442,7 @@ mod tests {
     fn iot() -> Expectations<'static> {
         Expectations {
             services: &["iotdevicegateway", "iotdata"],
+            region: Some("us-east-1"),
             token_in_query: TokenInQuery::Unsigned,
             payload_sha256: None,
         }

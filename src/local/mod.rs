@@ -1,5 +1,5 @@
 //! The local stack behind `serverless-websockets local`: the vending API, an STS
-//! emulator and (with the gateway) an IoT device-gateway emulator in one process,
+//! emulator and an IoT device-gateway emulator in one process,
 //! so the whole system runs and is tested on one machine with no AWS account.
 //!
 //! The vending API is the same [`crate::api::router`] as in Lambda and reaches the
@@ -11,11 +11,12 @@
 //! [`LocalStack::start`] binds every listener before it returns, so the addresses
 //! it reports (port 0 resolved) already accept connections.
 
+pub mod gateway;
 pub mod identity;
 pub mod sts;
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -26,6 +27,7 @@ use tokio::task::JoinSet;
 
 use crate::config::{Config, ConfigError};
 use crate::policy::{IotArns, PolicyDocument, client_role_policy};
+use gateway::{Gateway, GatewayOptions};
 use identity::{Identity, IdentityStore};
 use sts::{LocalRole, StsEmulator};
 
@@ -43,6 +45,11 @@ pub struct LocalOptions {
     pub account_id: String,
     pub admin_access_key_id: String,
     pub admin_secret_access_key: String,
+    /// Serve the gateway over TLS with a throwaway CA written to `ca_cert_path`.
+    pub tls: bool,
+    /// Where `--tls` writes the CA certificate; a fresh temporary file when `None`.
+    pub ca_cert_path: Option<PathBuf>,
+    pub gateway: GatewayOptions,
 }
 
 impl LocalOptions {
@@ -57,6 +64,9 @@ impl LocalOptions {
             account_id: "000000000000".into(),
             admin_access_key_id: "AKIALOCALADMIN000000".into(),
             admin_secret_access_key: "local-admin-secret".into(),
+            tls: false,
+            ca_cert_path: None,
+            gateway: GatewayOptions::default(),
         }
     }
 }
@@ -75,6 +85,8 @@ pub enum LocalError {
     Setting(String),
     #[error("cannot write the ready file {path}: {source}")]
     ReadyFile { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] gateway::tls::TlsError),
 }
 
 /// Where everything is, as written to the ready file.
@@ -82,11 +94,15 @@ pub enum LocalError {
 pub struct ReadyInfo {
     pub api_url: String,
     pub sts_endpoint: String,
+    /// `ws://host:port` (or `wss://` with `--tls`): MQTT over WebSocket at `/mqtt`.
+    pub iot_endpoint: String,
+    /// `http://host:port` (or `https://`): the HTTPS publish API, same port.
+    pub iot_data_endpoint: String,
     pub region: String,
     pub account_id: String,
     pub client_role_arn: String,
     pub admin: AdminCredentials,
-    /// PEM of the gateway's self-signed CA when it serves TLS; `null` otherwise.
+    /// Path of the PEM file of the gateway's local CA with `--tls`; `null` otherwise.
     pub ca_cert: Option<String>,
 }
 
@@ -100,6 +116,7 @@ pub struct AdminCredentials {
 pub struct LocalStack {
     info: ReadyInfo,
     store: Arc<IdentityStore>,
+    gateway: Arc<Gateway>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -109,10 +126,28 @@ impl LocalStack {
     pub async fn start(options: LocalOptions) -> Result<Self, LocalError> {
         let sts_listener = bind(options.host, options.sts_port, "STS emulator").await?;
         let api_listener = bind(options.host, options.api_port, "vending API").await?;
+        let iot_listener = bind(options.host, options.iot_port, "IoT gateway").await?;
         let sts_addr = sts_listener.local_addr().expect("bound");
         let api_addr = api_listener.local_addr().expect("bound");
-        let sts_endpoint = format!("http://{}", sts_addr);
-        let iot_endpoint = format!("ws://{}", SocketAddr::new(options.host, options.iot_port));
+        let iot_addr = iot_listener.local_addr().expect("bound");
+        let sts_endpoint = format!("http://{sts_addr}");
+        let (ws, http) = if options.tls { ("wss", "https") } else { ("ws", "http") };
+        let iot_endpoint = format!("{ws}://{iot_addr}");
+        let iot_data_endpoint = format!("{http}://{iot_addr}");
+        let (tls, ca_cert) = if options.tls {
+            let path = match &options.ca_cert_path {
+                Some(path) => path.clone(),
+                None => std::env::temp_dir().join(format!(
+                    "serverless-websockets-ca-{}-{}.pem",
+                    std::process::id(),
+                    iot_addr.port()
+                )),
+            };
+            let config = gateway::tls::server_config(&path, &options.host.to_string())?;
+            (Some(config), Some(path.display().to_string()))
+        } else {
+            (None, None)
+        };
 
         let client_role_arn = format!("arn:aws:iam::{}:role/{CLIENT_ROLE_NAME}", options.account_id);
         // The vending API's own settings (prefix, duration, CORS) still come from the
@@ -169,13 +204,27 @@ impl LocalStack {
         let api = crate::api::router(config, issuer);
 
         let (stop, stopped) = watch::channel(false);
+        let gateway = Arc::new(Gateway::new(
+            store.clone(),
+            arns,
+            options.gateway.clone(),
+            stopped.clone(),
+        ));
         let mut tasks = JoinSet::new();
         tasks.spawn(serve(sts_listener, emulator.router(), stopped.clone()));
+        tasks.spawn(gateway::serve(
+            iot_listener,
+            gateway.clone().router(),
+            tls,
+            stopped.clone(),
+        ));
         tasks.spawn(serve(api_listener, api, stopped));
 
         let info = ReadyInfo {
             api_url: format!("http://{}/credentials", api_addr),
             sts_endpoint,
+            iot_endpoint,
+            iot_data_endpoint,
             region: options.region,
             account_id: options.account_id,
             client_role_arn,
@@ -183,11 +232,12 @@ impl LocalStack {
                 access_key_id: options.admin_access_key_id,
                 secret_access_key: options.admin_secret_access_key,
             },
-            ca_cert: None,
+            ca_cert,
         };
         Ok(Self {
             info,
             store,
+            gateway,
             stop,
             tasks,
         })
@@ -200,6 +250,11 @@ impl LocalStack {
     /// The identities the emulators know, shared with the gateway.
     pub fn identities(&self) -> &Arc<IdentityStore> {
         &self.store
+    }
+
+    /// The IoT gateway, for tests that inspect the broker.
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
     }
 
     /// Writes [`ReadyInfo`] as JSON to `path` atomically (temp file, then rename).

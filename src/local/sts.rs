@@ -141,6 +141,7 @@ impl StsEmulator {
         };
         let expect = Expectations {
             services: &["sts"],
+            region: None,
             token_in_query: TokenInQuery::Signed,
             payload_sha256: Some(&payload),
         };

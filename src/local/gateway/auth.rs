@@ -1,0 +1,98 @@
+//! Authentication at the gateway's door: a presigned WebSocket URL or a
+//! SigV4 `Authorization` header, checked against the local identity store.
+//!
+//! IoT accepts several service names because official SDKs differ: the docs say
+//! `iotdevicegateway`, botocore's `iot-data` client signs as `iotdata`, and older
+//! JavaScript SDKs sign WebSocket URLs as `iotdata` too. The presigned session token
+//! is not part of the signature (IoT's rule); a URL whose token was signed fails.
+//! The credential scope must name the gateway's region. Only authentication
+//! happens here; authorization is per MQTT packet.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::{HeaderMap, Method, Uri};
+
+use crate::local::identity::{AuthError, Identity, IdentityStore};
+use crate::sigv4::{Expectations, RequestParts, SigError, SignedClaims, TokenInQuery, Verifier, query_pairs};
+
+pub const SERVICES: &[&str] = &["iotdevicegateway", "iotdata"];
+
+/// Why a request could not be authenticated; the text is safe to return.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    #[error("{0}")]
+    Signature(SigError),
+    #[error("{0}")]
+    Identity(AuthError),
+}
+
+fn check(
+    store: &IdentityStore,
+    verifier: &Verifier,
+    claims: &SignedClaims,
+    parts: RequestParts<'_>,
+    expect: Expectations<'_>,
+    now: SystemTime,
+) -> Result<Arc<Identity>, Denied> {
+    let identity = store
+        .authenticate(&claims.access_key_id, claims.security_token.as_deref(), now)
+        .map_err(Denied::Identity)?;
+    verifier
+        .verify(claims, parts, &identity.secret_access_key, expect, now)
+        .map_err(Denied::Signature)?;
+    Ok(identity)
+}
+
+/// A WebSocket handshake `GET /mqtt?X-Amz-…`.
+pub fn presigned(
+    store: &IdentityStore,
+    verifier: &Verifier,
+    region: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    now: SystemTime,
+) -> Result<Arc<Identity>, Denied> {
+    let claims = SignedClaims::from_query(&query_pairs(uri.query().unwrap_or(""))).map_err(Denied::Signature)?;
+    let parts = RequestParts {
+        method: method.as_str(),
+        raw_path: uri.path(),
+        raw_query: uri.query(),
+        headers,
+    };
+    let expect = Expectations {
+        services: SERVICES,
+        region: Some(region),
+        token_in_query: TokenInQuery::Unsigned,
+        payload_sha256: None,
+    };
+    check(store, verifier, &claims, parts, expect, now)
+}
+
+/// An HTTPS request with an `Authorization` header over a body hashing to `payload_sha256`.
+pub fn signed_header(
+    store: &IdentityStore,
+    verifier: &Verifier,
+    region: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    payload_sha256: &str,
+    now: SystemTime,
+) -> Result<Arc<Identity>, Denied> {
+    let claims = SignedClaims::from_headers(headers).map_err(Denied::Signature)?;
+    let parts = RequestParts {
+        method: method.as_str(),
+        raw_path: uri.path(),
+        raw_query: uri.query(),
+        headers,
+    };
+    let expect = Expectations {
+        services: SERVICES,
+        region: Some(region),
+        token_in_query: TokenInQuery::Signed,
+        payload_sha256: Some(payload_sha256),
+    };
+    check(store, verifier, &claims, parts, expect, now)
+}

@@ -1,0 +1,71 @@
+//! Lifecycle events the broker publishes when a client connects or disconnects
+//! (<https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html>),
+//! on `$aws/events/presence/{connected,disconnected}/<clientId>`.
+
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+
+use super::broker::DisconnectReason;
+
+fn millis(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+pub fn topic(event: &str, client_id: &str) -> String {
+    format!("$aws/events/presence/{event}/{client_id}")
+}
+
+pub fn connected(client_id: &str, session: &str, principal: &str, ip: &str, version: u64, now: SystemTime) -> Value {
+    json!({
+        "clientId": client_id,
+        "timestamp": millis(now),
+        "eventType": "connected",
+        "sessionIdentifier": session,
+        "principalIdentifier": principal,
+        "ipAddress": ip,
+        "versionNumber": version,
+    })
+}
+
+pub fn disconnected(
+    client_id: &str,
+    session: &str,
+    principal: &str,
+    reason: DisconnectReason,
+    version: u64,
+    now: SystemTime,
+) -> Value {
+    json!({
+        "clientId": client_id,
+        "timestamp": millis(now),
+        "eventType": "disconnected",
+        "clientInitiatedDisconnect": reason == DisconnectReason::ClientInitiated,
+        "sessionIdentifier": session,
+        "principalIdentifier": principal,
+        "disconnectReason": reason.as_aws(),
+        "versionNumber": version,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn events_carry_the_fields_aws_documents() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        let c = connected("c1", "s1", "AROA:c1", "127.0.0.1", 3, t);
+        assert_eq!(c["timestamp"], 1_700_000_000_123u64);
+        assert_eq!(c["eventType"], "connected");
+        assert_eq!(c["ipAddress"], "127.0.0.1");
+        let d = disconnected("c1", "s1", "AROA:c1", DisconnectReason::DuplicateClientId, 4, t);
+        assert_eq!(d["disconnectReason"], "DUPLICATE_CLIENTID");
+        assert_eq!(d["clientInitiatedDisconnect"], false);
+        assert!(d.get("ipAddress").is_none());
+        assert_eq!(topic("connected", "c1"), "$aws/events/presence/connected/c1");
+    }
+}

@@ -1,0 +1,334 @@
+//! A local AWS IoT Core device gateway: MQTT 3.1.1 over WebSocket with SigV4
+//! presigned URLs, IoT policy enforcement, and the HTTPS publish API that
+//! `aws iot-data publish` calls — on one port, plain or TLS.
+//!
+//! * [`auth`] — presigned-URL and `Authorization`-header authentication.
+//! * [`session`] — one MQTT connection: CONNECT to disconnect, per-packet authorization.
+//! * [`broker`] — subscriptions, client-ID takeover, retained messages, fan-out.
+//! * [`filter`] — IoT topic and filter rules.
+//! * [`lifecycle`] — `$aws/events/presence/…` events.
+//! * [`tls`] — the throwaway CA and server certificate for `--tls`.
+//!
+//! The gateway routes between its own connections in-process; no external broker
+//! is involved. What it does not emulate: persistent sessions, QoS 2 (refused, as
+//! by IoT), MQTT 5, Last Will, shadows and other reserved `$aws` topics, custom
+//! authorizers, and the 24-hour connection limit.
+
+pub mod auth;
+pub mod broker;
+pub mod filter;
+pub mod lifecycle;
+pub mod session;
+pub mod tls;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use axum::body::{Body, Bytes};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Extension, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use rumqttc::mqttbytes::QoS;
+use serde::Deserialize;
+use sha2::Digest;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use crate::local::identity::IdentityStore;
+use crate::policy::IotArns;
+use crate::sigv4::Verifier;
+use broker::Broker;
+
+/// What the gateway does when a CONNECT or SUBSCRIBE is not authorized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyMode {
+    /// Close the connection without a reply (IoT Core's behaviour).
+    Close,
+    /// Reply with CONNACK return code 5, or SUBACK 0x80 for the filter.
+    Reply,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// Keep-alives below this are raised to it (IoT: 30 s). Tests lower it.
+    pub min_keep_alive: Duration,
+    pub connect_deny: DenyMode,
+    pub subscribe_deny: DenyMode,
+    /// Deliveries queued per connection before it counts as too slow.
+    pub queue_len: usize,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        Self {
+            min_keep_alive: Duration::from_secs(30),
+            connect_deny: DenyMode::Close,
+            subscribe_deny: DenyMode::Close,
+            queue_len: 1024,
+        }
+    }
+}
+
+/// State shared by every connection.
+pub struct Gateway {
+    store: Arc<IdentityStore>,
+    verifier: Verifier,
+    pub broker: Broker,
+    options: GatewayOptions,
+    versions: AtomicU64,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// IoT's largest message for the HTTPS publish API.
+pub const MAX_PUBLISH_BODY: usize = 128 * 1024;
+
+impl Gateway {
+    pub fn new(
+        store: Arc<IdentityStore>,
+        arns: IotArns,
+        options: GatewayOptions,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let broker = Broker::new(arns, options.queue_len);
+        Self {
+            store,
+            verifier: Verifier::new(),
+            broker,
+            options,
+            versions: AtomicU64::new(1),
+            shutdown,
+        }
+    }
+
+    fn next_version(&self) -> u64 {
+        self.versions.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn publish_event(&self, event: &str, client_id: &str, body: serde_json::Value) {
+        let payload = Bytes::from(body.to_string());
+        self.broker
+            .publish(&lifecycle::topic(event, client_id), payload, QoS::AtMostOnce, false);
+    }
+
+    /// `GET /mqtt` (WebSocket) and `POST /topics/{topic}` (HTTPS publish).
+    pub fn router(self: Arc<Self>) -> axum::Router {
+        axum::Router::new()
+            .route("/mqtt", get(websocket))
+            .route("/topics/{*topic}", post(publish))
+            .fallback(|| async { aws_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", "Not Found") })
+            .with_state(self)
+    }
+}
+
+fn trace_id() -> String {
+    hex::encode(crate::local::sts::random::<16>())
+}
+
+/// AWS's JSON error shape with `x-amzn-ErrorType`.
+fn aws_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    let body = serde_json::json!({"message": message, "traceId": trace_id()});
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&format!("{kind}:")) {
+        response.headers_mut().insert("x-amzn-errortype", value);
+    }
+    response
+}
+
+/// The MQTT subprotocol the client offered, if any.
+fn offered_subprotocol(headers: &HeaderMap) -> Option<&'static str> {
+    let offered = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    for value in offered {
+        for protocol in value.split(',').map(str::trim) {
+            match protocol {
+                "mqtt" => return Some("mqtt"),
+                "mqttv3.1" => return Some("mqttv3.1"),
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+async fn websocket(
+    State(gateway): State<Arc<Gateway>>,
+    Extension(peer): Extension<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let (Ok(upgrade), Some(protocol)) = (upgrade, offered_subprotocol(&headers)) else {
+        return aws_error(
+            StatusCode::UPGRADE_REQUIRED,
+            "UpgradeRequired",
+            "Connect with a WebSocket upgrade offering the mqtt subprotocol.",
+        );
+    };
+    let identity = match auth::presigned(
+        &gateway.store,
+        &gateway.verifier,
+        gateway.broker.arns().region(),
+        &method,
+        &uri,
+        &headers,
+        SystemTime::now(),
+    ) {
+        Ok(identity) => identity,
+        Err(denied) => {
+            tracing::warn!(peer = %peer, "WebSocket handshake refused: {denied}");
+            return aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden");
+        }
+    };
+    upgrade
+        .protocols([protocol])
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_message_size(session::MAX_PACKET_BYTES * 2)
+        .on_upgrade(move |socket| session::Session::new(gateway, identity, peer, socket).run())
+}
+
+#[derive(Deserialize)]
+struct PublishQuery {
+    qos: Option<String>,
+    retain: Option<String>,
+}
+
+async fn publish(
+    State(gateway): State<Arc<Gateway>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(query): Query<PublishQuery>,
+    body: Body,
+) -> Response {
+    let invalid = |message: &str| aws_error(StatusCode::BAD_REQUEST, "InvalidRequestException", message);
+    let body = match axum::body::to_bytes(body, MAX_PUBLISH_BODY).await {
+        Ok(body) => body,
+        Err(_) => {
+            return aws_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLargeException",
+                "The payload exceeds the maximum size allowed",
+            );
+        }
+    };
+    let payload_hash = hex::encode(sha2::Sha256::digest(&body));
+    let identity = match auth::signed_header(
+        &gateway.store,
+        &gateway.verifier,
+        gateway.broker.arns().region(),
+        &method,
+        &uri,
+        &headers,
+        &payload_hash,
+        SystemTime::now(),
+    ) {
+        Ok(identity) => identity,
+        Err(denied) => {
+            tracing::warn!("HTTPS publish refused: {denied}");
+            return aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden");
+        }
+    };
+    // botocore sends `/` inside the topic as %2F: decode the raw path segment.
+    let raw = uri.path().strip_prefix("/topics/").unwrap_or_default();
+    let topic = percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .into_owned();
+    if filter::check_topic_name(&topic).is_err() || topic.starts_with('$') {
+        return invalid("The topic is not a valid MQTT topic name.");
+    }
+    let qos = match query.qos.as_deref() {
+        None | Some("0") => QoS::AtMostOnce,
+        Some("1") => QoS::AtLeastOnce,
+        Some(_) => return invalid("qos must be 0 or 1."),
+    };
+    let retain = match query.retain.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return invalid("retain must be true or false."),
+    };
+    let resource = gateway.broker.arns().topic(&topic);
+    if !identity.is_allowed("iot:Publish", &resource)
+        || (retain && !identity.is_allowed("iot:RetainPublish", &resource))
+    {
+        tracing::warn!(topic = %topic, principal = %identity.arn, "HTTPS publish not authorized");
+        return aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden");
+    }
+    let delivered = gateway.broker.publish(&topic, body, qos, retain);
+    tracing::info!(topic = %topic, principal = %identity.arn, delivered, "HTTPS publish");
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({"message": "OK", "traceId": trace_id()})),
+    )
+        .into_response()
+}
+
+/// Accepts connections until `stopped`, each served (after TLS, when configured)
+/// by `router` with WebSocket upgrades enabled.
+pub async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    tracing::warn!("gateway accept failed: {err}");
+                    continue;
+                }
+            },
+            _ = stopped.wait_for(|stop| *stop) => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(peer);
+                let router = router.clone();
+                async move {
+                    Ok::<_, Infallible>(
+                        router
+                            .oneshot(request.map(Body::new))
+                            .await
+                            .unwrap_or_else(|e| match e {}),
+                    )
+                }
+            });
+            let builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+            let result = match acceptor {
+                None => {
+                    builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .await
+                }
+                Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => builder.serve_connection_with_upgrades(TokioIo::new(tls), service).await,
+                    Ok(Err(err)) => {
+                        tracing::debug!(peer = %peer, "TLS handshake failed: {err}");
+                        return;
+                    }
+                    Err(_) => return,
+                },
+            };
+            if let Err(err) = result {
+                tracing::debug!(peer = %peer, "gateway connection ended: {err}");
+            }
+        });
+    }
+}
