@@ -253,6 +253,11 @@ impl Verifier {
                 found: claims.service.clone(),
             });
         }
+        if expect.region.is_some_and(|region| region != claims.region) {
+            return Err(SigError::Region {
+                found: claims.region.clone(),
+            });
+        }
         let signed_at = parse_amz_date(&claims.amz_date).ok_or(SigError::Malformed("X-Amz-Date"))?;
         if !claims.amz_date.starts_with(&claims.scope_date) || claims.scope_date.len() != 8 {
             return Err(SigError::ScopeDate);

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod lambda_runtime;
+pub mod mqtt;
 pub mod sts;
 pub mod tools;
 

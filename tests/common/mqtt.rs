@@ -1,0 +1,229 @@
+//! Helpers to drive the local stack as a client would: vend credentials, connect
+//! with `rumqttc` over WebSocket, publish through the HTTPS API signed like
+//! botocore signs, and wait for events without sleeping.
+
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Vended {
+    pub client_id: String,
+    pub url: String,
+    pub topic: String,
+    pub endpoint: String,
+    pub credentials: VendedCredentials,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VendedCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+}
+
+impl VendedCredentials {
+    pub fn sdk(&self) -> Credentials {
+        Credentials::new(
+            &self.access_key_id,
+            &self.secret_access_key,
+            Some(self.session_token.clone()),
+            None,
+            "vended",
+        )
+    }
+}
+
+pub async fn vend(api_url: &str) -> Vended {
+    let response = reqwest::Client::new().post(api_url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// What a client's event loop reported.
+#[derive(Debug)]
+pub enum Seen {
+    ConnAck(rumqttc::ConnectReturnCode),
+    SubAck(Vec<rumqttc::SubscribeReasonCode>),
+    Publish(rumqttc::Publish),
+    PubAck(u16),
+    Closed(String),
+}
+
+/// A connected (or connecting) MQTT client whose event loop runs in a task.
+pub struct Client {
+    pub client: AsyncClient,
+    events: mpsc::UnboundedReceiver<Seen>,
+}
+
+pub fn options(url: &str, client_id: &str, ca_pem: Option<&[u8]>) -> MqttOptions {
+    let mut options = MqttOptions::new(client_id, url, 0);
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_transport(match ca_pem {
+        None => Transport::Ws,
+        Some(ca) => Transport::wss_with_config(TlsConfiguration::Simple {
+            ca: ca.to_vec(),
+            alpn: None,
+            client_auth: None,
+        }),
+    });
+    options
+}
+
+impl Client {
+    pub fn start(options: MqttOptions) -> Self {
+        let (client, mut eventloop) = AsyncClient::new(options, 100);
+        let (tx, events) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let seen = match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(ack))) => Seen::ConnAck(ack.code),
+                    Ok(Event::Incoming(Packet::SubAck(ack))) => Seen::SubAck(ack.return_codes),
+                    Ok(Event::Incoming(Packet::Publish(publish))) => Seen::Publish(publish),
+                    Ok(Event::Incoming(Packet::PubAck(ack))) => Seen::PubAck(ack.pkid),
+                    Ok(_) => continue,
+                    Err(err) => {
+                        let _ = tx.send(Seen::Closed(describe(&err)));
+                        return;
+                    }
+                };
+                if tx.send(seen).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { client, events }
+    }
+
+    /// Connects and waits for a successful CONNACK.
+    pub async fn connect(url: &str, client_id: &str, ca_pem: Option<&[u8]>) -> Self {
+        let mut client = Self::start(options(url, client_id, ca_pem));
+        match client.next().await {
+            Seen::ConnAck(rumqttc::ConnectReturnCode::Success) => client,
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+
+    pub async fn next(&mut self) -> Seen {
+        tokio::time::timeout(WAIT, self.events.recv())
+            .await
+            .expect("an MQTT event within the wait")
+            .unwrap_or(Seen::Closed("event loop ended".into()))
+    }
+
+    /// Subscribes and returns the SUBACK codes, or the close if the gateway hung up.
+    pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> Seen {
+        self.client.subscribe(filter, qos).await.unwrap();
+        self.next().await
+    }
+
+    /// Subscribes and insists on success.
+    pub async fn subscribed(&mut self, filter: &str, qos: QoS) {
+        match self.subscribe(filter, qos).await {
+            Seen::SubAck(codes)
+                if codes
+                    .iter()
+                    .all(|c| matches!(c, rumqttc::SubscribeReasonCode::Success(_))) => {}
+            other => panic!("subscribe {filter}: {other:?}"),
+        }
+    }
+
+    pub async fn next_publish(&mut self) -> rumqttc::Publish {
+        loop {
+            match self.next().await {
+                Seen::Publish(publish) => return publish,
+                Seen::Closed(why) => panic!("connection closed while waiting for a message: {why}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Waits until the gateway closes the connection; returns the error text.
+    pub async fn closed(&mut self) -> String {
+        loop {
+            if let Seen::Closed(why) = self.next().await {
+                return why;
+            }
+        }
+    }
+}
+
+fn describe(err: &ConnectionError) -> String {
+    format!("{err:?}")
+}
+
+/// Signs `POST {data_endpoint}/topics/{topic}` as botocore does for
+/// `aws iot-data publish` (service `iotdata`, `/` in the topic as `%2F`) and sends it.
+pub async fn https_publish(
+    data_endpoint: &str,
+    region: &str,
+    credentials: &Credentials,
+    topic: &str,
+    query: &str,
+    payload: &[u8],
+) -> reqwest::Response {
+    https_publish_at(
+        data_endpoint,
+        region,
+        credentials,
+        topic,
+        query,
+        payload,
+        SystemTime::now(),
+        None,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn https_publish_at(
+    data_endpoint: &str,
+    region: &str,
+    credentials: &Credentials,
+    topic: &str,
+    query: &str,
+    payload: &[u8],
+    time: SystemTime,
+    client: Option<reqwest::Client>,
+) -> reqwest::Response {
+    let encoded = percent_encoding::utf8_percent_encode(topic, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let url = format!(
+        "{data_endpoint}/topics/{encoded}{}",
+        if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        }
+    );
+    let host = url.split("://").nth(1).unwrap().split('/').next().unwrap().to_owned();
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::Headers;
+    let identity = credentials.clone().into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("iotdata")
+        .time(time)
+        .settings(settings)
+        .build()
+        .unwrap()
+        .into();
+    let headers = [("host", host.as_str())];
+    let signable = SignableRequest::new("POST", &url, headers.into_iter(), SignableBody::Bytes(payload)).unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let client = client.unwrap_or_default();
+    let mut request = client.post(&url).body(payload.to_vec());
+    for (name, value) in instructions.headers() {
+        request = request.header(name, value);
+    }
+    request.send().await.unwrap()
+}

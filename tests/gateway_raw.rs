@@ -1,0 +1,176 @@
+//! The gateway's protocol limits, driven by a raw WebSocket client speaking MQTT
+//! packets encoded with `rumqttc::mqttbytes` (a full client library would refuse to
+//! send most of these).
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use bytes::BytesMut;
+use futures_util::{SinkExt, StreamExt};
+use rumqttc::mqttbytes::QoS;
+use rumqttc::mqttbytes::v4::{Connect, Packet, Publish, Subscribe};
+use serverless_websockets::local::gateway::GatewayOptions;
+use serverless_websockets::local::{LocalOptions, LocalStack};
+use serverless_websockets::presign::{DEFAULT_EXPIRES, IotEndpoint, presign};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn admin_socket(stack: &LocalStack) -> Socket {
+    let admin = &stack.info().admin;
+    let credentials =
+        aws_credential_types::Credentials::new(&admin.access_key_id, &admin.secret_access_key, None, None, "a");
+    let endpoint = IotEndpoint::parse(&stack.info().iot_endpoint).unwrap();
+    let url = presign(&endpoint, "us-east-1", &credentials, SystemTime::now(), DEFAULT_EXPIRES).unwrap();
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "mqtt".parse().unwrap());
+    let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(response.status(), 101);
+    socket
+}
+
+async fn send(socket: &mut Socket, packet: Packet) {
+    let mut buffer = BytesMut::new();
+    packet.write(&mut buffer, 1 << 20).unwrap();
+    socket.send(Message::binary(buffer.freeze())).await.unwrap();
+}
+
+/// The next MQTT packet, or `None` when the gateway closed the connection.
+async fn receive(socket: &mut Socket, buffer: &mut BytesMut) -> Option<Packet> {
+    loop {
+        if let Ok(packet) = Packet::read(buffer, 1 << 20) {
+            return Some(packet);
+        }
+        match tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("gateway answered")
+        {
+            Some(Ok(Message::Binary(bytes))) => buffer.extend_from_slice(&bytes),
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+async fn connected(stack: &LocalStack, client_id: &str, keep_alive: u16) -> (Socket, BytesMut) {
+    let mut socket = admin_socket(stack).await;
+    let mut connect = Connect::new(client_id);
+    connect.keep_alive = keep_alive;
+    send(&mut socket, Packet::Connect(connect)).await;
+    let mut buffer = BytesMut::new();
+    match receive(&mut socket, &mut buffer).await {
+        Some(Packet::ConnAck(ack)) => assert_eq!(ack.code, rumqttc::mqttbytes::v4::ConnectReturnCode::Success),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    (socket, buffer)
+}
+
+#[tokio::test]
+async fn a_silent_client_is_disconnected_after_one_and_a_half_keep_alives() {
+    let options = GatewayOptions {
+        min_keep_alive: Duration::from_secs(1),
+        ..GatewayOptions::default()
+    };
+    let stack = LocalStack::start(LocalOptions {
+        gateway: options,
+        ..LocalOptions::ephemeral()
+    })
+    .await
+    .unwrap();
+    let (mut socket, mut buffer) = connected(&stack, "silent", 1).await;
+    let started = std::time::Instant::now();
+    assert!(
+        receive(&mut socket, &mut buffer).await.is_none(),
+        "the gateway closes the connection"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1400),
+        "closed after {waited:?}, before 1.5 × keep-alive"
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn pings_keep_a_connection_alive_and_get_pingresp() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let (mut socket, mut buffer) = connected(&stack, "pinger", 30).await;
+    send(&mut socket, Packet::PingReq).await;
+    assert_eq!(receive(&mut socket, &mut buffer).await, Some(Packet::PingResp));
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_message_over_128_kib_disconnects() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let (mut socket, mut buffer) = connected(&stack, "big", 30).await;
+    let publish = Publish::new("a/b", QoS::AtMostOnce, vec![0u8; 129 * 1024]);
+    send(&mut socket, Packet::Publish(publish)).await;
+    assert!(receive(&mut socket, &mut buffer).await.is_none());
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn more_than_eight_filters_in_one_subscribe_disconnects() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let (mut socket, mut buffer) = connected(&stack, "greedy", 30).await;
+    let filters = (0..9).map(|n| rumqttc::mqttbytes::v4::SubscribeFilter::new(format!("t/{n}"), QoS::AtMostOnce));
+    let mut subscribe = Subscribe::new_many(filters);
+    subscribe.pkid = 1;
+    send(&mut socket, Packet::Subscribe(subscribe)).await;
+    assert!(receive(&mut socket, &mut buffer).await.is_none());
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn qos_2_and_reserved_topics_are_refused_by_disconnecting() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    for (topic, qos) in [
+        ("a/b", QoS::ExactlyOnce),
+        ("$aws/things/x/shadow/update", QoS::AtMostOnce),
+    ] {
+        let (mut socket, mut buffer) = connected(&stack, "refused", 30).await;
+        let mut publish = Publish::new(topic, qos, "x");
+        publish.pkid = 1;
+        send(&mut socket, Packet::Publish(publish)).await;
+        assert!(receive(&mut socket, &mut buffer).await.is_none(), "{topic} at {qos:?}");
+    }
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_subscription_to_a_parent_level_wildcard_does_not_match_the_parent() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let (mut socket, mut buffer) = connected(&stack, "hash", 30).await;
+    let mut subscribe = Subscribe::new("sensor/#", QoS::AtMostOnce);
+    subscribe.pkid = 1;
+    send(&mut socket, Packet::Subscribe(subscribe)).await;
+    assert!(matches!(
+        receive(&mut socket, &mut buffer).await,
+        Some(Packet::SubAck(_))
+    ));
+    for topic in ["sensor", "sensor/1"] {
+        send(
+            &mut socket,
+            Packet::Publish(Publish::new(topic, QoS::AtMostOnce, topic)),
+        )
+        .await;
+    }
+    match receive(&mut socket, &mut buffer).await {
+        Some(Packet::Publish(publish)) => assert_eq!(publish.topic, "sensor/1", "IoT: sensor/# does not match sensor"),
+        other => panic!("{other:?}"),
+    }
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutting_the_stack_down_closes_live_connections() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let (mut socket, mut buffer) = connected(&stack, "live", 30).await;
+    stack.shutdown().await;
+    assert!(receive(&mut socket, &mut buffer).await.is_none());
+}
