@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: installs the third-party test tools into .tools/
-# (a Python virtualenv with moto and the AWS CLI), then runs every test in the
+# (a Python virtualenv with moto, the AWS CLI and paho-mqtt; MQTT.js under
+# .tools/node), then runs every test in the
 # workspace. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,17 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements-sha256" 2>/dev/n
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
   echo "$want" > "$venv/.requirements-sha256"
 fi
+
+node_dir=$tools/node
+want_node=$(sha256sum tests/clients/package.json | cut -d' ' -f1)
+if [ ! -d "$node_dir/node_modules/mqtt" ] || [ "$(cat "$node_dir/.package-sha256" 2>/dev/null)" != "$want_node" ]; then
+  echo "tests/run.sh: installing Node test clients into $node_dir" >&2
+  mkdir -p "$node_dir"
+  cp tests/clients/package.json "$node_dir/package.json"
+  (cd "$node_dir" && npm install --no-audit --no-fund --loglevel=error)
+  echo "$want_node" > "$node_dir/.package-sha256"
+fi
+export SW_NODE_MODULES="$PWD/$node_dir/node_modules"
 
 # Tests look here first for moto_server, aws, … and fail loudly if one is missing.
 export SW_TOOLS_BIN="$PWD/$venv/bin"

@@ -54,3 +54,92 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// `node_modules` with the Node test clients (MQTT.js), from `$SW_NODE_MODULES` or `.tools/node`.
+pub fn node_modules() -> PathBuf {
+    let dir = std::env::var_os("SW_NODE_MODULES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/node/node_modules"));
+    assert!(
+        dir.join("mqtt").is_dir(),
+        "MQTT.js is not installed in {}: run `tests/run.sh`, which installs the test clients (see README)",
+        dir.display()
+    );
+    dir
+}
+
+/// A script whose stdout lines arrive on a channel; killed on drop.
+pub struct Script {
+    child: Option<Child>,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Script {
+    pub fn spawn(command: &mut Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the script starts");
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut sink = sink.lock().unwrap();
+                sink.push_str(&line);
+                sink.push('\n');
+            }
+        });
+        Self {
+            child: Some(child),
+            lines,
+            stderr,
+        }
+    }
+
+    /// The next line that starts with `prefix`; panics with the script's stderr if
+    /// it ends first or a `REFUSED` line comes.
+    pub async fn expect_line(&mut self, prefix: &str) -> String {
+        loop {
+            let line = tokio::time::timeout(std::time::Duration::from_secs(20), self.lines.recv()).await;
+            match line {
+                Ok(Some(line)) if line.starts_with(prefix) => return line,
+                Ok(Some(line)) if line.starts_with("REFUSED") => {
+                    panic!("script refused: {line}\n{}", self.stderr.lock().unwrap())
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("script ended before {prefix:?}:\n{}", self.stderr.lock().unwrap()),
+                Err(_) => panic!("no {prefix:?} within 20 s:\n{}", self.stderr.lock().unwrap()),
+            }
+        }
+    }
+
+    /// Waits for the script to exit without blocking the async runtime, which
+    /// may be serving the other end of the script's connections.
+    pub async fn wait(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        tokio::task::spawn_blocking(move || child.wait().unwrap())
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

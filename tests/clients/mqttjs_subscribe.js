@@ -1,0 +1,37 @@
+// Subscribe to one topic on the local gateway with MQTT.js, using the presigned URL
+// the vending API returned, unchanged. Prints READY once subscribed, then
+// MESSAGE <topic> <payload> for the first message, and exits 0; exits 2 if the
+// connection is refused or closed first.
+//
+// Usage: node mqttjs_subscribe.js URL CLIENT_ID TOPIC
+'use strict';
+const mqtt = require('mqtt');
+
+const [url, clientId, topic] = process.argv.slice(2);
+const client = mqtt.connect(url, { clientId, protocolVersion: 4, reconnectPeriod: 0, keepalive: 30 });
+let done = false;
+
+client.on('connect', () => {
+  client.subscribe(topic, { qos: 1 }, (err) => {
+    if (err) {
+      console.log(`REFUSED ${err.message}`);
+      process.exit(2);
+    }
+    console.log('READY');
+  });
+});
+client.on('message', (t, payload) => {
+  console.log(`MESSAGE ${t} ${payload.toString()}`);
+  done = true;
+  client.end(false, () => process.exit(0));
+});
+client.on('error', (err) => {
+  console.log(`REFUSED ${err.message}`);
+  process.exit(2);
+});
+client.on('close', () => {
+  if (!done) {
+    console.log('REFUSED closed');
+    process.exit(2);
+  }
+});

@@ -1,0 +1,165 @@
+//! Clients nobody here wrote, unchanged, against the local stack: the AWS CLI's
+//! `iot-data publish`, paho-mqtt with a botocore-presigned URL, and MQTT.js with the
+//! vended URL.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::mqtt::{Client, vend};
+use common::tools::{Script, node_modules, tool};
+use rumqttc::QoS;
+use serverless_websockets::local::{LocalOptions, LocalStack, ReadyInfo};
+
+/// Runs `aws iot-data publish` (CLI v1: `--payload` is sent as given) with the
+/// given credentials and returns its output.
+async fn cli_publish(
+    info: &ReadyInfo,
+    key: &str,
+    secret: &str,
+    token: Option<&str>,
+    topic: &str,
+    payload: &str,
+) -> Output {
+    let mut command = Command::new(tool("aws"));
+    command
+        .args(["iot-data", "publish", "--endpoint-url", &info.iot_data_endpoint])
+        .args(["--topic", topic, "--qos", "1", "--payload", payload])
+        .env("AWS_ACCESS_KEY_ID", key)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_DEFAULT_REGION", &info.region)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+    match token {
+        Some(token) => command.env("AWS_SESSION_TOKEN", token),
+        None => command.env_remove("AWS_SESSION_TOKEN"),
+    };
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+async fn cli_publish_as_admin(info: &ReadyInfo, topic: &str, payload: &str) {
+    let output = cli_publish(
+        info,
+        &info.admin.access_key_id,
+        &info.admin.secret_access_key,
+        None,
+        topic,
+        payload,
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "aws iot-data publish failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn aws_cli_iot_data_publish_reaches_a_subscribed_client() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let vended = vend(&stack.info().api_url).await;
+    let mut client = Client::connect(&vended.url, &vended.client_id, None).await;
+    client.subscribed(&vended.topic, QoS::AtLeastOnce).await;
+
+    cli_publish_as_admin(stack.info(), &vended.topic, "hello from the aws cli").await;
+    let message = client.next_publish().await;
+    assert_eq!(message.topic, vended.topic);
+    assert_eq!(&message.payload[..], b"hello from the aws cli");
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_aws_cli_cannot_publish_with_vended_client_credentials() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let vended = vend(&stack.info().api_url).await;
+    let creds = &vended.credentials;
+    let output = cli_publish(
+        stack.info(),
+        &creds.access_key_id,
+        &creds.secret_access_key,
+        Some(&creds.session_token),
+        &vended.topic,
+        "x",
+    )
+    .await;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ForbiddenException"), "{stderr}");
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn paho_mqtt_with_a_botocore_presigned_url_receives_a_message() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let vended = vend(&stack.info().api_url).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/paho_subscribe.py");
+    let mut paho = Script::spawn(
+        Command::new(tool("python"))
+            .args([
+                script,
+                &stack.info().iot_endpoint,
+                &stack.info().region,
+                &vended.client_id,
+                &vended.topic,
+            ])
+            .env("AWS_ACCESS_KEY_ID", &vended.credentials.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &vended.credentials.secret_access_key)
+            .env("AWS_SESSION_TOKEN", &vended.credentials.session_token),
+    );
+    paho.expect_line("READY").await;
+    cli_publish_as_admin(stack.info(), &vended.topic, "hello paho").await;
+    let line = paho.expect_line("MESSAGE").await;
+    assert_eq!(line, format!("MESSAGE {} hello paho", vended.topic));
+    assert!(paho.wait().await.success());
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn mqtt_js_with_the_vended_url_receives_a_message() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let vended = vend(&stack.info().api_url).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/mqttjs_subscribe.js");
+    let mut mqtt_js = Script::spawn(
+        Command::new(tool("node"))
+            .args([script, &vended.url, &vended.client_id, &vended.topic])
+            .env("NODE_PATH", node_modules()),
+    );
+    mqtt_js.expect_line("READY").await;
+    let response = common::mqtt::https_publish(
+        &stack.info().iot_data_endpoint,
+        &stack.info().region,
+        &aws_credential_types::Credentials::new(
+            &stack.info().admin.access_key_id,
+            &stack.info().admin.secret_access_key,
+            None,
+            None,
+            "a",
+        ),
+        &vended.topic,
+        "qos=1",
+        b"hello mqtt.js",
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let line = mqtt_js.expect_line("MESSAGE").await;
+    assert_eq!(line, format!("MESSAGE {} hello mqtt.js", vended.topic));
+    assert!(mqtt_js.wait().await.success());
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn mqtt_js_cannot_subscribe_to_every_clients_topic() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let vended = vend(&stack.info().api_url).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/mqttjs_subscribe.js");
+    let mut mqtt_js = Script::spawn(
+        Command::new(tool("node"))
+            .args([script, &vended.url, &vended.client_id, "allowed/#"])
+            .env("NODE_PATH", node_modules()),
+    );
+    let line = mqtt_js.expect_line("").await;
+    assert!(line.starts_with("REFUSED"), "{line}");
+    stack.shutdown().await;
+}
