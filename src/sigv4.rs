@@ -508,8 +508,14 @@ mod tests {
     fn a_tampered_url_is_refused() {
         let endpoint = IotEndpoint::parse("ws://127.0.0.1:8443").unwrap();
         let url = presign(&endpoint, "us-east-1", &creds(), at(T), DEFAULT_EXPIRES).unwrap();
+        let date = url.replace("X-Amz-Date=20261123T054000Z", "X-Amz-Date=20261123T054001Z");
+        assert_eq!(verify_url(&date, "127.0.0.1:8443", at(T)), Err(SigError::Mismatch));
         let region = url.replace("%2Fus-east-1%2F", "%2Fus-west-2%2F");
-        assert_eq!(verify_url(&region, "127.0.0.1:8443", at(T)), Err(SigError::Mismatch));
+        assert_eq!(
+            verify_url(&region, "127.0.0.1:8443", at(T)),
+            Err(SigError::Region { found: "us-west-2".into() }),
+            "the scope must name the verifier's region"
+        );
         assert_eq!(
             verify_url(&url, "127.0.0.1:9443", at(T)),
             Err(SigError::Mismatch),

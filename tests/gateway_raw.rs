@@ -174,3 +174,76 @@ async fn shutting_the_stack_down_closes_live_connections() {
     stack.shutdown().await;
     assert!(receive(&mut socket, &mut buffer).await.is_none());
 }
+
+#[tokio::test]
+async fn the_fifty_first_subscription_is_refused_with_0x80() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let (mut socket, mut buffer) = connected(&stack, "collector", 30).await;
+    for batch in 0..7u16 {
+        let count = if batch == 6 { 3 } else { 8 }; // 6 × 8 + 3 = 51 filters
+        let filters =
+            (0..count).map(|n| rumqttc::mqttbytes::v4::SubscribeFilter::new(format!("t/{batch}/{n}"), QoS::AtMostOnce));
+        let mut subscribe = Subscribe::new_many(filters);
+        subscribe.pkid = batch + 1;
+        send(&mut socket, Packet::Subscribe(subscribe)).await;
+        match receive(&mut socket, &mut buffer).await {
+            Some(Packet::SubAck(ack)) => {
+                let failures = ack
+                    .return_codes
+                    .iter()
+                    .filter(|c| matches!(c, rumqttc::mqttbytes::v4::SubscribeReasonCode::Failure))
+                    .count();
+                assert_eq!(failures, if batch == 6 { 1 } else { 0 }, "batch {batch}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_is_disconnected_instead_of_buffering() {
+    let options = GatewayOptions {
+        queue_len: 4,
+        ..GatewayOptions::default()
+    };
+    let stack = LocalStack::start(LocalOptions {
+        gateway: options,
+        ..LocalOptions::ephemeral()
+    })
+    .await
+    .unwrap();
+    let (mut watcher, mut watcher_buffer) = connected(&stack, "watcher", 30).await;
+    let mut subscribe = Subscribe::new("$aws/events/presence/disconnected/+", QoS::AtMostOnce);
+    subscribe.pkid = 1;
+    send(&mut watcher, Packet::Subscribe(subscribe)).await;
+    assert!(matches!(
+        receive(&mut watcher, &mut watcher_buffer).await,
+        Some(Packet::SubAck(_))
+    ));
+
+    let (mut slow, mut slow_buffer) = connected(&stack, "slow", 30).await;
+    let mut subscribe = Subscribe::new("firehose", QoS::AtMostOnce);
+    subscribe.pkid = 1;
+    send(&mut slow, Packet::Subscribe(subscribe)).await;
+    assert!(matches!(
+        receive(&mut slow, &mut slow_buffer).await,
+        Some(Packet::SubAck(_))
+    ));
+    // `slow` now reads nothing while 64 MiB is published to it.
+    let payload = bytes::Bytes::from(vec![7u8; 64 * 1024]);
+    let broker = &stack.gateway().broker;
+    for _ in 0..1024 {
+        broker.publish("firehose", payload.clone(), QoS::AtMostOnce, false);
+        tokio::task::yield_now().await;
+    }
+    let event = receive(&mut watcher, &mut watcher_buffer).await;
+    let Some(Packet::Publish(event)) = event else {
+        panic!("the slow subscriber was never disconnected: {event:?}")
+    };
+    let event: serde_json::Value = serde_json::from_slice(&event.payload).unwrap();
+    assert_eq!(event["clientId"], "slow");
+    assert_eq!(event["disconnectReason"], "THROTTLED");
+    drop(slow);
+    stack.shutdown().await;
+}

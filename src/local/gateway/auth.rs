@@ -27,72 +27,85 @@ pub enum Denied {
     Identity(AuthError),
 }
 
-fn check(
-    store: &IdentityStore,
-    verifier: &Verifier,
-    claims: &SignedClaims,
-    parts: RequestParts<'_>,
-    expect: Expectations<'_>,
-    now: SystemTime,
-) -> Result<Arc<Identity>, Denied> {
-    let identity = store
-        .authenticate(&claims.access_key_id, claims.security_token.as_deref(), now)
-        .map_err(Denied::Identity)?;
-    verifier
-        .verify(claims, parts, &identity.secret_access_key, expect, now)
-        .map_err(Denied::Signature)?;
-    Ok(identity)
+/// Authenticates requests against the identity store for one region.
+pub struct Authenticator {
+    store: Arc<IdentityStore>,
+    verifier: Verifier,
+    region: String,
 }
 
-/// A WebSocket handshake `GET /mqtt?X-Amz-…`.
-pub fn presigned(
-    store: &IdentityStore,
-    verifier: &Verifier,
-    region: &str,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    now: SystemTime,
-) -> Result<Arc<Identity>, Denied> {
-    let claims = SignedClaims::from_query(&query_pairs(uri.query().unwrap_or(""))).map_err(Denied::Signature)?;
-    let parts = RequestParts {
-        method: method.as_str(),
-        raw_path: uri.path(),
-        raw_query: uri.query(),
-        headers,
-    };
-    let expect = Expectations {
-        services: SERVICES,
-        region: Some(region),
-        token_in_query: TokenInQuery::Unsigned,
-        payload_sha256: None,
-    };
-    check(store, verifier, &claims, parts, expect, now)
-}
+impl Authenticator {
+    pub fn new(store: Arc<IdentityStore>, region: &str) -> Self {
+        Self {
+            store,
+            verifier: Verifier::new(),
+            region: region.to_owned(),
+        }
+    }
 
-/// An HTTPS request with an `Authorization` header over a body hashing to `payload_sha256`.
-pub fn signed_header(
-    store: &IdentityStore,
-    verifier: &Verifier,
-    region: &str,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    payload_sha256: &str,
-    now: SystemTime,
-) -> Result<Arc<Identity>, Denied> {
-    let claims = SignedClaims::from_headers(headers).map_err(Denied::Signature)?;
-    let parts = RequestParts {
-        method: method.as_str(),
-        raw_path: uri.path(),
-        raw_query: uri.query(),
-        headers,
-    };
-    let expect = Expectations {
-        services: SERVICES,
-        region: Some(region),
-        token_in_query: TokenInQuery::Signed,
-        payload_sha256: Some(payload_sha256),
-    };
-    check(store, verifier, &claims, parts, expect, now)
+    fn check(
+        &self,
+        claims: &SignedClaims,
+        parts: RequestParts<'_>,
+        expect: Expectations<'_>,
+        now: SystemTime,
+    ) -> Result<Arc<Identity>, Denied> {
+        let identity = self
+            .store
+            .authenticate(&claims.access_key_id, claims.security_token.as_deref(), now)
+            .map_err(Denied::Identity)?;
+        self.verifier
+            .verify(claims, parts, &identity.secret_access_key, expect, now)
+            .map_err(Denied::Signature)?;
+        Ok(identity)
+    }
+
+    /// A WebSocket handshake `GET /mqtt?X-Amz-…`.
+    pub fn presigned(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        now: SystemTime,
+    ) -> Result<Arc<Identity>, Denied> {
+        let claims = SignedClaims::from_query(&query_pairs(uri.query().unwrap_or(""))).map_err(Denied::Signature)?;
+        let parts = RequestParts {
+            method: method.as_str(),
+            raw_path: uri.path(),
+            raw_query: uri.query(),
+            headers,
+        };
+        let expect = Expectations {
+            services: SERVICES,
+            region: Some(&self.region),
+            token_in_query: TokenInQuery::Unsigned,
+            payload_sha256: None,
+        };
+        self.check(&claims, parts, expect, now)
+    }
+
+    /// An HTTPS request with an `Authorization` header over a body hashing to `payload_sha256`.
+    pub fn signed_header(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        payload_sha256: &str,
+        now: SystemTime,
+    ) -> Result<Arc<Identity>, Denied> {
+        let claims = SignedClaims::from_headers(headers).map_err(Denied::Signature)?;
+        let parts = RequestParts {
+            method: method.as_str(),
+            raw_path: uri.path(),
+            raw_query: uri.query(),
+            headers,
+        };
+        let expect = Expectations {
+            services: SERVICES,
+            region: Some(&self.region),
+            token_in_query: TokenInQuery::Signed,
+            payload_sha256: Some(payload_sha256),
+        };
+        self.check(&claims, parts, expect, now)
+    }
 }

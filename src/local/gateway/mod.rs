@@ -44,7 +44,6 @@ use tower::ServiceExt;
 
 use crate::local::identity::IdentityStore;
 use crate::policy::IotArns;
-use crate::sigv4::Verifier;
 use broker::Broker;
 
 /// What the gateway does when a CONNECT or SUBSCRIBE is not authorized.
@@ -79,8 +78,7 @@ impl Default for GatewayOptions {
 
 /// State shared by every connection.
 pub struct Gateway {
-    store: Arc<IdentityStore>,
-    verifier: Verifier,
+    auth: auth::Authenticator,
     pub broker: Broker,
     options: GatewayOptions,
     versions: AtomicU64,
@@ -97,10 +95,10 @@ impl Gateway {
         options: GatewayOptions,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
+        let auth = auth::Authenticator::new(store, arns.region());
         let broker = Broker::new(arns, options.queue_len);
         Self {
-            store,
-            verifier: Verifier::new(),
+            auth,
             broker,
             options,
             versions: AtomicU64::new(1),
@@ -175,15 +173,7 @@ async fn websocket(
             "Connect with a WebSocket upgrade offering the mqtt subprotocol.",
         );
     };
-    let identity = match auth::presigned(
-        &gateway.store,
-        &gateway.verifier,
-        gateway.broker.arns().region(),
-        &method,
-        &uri,
-        &headers,
-        SystemTime::now(),
-    ) {
+    let identity = match gateway.auth.presigned(&method, &uri, &headers, SystemTime::now()) {
         Ok(identity) => identity,
         Err(denied) => {
             tracing::warn!(peer = %peer, "WebSocket handshake refused: {denied}");
@@ -224,16 +214,10 @@ async fn publish(
         }
     };
     let payload_hash = hex::encode(sha2::Sha256::digest(&body));
-    let identity = match auth::signed_header(
-        &gateway.store,
-        &gateway.verifier,
-        gateway.broker.arns().region(),
-        &method,
-        &uri,
-        &headers,
-        &payload_hash,
-        SystemTime::now(),
-    ) {
+    let identity = match gateway
+        .auth
+        .signed_header(&method, &uri, &headers, &payload_hash, SystemTime::now())
+    {
         Ok(identity) => identity,
         Err(denied) => {
             tracing::warn!("HTTPS publish refused: {denied}");

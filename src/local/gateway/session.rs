@@ -37,6 +37,8 @@ pub const MAX_KEEP_ALIVE: Duration = Duration::from_secs(1200);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Deliveries written before one flush.
 const WRITE_BATCH: usize = 64;
+/// A write that makes no progress for this long means the client stopped reading.
+const WRITE_STALL: Duration = Duration::from_secs(10);
 
 /// The keep-alive IoT applies: below `min` becomes `min`, 0 and anything above
 /// 1200 s become 1200 s.
@@ -94,7 +96,17 @@ impl Session {
             let step = tokio::select! {
                 message = self.socket.recv() => self.on_message(message).await,
                 event = mailbox_event(&mut self.connected) => match event {
-                    MailboxEvent::Delivery(outgoing) => self.write_outgoing(outgoing).await,
+                    MailboxEvent::Delivery(outgoing) => {
+                        // A write blocked by a client that stopped reading still
+                        // yields to a kick (queue overflow, takeover) or a stall limit.
+                        let mut kicked = self.connected.as_ref().map(|c| c.mailbox.kicked.clone());
+                        tokio::select! {
+                            written = tokio::time::timeout(WRITE_STALL, self.write_outgoing(outgoing)) => {
+                                written.unwrap_or(Step::Close(DisconnectReason::Throttled))
+                            }
+                            reason = kick_reason(&mut kicked) => Step::Close(reason),
+                        }
+                    }
                     MailboxEvent::Kicked(reason) => Step::Close(reason),
                 },
                 () = sleep_until(self.deadline) => Step::Close(DisconnectReason::KeepAliveTimeout),
@@ -104,7 +116,8 @@ impl Session {
                 break reason;
             }
         };
-        let _ = self.socket.send(Message::Close(None)).await;
+        // A client that stopped reading must not hold the session open.
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.socket.send(Message::Close(None))).await;
         if let Some(connected) = self.connected.take() {
             let filters = connected.filters.into_keys();
             self.gateway.broker.unregister(&connected.subscriber, filters);
@@ -353,6 +366,16 @@ impl Session {
     }
 }
 
+async fn kick_reason(kicked: &mut Option<tokio::sync::watch::Receiver<Option<DisconnectReason>>>) -> DisconnectReason {
+    match kicked {
+        Some(kicked) => match kicked.wait_for(Option::is_some).await {
+            Ok(reason) => reason.unwrap_or(DisconnectReason::ServerInitiated),
+            Err(_) => DisconnectReason::ServerInitiated,
+        },
+        None => std::future::pending().await,
+    }
+}
+
 async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
@@ -371,7 +394,7 @@ async fn mailbox_event(connected: &mut Option<Connected>) -> MailboxEvent {
     tokio::select! {
         biased;
         kicked = mailbox.kicked.wait_for(Option::is_some) => {
-            MailboxEvent::Kicked(kicked.ok().and_then(|r| *r).unwrap_or(DisconnectReason::ServerInitiated))
+            MailboxEvent::Kicked(kicked.ok().and_then(|reason| *reason).unwrap_or(DisconnectReason::ServerInitiated))
         }
         outgoing = mailbox.outgoing.recv() => MailboxEvent::Delivery(outgoing),
     }
