@@ -16,6 +16,10 @@
 //! * [`sigv4`] — SigV4 verification of incoming requests (for the emulators).
 //! * [`local`] — the local stack: STS emulator, identity store, and the command.
 //!
+//! `api`, `config`, `sts` and `local` need the default `server` feature; without
+//! it the crate is the pure core (no async runtime, no AWS SDK), which clients
+//! such as `client-example` use for presigning.
+//!
 //! The security core in one example: a client's session policy names only its own
 //! client ID and topic, so even a subscription to `allowed/#` is refused.
 //!
@@ -36,12 +40,16 @@
 //! assert_eq!(evaluate(&policies, "iot:Subscribe", &everyone), Decision::NotApplicable);
 //! ```
 
+#[cfg(feature = "server")]
 pub mod api;
 pub mod client_id;
+#[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "server")]
 pub mod local;
 pub mod policy;
 pub mod presign;
 pub mod sigv4;
+#[cfg(feature = "server")]
 pub mod sts;
 pub mod topic;

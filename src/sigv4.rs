@@ -513,7 +513,9 @@ mod tests {
         let region = url.replace("%2Fus-east-1%2F", "%2Fus-west-2%2F");
         assert_eq!(
             verify_url(&region, "127.0.0.1:8443", at(T)),
-            Err(SigError::Region { found: "us-west-2".into() }),
+            Err(SigError::Region {
+                found: "us-west-2".into()
+            }),
             "the scope must name the verifier's region"
         );
         assert_eq!(
