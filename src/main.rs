@@ -221,6 +221,8 @@ fn print_banner(info: &ReadyInfo) {
 
 Get credentials (note the clientId):
   curl -s -X POST {api}
+Or connect the example client, which prints what arrives:
+  cargo run -p client-example -- --api {api}{ca_client}
 Push to that client as your backend would:
   {env} aws iot-data publish --endpoint-url {data}{ca_flag} --topic allowed/<clientId> --payload hello
 Check the admin identity with the AWS CLI:

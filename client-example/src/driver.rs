@@ -63,6 +63,10 @@ pub enum Event {
         client_id: String,
         expiration: String,
     },
+    /// A background refresh failed; the next connect tries again.
+    RefreshFailed {
+        reason: String,
+    },
     Connecting {
         client_id: String,
         attempt: u32,
@@ -346,17 +350,22 @@ impl<S: CredentialSource> Driver<S> {
                     let source = self.source.clone();
                     self.next = Some(tokio::spawn(async move { source.fetch().await }));
                 }
-            }
-            if let Some(handle) = self.next.as_mut()
-                && handle.is_finished()
-            {
-                let handle = self.next.take().expect("checked");
-                if let Ok(Ok(fresh)) = handle.await {
-                    let _ = on_event(Event::CredentialsRefreshed {
-                        client_id: fresh.client_id.clone(),
-                        expiration: fresh.credentials.expiration.clone(),
-                    });
-                    self.current = Some((fresh, SystemTime::now()));
+                fetched = async { self.next.as_mut().expect("guarded by the condition").await }, if self.next.is_some() => {
+                    self.next = None;
+                    match fetched {
+                        Ok(Ok(fresh)) => {
+                            let _ = on_event(Event::CredentialsRefreshed {
+                                client_id: fresh.client_id.clone(),
+                                expiration: fresh.credentials.expiration.clone(),
+                            });
+                            self.current = Some((fresh, SystemTime::now()));
+                        }
+                        // The next connect fetches again; this session is unaffected.
+                        Ok(Err(err)) => {
+                            let _ = on_event(Event::RefreshFailed { reason: err.to_string() });
+                        }
+                        Err(_) => {}
+                    }
                 }
             }
         }

@@ -55,6 +55,7 @@ fn print(json: bool, event: &Event) {
             Event::CredentialsRefreshed { client_id, expiration } => {
                 serde_json::json!({"event": "credentials", "clientId": client_id, "expiration": expiration})
             }
+            Event::RefreshFailed { reason } => serde_json::json!({"event": "refresh-failed", "reason": reason}),
             Event::Connecting { client_id, attempt, .. } => {
                 serde_json::json!({"event": "connecting", "clientId": client_id, "attempt": attempt})
             }
@@ -74,6 +75,7 @@ fn print(json: bool, event: &Event) {
         Event::CredentialsRefreshed { client_id, expiration } => {
             eprintln!("credentials for client {client_id}, valid until {expiration}")
         }
+        Event::RefreshFailed { reason } => eprintln!("could not refresh credentials (will retry): {reason}"),
         Event::Connecting { attempt, .. } => eprintln!("connecting (attempt {attempt})"),
         Event::Connected { client_id } => eprintln!("connected as {client_id}"),
         Event::Subscribed { topics } => eprintln!("subscribed to {}", topics.join(", ")),

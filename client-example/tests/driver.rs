@@ -1,0 +1,413 @@
+//! The driver and the binary against the local stack on port 0: receive over ws
+//! and wss, reconnect with a fresh URL, refresh credentials, and fail clearly.
+
+use std::ops::ControlFlow;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials as SdkCredentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign};
+use client_example::tls::TrustRoots;
+use client_example::{CredentialSource, Driver, Event, FetchError, HttpSource, Options, Vended};
+use serverless_websockets::local::{LocalOptions, LocalStack};
+use tokio::sync::mpsc;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Publishes through the gateway's HTTPS API as the local admin, signed like botocore.
+async fn publish(stack: &LocalStack, topic: &str, payload: &str) {
+    let info = stack.info();
+    let credentials = SdkCredentials::new(
+        &info.admin.access_key_id,
+        &info.admin.secret_access_key,
+        None,
+        None,
+        "admin",
+    );
+    let encoded = percent_encoding::utf8_percent_encode(topic, percent_encoding::NON_ALPHANUMERIC);
+    let url = format!("{}/topics/{encoded}?qos=1", info.iot_data_endpoint);
+    let host = url.split("://").nth(1).unwrap().split('/').next().unwrap().to_owned();
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::Headers;
+    let identity = credentials.into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(&info.region)
+        .name("iotdata")
+        .time(SystemTime::now())
+        .settings(settings)
+        .build()
+        .unwrap()
+        .into();
+    let signable = SignableRequest::new(
+        "POST",
+        &url,
+        [("host", host.as_str())].into_iter(),
+        SignableBody::Bytes(payload.as_bytes()),
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let mut client = reqwest::Client::builder();
+    if let Some(ca) = &info.ca_cert {
+        client = client.tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap()]);
+    }
+    let mut request = client.build().unwrap().post(&url).body(payload.to_owned());
+    for (name, value) in instructions.headers() {
+        request = request.header(name, value);
+    }
+    assert_eq!(request.send().await.unwrap().status(), 200);
+}
+
+/// Runs a driver in the background; its events arrive on the returned channel.
+fn spawn_driver<S: CredentialSource>(
+    source: S,
+    options: Options,
+) -> (mpsc::UnboundedReceiver<Event>, tokio::sync::oneshot::Sender<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let mut driver = Driver::new(source, options);
+        let stop = async {
+            let _ = stop_rx.await;
+        };
+        let result = driver
+            .run(
+                move |event| {
+                    let _ = tx.send(event);
+                    ControlFlow::Continue(())
+                },
+                stop,
+            )
+            .await;
+        if let Err(err) = result {
+            panic!("driver failed: {err}");
+        }
+    });
+    (rx, stop_tx)
+}
+
+async fn next_matching(
+    events: &mut mpsc::UnboundedReceiver<Event>,
+    what: &str,
+    pred: impl Fn(&Event) -> bool,
+) -> Event {
+    loop {
+        let event = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no {what} within {WAIT:?}"));
+        let event = event.unwrap_or_else(|| panic!("driver ended before {what}"));
+        if pred(&event) {
+            return event;
+        }
+    }
+}
+
+fn fast_options() -> Options {
+    Options {
+        backoff_min: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(200),
+        ..Options::default()
+    }
+}
+
+async fn subscribed_client(events: &mut mpsc::UnboundedReceiver<Event>) -> String {
+    let Event::CredentialsRefreshed { client_id, .. } = next_matching(events, "credentials", |e| {
+        matches!(e, Event::CredentialsRefreshed { .. })
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    next_matching(events, "subscription", |e| matches!(e, Event::Subscribed { .. })).await;
+    client_id
+}
+
+async fn message(events: &mut mpsc::UnboundedReceiver<Event>) -> (String, String) {
+    match next_matching(events, "a message", |e| matches!(e, Event::Message { .. })).await {
+        Event::Message { topic, payload } => (topic, String::from_utf8_lossy(&payload).into_owned()),
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn the_driver_receives_a_message_over_ws() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let (mut events, _stop) = spawn_driver(HttpSource::new(&stack.info().api_url, None), fast_options());
+    let client_id = subscribed_client(&mut events).await;
+    publish(&stack, &format!("allowed/{client_id}"), "over ws").await;
+    assert_eq!(
+        message(&mut events).await,
+        (format!("allowed/{client_id}"), "over ws".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn the_driver_receives_a_message_over_wss_with_the_local_ca() {
+    let stack = LocalStack::start(LocalOptions {
+        tls: true,
+        ..LocalOptions::ephemeral()
+    })
+    .await
+    .unwrap();
+    let ca = std::fs::read(stack.info().ca_cert.as_ref().unwrap()).unwrap();
+    let options = Options {
+        trust: TrustRoots::Pem(ca),
+        ..fast_options()
+    };
+    let (mut events, _stop) = spawn_driver(HttpSource::new(&stack.info().api_url, None), options);
+    let client_id = subscribed_client(&mut events).await;
+    publish(&stack, &format!("allowed/{client_id}"), "over wss").await;
+    assert_eq!(message(&mut events).await.1, "over wss");
+}
+
+/// Hands out real credentials from the local API, optionally spoiled or short-lived.
+struct Scripted {
+    api: HttpSource,
+    spoil_first: bool,
+    lifetime: Option<Duration>,
+    calls: Arc<Mutex<u32>>,
+}
+
+impl CredentialSource for Scripted {
+    async fn fetch(&self) -> Result<Vended, FetchError> {
+        let mut vended = self.api.fetch().await?;
+        let call = {
+            let mut calls = self.calls.lock().unwrap();
+            *calls += 1;
+            *calls
+        };
+        if self.spoil_first && call == 1 {
+            vended.credentials.secret_access_key = "not-the-secret".into();
+        }
+        if let Some(lifetime) = self.lifetime {
+            let expires = SystemTime::now() + lifetime;
+            let secs = expires.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
+            vended.credentials.expiration = aws_smithy_types::DateTime::from_secs(secs)
+                .fmt(aws_smithy_types::date_time::Format::DateTime)
+                .unwrap();
+        }
+        Ok(vended)
+    }
+}
+
+#[tokio::test]
+async fn a_403_at_the_handshake_fetches_new_credentials_and_connects_with_them() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let calls = Arc::new(Mutex::new(0));
+    let source = Scripted {
+        api: HttpSource::new(&stack.info().api_url, None),
+        spoil_first: true,
+        lifetime: None,
+        calls: calls.clone(),
+    };
+    let (mut events, _stop) = spawn_driver(source, fast_options());
+    let disconnected = next_matching(&mut events, "the refusal", |e| matches!(e, Event::Disconnected { .. })).await;
+    assert!(
+        matches!(&disconnected, Event::Disconnected { reason } if reason.contains("403")),
+        "{disconnected:?}"
+    );
+    let client_id = subscribed_client(&mut events).await;
+    assert_eq!(*calls.lock().unwrap(), 2);
+    publish(&stack, &format!("allowed/{client_id}"), "after refresh").await;
+    assert_eq!(message(&mut events).await.1, "after refresh");
+}
+
+/// Another connection takes `client_id` over (the admin may connect as anyone), the
+/// driver sees its connection close, then the intruder leaves.
+async fn take_over_and_leave(stack: &LocalStack, client_id: &str, events: &mut mpsc::UnboundedReceiver<Event>) {
+    let info = stack.info();
+    let admin = SdkCredentials::new(
+        &info.admin.access_key_id,
+        &info.admin.secret_access_key,
+        None,
+        None,
+        "a",
+    );
+    let endpoint = serverless_websockets::presign::IotEndpoint::parse(&info.iot_endpoint).unwrap();
+    let url = serverless_websockets::presign::presign(
+        &endpoint,
+        &info.region,
+        &admin,
+        SystemTime::now(),
+        Duration::from_secs(900),
+    )
+    .unwrap();
+    let mut options = rumqttc::MqttOptions::new(client_id, url, 0);
+    options.set_transport(rumqttc::Transport::Ws);
+    let (intruder, mut intruder_loop) = rumqttc::AsyncClient::new(options, 10);
+    loop {
+        if let rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)) = intruder_loop.poll().await.unwrap() {
+            break;
+        }
+    }
+    next_matching(events, "the takeover", |e| matches!(e, Event::Disconnected { .. })).await;
+    intruder.try_disconnect().unwrap();
+    let _ = intruder_loop.poll().await;
+}
+
+#[tokio::test]
+async fn after_a_takeover_the_driver_reconnects_with_a_fresh_url_and_resubscribes() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let source = HttpSource::new(&stack.info().api_url, None);
+    let (mut events, _stop) = spawn_driver(source, fast_options());
+    let Event::CredentialsRefreshed { client_id, .. } = next_matching(&mut events, "credentials", |e| {
+        matches!(e, Event::CredentialsRefreshed { .. })
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    let Event::Connecting {
+        signed_at: first_signed,
+        ..
+    } = next_matching(&mut events, "connecting", |e| matches!(e, Event::Connecting { .. })).await
+    else {
+        unreachable!()
+    };
+    next_matching(&mut events, "subscription", |e| matches!(e, Event::Subscribed { .. })).await;
+
+    take_over_and_leave(&stack, &client_id, &mut events).await;
+
+    let Event::Connecting { attempt, signed_at, .. } =
+        next_matching(&mut events, "a reconnect", |e| matches!(e, Event::Connecting { .. })).await
+    else {
+        unreachable!()
+    };
+    assert!(attempt >= 2);
+    assert!(signed_at > first_signed, "each connect presigns anew");
+    next_matching(&mut events, "the resubscription", |e| {
+        matches!(e, Event::Subscribed { .. })
+    })
+    .await;
+    publish(&stack, &format!("allowed/{client_id}"), "after reconnect").await;
+    assert_eq!(message(&mut events).await.1, "after reconnect");
+}
+
+#[tokio::test]
+async fn credentials_are_refreshed_before_they_expire_and_used_on_the_next_connect() {
+    // Real tokio time: rumqttc's network timeouts would fire early under a paused clock.
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let calls = Arc::new(Mutex::new(0));
+    let source = Scripted {
+        api: HttpSource::new(&stack.info().api_url, None),
+        spoil_first: false,
+        lifetime: Some(Duration::from_secs(4)),
+        calls: calls.clone(),
+    };
+    let options = Options {
+        refresh_fraction: 0.25,
+        ..fast_options()
+    };
+    let (mut events, _stop) = spawn_driver(source, options);
+    let first = subscribed_client(&mut events).await;
+    // At 25 % of the 4 s lifetime the driver fetches again, while still connected.
+    let Event::CredentialsRefreshed { client_id: second, .. } = next_matching(&mut events, "a refresh", |e| {
+        matches!(e, Event::CredentialsRefreshed { .. })
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    assert_ne!(first, second, "fresh credentials come with a fresh client ID");
+    assert!(*calls.lock().unwrap() >= 2);
+
+    // The live connection is kept; the next connect uses the new credentials.
+    take_over_and_leave(&stack, &first, &mut events).await;
+    let Event::Connecting { client_id, .. } =
+        next_matching(&mut events, "a reconnect", |e| matches!(e, Event::Connecting { .. })).await
+    else {
+        unreachable!()
+    };
+    assert_ne!(client_id, first);
+    next_matching(&mut events, "the resubscription", |e| {
+        matches!(e, Event::Subscribed { .. })
+    })
+    .await;
+    publish(&stack, &format!("allowed/{client_id}"), "with new credentials").await;
+    assert_eq!(message(&mut events).await.1, "with new credentials");
+}
+
+#[test]
+fn the_binary_exits_3_with_one_line_when_the_api_is_down() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let output = Command::new(env!("CARGO_BIN_EXE_client-example"))
+        .args(["--api", &format!("http://127.0.0.1:{port}/credentials")])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: could not get credentials: could not reach the credentials API"),
+        "{stderr}"
+    );
+}
+
+/// A vending API stand-in answering every POST with `status` and `body`.
+async fn fake_api(status: u16, body: serde_json::Value) -> String {
+    let app = axum::Router::new().fallback(move || {
+        let body = body.clone();
+        async move { (axum::http::StatusCode::from_u16(status).unwrap(), axum::Json(body)) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/credentials")
+}
+
+async fn run_binary(api: &str) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_client-example"));
+    command.args(["--api", api]);
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_binary_exits_3_and_shows_the_apis_error_on_a_401() {
+    let body = serde_json::json!({"error": {"code": "InvalidToken", "message": "The bearer token has expired."}});
+    let api = fake_api(401, body).await;
+    let output = run_binary(&api).await;
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("401") && stderr.contains("The bearer token has expired."),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_binary_exits_4_when_the_handshake_is_forbidden() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let mut vended: serde_json::Value = reqwest::Client::new()
+        .post(&stack.info().api_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    vended["credentials"]["secretAccessKey"] = "wrong".into();
+    let api = fake_api(200, vended).await;
+    let output = run_binary(&api).await;
+    assert_eq!(
+        output.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("error: the IoT endpoint forbade the connection"),
+        "{stderr}"
+    );
+}
