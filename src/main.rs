@@ -240,6 +240,11 @@ Check the admin identity with the AWS CLI:
             .as_deref()
             .map(|p| format!(" --ca-bundle {p}"))
             .unwrap_or_default(),
+        ca_client = info
+            .ca_cert
+            .as_deref()
+            .map(|p| format!(" --ca-cert {p}"))
+            .unwrap_or_default(),
         region = info.region,
         account = info.account_id,
         api = info.api_url,
