@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Build, deploy, smoke-test and tear down serverless-websockets in your AWS account.
+#
+#   cloudformation/deploy.sh build
+#       cargo lambda build --release --arm64 --output-format zip
+#       -> target/lambda/serverless-websockets/bootstrap.zip
+#   cloudformation/deploy.sh deploy --stack NAME --bucket BUCKET [--iot-endpoint HOST] [Param=Value ...]
+#       uploads the zip to s3://BUCKET/serverless-websockets/bootstrap-<sha>.zip and
+#       runs `aws cloudformation deploy` with the parameters; prints the outputs
+#   cloudformation/deploy.sh smoke --stack NAME
+#       POSTs to the deployed API, connects client-example, publishes with
+#       `aws iot-data publish` and waits for the message to arrive
+#   cloudformation/deploy.sh destroy --stack NAME
+#
+# Needs: cargo-lambda (pip install cargo-lambda, brings zig), the rustup target
+# aarch64-unknown-linux-gnu, the AWS CLI with credentials for the target account,
+# curl and python3. Extra arguments to `deploy` are CloudFormation parameter
+# overrides, e.g. CorsAllowOrigins=https://app.example.com ThrottlingRateLimit=50.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ZIP=target/lambda/serverless-websockets/bootstrap.zip
+TEMPLATE=cloudformation/template.yaml
+
+die() { echo "deploy.sh: $*" >&2; exit 1; }
+
+stack_output() {
+  aws cloudformation describe-stacks --stack-name "$1" \
+    --query "Stacks[0].Outputs[?OutputKey=='$2'].OutputValue" --output text
+}
+
+build() {
+  command -v cargo-lambda >/dev/null || die "cargo-lambda is not installed (pip install cargo-lambda)"
+  rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
+  local started=$SECONDS
+  cargo lambda build --release --arm64 --output-format zip --bin serverless-websockets
+  [ -f "$ZIP" ] || die "expected $ZIP after the build"
+  echo "built $ZIP: $(stat -c %s "$ZIP") bytes in $((SECONDS - started)) s"
+}
+
+deploy() {
+  local stack="" bucket="" endpoint="" overrides=()
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --stack) stack=$2; shift 2 ;;
+      --bucket) bucket=$2; shift 2 ;;
+      --iot-endpoint) endpoint=$2; shift 2 ;;
+      *=*) overrides+=("$1"); shift ;;
+      *) die "unknown argument $1" ;;
+    esac
+  done
+  [ -n "$stack" ] || die "deploy needs --stack NAME"
+  [ -n "$bucket" ] || die "deploy needs --bucket BUCKET (an S3 bucket in the stack's region)"
+  [ -f "$ZIP" ] || build
+  if [ -z "$endpoint" ]; then
+    endpoint=$(aws iot describe-endpoint --endpoint-type iot:Data-ATS --query endpointAddress --output text)
+  fi
+  local key
+  key="serverless-websockets/bootstrap-$(sha256sum "$ZIP" | cut -c1-16).zip"
+  aws s3 cp "$ZIP" "s3://$bucket/$key"
+  aws cloudformation deploy --template-file "$TEMPLATE" --stack-name "$stack" \
+    --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset \
+    --parameter-overrides "IotEndpoint=$endpoint" "CodeS3Bucket=$bucket" "CodeS3Key=$key" "${overrides[@]}"
+  aws cloudformation describe-stacks --stack-name "$stack" --query "Stacks[0].Outputs" --output table
+}
+
+smoke() {
+  [ "${1:-}" = "--stack" ] && [ -n "${2:-}" ] || die "smoke needs --stack NAME"
+  local stack=$2 url body client_id topic endpoint log
+  url=$(stack_output "$stack" CredentialsUrl)
+  echo "POST $url"
+  body=$(curl -sf -X POST "$url") || die "the credentials API did not answer 200"
+  client_id=$(printf '%s' "$body" | python3 -c 'import json,sys; print(json.load(sys.stdin)["clientId"])')
+  echo "curl: got credentials for client $client_id"
+
+  log=$(mktemp)
+  cargo run --release -q -p client-example -- --api "$url" --count 1 --json >"$log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 60); do
+    grep -q '"event":"subscribed"' "$log" && break
+    kill -0 "$pid" 2>/dev/null || { cat "$log"; die "client-example exited before subscribing"; }
+    sleep 1
+  done
+  topic=$(python3 -c 'import json,sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e.get("event") == "subscribed": print(e["topics"][0]); break' "$log")
+  [ -n "$topic" ] || die "client-example did not subscribe within 60 s"
+  endpoint=$(aws lambda get-function-configuration --function-name "$(stack_output "$stack" FunctionName)" \
+    --query Environment.Variables.IOT_ENDPOINT --output text)
+  aws iot-data publish --endpoint-url "https://$endpoint" --topic "$topic" \
+    --cli-binary-format raw-in-base64-out --payload '"smoke test"' 2>/dev/null \
+    || aws iot-data publish --endpoint-url "https://$endpoint" --topic "$topic" --payload '"smoke test"'
+  wait "$pid" || { cat "$log"; die "client-example did not receive the message"; }
+  grep '"event":"message"' "$log"
+  echo "smoke test passed"
+}
+
+destroy() {
+  [ "${1:-}" = "--stack" ] && [ -n "${2:-}" ] || die "destroy needs --stack NAME"
+  aws cloudformation delete-stack --stack-name "$2"
+  aws cloudformation wait stack-delete-complete --stack-name "$2"
+  echo "deleted stack $2 (the uploaded zip stays in your bucket)"
+}
+
+case "${1:-}" in
+  build) shift; build "$@" ;;
+  deploy) shift; deploy "$@" ;;
+  smoke) shift; smoke "$@" ;;
+  destroy) shift; destroy "$@" ;;
+  *) sed -n '2,20p' "$0"; exit 2 ;;
+esac
