@@ -4,7 +4,7 @@
 #   cloudformation/deploy.sh build
 #       cargo lambda build --release --arm64 --output-format zip
 #       -> target/lambda/serverless-websockets/bootstrap.zip
-#   cloudformation/deploy.sh deploy --stack NAME --bucket BUCKET [--iot-endpoint HOST] [Param=Value ...]
+#   cloudformation/deploy.sh deploy --stack NAME --bucket BUCKET [--iot-endpoint HOST] [--zip PATH] [Param=Value ...]
 #       uploads the zip to s3://BUCKET/serverless-websockets/bootstrap-<sha>.zip and
 #       runs `aws cloudformation deploy` with the parameters; prints the outputs
 #   cloudformation/deploy.sh smoke --stack NAME
@@ -39,25 +39,29 @@ build() {
 }
 
 deploy() {
-  local stack="" bucket="" endpoint="" overrides=()
+  local stack="" bucket="" endpoint="" zip=$ZIP overrides=()
   while [ $# -gt 0 ]; do
     case "$1" in
       --stack) stack=$2; shift 2 ;;
       --bucket) bucket=$2; shift 2 ;;
       --iot-endpoint) endpoint=$2; shift 2 ;;
+      --zip) zip=$2; shift 2 ;;
       *=*) overrides+=("$1"); shift ;;
       *) die "unknown argument $1" ;;
     esac
   done
   [ -n "$stack" ] || die "deploy needs --stack NAME"
   [ -n "$bucket" ] || die "deploy needs --bucket BUCKET (an S3 bucket in the stack's region)"
-  [ -f "$ZIP" ] || build
+  if [ ! -f "$zip" ]; then
+    [ "$zip" = "$ZIP" ] || die "no zip at $zip"
+    build
+  fi
   if [ -z "$endpoint" ]; then
     endpoint=$(aws iot describe-endpoint --endpoint-type iot:Data-ATS --query endpointAddress --output text)
   fi
   local key
-  key="serverless-websockets/bootstrap-$(sha256sum "$ZIP" | cut -c1-16).zip"
-  aws s3 cp "$ZIP" "s3://$bucket/$key"
+  key="serverless-websockets/bootstrap-$(sha256sum "$zip" | cut -c1-16).zip"
+  aws s3 cp --only-show-errors "$zip" "s3://$bucket/$key"
   aws cloudformation deploy --template-file "$TEMPLATE" --stack-name "$stack" \
     --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset \
     --parameter-overrides "IotEndpoint=$endpoint" "CodeS3Bucket=$bucket" "CodeS3Key=$key" "${overrides[@]}"
