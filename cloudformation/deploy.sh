@@ -15,7 +15,8 @@
 # Needs: cargo-lambda (pip install cargo-lambda, brings zig), the rustup target
 # aarch64-unknown-linux-gnu, the AWS CLI with credentials for the target account,
 # curl and python3. Extra arguments to `deploy` are CloudFormation parameter
-# overrides, e.g. CorsAllowOrigins=https://app.example.com ThrottlingRateLimit=50.
+# overrides, e.g. AuthMode=jwt JwtIssuer=https://… SubscribeTopics=allowed/{clientId},users/{sub};
+# the client role's bounds (ClientRole*Patterns) are derived from the topic templates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,16 @@ die() { echo "deploy.sh: $*" >&2; exit 1; }
 stack_output() {
   aws cloudformation describe-stacks --stack-name "$1" \
     --query "Stacks[0].Outputs[?OutputKey=='$2'].OutputValue" --output text
+}
+
+role_patterns() {
+  python3 - "$1" <<'PY'
+import re, sys
+templates = [t.strip() for t in sys.argv[1].split(",") if t.strip()]
+def pattern(template):
+    return "/".join("*" if level in ("+", "#") else re.sub(r"\{(clientId|sub)\}", "*", level) for level in template.split("/"))
+print(",".join(pattern(t) for t in templates))
+PY
 }
 
 build() {
@@ -59,6 +70,16 @@ deploy() {
   if [ -z "$endpoint" ]; then
     endpoint=$(aws iot describe-endpoint --endpoint-type iot:Data-ATS --query endpointAddress --output text)
   fi
+  # The client role's upper bound follows the grant templates: every {clientId},
+  # {sub}, + and # becomes * (the same rule as GrantTemplate::role_pattern).
+  local subscribe="allowed/{clientId}" publish="" override
+  for override in "${overrides[@]}"; do
+    case "$override" in
+      SubscribeTopics=*) subscribe=${override#SubscribeTopics=} ;;
+      PublishTopics=*) publish=${override#PublishTopics=} ;;
+    esac
+  done
+  overrides+=("ClientRoleSubscribePatterns=$(role_patterns "$subscribe")" "ClientRolePublishPatterns=$(role_patterns "$publish")")
   local key
   key="serverless-websockets/bootstrap-$(sha256sum "$zip" | cut -c1-16).zip"
   aws s3 cp --only-show-errors "$zip" "s3://$bucket/$key"

@@ -26,11 +26,13 @@ use serde::Serialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
+use crate::auth::{AuthError, Authenticator};
 use crate::client_id::ClientId;
 use crate::config::{Config, CorsOrigins};
-use crate::policy::{Grants, session_policy};
+use crate::grants::GrantError;
+use crate::policy::session_policy;
 use crate::presign::{DEFAULT_EXPIRES, presign};
-use crate::sts::{CredentialIssuer, IssueRequest, StsError, THROTTLE_RETRY_AFTER};
+use crate::sts::{CredentialIssuer, IssueRequest, StsError, THROTTLE_RETRY_AFTER, source_identity};
 
 /// The largest request body accepted. The body carries at most a few options.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -42,6 +44,7 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct AppState {
     config: Arc<Config>,
     issuer: Arc<dyn CredentialIssuer>,
+    auth: Arc<Authenticator>,
 }
 
 /// Builds the API for `config`, issuing credentials through `issuer`.
@@ -53,9 +56,11 @@ pub fn router(config: Config, issuer: Arc<dyn CredentialIssuer>) -> Router {
             origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
         )),
     };
+    let auth = Arc::new(Authenticator::new(&config.auth).expect("auth settings are validated when read"));
     let state = AppState {
         config: Arc::new(config),
         issuer,
+        auth,
     };
     let vend = || -> MethodRouter<AppState> {
         post(vend)
@@ -145,7 +150,7 @@ struct Vended<'a> {
     endpoint: String,
     url: String,
     topic: &'a str,
-    grants: &'a Grants,
+    grants: &'a crate::policy::Grants,
     credentials: CredentialsBody<'a>,
 }
 
@@ -159,21 +164,17 @@ struct CredentialsBody<'a> {
 }
 
 async fn vend(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let caller = state.auth.authenticate(authorization).await?;
     let body = read_body(&headers, body).await?;
     check_json_object(&headers, &body)?;
 
     let config = &state.config;
     let client_id = ClientId::generate();
-    let topic = config
-        .topic_prefix
-        .join(client_id.as_str())
-        .map_err(|e| ApiError::Internal(format!("client topic: {e}")))?;
-    let grants = Grants {
-        subscribe: vec![topic.clone()],
-        publish: vec![],
-    };
+    let grants = config.grants.expand(&client_id, caller.sub.as_deref())?;
     let policy = session_policy(&config.iot_arns, &client_id, &grants)
         .map_err(|e| ApiError::Internal(format!("session policy: {e}")))?;
+    let source = caller.sub.as_deref().map(source_identity);
 
     let credentials = state
         .issuer
@@ -181,6 +182,7 @@ async fn vend(State(state): State<AppState>, headers: HeaderMap, body: Body) -> 
             client_id: &client_id,
             policy: &policy,
             duration: config.credential_duration,
+            source_identity: source.as_deref(),
         })
         .await?;
     let url = presign(
@@ -193,13 +195,19 @@ async fn vend(State(state): State<AppState>, headers: HeaderMap, body: Body) -> 
     .map_err(|e| ApiError::Internal(format!("presign: {e}")))?;
 
     let expiration = credentials.expiration_iso8601();
-    tracing::info!(client_id = %client_id, expiration = %expiration, "issued credentials");
+    tracing::info!(
+        client_id = %client_id,
+        sub = caller.sub.as_deref().unwrap_or("-"),
+        source_identity = source.as_deref().unwrap_or("-"),
+        expiration = %expiration,
+        "issued credentials"
+    );
     let body = Vended {
         client_id: client_id.as_str(),
         region: &config.region,
         endpoint: config.iot_endpoint.websocket_base(),
         url,
-        topic: topic.as_str(),
+        topic: config.grants.own_topic(&grants),
         grants: &grants,
         credentials: CredentialsBody {
             access_key_id: &credentials.access_key_id,
@@ -270,6 +278,10 @@ pub enum ApiError {
     MethodNotAllowed { allow: &'static str },
     #[error(transparent)]
     Sts(#[from] StsError),
+    #[error("authentication failed: {0}")]
+    Auth(#[from] AuthError),
+    #[error("grants cannot be made for this caller: {0}")]
+    Grant(#[from] GrantError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -330,6 +342,18 @@ impl ApiError {
                 "UpstreamUnavailable",
                 "The credential service upstream did not answer properly; retry shortly.".into(),
             ),
+            Auth(AuthError::KeysUnavailable(_)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "AuthUnavailable",
+                "The token's signing keys cannot be fetched right now; retry shortly.".into(),
+            ),
+            Auth(err) => (StatusCode::UNAUTHORIZED, err.code(), format!("The bearer token was refused: {err}.")),
+            Grant(GrantError::BadSub(_)) | Grant(GrantError::MissingSub { .. }) | Grant(GrantError::Expanded { .. }) => (
+                StatusCode::FORBIDDEN,
+                "InvalidSubject",
+                "The token's sub cannot be used in a topic grant (it must be one topic level without / + # * ? $, whitespace or control characters, at most 128 bytes).".into(),
+            ),
+            Grant(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Misconfigured", "The service's grants are misconfigured.".into()),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalError",
@@ -356,6 +380,12 @@ impl IntoResponse for ApiError {
             }
             ApiError::Sts(StsError::Throttled { .. }) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(THROTTLE_RETRY_AFTER.as_secs()));
+            }
+            ApiError::Auth(err) if !matches!(err, AuthError::KeysUnavailable(_)) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
             }
             _ => {}
         }

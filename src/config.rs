@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use crate::grants::GrantTemplates;
 use crate::policy::IotArns;
 use crate::presign::IotEndpoint;
 use crate::topic::Topic;
@@ -86,6 +87,40 @@ pub enum CorsOrigins {
     List(Vec<String>),
 }
 
+/// How callers of the API are authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthSettings {
+    /// Anyone may get credentials (explicit opt-in; warned about at start-up).
+    None,
+    Jwt(JwtSettings),
+}
+
+/// JWT verification: issuer and audience checks, keys from a shared HS256 secret
+/// and/or a JWKS (URL or file) for RS256 and ES256.
+#[derive(Clone, PartialEq, Eq)]
+pub struct JwtSettings {
+    pub issuer: String,
+    pub audience: Option<String>,
+    pub hs256_secret: Option<String>,
+    pub jwks_url: Option<String>,
+    /// A JWKS document read from `JWT_JWKS_FILE` at start-up.
+    pub jwks_json: Option<String>,
+    pub leeway: Duration,
+    pub jwks_ttl: Duration,
+}
+
+impl std::fmt::Debug for JwtSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtSettings")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("hs256_secret", &self.hs256_secret.as_ref().map(|_| "** redacted **"))
+            .field("jwks_url", &self.jwks_url)
+            .field("jwks_file", &self.jwks_json.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub client_role_arn: RoleArn,
@@ -94,8 +129,10 @@ pub struct Config {
     pub iot_arns: IotArns,
     pub iot_endpoint: IotEndpoint,
     pub credential_duration: Duration,
-    pub topic_prefix: Topic,
+    /// What each client may subscribe and publish to.
+    pub grants: GrantTemplates,
     pub cors_allow_origins: CorsOrigins,
+    pub auth: AuthSettings,
 }
 
 impl Config {
@@ -147,6 +184,24 @@ impl Config {
             None => Topic::parse("allowed").expect("the default prefix is valid"),
             Some(v) => Topic::parse(&v).map_err(|_| malformed("TOPIC_PREFIX", &v, PREFIX))?,
         };
+        const GRANTS: &str =
+            "comma-separated topic templates with {clientId} and {sub}, e.g. allowed/{clientId},users/{sub}";
+        let subscribe = get("SUBSCRIBE_TOPICS").unwrap_or_else(|| format!("{topic_prefix}/{{clientId}}"));
+        let publish = get("PUBLISH_TOPICS").unwrap_or_default();
+        let grants = GrantTemplates::parse(&subscribe, &publish).map_err(|e| ConfigError {
+            variable: if GrantTemplates::parse(&subscribe, "").is_err() {
+                "SUBSCRIBE_TOPICS"
+            } else {
+                "PUBLISH_TOPICS"
+            },
+            problem: format!("is not usable: {e}"),
+            expected: GRANTS,
+        })?;
+        grants.check_fits(&iot_arns).map_err(|e| ConfigError {
+            variable: "SUBSCRIBE_TOPICS",
+            problem: format!("and PUBLISH_TOPICS are too many: {e}"),
+            expected: "fewer or shorter grant templates (the session policy must stay under 2048 characters)",
+        })?;
 
         const ORIGINS: &str = "a comma-separated list of origins such as https://app.example.com, or *";
         let cors_allow_origins = match get("CORS_ALLOW_ORIGINS") {
@@ -164,15 +219,108 @@ impl Config {
             }
         };
 
+        let auth = read_auth(&get)?;
+        if auth == AuthSettings::None && grants.uses_sub() {
+            return Err(ConfigError {
+                variable: "AUTH_MODE",
+                problem: "is none, but the grant templates use {sub}".into(),
+                expected: "jwt, so that there is a subject to put into topics",
+            });
+        }
+
         Ok(Self {
             client_role_arn,
             region,
             iot_arns,
             iot_endpoint,
             credential_duration,
-            topic_prefix,
+            grants,
             cors_allow_origins,
+            auth,
         })
+    }
+}
+
+fn read_auth(get: &impl Fn(&str) -> Option<String>) -> Result<AuthSettings, ConfigError> {
+    let malformed = |variable, value: &str, expected| ConfigError {
+        variable,
+        problem: format!("is {value:?}"),
+        expected,
+    };
+    const MODE: &str = "none (anyone may get credentials) or jwt";
+    match get("AUTH_MODE").as_deref() {
+        None => Err(ConfigError {
+            variable: "AUTH_MODE",
+            problem: "is not set".into(),
+            expected: MODE,
+        }),
+        Some("none") => Ok(AuthSettings::None),
+        Some("jwt") => {
+            let issuer = get("JWT_ISSUER").ok_or(ConfigError {
+                variable: "JWT_ISSUER",
+                problem: "is not set".into(),
+                expected: "the token issuer (iss), e.g. https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEf",
+            })?;
+            let hs256_secret = get("JWT_HS256_SECRET");
+            if let Some(secret) = &hs256_secret
+                && secret.len() < 32
+            {
+                return Err(ConfigError {
+                    variable: "JWT_HS256_SECRET",
+                    problem: format!("is {} bytes", secret.len()),
+                    expected: "a shared secret of at least 32 bytes",
+                });
+            }
+            let jwks_url = get("JWT_JWKS_URL");
+            if let Some(url) = &jwks_url
+                && !matches!(
+                    url::Url::parse(url).map(|u| u.scheme().to_owned()).as_deref(),
+                    Ok("https" | "http")
+                )
+            {
+                return Err(malformed("JWT_JWKS_URL", url, "an https:// URL of a JWKS document"));
+            }
+            let jwks_json = match get("JWT_JWKS_FILE") {
+                None => None,
+                Some(path) => {
+                    let unusable = |why: String| ConfigError {
+                        variable: "JWT_JWKS_FILE",
+                        problem: format!("is {path:?}, which {why}"),
+                        expected: "the path of a JWKS JSON document ({\"keys\": [...]})",
+                    };
+                    let json = std::fs::read_to_string(&path).map_err(|e| unusable(format!("cannot be read ({e})")))?;
+                    serde_json::from_str::<jsonwebtoken::jwk::JwkSet>(&json)
+                        .map_err(|e| unusable(format!("is not a JWKS ({e})")))?;
+                    Some(json)
+                }
+            };
+            if hs256_secret.is_none() && jwks_url.is_none() && jwks_json.is_none() {
+                return Err(ConfigError {
+                    variable: "JWT_JWKS_URL",
+                    problem: "is not set (nor JWT_JWKS_FILE, nor JWT_HS256_SECRET)".into(),
+                    expected: "a key source for jwt mode: a JWKS URL or file (RS256/ES256) or an HS256 secret",
+                });
+            }
+            let seconds = |name: &'static str, default: u64, max: u64| -> Result<Duration, ConfigError> {
+                match get(name) {
+                    None => Ok(Duration::from_secs(default)),
+                    Some(v) => match v.parse::<u64>() {
+                        Ok(s) if s <= max => Ok(Duration::from_secs(s)),
+                        _ => Err(malformed(name, &v, "a whole number of seconds within its range")),
+                    },
+                }
+            };
+            Ok(AuthSettings::Jwt(JwtSettings {
+                issuer,
+                audience: get("JWT_AUDIENCE"),
+                hs256_secret,
+                jwks_url,
+                jwks_json,
+                leeway: seconds("JWT_LEEWAY_SECONDS", 30, 300)?,
+                jwks_ttl: seconds("JWT_JWKS_TTL_SECONDS", 600, 86_400)?,
+            }))
+        }
+        Some(other) => Err(malformed("AUTH_MODE", other, MODE)),
     }
 }
 
@@ -206,6 +354,7 @@ mod tests {
         ("CLIENT_ROLE_ARN", "arn:aws:iam::123456789012:role/ClientRole"),
         ("AWS_REGION", "eu-west-1"),
         ("IOT_ENDPOINT", "abc-ats.iot.eu-west-1.amazonaws.com"),
+        ("AUTH_MODE", "none"),
     ];
 
     fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
@@ -222,7 +371,8 @@ mod tests {
     fn defaults_apply_when_only_the_required_variables_are_set() {
         let config = read(GOOD).unwrap();
         assert_eq!(config.credential_duration, Duration::from_secs(3600));
-        assert_eq!(config.topic_prefix.as_str(), "allowed");
+        assert_eq!(config.grants, GrantTemplates::parse("allowed/{clientId}", "").unwrap());
+        assert_eq!(config.auth, AuthSettings::None);
         assert_eq!(config.cors_allow_origins, CorsOrigins::None);
         assert_eq!(
             config.iot_arns.client("x"),
@@ -232,7 +382,7 @@ mod tests {
 
     #[test]
     fn each_missing_required_variable_is_named() {
-        for name in ["CLIENT_ROLE_ARN", "AWS_REGION", "IOT_ENDPOINT"] {
+        for name in ["CLIENT_ROLE_ARN", "AWS_REGION", "IOT_ENDPOINT", "AUTH_MODE"] {
             let err = read(&with(&[(name, "")])).unwrap_err();
             assert_eq!(err.variable, name);
             assert!(
@@ -256,6 +406,9 @@ mod tests {
             ("TOPIC_PREFIX", "a//b"),
             ("CORS_ALLOW_ORIGINS", "https://a.example/path"),
             ("CORS_ALLOW_ORIGINS", "app.example.com"),
+            ("AUTH_MODE", "maybe"),
+            ("SUBSCRIBE_TOPICS", "users/{user}"),
+            ("PUBLISH_TOPICS", "from/*"),
         ];
         for &(name, value) in cases {
             let err = read(&with(&[(name, value)])).unwrap_err();
@@ -274,7 +427,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(config.credential_duration, Duration::from_secs(900));
-        assert_eq!(config.topic_prefix.as_str(), "app/push");
+        assert_eq!(config.grants.subscribe[0].as_str(), "app/push/{clientId}");
         assert_eq!(
             config.cors_allow_origins,
             CorsOrigins::List(vec!["https://a.example".into(), "http://localhost:5173".into()])
@@ -284,6 +437,51 @@ mod tests {
             read(&with(&[("CORS_ALLOW_ORIGINS", "*")])).unwrap().cors_allow_origins,
             CorsOrigins::Any
         );
+    }
+
+    #[test]
+    fn jwt_mode_needs_an_issuer_and_a_key_source() {
+        let err = read(&with(&[("AUTH_MODE", "jwt")])).unwrap_err();
+        assert_eq!(err.variable, "JWT_ISSUER");
+        let err = read(&with(&[("AUTH_MODE", "jwt"), ("JWT_ISSUER", "https://issuer.example")])).unwrap_err();
+        assert_eq!(err.variable, "JWT_JWKS_URL");
+        let err = read(&with(&[
+            ("AUTH_MODE", "jwt"),
+            ("JWT_ISSUER", "i"),
+            ("JWT_HS256_SECRET", "short"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.variable, "JWT_HS256_SECRET");
+        let config = read(&with(&[
+            ("AUTH_MODE", "jwt"),
+            ("JWT_ISSUER", "https://issuer.example"),
+            ("JWT_AUDIENCE", "my-app"),
+            ("JWT_JWKS_URL", "https://issuer.example/.well-known/jwks.json"),
+        ]))
+        .unwrap();
+        let AuthSettings::Jwt(jwt) = config.auth else {
+            panic!("jwt mode")
+        };
+        assert_eq!(jwt.audience.as_deref(), Some("my-app"));
+        assert_eq!(jwt.leeway, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn too_many_grants_stop_start_up() {
+        let many = (0..12)
+            .map(|i| format!("shared/topic-{i}/{{sub}}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let vars = vec![
+            ("CLIENT_ROLE_ARN", "arn:aws:iam::123456789012:role/ClientRole"),
+            ("AWS_REGION", "eu-west-1"),
+            ("IOT_ENDPOINT", "abc-ats.iot.eu-west-1.amazonaws.com"),
+            ("AUTH_MODE", "none"),
+            ("SUBSCRIBE_TOPICS", many.as_str()),
+        ];
+        let err = read(&vars).unwrap_err();
+        assert_eq!(err.variable, "SUBSCRIBE_TOPICS");
+        assert!(err.to_string().contains("2048"), "{err}");
     }
 
     #[test]

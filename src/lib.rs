@@ -10,7 +10,9 @@
 //! * [`topic`] and [`client_id`] — names that are safe inside a policy resource.
 //! * [`policy`] — session-policy builder and IAM policy evaluator.
 //! * [`presign`] — SigV4 presigned URLs for the IoT device gateway.
+//! * [`grants`] — grant templates (`allowed/{clientId}`, `users/{sub}`) and their expansion.
 //! * [`config`] — the service's settings, read once from the environment.
+//! * [`auth`] — caller authentication: none, or a JWT (HS256, RS256/ES256 via JWKS).
 //! * [`sts`] — the credential issuer trait and its `aws-sdk-sts` implementation.
 //! * [`api`] — the axum `Router` served in Lambda and locally.
 //! * [`sigv4`] — SigV4 verification of incoming requests (for the emulators).
@@ -30,7 +32,7 @@
 //!
 //! let arns = IotArns::new("aws", "us-east-1", "123456789012").unwrap();
 //! let id = ClientId::generate();
-//! let grants = Grants { subscribe: vec![Topic::parse("allowed").unwrap().join(id.as_str()).unwrap()], publish: vec![] };
+//! let grants = Grants { subscribe: vec![Topic::parse("allowed").unwrap().join(id.as_str()).unwrap().into()], publish: vec![] };
 //! let policy = PolicyDocument::parse(&session_policy(&arns, &id, &grants).unwrap()).unwrap();
 //! let policies = [policy];
 //!
@@ -42,9 +44,12 @@
 
 #[cfg(feature = "server")]
 pub mod api;
+#[cfg(feature = "server")]
+pub mod auth;
 pub mod client_id;
 #[cfg(feature = "server")]
 pub mod config;
+pub mod grants;
 #[cfg(feature = "server")]
 pub mod local;
 pub mod policy;

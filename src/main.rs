@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use serverless_websockets::api;
-use serverless_websockets::config::Config;
+use serverless_websockets::config::{AuthSettings, Config};
 use serverless_websockets::local::gateway::{DenyMode, GatewayOptions};
 use serverless_websockets::local::{LocalOptions, LocalStack, ReadyInfo};
 use serverless_websockets::sts::{AssumeRoleIssuer, load_sdk_config};
@@ -69,6 +69,13 @@ struct LocalArgs {
     /// to it (IoT Core: 30).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=1200))]
     min_keep_alive: u64,
+    /// Caller authentication of the local vending API: none or jwt (sets AUTH_MODE;
+    /// jwt defaults to a local issuer and HS256 secret, see --print-token).
+    #[arg(long, value_parser = ["none", "jwt"])]
+    auth: Option<String>,
+    /// Print a token for this sub that the local API accepts in jwt mode, and exit.
+    #[arg(long, value_name = "SUB")]
+    print_token: Option<String>,
     /// Region the local services claim to be in.
     #[arg(long, env = "LOCAL_REGION", default_value = "us-east-1")]
     region: String,
@@ -143,6 +150,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
         return run_local(args).await;
     }
     let config = Config::from_env()?;
+    if config.auth == AuthSettings::None {
+        tracing::warn!("AUTH_MODE=none: anyone who can reach the API gets credentials");
+    }
+    for warning in config.grants.warnings() {
+        tracing::warn!("{warning}");
+    }
     let sdk_config = load_sdk_config().await;
     let issuer = Arc::new(AssumeRoleIssuer::new(&sdk_config, config.client_role_arn.as_str()));
     let router = api::router(config, issuer);
@@ -189,7 +202,20 @@ async fn run_local(args: LocalArgs) -> anyhow::Result<()> {
             },
             ..GatewayOptions::default()
         },
+        settings: match &args.auth {
+            Some(mode) => vec![("AUTH_MODE".into(), mode.clone())],
+            None => Vec::new(),
+        },
     };
+    if let Some(sub) = &args.print_token {
+        let mut options = options;
+        options.settings.push(("AUTH_MODE".into(), "jwt".into()));
+        println!("{}", options.mint_token(sub, std::time::Duration::from_secs(3600))?);
+        return Ok(());
+    }
+    if options.setting("AUTH_MODE").as_deref() == Some("none") {
+        tracing::warn!("AUTH_MODE=none: anyone who can reach the vending API gets credentials");
+    }
     let mut stack = LocalStack::start(options).await?;
     if let Some(path) = &args.ready_file {
         stack.write_ready_file(path)?;

@@ -76,6 +76,8 @@ pub struct IssueRequest<'a> {
     pub client_id: &'a ClientId,
     pub policy: &'a str,
     pub duration: Duration,
+    /// Recorded by STS as the session's `SourceIdentity` (CloudTrail shows it).
+    pub source_identity: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,6 +90,23 @@ pub enum StsError {
     Timeout(String),
     #[error("STS is unavailable: {0}")]
     Unavailable(String),
+}
+
+/// The STS `SourceIdentity` for a caller's `sub`: the sub itself when STS accepts
+/// it (`[\w+=,.@-]{2,64}`), otherwise `sub-` and the first 32 hex digits of its
+/// SHA-256 (Auth0's `auth0|123` is not accepted as is); the log line of each vend
+/// shows both, so CloudTrail entries can be traced back to the sub.
+pub fn source_identity(sub: &str) -> String {
+    let accepted = (2..=64).contains(&sub.len())
+        && sub
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"_+=,.@-".contains(&c));
+    if accepted && !sub.to_ascii_lowercase().starts_with("aws:") {
+        sub.to_owned()
+    } else {
+        use sha2::Digest;
+        format!("sub-{}", &hex::encode(sha2::Sha256::digest(sub.as_bytes()))[..32])
+    }
 }
 
 #[async_trait]
@@ -160,6 +179,7 @@ impl CredentialIssuer for AssumeRoleIssuer {
             .role_session_name(request.client_id.as_str())
             .duration_seconds(i32::try_from(request.duration.as_secs()).unwrap_or(i32::MAX))
             .policy(request.policy)
+            .set_source_identity(request.source_identity.map(str::to_owned))
             .send()
             .await
             .map_err(|err| match &err {
@@ -230,6 +250,16 @@ mod tests {
             StsError::Unavailable(_)
         ));
         assert!(matches!(classify(None, None, 503), StsError::Unavailable(_)));
+    }
+
+    #[test]
+    fn subjects_become_source_identities_sts_accepts() {
+        assert_eq!(source_identity("alice@example.com"), "alice@example.com");
+        let hashed = source_identity("auth0|5f7c8ec7c33c6c004bbafe82");
+        assert!(hashed.starts_with("sub-") && hashed.len() == 36, "{hashed}");
+        assert_eq!(hashed, source_identity("auth0|5f7c8ec7c33c6c004bbafe82"));
+        assert!(source_identity("x").starts_with("sub-"));
+        assert!(source_identity("aws:root").starts_with("sub-"));
     }
 
     #[test]

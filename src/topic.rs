@@ -102,6 +102,69 @@ impl fmt::Display for Topic {
     }
 }
 
+/// A topic filter an operator granted: like [`Topic`], except that a level may be
+/// exactly `+`, or `#` as the last level — MQTT wildcards written literally in the
+/// configuration, never produced by expanding a caller's value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TopicFilter(String);
+
+impl TopicFilter {
+    pub fn parse(value: &str) -> Result<Self, NameError> {
+        if value.is_empty() {
+            return Err(NameError::Empty { what: "topic filter" });
+        }
+        if value.len() > MAX_TOPIC_BYTES {
+            return Err(NameError::TooLong {
+                what: "topic filter",
+                max: MAX_TOPIC_BYTES,
+            });
+        }
+        if value.matches('/').count() > MAX_TOPIC_SLASHES {
+            return Err(NameError::TooManyLevels);
+        }
+        let levels: Vec<&str> = value.split('/').collect();
+        for (i, level) in levels.iter().enumerate() {
+            match *level {
+                "+" => {}
+                "#" if i + 1 == levels.len() => {}
+                "" => return Err(NameError::EmptyLevel),
+                level => check_level(level, "topic level", MAX_TOPIC_BYTES)?,
+            }
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn has_wildcards(&self) -> bool {
+        self.0.split('/').any(|level| level == "+" || level == "#")
+    }
+
+    /// The policy resource pattern of the topics this filter matches: each `+` or
+    /// `#` level becomes the policy wildcard `*`.
+    pub fn topic_pattern(&self) -> String {
+        self.0
+            .split('/')
+            .map(|level| if level == "+" || level == "#" { "*" } else { level })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+}
+
+impl From<Topic> for TopicFilter {
+    fn from(topic: Topic) -> Self {
+        Self(topic.0)
+    }
+}
+
+impl fmt::Display for TopicFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +206,22 @@ mod tests {
             Err(NameError::TooLong { .. })
         ));
         assert!(Topic::parse(&"a".repeat(MAX_TOPIC_BYTES + 1)).is_err());
+    }
+
+    #[test]
+    fn filters_allow_mqtt_wildcards_only_as_whole_levels() {
+        assert_eq!(
+            TopicFilter::parse("broadcast/#").unwrap().topic_pattern(),
+            "broadcast/*"
+        );
+        assert_eq!(
+            TopicFilter::parse("rooms/+/chat").unwrap().topic_pattern(),
+            "rooms/*/chat"
+        );
+        assert!(!TopicFilter::parse("a/b").unwrap().has_wildcards());
+        for bad in ["a/#/b", "a#", "a+/b", "a/*", "a/?", "$aws/x", "a//b", ""] {
+            assert!(TopicFilter::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

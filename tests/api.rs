@@ -47,6 +47,7 @@ fn config(extra: &[(&str, &str)]) -> Config {
         ("AWS_REGION", "eu-west-1"),
         ("IOT_ENDPOINT", "abc-ats.iot.eu-west-1.amazonaws.com"),
         ("CREDENTIAL_DURATION_SECONDS", "1800"),
+        ("AUTH_MODE", "none"),
     ];
     Config::from_lookup(|name| {
         extra

@@ -1,8 +1,9 @@
 """Prints, as JSON, the client role's identity policy from the CloudFormation
-template with the pseudo parameters and TopicPrefix substituted, so the Rust test
-can compare it with the local stack's default client-role policy.
+template as CloudFormation would resolve it for the given parameters, so the Rust
+test can compare it with the local stack's client-role policy for the same grants.
 
-Usage: cfn_client_role_policy.py TEMPLATE PARTITION REGION ACCOUNT PREFIX
+Usage: cfn_client_role_policy.py TEMPLATE PARTITION REGION ACCOUNT [Param=Value ...]
+(CommaDelimitedList values are comma-separated, as on the AWS CLI.)
 """
 import json
 import re
@@ -10,29 +11,73 @@ import sys
 
 from cfnlint.decode import decode
 
+NO_VALUE = object()
 
-def resolve(value, names):
-    """Resolves Fn::Sub strings (the only intrinsic the policy uses)."""
-    if isinstance(value, dict):
-        if list(value) == ["Fn::Sub"]:
-            template = value["Fn::Sub"]
-            return re.sub(r"\$\{([^}]+)\}", lambda m: names[m.group(1)], template)
-        return {key: resolve(item, names) for key, item in value.items()}
-    if isinstance(value, list):
-        return [resolve(item, names) for item in value]
-    return value
+
+class Resolver:
+    """Evaluates the intrinsic functions the template's role policy uses."""
+
+    def __init__(self, template, pseudo, overrides):
+        self.template = template
+        self.refs = dict(pseudo)
+        for name, spec in template.get("Parameters", {}).items():
+            value = overrides.get(name, spec.get("Default"))
+            if value is None:
+                continue
+            if spec["Type"] == "CommaDelimitedList":
+                value = str(value).split(",") if value != "" else [""]
+            self.refs[name] = value
+        self.conditions = {}
+
+    def condition(self, name):
+        if name not in self.conditions:
+            self.conditions[name] = self.value(self.template["Conditions"][name])
+        return self.conditions[name]
+
+    def value(self, node):
+        if isinstance(node, list):
+            items = [self.value(item) for item in node]
+            return [item for item in items if item is not NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            (key, arg), = node.items()
+            if key == "Ref":
+                return NO_VALUE if arg == "AWS::NoValue" else self.refs[arg]
+            if key == "Fn::Sub":
+                text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self.value(arg[1]))
+                names = dict(self.refs, **extra)
+                return re.sub(r"\$\{([^}]+)\}", lambda m: str(names[m.group(1)]), text)
+            if key == "Fn::Join":
+                return arg[0].join(self.value(arg[1]))
+            if key == "Fn::Split":
+                return self.value(arg[1]).split(arg[0])
+            if key == "Fn::Select":
+                return self.value(arg[1])[int(self.value(arg[0]))]
+            if key == "Fn::Equals":
+                return self.value(arg[0]) == self.value(arg[1])
+            if key == "Fn::Not":
+                return not self.value(arg[0])
+            if key == "Condition":
+                return self.condition(arg)
+            if key == "Fn::If":
+                return self.value(arg[1] if self.condition(arg[0]) else arg[2])
+        items = {key: self.value(item) for key, item in node.items()}
+        return {key: item for key, item in items.items() if item is not NO_VALUE}
 
 
 def main() -> int:
-    path, partition, region, account, prefix = sys.argv[1:6]
+    path, partition, region, account = sys.argv[1:5]
+    overrides = dict(arg.split("=", 1) for arg in sys.argv[5:])
     template, errors = decode(path)
     if errors:
         print(errors, file=sys.stderr)
         return 1
+    pseudo = {"AWS::Partition": partition, "AWS::Region": region, "AWS::AccountId": account}
+    resolver = Resolver(template, pseudo, overrides)
     role = template["Resources"]["ClientRole"]["Properties"]
     (policy,) = [p for p in role["Policies"] if p["PolicyName"] == "iot-client"]
-    names = {"AWS::Partition": partition, "AWS::Region": region, "AWS::AccountId": account, "TopicPrefix": prefix}
-    document = json.loads(json.dumps(resolve(policy["PolicyDocument"], names)))
+    document = resolver.value(json.loads(json.dumps(policy["PolicyDocument"])))
     print(json.dumps({"policy": document, "maxSessionDuration": role["MaxSessionDuration"]}))
     return 0
 

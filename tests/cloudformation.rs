@@ -7,8 +7,8 @@ mod common;
 use std::process::Command;
 
 use common::tools::tool;
+use serverless_websockets::grants::{GrantTemplate, GrantTemplates};
 use serverless_websockets::policy::{IotArns, PolicyDocument, client_role_policy};
-use serverless_websockets::topic::Topic;
 
 const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/template.yaml");
 
@@ -23,32 +23,84 @@ fn cfn_lint_passes_with_no_warnings() {
     );
 }
 
-fn deployed_policy(region: &str, account: &str, prefix: &str) -> serde_json::Value {
+fn deployed_policy(region: &str, account: &str, parameters: &[String]) -> serde_json::Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cfn_client_role_policy.py");
     let output = Command::new(tool("python"))
-        .args([script, TEMPLATE, "aws", region, account, prefix])
+        .args([script, TEMPLATE, "aws", region, account])
+        .args(parameters)
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// The policy as JSON with every string-or-array field as an array, so that
+/// `"Resource": "x"` and `"Resource": ["x"]` (the same policy to IAM) compare equal.
+fn normalized(policy: &PolicyDocument) -> serde_json::Value {
+    let mut value = serde_json::to_value(policy).unwrap();
+    for statement in value["Statement"].as_array_mut().unwrap() {
+        for field in ["Action", "Resource"] {
+            if let Some(one) = statement[field].as_str().map(str::to_owned) {
+                statement[field] = serde_json::json!([one]);
+            }
+        }
+    }
+    value
+}
+
+/// The parameters deploy.sh passes for these grant templates.
+fn parameters(templates: &GrantTemplates, subscribe: &str, publish: &str) -> Vec<String> {
+    let patterns = |list: &[GrantTemplate]| {
+        list.iter()
+            .map(GrantTemplate::role_pattern)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    vec![
+        format!("SubscribeTopics={subscribe}"),
+        format!("PublishTopics={publish}"),
+        format!("ClientRoleSubscribePatterns={}", patterns(&templates.subscribe)),
+        format!("ClientRolePublishPatterns={}", patterns(&templates.publish)),
+    ]
+}
+
 #[test]
 fn the_templates_client_role_policy_is_the_local_stacks() {
-    for (region, account, prefix) in [
-        ("us-east-1", "000000000000", "allowed"),
-        ("eu-west-1", "123456789012", "app/push"),
-    ] {
-        let deployed = deployed_policy(region, account, prefix);
+    let cases = [
+        ("us-east-1", "000000000000", "allowed/{clientId}", ""),
+        ("eu-west-1", "123456789012", "app/push/{clientId}", ""),
+        (
+            "us-west-2",
+            "123456789012",
+            "allowed/{clientId},users/{sub},broadcast/all,rooms/+/chat",
+            "from/{clientId}",
+        ),
+        (
+            "us-east-1",
+            "123456789012",
+            "a/{clientId},b/{sub},c/x,d/#,e/{sub}/f,g/h,i/j,k/l",
+            "p/{clientId},q/{sub},r/s,t/#",
+        ),
+    ];
+    for (region, account, subscribe, publish) in cases {
+        let templates = GrantTemplates::parse(subscribe, publish).unwrap();
+        let deployed = deployed_policy(region, account, &parameters(&templates, subscribe, publish));
         let from_template: PolicyDocument = serde_json::from_value(deployed["policy"].clone()).unwrap();
         let arns = IotArns::new("aws", region, account).unwrap();
-        let local = client_role_policy(&arns, &Topic::parse(prefix).unwrap());
+        let local = client_role_policy(&arns, &templates);
         assert_eq!(
-            from_template, local,
-            "template vs local for {region} {account} {prefix}"
+            normalized(&from_template),
+            normalized(&local),
+            "template vs local for {region} {account} {subscribe} / {publish}"
         );
         assert_eq!(deployed["maxSessionDuration"], 3600);
     }
+    // With no parameters at all the template's defaults match the local default.
+    let deployed = deployed_policy("us-east-1", "000000000000", &[]);
+    let from_template: PolicyDocument = serde_json::from_value(deployed["policy"].clone()).unwrap();
+    let default = GrantTemplates::parse("allowed/{clientId}", "").unwrap();
+    let local = client_role_policy(&IotArns::new("aws", "us-east-1", "000000000000").unwrap(), &default);
+    assert_eq!(normalized(&from_template), normalized(&local));
 }
 
 #[test]
@@ -86,7 +138,13 @@ fn deploy_sh_deploys_the_stack_with_its_parameters_and_outputs() {
         .args([script, "deploy", "--stack", "sw-test", "--bucket", "code-bucket"])
         .args(["--iot-endpoint", "abc123-ats.iot.us-east-1.amazonaws.com", "--zip"])
         .arg(&zip)
-        .arg("CredentialDurationSeconds=900")
+        .args([
+            "CredentialDurationSeconds=900",
+            "AuthMode=jwt",
+            "JwtIssuer=https://issuer.example",
+        ])
+        .arg("SubscribeTopics=allowed/{clientId},users/{sub},broadcast/#")
+        .arg("PublishTopics=from/{clientId}")
         .env("PATH", path)
         .env("AWS_ENDPOINT_URL", &moto.url)
         .env("AWS_ACCESS_KEY_ID", "test")
@@ -121,6 +179,14 @@ fn deploy_sh_deploys_the_stack_with_its_parameters_and_outputs() {
     assert_eq!(parameter("CodeS3Bucket"), "code-bucket");
     assert!(parameter("CodeS3Key").starts_with("serverless-websockets/bootstrap-"));
     assert_eq!(parameter("CredentialDurationSeconds"), "900");
+    // deploy.sh derived the client role's bounds from the grant templates.
+    // (moto echoes list parameters as a Python list.)
+    let list = |value: String| value.replace(['[', ']', '\'', ' '], "");
+    assert_eq!(
+        list(parameter("ClientRoleSubscribePatterns")),
+        "allowed/*,users/*,broadcast/*"
+    );
+    assert_eq!(list(parameter("ClientRolePublishPatterns")), "from/*");
     // moto leaves Outputs and the API Gateway v2 resources out; the rest is there.
     let resources: serde_json::Value = serde_json::from_str(&aws(&[
         "cloudformation",
@@ -151,7 +217,8 @@ fn deploy_sh_deploys_the_stack_with_its_parameters_and_outputs() {
     assert_eq!(env["IOT_ENDPOINT"], "abc123-ats.iot.us-east-1.amazonaws.com");
     // Lambda stores strings; moto may hand the number back unquoted.
     assert_eq!(env["CREDENTIAL_DURATION_SECONDS"].to_string().trim_matches('"'), "900");
-    assert_eq!(env["TOPIC_PREFIX"], "allowed");
+    assert_eq!(env["SUBSCRIBE_TOPICS"], "allowed/{clientId},users/{sub},broadcast/#");
+    assert_eq!(env["AUTH_MODE"], "jwt");
     assert!(
         env["CLIENT_ROLE_ARN"].as_str().unwrap().starts_with("arn:aws:iam::"),
         "{env}"

@@ -28,6 +28,7 @@ fn lambda_command(runtime: &FakeRuntime, sts_url: &str) -> Command {
         .env("AWS_ENDPOINT_URL_STS", sts_url)
         .env("CLIENT_ROLE_ARN", "arn:aws:iam::123456789012:role/ClientRole")
         .env("IOT_ENDPOINT", "abc-ats.iot.us-east-1.amazonaws.com")
+        .env("AUTH_MODE", "none")
         .env("CREDENTIAL_DURATION_SECONDS", "3600")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -75,7 +75,13 @@ async fn the_local_vending_api_issues_credentials_recorded_with_its_exact_sessio
 
     let arns = IotArns::new("aws", "us-east-1", "000000000000").unwrap();
     let grants = Grants {
-        subscribe: vec![Topic::parse("allowed").unwrap().join(client_id.as_str()).unwrap()],
+        subscribe: vec![
+            Topic::parse("allowed")
+                .unwrap()
+                .join(client_id.as_str())
+                .unwrap()
+                .into(),
+        ],
         publish: vec![],
     };
     let expected = PolicyDocument::parse(&session_policy(&arns, &client_id, &grants).unwrap()).unwrap();

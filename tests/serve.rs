@@ -20,6 +20,7 @@ async fn serve_answers_a_post_with_credentials_from_moto_and_stops_on_sigterm() 
         .env("AWS_REGION", "us-east-1")
         .env("CLIENT_ROLE_ARN", "arn:aws:iam::123456789012:role/ClientRole")
         .env("IOT_ENDPOINT", "abc-ats.iot.us-east-1.amazonaws.com")
+        .env("AUTH_MODE", "none")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

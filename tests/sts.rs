@@ -33,7 +33,13 @@ async fn issuer_for(endpoint: &str, retry: RetryConfig) -> AssumeRoleIssuer {
 fn policy_for(client_id: &ClientId) -> String {
     let arns = IotArns::new("aws", "us-east-1", "123456789012").unwrap();
     let grants = Grants {
-        subscribe: vec![Topic::parse("allowed").unwrap().join(client_id.as_str()).unwrap()],
+        subscribe: vec![
+            Topic::parse("allowed")
+                .unwrap()
+                .join(client_id.as_str())
+                .unwrap()
+                .into(),
+        ],
         publish: vec![],
     };
     session_policy(&arns, client_id, &grants).unwrap()
@@ -50,6 +56,7 @@ async fn assume_role_sends_the_session_name_duration_and_policy() {
             client_id: &client_id,
             policy: &policy,
             duration: Duration::from_secs(1800),
+            source_identity: None,
         })
         .await
         .unwrap();
@@ -84,6 +91,7 @@ async fn sts_errors_are_sorted_into_throttled_misconfigured_and_unavailable() {
         client_id: &client_id,
         policy: &policy,
         duration: Duration::from_secs(900),
+        source_identity: None,
     };
 
     fake.then([Reply::Error {
@@ -135,6 +143,7 @@ async fn throttling_is_retried_by_the_sdk_before_it_reaches_the_caller() {
             client_id: &client_id,
             policy: &policy,
             duration: Duration::from_secs(900),
+            source_identity: None,
         })
         .await;
     assert!(result.is_ok(), "{result:?}");
@@ -157,6 +166,7 @@ async fn an_unreachable_sts_is_unavailable_not_a_hang() {
             client_id: &client_id,
             policy: &policy,
             duration: Duration::from_secs(900),
+            source_identity: None,
         })
         .await;
     assert!(
@@ -174,6 +184,7 @@ async fn the_api_vends_real_sdk_credentials_from_motos_sts_over_http() {
             "CLIENT_ROLE_ARN" => Some(ROLE),
             "AWS_REGION" => Some("us-east-1"),
             "IOT_ENDPOINT" => Some("abc-ats.iot.us-east-1.amazonaws.com"),
+            "AUTH_MODE" => Some("none"),
             _ => None,
         }
         .map(str::to_owned)

@@ -50,6 +50,9 @@ pub struct LocalOptions {
     /// Where `--tls` writes the CA certificate; a fresh temporary file when `None`.
     pub ca_cert_path: Option<PathBuf>,
     pub gateway: GatewayOptions,
+    /// Vending-API settings (`AUTH_MODE`, `SUBSCRIBE_TOPICS`, …) that take
+    /// precedence over the environment.
+    pub settings: Vec<(String, String)>,
 }
 
 impl LocalOptions {
@@ -67,6 +70,7 @@ impl LocalOptions {
             tls: false,
             ca_cert_path: None,
             gateway: GatewayOptions::default(),
+            settings: Vec::new(),
         }
     }
 }
@@ -104,6 +108,74 @@ pub struct ReadyInfo {
     pub admin: AdminCredentials,
     /// Path of the PEM file of the gateway's local CA with `--tls`; `null` otherwise.
     pub ca_cert: Option<String>,
+    /// With `AUTH_MODE=jwt` and an HS256 secret: what a test token needs.
+    pub jwt: Option<LocalJwt>,
+}
+
+/// The local JWT settings, so scripts can mint tokens the local API accepts.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocalJwt {
+    pub issuer: String,
+    pub audience: Option<String>,
+    pub hs256_secret: String,
+}
+
+/// Defaults for `AUTH_MODE=jwt` in the local stack (override with the JWT_* variables).
+pub const LOCAL_JWT_ISSUER: &str = "serverless-websockets-local";
+pub const LOCAL_JWT_AUDIENCE: &str = "serverless-websockets-local";
+pub const LOCAL_JWT_SECRET: &str = "local-development-secret-never-use-in-production";
+
+impl LocalOptions {
+    /// A vending-API setting as the local stack sees it: the explicit settings, then
+    /// the environment, then the local defaults (`AUTH_MODE=none`; in jwt mode a
+    /// local issuer, audience and HS256 secret unless JWKS or others are given).
+    pub fn setting(&self, name: &str) -> Option<String> {
+        let explicit = |n: &str| {
+            self.settings
+                .iter()
+                .rev()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.clone())
+                .or_else(|| std::env::var(n).ok())
+        };
+        if let Some(value) = explicit(name) {
+            return Some(value);
+        }
+        let jwt = explicit("AUTH_MODE").as_deref() == Some("jwt");
+        let has_jwks = explicit("JWT_JWKS_URL").is_some() || explicit("JWT_JWKS_FILE").is_some();
+        match name {
+            "AUTH_MODE" => Some("none".into()),
+            "JWT_ISSUER" if jwt => Some(LOCAL_JWT_ISSUER.into()),
+            "JWT_AUDIENCE" if jwt => Some(LOCAL_JWT_AUDIENCE.into()),
+            "JWT_HS256_SECRET" if jwt && !has_jwks => Some(LOCAL_JWT_SECRET.into()),
+            _ => None,
+        }
+    }
+
+    /// A token the local stack accepts in jwt mode, for `sub`, valid for `ttl`.
+    pub fn mint_token(&self, sub: &str, ttl: Duration) -> Result<String, LocalError> {
+        let secret = self
+            .setting("JWT_HS256_SECRET")
+            .ok_or_else(|| LocalError::Setting("minting a token needs AUTH_MODE=jwt with an HS256 secret".into()))?;
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut claims = serde_json::json!({
+            "sub": sub,
+            "iss": self.setting("JWT_ISSUER").unwrap_or_else(|| LOCAL_JWT_ISSUER.into()),
+            "iat": now,
+            "exp": now + ttl.as_secs(),
+        });
+        if let Some(audience) = self.setting("JWT_AUDIENCE") {
+            claims["aud"] = audience.into();
+        }
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .map_err(|e| LocalError::Setting(format!("cannot sign the token: {e}")))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -152,12 +224,21 @@ impl LocalStack {
         let client_role_arn = format!("arn:aws:iam::{}:role/{CLIENT_ROLE_NAME}", options.account_id);
         // The vending API's own settings (prefix, duration, CORS) still come from the
         // environment, as in Lambda; only what the local stack decides is fixed here.
+        let setting = |name: &str| options.setting(name);
         let config = Config::from_lookup(|name| match name {
             "CLIENT_ROLE_ARN" => Some(client_role_arn.clone()),
             "AWS_REGION" => Some(options.region.clone()),
             "IOT_ENDPOINT" => Some(iot_endpoint.clone()),
-            _ => std::env::var(name).ok(),
+            other => setting(other),
         })?;
+        let jwt = match &config.auth {
+            crate::config::AuthSettings::Jwt(jwt) => jwt.hs256_secret.as_ref().map(|secret| LocalJwt {
+                issuer: jwt.issuer.clone(),
+                audience: jwt.audience.clone(),
+                hs256_secret: secret.clone(),
+            }),
+            crate::config::AuthSettings::None => None,
+        };
         let arns = IotArns::new("aws", &options.region, &options.account_id)
             .map_err(|e| LocalError::Setting(e.to_string()))?;
 
@@ -183,7 +264,7 @@ impl LocalStack {
             name: CLIENT_ROLE_NAME.into(),
             role_id: format!("AROA{}", sts::random_base32(17)),
             max_session: Duration::from_secs(3600),
-            policies: Arc::from(vec![client_role_policy(&arns, &config.topic_prefix)]),
+            policies: Arc::from(vec![client_role_policy(&arns, &config.grants)]),
             trusted: vec![admin_arn],
         };
         let emulator = Arc::new(StsEmulator::new(&options.account_id, vec![client_role], store.clone()));
@@ -233,6 +314,7 @@ impl LocalStack {
                 secret_access_key: options.admin_secret_access_key,
             },
             ca_cert,
+            jwt,
         };
         Ok(Self {
             info,

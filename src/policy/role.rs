@@ -9,19 +9,33 @@
 
 use super::document::{Effect, OneOrMany, PolicyDocument, Statement};
 use super::session::IotArns;
-use crate::topic::Topic;
+use crate::grants::{GrantTemplate, GrantTemplates};
 
-/// The client role's identity policy for topics under `prefix`.
-pub fn client_role_policy(arns: &IotArns, prefix: &Topic) -> PolicyDocument {
-    let allow = |action: &str, resource: String| Statement::new(Effect::Allow, vec![action.to_owned()], vec![resource]);
+/// The client role's identity policy for the configured grant templates: each
+/// template with its variables and wildcards as `*` (see
+/// [`GrantTemplate::role_pattern`]), so the role covers exactly the configured
+/// prefixes.
+pub fn client_role_policy(arns: &IotArns, templates: &GrantTemplates) -> PolicyDocument {
+    let allow =
+        |action: &str, resources: Vec<String>| Statement::new(Effect::Allow, vec![action.to_owned()], resources);
+    let patterns = |list: &[GrantTemplate]| list.iter().map(GrantTemplate::role_pattern).collect::<Vec<_>>();
+    let subscribe = patterns(&templates.subscribe);
+    let mut statements = vec![
+        allow("iot:Connect", vec![arns.client("*")]),
+        allow(
+            "iot:Subscribe",
+            subscribe.iter().map(|p| arns.topic_filter(p)).collect(),
+        ),
+        allow("iot:Receive", subscribe.iter().map(|p| arns.topic(p)).collect()),
+    ];
+    let publish = patterns(&templates.publish);
+    if !publish.is_empty() {
+        statements.push(allow("iot:Publish", publish.iter().map(|p| arns.topic(p)).collect()));
+    }
     PolicyDocument {
         version: Some(PolicyDocument::VERSION.to_owned()),
         id: None,
-        statement: OneOrMany::Many(vec![
-            allow("iot:Connect", arns.client("*")),
-            allow("iot:Subscribe", arns.topic_filter(&format!("{prefix}/*"))),
-            allow("iot:Receive", arns.topic(&format!("{prefix}/*"))),
-        ]),
+        statement: OneOrMany::Many(statements),
     }
 }
 
@@ -30,16 +44,20 @@ mod tests {
     use super::*;
     use crate::client_id::ClientId;
     use crate::policy::{Grants, is_allowed, session_policy};
+    use crate::topic::Topic;
 
     #[test]
     fn role_and_session_policy_together_allow_only_the_own_client() {
         let arns = IotArns::new("aws", "us-east-1", "123456789012").unwrap();
         let prefix = Topic::parse("allowed").unwrap();
-        let role = [client_role_policy(&arns, &prefix)];
+        let role = [client_role_policy(
+            &arns,
+            &GrantTemplates::parse("allowed/{clientId}", "").unwrap(),
+        )];
         let id = ClientId::generate();
         let own = prefix.join(id.as_str()).unwrap();
         let grants = Grants {
-            subscribe: vec![own.clone()],
+            subscribe: vec![own.clone().into()],
             publish: vec![],
         };
         let session = PolicyDocument::parse(&session_policy(&arns, &id, &grants).unwrap()).unwrap();

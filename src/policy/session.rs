@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::document::{Effect, OneOrMany, PolicyDocument, Statement};
 use crate::client_id::ClientId;
-use crate::topic::Topic;
+use crate::topic::TopicFilter;
 
 /// STS's limit on the plain-text session policy, in characters.
 pub const MAX_SESSION_POLICY_CHARS: usize = 2048;
@@ -91,16 +91,17 @@ impl IotArns {
 /// The topics one client may use, already expanded for that client.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Grants {
-    /// Topics the client may subscribe to (exactly) and receive on.
-    #[serde(serialize_with = "topics")]
-    pub subscribe: Vec<Topic>,
-    /// Topics the client may publish to.
-    #[serde(serialize_with = "topics")]
-    pub publish: Vec<Topic>,
+    /// Filters the client may subscribe to (exactly that filter string), and whose
+    /// matching topics it may receive.
+    #[serde(serialize_with = "filters")]
+    pub subscribe: Vec<TopicFilter>,
+    /// Topics (or operator-written filters) the client may publish to.
+    #[serde(serialize_with = "filters")]
+    pub publish: Vec<TopicFilter>,
 }
 
-fn topics<S: serde::Serializer>(topics: &[Topic], serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_seq(topics.iter().map(Topic::as_str))
+fn filters<S: serde::Serializer>(filters: &[TopicFilter], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(filters.iter().map(TopicFilter::as_str))
 }
 
 /// Builds the compact JSON session policy for `client_id` with `grants`.
@@ -109,13 +110,20 @@ pub fn session_policy(arns: &IotArns, client_id: &ClientId, grants: &Grants) -> 
         |action: &str, resources: Vec<String>| Statement::new(Effect::Allow, vec![action.to_owned()], resources);
     let mut statements = vec![allow("iot:Connect", vec![arns.client(client_id.as_str())])];
     if !grants.subscribe.is_empty() {
-        let filters = grants.subscribe.iter().map(|t| arns.topic_filter(t.as_str())).collect();
-        let topics = grants.subscribe.iter().map(|t| arns.topic(t.as_str())).collect();
+        // `+` and `#` are literal in `topicfilter/` resources: the grant is to subscribe
+        // to exactly this filter. Receiving needs the topics it matches, where an
+        // operator-written wildcard level becomes `*`.
+        let filters = grants.subscribe.iter().map(|f| arns.topic_filter(f.as_str())).collect();
+        let topics = grants
+            .subscribe
+            .iter()
+            .map(|f| arns.topic(&f.topic_pattern()))
+            .collect();
         statements.push(allow("iot:Subscribe", filters));
         statements.push(allow("iot:Receive", topics));
     }
     if !grants.publish.is_empty() {
-        let topics = grants.publish.iter().map(|t| arns.topic(t.as_str())).collect();
+        let topics = grants.publish.iter().map(|f| arns.topic(&f.topic_pattern())).collect();
         statements.push(allow("iot:Publish", topics));
     }
     let document = PolicyDocument {
@@ -137,6 +145,7 @@ mod tests {
 
     use super::*;
     use crate::policy::eval::{Decision, evaluate};
+    use crate::topic::Topic;
 
     fn arns() -> IotArns {
         IotArns::new("aws", "us-east-1", "123456789012").unwrap()
@@ -144,7 +153,7 @@ mod tests {
 
     fn private(prefix: &str, id: &ClientId) -> Grants {
         Grants {
-            subscribe: vec![Topic::parse(prefix).unwrap().join(id.as_str()).unwrap()],
+            subscribe: vec![Topic::parse(prefix).unwrap().join(id.as_str()).unwrap().into()],
             publish: vec![],
         }
     }
@@ -166,7 +175,7 @@ mod tests {
     fn publish_grants_add_a_publish_statement() {
         let id = ClientId::generate();
         let grants = Grants {
-            publish: vec![Topic::parse("from/me").unwrap()],
+            publish: vec![TopicFilter::parse("from/me").unwrap()],
             ..private("allowed", &id)
         };
         let policy = PolicyDocument::parse(&session_policy(&arns(), &id, &grants).unwrap()).unwrap();
@@ -182,7 +191,7 @@ mod tests {
     fn a_policy_over_2048_characters_is_refused() {
         let id = ClientId::generate();
         let subscribe = (0..40)
-            .map(|i| Topic::parse(&format!("shared/topic-number-{i}")).unwrap())
+            .map(|i| TopicFilter::parse(&format!("shared/topic-number-{i}")).unwrap())
             .collect();
         let grants = Grants {
             subscribe,

@@ -1,0 +1,415 @@
+//! Grant templates: which topics a vended credential may subscribe to and publish
+//! to, configured by the operator with the variables `{clientId}` and `{sub}`
+//! (e.g. `allowed/{clientId},users/{sub},broadcast/all`).
+//!
+//! A variable's value is validated as one whole topic level — no `/`, `*`, `?`, `+`,
+//! `#`, `$`, whitespace or control characters, at most [`MAX_VARIABLE_BYTES`] — and
+//! refused otherwise, never escaped: a `sub` of `a/#` must not become a grant on
+//! someone else's topics. MQTT wildcards are allowed only where the operator wrote
+//! them literally as a whole level (`broadcast/#`, `rooms/+/chat`), and such
+//! templates are reported by [`GrantTemplates::warnings`] at start-up.
+//!
+//! [`GrantTemplates::check_fits`] builds the largest possible session policy (every
+//! variable at its maximum length) so that too many grants stop start-up instead of
+//! failing at STS on some request.
+
+use crate::client_id::ClientId;
+use crate::policy::{Grants, IotArns, SessionPolicyError, session_policy};
+use crate::topic::{MAX_TOPIC_BYTES, NameError, TopicFilter, check_level};
+
+/// The longest `{sub}` value accepted into a topic.
+pub const MAX_VARIABLE_BYTES: usize = 128;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrantError {
+    #[error("grant template {template:?}: {problem}")]
+    Template { template: String, problem: String },
+    #[error("no subscribe grant is configured; at least one is needed (e.g. allowed/{{clientId}})")]
+    NoSubscribe,
+    #[error("the grants need {needed} but the token has no usable subject")]
+    MissingSub { needed: &'static str },
+    #[error("the token's sub cannot be used in a topic: {0}")]
+    BadSub(NameError),
+    #[error("the expanded topic {topic:?} is not valid: {problem}")]
+    Expanded { topic: String, problem: NameError },
+    #[error("with every variable at its longest the session policy would be too large: {0}")]
+    TooLarge(SessionPolicyError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    ClientId,
+    Sub,
+}
+
+/// One parsed template such as `users/{sub}` or `broadcast/#`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantTemplate {
+    raw: String,
+    /// Per level: the pieces, or a literal MQTT wildcard level.
+    levels: Vec<Vec<Piece>>,
+}
+
+impl GrantTemplate {
+    pub fn parse(raw: &str) -> Result<Self, GrantError> {
+        let err = |problem: String| GrantError::Template {
+            template: raw.to_owned(),
+            problem,
+        };
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(err("is empty".into()));
+        }
+        let mut levels = Vec::new();
+        for level in raw.split('/') {
+            let mut pieces = Vec::new();
+            let mut rest = level;
+            while let Some(open) = rest.find('{') {
+                if open > 0 {
+                    pieces.push(Piece::Text(rest[..open].to_owned()));
+                }
+                let close = rest[open..].find('}').ok_or_else(|| err("has an unclosed {".into()))? + open;
+                pieces.push(match &rest[open + 1..close] {
+                    "clientId" => Piece::ClientId,
+                    "sub" => Piece::Sub,
+                    other => {
+                        return Err(err(format!(
+                            "has the unknown variable {{{other}}}; use {{clientId}} or {{sub}}"
+                        )));
+                    }
+                });
+                rest = &rest[close + 1..];
+            }
+            if !rest.is_empty() {
+                pieces.push(Piece::Text(rest.to_owned()));
+            }
+            levels.push(pieces);
+        }
+        let template = Self {
+            raw: raw.to_owned(),
+            levels,
+        };
+        // The literal parts must form a valid filter: check with sample values.
+        TopicFilter::parse(&template.render("c", "s")).map_err(|e| err(e.to_string()))?;
+        if template.raw.contains('}') && template.levels.iter().flatten().all(|p| matches!(p, Piece::Text(_))) {
+            return Err(err("has a stray }".into()));
+        }
+        Ok(template)
+    }
+
+    fn render(&self, client_id: &str, sub: &str) -> String {
+        self.levels
+            .iter()
+            .map(|level| {
+                level
+                    .iter()
+                    .map(|piece| match piece {
+                        Piece::Text(text) => text.as_str(),
+                        Piece::ClientId => client_id,
+                        Piece::Sub => sub,
+                    })
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    pub fn uses_sub(&self) -> bool {
+        self.levels.iter().flatten().any(|p| *p == Piece::Sub)
+    }
+
+    pub fn uses_client_id(&self) -> bool {
+        self.levels.iter().flatten().any(|p| *p == Piece::ClientId)
+    }
+
+    pub fn has_wildcards(&self) -> bool {
+        self.levels
+            .iter()
+            .any(|level| matches!(level.as_slice(), [Piece::Text(t)] if t == "+" || t == "#"))
+    }
+
+    /// The pattern of everything this template can expand to, for the client
+    /// role's identity policy: each variable and MQTT wildcard becomes `*`.
+    pub fn role_pattern(&self) -> String {
+        self.levels
+            .iter()
+            .map(|level| match level.as_slice() {
+                [Piece::Text(t)] if t == "+" || t == "#" => "*".to_owned(),
+                pieces => pieces
+                    .iter()
+                    .map(|p| match p {
+                        Piece::Text(text) => text.as_str(),
+                        Piece::ClientId | Piece::Sub => "*",
+                    })
+                    .collect(),
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    fn expand(&self, client_id: &ClientId, sub: Option<&str>) -> Result<TopicFilter, GrantError> {
+        let sub = match (self.uses_sub(), sub) {
+            (false, _) => "",
+            (true, Some(sub)) => sub,
+            (true, None) => return Err(GrantError::MissingSub { needed: "{sub}" }),
+        };
+        let topic = self.render(client_id.as_str(), sub);
+        TopicFilter::parse(&topic).map_err(|problem| GrantError::Expanded { topic, problem })
+    }
+}
+
+/// The configured subscribe and publish templates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantTemplates {
+    pub subscribe: Vec<GrantTemplate>,
+    pub publish: Vec<GrantTemplate>,
+}
+
+impl GrantTemplates {
+    /// Parses comma-separated template lists.
+    pub fn parse(subscribe: &str, publish: &str) -> Result<Self, GrantError> {
+        let list = |text: &str| -> Result<Vec<GrantTemplate>, GrantError> {
+            text.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(GrantTemplate::parse)
+                .collect()
+        };
+        let templates = Self {
+            subscribe: list(subscribe)?,
+            publish: list(publish)?,
+        };
+        if templates.subscribe.is_empty() {
+            return Err(GrantError::NoSubscribe);
+        }
+        Ok(templates)
+    }
+
+    pub fn uses_sub(&self) -> bool {
+        self.subscribe.iter().chain(&self.publish).any(GrantTemplate::uses_sub)
+    }
+
+    /// Start-up warnings: templates with operator-written wildcards.
+    pub fn warnings(&self) -> Vec<String> {
+        self.subscribe
+            .iter()
+            .chain(&self.publish)
+            .filter(|t| t.has_wildcards())
+            .map(|t| {
+                format!(
+                    "grant template {:?} contains an MQTT wildcard: every client gets every matching topic",
+                    t.as_str()
+                )
+            })
+            .collect()
+    }
+
+    /// Expands every template for one client. `sub` is validated as one topic level.
+    pub fn expand(&self, client_id: &ClientId, sub: Option<&str>) -> Result<Grants, GrantError> {
+        if self.uses_sub()
+            && let Some(sub) = sub
+        {
+            check_level(sub, "sub", MAX_VARIABLE_BYTES).map_err(GrantError::BadSub)?;
+        }
+        let expand_all = |templates: &[GrantTemplate]| -> Result<Vec<TopicFilter>, GrantError> {
+            let mut out: Vec<TopicFilter> = Vec::with_capacity(templates.len());
+            for template in templates {
+                let filter = template.expand(client_id, sub)?;
+                if !out.contains(&filter) {
+                    out.push(filter);
+                }
+            }
+            Ok(out)
+        };
+        Ok(Grants {
+            subscribe: expand_all(&self.subscribe)?,
+            publish: expand_all(&self.publish)?,
+        })
+    }
+
+    /// The client's own topic for the response's `topic`: the first subscribe grant
+    /// that names `{clientId}`, else the first subscribe grant.
+    pub fn own_topic<'g>(&self, grants: &'g Grants) -> &'g str {
+        let index = self
+            .subscribe
+            .iter()
+            .position(GrantTemplate::uses_client_id)
+            .unwrap_or(0);
+        grants.subscribe.get(index).map_or("", TopicFilter::as_str)
+    }
+
+    /// Fails if the largest possible session policy would exceed STS's limit, or an
+    /// expansion with the longest values would exceed a topic's limit.
+    pub fn check_fits(&self, arns: &IotArns) -> Result<(), GrantError> {
+        let client_id = ClientId::generate();
+        let longest_sub = "s".repeat(MAX_VARIABLE_BYTES);
+        let grants = self.expand(&client_id, Some(&longest_sub))?;
+        for filter in grants.subscribe.iter().chain(&grants.publish) {
+            if filter.as_str().len() > MAX_TOPIC_BYTES {
+                return Err(GrantError::Expanded {
+                    topic: filter.to_string(),
+                    problem: NameError::TooLong {
+                        what: "topic",
+                        max: MAX_TOPIC_BYTES,
+                    },
+                });
+            }
+        }
+        session_policy(arns, &client_id, &grants)
+            .map(|_| ())
+            .map_err(GrantError::TooLarge)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::policy::{Decision, PolicyDocument, evaluate};
+
+    fn arns() -> IotArns {
+        IotArns::new("aws", "us-east-1", "123456789012").unwrap()
+    }
+
+    #[test]
+    fn templates_expand_the_client_id_and_the_subject() {
+        let t = GrantTemplates::parse("allowed/{clientId}, users/{sub}, broadcast/all", "from/{clientId}").unwrap();
+        let id = ClientId::parse("abc").unwrap();
+        let g = t.expand(&id, Some("alice")).unwrap();
+        let names = |v: &[TopicFilter]| v.iter().map(|f| f.as_str().to_owned()).collect::<Vec<_>>();
+        assert_eq!(names(&g.subscribe), ["allowed/abc", "users/alice", "broadcast/all"]);
+        assert_eq!(names(&g.publish), ["from/abc"]);
+        assert_eq!(t.own_topic(&g), "allowed/abc");
+        assert!(t.warnings().is_empty());
+    }
+
+    #[test]
+    fn a_subject_that_would_widen_a_grant_is_refused_not_escaped() {
+        let t = GrantTemplates::parse("users/{sub}", "").unwrap();
+        let id = ClientId::generate();
+        for bad in [
+            "a/b",
+            "#",
+            "+",
+            "*",
+            "a?",
+            "$aws",
+            "with space",
+            "tab\t",
+            "",
+            &"x".repeat(129),
+        ] {
+            assert!(t.expand(&id, Some(bad)).is_err(), "{bad:?}");
+        }
+        assert!(matches!(t.expand(&id, None), Err(GrantError::MissingSub { .. })));
+    }
+
+    #[test]
+    fn operator_wildcards_are_allowed_as_whole_levels_and_warned_about() {
+        let t = GrantTemplates::parse("allowed/{clientId},broadcast/#,rooms/+/chat", "").unwrap();
+        assert_eq!(t.warnings().len(), 2);
+        let g = t.expand(&ClientId::generate(), None).unwrap();
+        let policy = PolicyDocument::parse(&session_policy(&arns(), &ClientId::generate(), &g).unwrap()).unwrap();
+        let p = std::slice::from_ref(&policy);
+        assert_eq!(
+            evaluate(p, "iot:Subscribe", &arns().topic_filter("broadcast/#")),
+            Decision::Allow
+        );
+        assert_eq!(
+            evaluate(p, "iot:Receive", &arns().topic("broadcast/news")),
+            Decision::Allow
+        );
+        assert_eq!(
+            evaluate(p, "iot:Receive", &arns().topic("broadcast")),
+            Decision::NotApplicable
+        );
+    }
+
+    #[test]
+    fn malformed_templates_stop_start_up() {
+        for bad in [
+            "users/{user}",
+            "users/{sub",
+            "a/*",
+            "a/?",
+            "a/#/b",
+            "a+/b",
+            "$aws/{clientId}",
+            "a//b",
+        ] {
+            assert!(GrantTemplates::parse(bad, "").is_err(), "{bad:?}");
+        }
+        assert_eq!(GrantTemplates::parse("", "from/x"), Err(GrantError::NoSubscribe));
+    }
+
+    #[test]
+    fn too_many_grants_are_a_start_up_error() {
+        let many: Vec<String> = (0..12).map(|i| format!("shared/topic-{i}/{{sub}}")).collect();
+        let t = GrantTemplates::parse(&many.join(","), "").unwrap();
+        assert!(matches!(t.check_fits(&arns()), Err(GrantError::TooLarge(_))));
+        let few = GrantTemplates::parse("allowed/{clientId},users/{sub},broadcast/all", "from/{clientId}").unwrap();
+        assert_eq!(few.check_fits(&arns()), Ok(()));
+    }
+
+    #[test]
+    fn role_patterns_replace_variables_and_wildcards_with_a_policy_wildcard() {
+        let t = GrantTemplates::parse("allowed/{clientId},users/user-{sub},rooms/+/chat,broadcast/#", "").unwrap();
+        let patterns: Vec<String> = t.subscribe.iter().map(GrantTemplate::role_pattern).collect();
+        assert_eq!(patterns, ["allowed/*", "users/user-*", "rooms/*/chat", "broadcast/*"]);
+    }
+
+    const SHAPES: &[&str] = &[
+        "allowed/{clientId}",
+        "users/{sub}",
+        "users/{sub}/inbox",
+        "u-{sub}/c-{clientId}",
+        "from/{clientId}",
+        "broadcast/all",
+    ];
+
+    proptest! {
+        /// No policy vended for (client, sub) allows anything on a topic that belongs
+        /// to another client or another subject.
+        #[test]
+        fn no_vended_policy_reaches_another_clients_or_users_topics(
+            sub in "[a-zA-Z0-9@._=,|-]{1,20}|[a-z]{1,5}[/#+*?$ ][a-z]{0,5}",
+            other_sub in "[a-zA-Z0-9@._=,|-]{1,20}",
+            own_id in "[a-f0-9]{8,32}",
+            other_id in "[a-f0-9]{8,32}",
+            subscribe in proptest::sample::subsequence(SHAPES.to_vec(), 1..=SHAPES.len()),
+            publish in proptest::sample::subsequence(SHAPES.to_vec(), 0..=2),
+        ) {
+            prop_assume!(sub != other_sub && own_id != other_id);
+            let templates = GrantTemplates::parse(&subscribe.join(","), &publish.join(",")).unwrap();
+            let own = ClientId::parse(&own_id).unwrap();
+            let Ok(grants) = templates.expand(&own, Some(&sub)) else {
+                // Refused subjects get nothing at all.
+                prop_assert!(check_level(&sub, "sub", MAX_VARIABLE_BYTES).is_err());
+                return Ok(());
+            };
+            let policy = PolicyDocument::parse(&session_policy(&arns(), &own, &grants).unwrap()).unwrap();
+            let p = std::slice::from_ref(&policy);
+            let other = ClientId::parse(&other_id).unwrap();
+            // Every topic the templates give the *other* client or subject …
+            let theirs = templates.expand(&other, Some(&other_sub)).unwrap();
+            for filter in theirs.subscribe.iter().chain(&theirs.publish) {
+                // … unless it is shared by construction (no variable in it).
+                let ours = grants.subscribe.iter().chain(&grants.publish).any(|f| f == filter);
+                if ours {
+                    continue;
+                }
+                for action in ["iot:Subscribe", "iot:Receive", "iot:Publish"] {
+                    let resource = if action == "iot:Subscribe" { arns().topic_filter(filter.as_str()) } else { arns().topic(filter.as_str()) };
+                    prop_assert_eq!(evaluate(p, action, &resource), Decision::NotApplicable, "{} {}", action, resource);
+                }
+            }
+            prop_assert_eq!(evaluate(p, "iot:Connect", &arns().client(other.as_str())), Decision::NotApplicable);
+        }
+    }
+}
