@@ -233,16 +233,25 @@ impl JwtVerifier {
                 {
                     return Ok(key);
                 }
-                // Stale, missing, or an unknown kid: fetch again, one fetch at a time,
-                // and not more often than REFETCH_INTERVAL for unknown kids.
-                let mut last = fetching.lock().await;
-                if let Some((set, at)) = cache.read().await.as_ref()
-                    && at.elapsed() < *ttl
-                    && last.is_some_and(|l| l.elapsed() < REFETCH_INTERVAL)
-                {
-                    return pick(set).ok_or(AuthError::UnknownKey);
+                // Stale, missing, or an unknown kid: fetch again, one fetch at a time.
+                // Fetches caused by unknown kids are limited to one per REFETCH_INTERVAL,
+                // so a stream of made-up kids cannot hammer the issuer.
+                let mut last_unknown = fetching.lock().await;
+                let fresh = match cache.read().await.as_ref() {
+                    Some((set, at)) if at.elapsed() < *ttl => {
+                        if let Some(key) = pick(set) {
+                            return Ok(key); // another request fetched it meanwhile
+                        }
+                        true
+                    }
+                    _ => false,
+                };
+                if fresh {
+                    if last_unknown.is_some_and(|at| at.elapsed() < REFETCH_INTERVAL) {
+                        return Err(AuthError::UnknownKey);
+                    }
+                    *last_unknown = Some(Instant::now());
                 }
-                *last = Some(Instant::now());
                 let fetched = fetch_jwks(client, url).await;
                 match fetched {
                     Ok(set) => {

@@ -1,0 +1,439 @@
+//! Caller authentication through the router: every refusal, HS256 and RS256/ES256
+//! happy paths, JWKS from a file and from a URL with key rotation, and grants
+//! expanded from the token's `sub`.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use serverless_websockets::api::router;
+use serverless_websockets::config::Config;
+use serverless_websockets::sts::{CredentialIssuer, IssueRequest, StsError, TemporaryCredentials};
+use tower::ServiceExt;
+
+const ISSUER: &str = "https://issuer.example";
+const AUDIENCE: &str = "serverless-websockets-tests";
+const SECRET: &str = "a-shared-secret-of-at-least-32-bytes!!";
+
+#[derive(Clone, Default)]
+struct FakeIssuer {
+    source_identities: Arc<Mutex<Vec<Option<String>>>>,
+}
+
+#[async_trait]
+impl CredentialIssuer for FakeIssuer {
+    async fn issue(&self, request: IssueRequest<'_>) -> Result<TemporaryCredentials, StsError> {
+        self.source_identities
+            .lock()
+            .unwrap()
+            .push(request.source_identity.map(str::to_owned));
+        Ok(TemporaryCredentials {
+            access_key_id: "ASIAFAKE".into(),
+            secret_access_key: "secret".into(),
+            session_token: "token".into(),
+            expiration: SystemTime::now() + Duration::from_secs(900),
+        })
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn claims(sub: &str) -> Value {
+    json!({"sub": sub, "iss": ISSUER, "aud": AUDIENCE, "exp": now() + 600, "iat": now()})
+}
+
+fn hs256(claims: &Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// A signing key and its public JWK with `kid`.
+struct Signer {
+    key: EncodingKey,
+    alg: Algorithm,
+    kid: String,
+}
+
+impl Signer {
+    fn rsa(kid: &str) -> Self {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+        let pkcs1 = pkcs1_from_pkcs8(&pair.serialize_der());
+        Self {
+            key: EncodingKey::from_rsa_der(&pkcs1),
+            alg: Algorithm::RS256,
+            kid: kid.into(),
+        }
+    }
+
+    fn ec(kid: &str) -> Self {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        Self {
+            key: EncodingKey::from_ec_der(&pair.serialize_der()),
+            alg: Algorithm::ES256,
+            kid: kid.into(),
+        }
+    }
+
+    fn jwk(&self) -> Jwk {
+        let mut jwk = Jwk::from_encoding_key(&self.key, self.alg).unwrap();
+        jwk.common.key_id = Some(self.kid.clone());
+        jwk
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        let mut header = Header::new(self.alg);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.key).unwrap()
+    }
+}
+
+/// The RSAPrivateKey (PKCS#1) inside a PrivateKeyInfo (PKCS#8), which is what
+/// rcgen produces and what `EncodingKey::from_rsa_der` does not take.
+fn pkcs1_from_pkcs8(der: &[u8]) -> Vec<u8> {
+    // (tag, header length, content length) of the DER element at the start of `d`.
+    fn element(d: &[u8]) -> (u8, usize, usize) {
+        let first = d[1] as usize;
+        if first < 0x80 {
+            return (d[0], 2, first);
+        }
+        let n = first & 0x7f;
+        (
+            d[0],
+            2 + n,
+            d[2..2 + n].iter().fold(0, |len, b| (len << 8) | *b as usize),
+        )
+    }
+    let (_, header, _) = element(der); // PrivateKeyInfo SEQUENCE
+    let mut rest = &der[header..];
+    for _ in 0..2 {
+        let (_, header, len) = element(rest); // version, algorithm: skipped
+        rest = &rest[header + len..];
+    }
+    let (tag, header, len) = element(rest);
+    assert_eq!(tag, 0x04, "privateKey OCTET STRING");
+    rest[header..header + len].to_vec()
+}
+
+fn config(extra: &[(&str, String)]) -> Config {
+    let base: Vec<(&str, String)> = vec![
+        ("CLIENT_ROLE_ARN", "arn:aws:iam::123456789012:role/ClientRole".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("IOT_ENDPOINT", "abc-ats.iot.us-east-1.amazonaws.com".into()),
+        ("AUTH_MODE", "jwt".into()),
+        ("JWT_ISSUER", ISSUER.into()),
+        ("JWT_AUDIENCE", AUDIENCE.into()),
+        (
+            "SUBSCRIBE_TOPICS",
+            "allowed/{clientId},users/{sub},broadcast/all".into(),
+        ),
+    ];
+    Config::from_lookup(|name| {
+        extra
+            .iter()
+            .chain(base.iter())
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .unwrap()
+}
+
+async fn post(
+    config: Config,
+    issuer: FakeIssuer,
+    authorization: Option<&str>,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let mut request = Request::builder().method("POST").uri("/credentials");
+    if let Some(value) = authorization {
+        request = request.header(header::AUTHORIZATION, value);
+    }
+    let response = router(config, Arc::new(issuer))
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+fn hs_config() -> Config {
+    config(&[("JWT_HS256_SECRET", SECRET.into())])
+}
+
+#[tokio::test]
+async fn an_hs256_token_gets_credentials_with_grants_from_its_sub() {
+    let issuer = FakeIssuer::default();
+    let token = hs256(&claims("alice"), SECRET);
+    let (status, _, body) = post(hs_config(), issuer.clone(), Some(&format!("Bearer {token}"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let client_id = body["clientId"].as_str().unwrap();
+    assert_eq!(body["topic"], format!("allowed/{client_id}"));
+    assert_eq!(
+        body["grants"]["subscribe"],
+        json!([format!("allowed/{client_id}"), "users/alice", "broadcast/all"])
+    );
+    assert_eq!(
+        *issuer.source_identities.lock().unwrap(),
+        vec![Some("alice".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn every_refused_token_is_a_401_that_names_the_failed_check() {
+    let rsa = Signer::rsa("rsa-1");
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, serde_json::to_string(&JwkSet { keys: vec![rsa.jwk()] }).unwrap()).unwrap();
+    let config = config(&[
+        ("JWT_HS256_SECRET", SECRET.into()),
+        ("JWT_JWKS_FILE", jwks.display().to_string()),
+    ]);
+
+    let mut expired = claims("alice");
+    expired["exp"] = json!(now() - 3600);
+    let mut early = claims("alice");
+    early["nbf"] = json!(now() + 3600);
+    let mut wrong_issuer = claims("alice");
+    wrong_issuer["iss"] = json!("https://evil.example");
+    let mut wrong_audience = claims("alice");
+    wrong_audience["aud"] = json!("another-app");
+    let mut no_sub = claims("alice");
+    no_sub.as_object_mut().unwrap().remove("sub");
+    let unknown_kid = Signer {
+        kid: "rsa-unknown".into(),
+        ..Signer::rsa("x")
+    }
+    .sign(&claims("alice"));
+    let unsigned = format!(
+        "{}.{}.",
+        base64_url(br#"{"alg":"none","typ":"JWT"}"#),
+        base64_url(claims("alice").to_string().as_bytes())
+    );
+
+    let token = hs256(&claims("alice"), SECRET);
+    let cases: Vec<(&str, Option<String>, &str)> = vec![
+        ("no header", None, "MissingToken"),
+        (
+            "basic auth",
+            Some("Basic YWxpY2U6cGFzcw==".into()),
+            "MalformedAuthorization",
+        ),
+        ("empty bearer", Some("Bearer ".into()), "MalformedAuthorization"),
+        ("not a JWT", Some("Bearer not-a-jwt".into()), "MalformedToken"),
+        (
+            "wrong secret",
+            Some(format!(
+                "Bearer {}",
+                hs256(&claims("alice"), "another-secret-of-at-least-32-bytes!!")
+            )),
+            "InvalidSignature",
+        ),
+        ("tampered", Some(format!("Bearer {}x", token)), "InvalidSignature"),
+        (
+            "expired",
+            Some(format!("Bearer {}", hs256(&expired, SECRET))),
+            "TokenExpired",
+        ),
+        (
+            "not yet valid",
+            Some(format!("Bearer {}", hs256(&early, SECRET))),
+            "TokenNotYetValid",
+        ),
+        (
+            "wrong issuer",
+            Some(format!("Bearer {}", hs256(&wrong_issuer, SECRET))),
+            "InvalidIssuer",
+        ),
+        (
+            "wrong audience",
+            Some(format!("Bearer {}", hs256(&wrong_audience, SECRET))),
+            "InvalidAudience",
+        ),
+        (
+            "no sub",
+            Some(format!("Bearer {}", hs256(&no_sub, SECRET))),
+            "MissingSubject",
+        ),
+        ("unknown key", Some(format!("Bearer {unknown_kid}")), "UnknownKey"),
+        ("alg none", Some(format!("Bearer {unsigned}")), "MalformedToken"),
+    ];
+    for (name, authorization, code) in cases {
+        let issuer = FakeIssuer::default();
+        let (status, headers, body) = post(config.clone(), issuer.clone(), authorization.as_deref()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}: {body}");
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            "Bearer error=\"invalid_token\"",
+            "{name}"
+        );
+        assert_eq!(body["error"]["code"], code, "{name}: {body}");
+        if let Some(value) = &authorization
+            && let Some(token) = value.strip_prefix("Bearer ")
+            && token.len() > 10
+        {
+            assert!(!body.to_string().contains(token), "{name}: the token is echoed");
+        }
+        assert!(
+            issuer.source_identities.lock().unwrap().is_empty(),
+            "{name}: credentials were issued"
+        );
+    }
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_hs256_token_is_refused_when_only_public_keys_are_configured() {
+    // Algorithm confusion: an HS256 token "signed" with a public key must not pass.
+    let rsa = Signer::rsa("rsa-1");
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, serde_json::to_string(&JwkSet { keys: vec![rsa.jwk()] }).unwrap()).unwrap();
+    let config = config(&[("JWT_JWKS_FILE", jwks.display().to_string())]);
+    let forged = hs256(&claims("mallory"), &serde_json::to_string(&rsa.jwk()).unwrap());
+    let (status, _, body) = post(config.clone(), FakeIssuer::default(), Some(&format!("Bearer {forged}"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "UnsupportedAlgorithm");
+    let (status, _, _) = post(
+        config,
+        FakeIssuer::default(),
+        Some(&format!("Bearer {}", rsa.sign(&claims("alice")))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// A JWKS endpoint on port 0 whose key set the test can rotate; counts fetches.
+#[derive(Clone, Default)]
+struct JwksServer {
+    keys: Arc<Mutex<Vec<Jwk>>>,
+    fetches: Arc<Mutex<u32>>,
+}
+
+impl JwksServer {
+    async fn start(&self) -> String {
+        let server = self.clone();
+        let app = axum::Router::new().route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || {
+                let server = server.clone();
+                async move {
+                    *server.fetches.lock().unwrap() += 1;
+                    axum::Json(JwkSet {
+                        keys: server.keys.lock().unwrap().clone(),
+                    })
+                }
+            }),
+        );
+        format!("http://{}/.well-known/jwks.json", common::serve(app).await)
+    }
+}
+
+#[tokio::test]
+async fn a_jwks_url_is_cached_and_refetched_when_a_new_key_appears() {
+    let (old, new) = (Signer::ec("ec-old"), Signer::rsa("rsa-new"));
+    let jwks = JwksServer::default();
+    jwks.keys.lock().unwrap().push(old.jwk());
+    let url = jwks.start().await;
+    let app = router(config(&[("JWT_JWKS_URL", url)]), Arc::new(FakeIssuer::default()));
+    let send = |token: String| {
+        let app = app.clone();
+        async move {
+            let request = Request::builder()
+                .method("POST")
+                .uri("/credentials")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap();
+            app.oneshot(request).await.unwrap().status()
+        }
+    };
+    assert_eq!(send(old.sign(&claims("alice"))).await, StatusCode::OK);
+    assert_eq!(send(old.sign(&claims("bob"))).await, StatusCode::OK);
+    assert_eq!(*jwks.fetches.lock().unwrap(), 1, "the key set is cached");
+
+    // The issuer rotates: a token with the new kid makes the verifier fetch again.
+    jwks.keys.lock().unwrap().push(new.jwk());
+    assert_eq!(send(new.sign(&claims("carol"))).await, StatusCode::OK);
+    assert_eq!(*jwks.fetches.lock().unwrap(), 2);
+
+    // Made-up kids do not cause a fetch each.
+    let made_up = Signer {
+        kid: "made-up".into(),
+        ..Signer::rsa("x")
+    };
+    assert_eq!(send(made_up.sign(&claims("eve"))).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(send(made_up.sign(&claims("eve"))).await, StatusCode::UNAUTHORIZED);
+    assert!(*jwks.fetches.lock().unwrap() <= 3);
+}
+
+#[tokio::test]
+async fn an_unreachable_jwks_is_a_503() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = config(&[("JWT_JWKS_URL", format!("http://127.0.0.1:{port}/jwks.json"))]);
+    let token = Signer::rsa("k").sign(&claims("alice"));
+    let (status, headers, body) = post(config, FakeIssuer::default(), Some(&format!("Bearer {token}"))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "AuthUnavailable");
+    assert!(!headers.contains_key(header::WWW_AUTHENTICATE));
+}
+
+#[tokio::test]
+async fn a_sub_that_cannot_be_a_topic_level_is_refused_with_403() {
+    for sub in ["a/b", "#", "+", "*", "alice bob", "$aws"] {
+        let issuer = FakeIssuer::default();
+        let token = hs256(&claims(sub), SECRET);
+        let (status, _, body) = post(hs_config(), issuer.clone(), Some(&format!("Bearer {token}"))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{sub:?}: {body}");
+        assert_eq!(body["error"]["code"], "InvalidSubject");
+        assert!(issuer.source_identities.lock().unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_sub_sts_would_refuse_is_recorded_as_a_hashed_source_identity() {
+    let issuer = FakeIssuer::default();
+    let config = config(&[
+        ("JWT_HS256_SECRET", SECRET.into()),
+        ("SUBSCRIBE_TOPICS", "allowed/{clientId}".into()),
+    ]);
+    let token = hs256(&claims("auth0|5f7c8ec7c33c6c004bbafe82"), SECRET);
+    let (status, _, _) = post(config, issuer.clone(), Some(&format!("Bearer {token}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let recorded = issuer.source_identities.lock().unwrap()[0].clone().unwrap();
+    assert!(recorded.starts_with("sub-") && recorded.len() == 36, "{recorded}");
+}
