@@ -244,11 +244,12 @@ fn print_banner(info: &ReadyInfo) {
   IoT gateway    {iot}/mqtt  (HTTPS publish: {data}){ca}
   client role    {role}
   admin          {env}
+  callers        {auth}
 
 Get credentials (note the clientId):
-  curl -s -X POST {api}
+  {token_step}curl -s -X POST {api}{curl_auth}
 Or connect the example client, which prints what arrives:
-  cargo run -p client-example -- --api {api}{ca_client}
+  cargo run -p client-example -- --api {api}{ca_client}{client_auth}
 Push to that client as your backend would:
   {env} aws iot-data publish --endpoint-url {data}{ca_flag} --topic allowed/<clientId> --payload hello
 Check the admin identity with the AWS CLI:
@@ -256,6 +257,21 @@ Check the admin identity with the AWS CLI:
 ",
         iot = info.iot_endpoint,
         data = info.iot_data_endpoint,
+        auth = match &info.jwt {
+            None => "AUTH_MODE=none: anyone who can reach the API gets credentials".to_owned(),
+            Some(jwt) => format!("AUTH_MODE=jwt, HS256, iss {}", jwt.issuer),
+        },
+        token_step = if info.jwt.is_some() {
+            "TOKEN=$(serverless-websockets local --print-token alice)\n  "
+        } else {
+            ""
+        },
+        curl_auth = if info.jwt.is_some() {
+            " -H \"Authorization: Bearer $TOKEN\""
+        } else {
+            ""
+        },
+        client_auth = if info.jwt.is_some() { " --token \"$TOKEN\"" } else { "" },
         ca = info
             .ca_cert
             .as_deref()

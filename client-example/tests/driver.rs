@@ -411,3 +411,28 @@ async fn the_binary_exits_4_when_the_handshake_is_forbidden() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn the_driver_sends_its_bearer_token_to_a_jwt_protected_api() {
+    let options = LocalOptions {
+        settings: vec![
+            ("AUTH_MODE".into(), "jwt".into()),
+            ("SUBSCRIBE_TOPICS".into(), "allowed/{clientId},users/{sub}".into()),
+        ],
+        ..LocalOptions::ephemeral()
+    };
+    let token = options.mint_token("dora", Duration::from_secs(600)).unwrap();
+    let stack = LocalStack::start(options).await.unwrap();
+    let source = HttpSource::new(&stack.info().api_url, Some(&token));
+    let driver_options = Options {
+        extra_topics: vec!["users/dora".into()],
+        ..fast_options()
+    };
+    let (mut events, _stop) = spawn_driver(source, driver_options);
+    subscribed_client(&mut events).await;
+    publish(&stack, "users/dora", "for dora").await;
+    assert_eq!(
+        message(&mut events).await,
+        ("users/dora".to_owned(), "for dora".to_owned())
+    );
+}

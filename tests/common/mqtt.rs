@@ -227,3 +227,15 @@ pub async fn https_publish_at(
     }
     request.send().await.unwrap()
 }
+
+/// Vends with `Authorization: Bearer <token>`.
+pub async fn vend_as(api_url: &str, token: &str) -> Vended {
+    let response = reqwest::Client::new()
+        .post(api_url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
