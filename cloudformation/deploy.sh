@@ -7,7 +7,7 @@
 #   cloudformation/deploy.sh deploy --stack NAME --bucket BUCKET [--iot-endpoint HOST] [--zip PATH] [Param=Value ...]
 #       uploads the zip to s3://BUCKET/serverless-websockets/bootstrap-<sha>.zip and
 #       runs `aws cloudformation deploy` with the parameters; prints the outputs
-#   cloudformation/deploy.sh smoke --stack NAME
+#   cloudformation/deploy.sh smoke --stack NAME [--token JWT]
 #       POSTs to the deployed API, connects client-example, publishes with
 #       `aws iot-data publish` and waits for the message to arrive
 #   cloudformation/deploy.sh destroy --stack NAME
@@ -90,16 +90,18 @@ deploy() {
 }
 
 smoke() {
-  [ "${1:-}" = "--stack" ] && [ -n "${2:-}" ] || die "smoke needs --stack NAME"
-  local stack=$2 url body client_id topic endpoint log
+  [ "${1:-}" = "--stack" ] && [ -n "${2:-}" ] || die "smoke needs --stack NAME [--token JWT]"
+  local stack=$2 token="" url body client_id topic endpoint log auth=() client_auth=()
+  [ "${3:-}" = "--token" ] && token=${4:-}
+  if [ -n "$token" ]; then auth=(-H "Authorization: Bearer $token"); client_auth=(--token "$token"); fi
   url=$(stack_output "$stack" CredentialsUrl)
   echo "POST $url"
-  body=$(curl -sf -X POST "$url") || die "the credentials API did not answer 200"
+  body=$(curl -sf -X POST "${auth[@]}" "$url") || die "the credentials API did not answer 200"
   client_id=$(printf '%s' "$body" | python3 -c 'import json,sys; print(json.load(sys.stdin)["clientId"])')
   echo "curl: got credentials for client $client_id"
 
   log=$(mktemp)
-  cargo run --release -q -p client-example -- --api "$url" --count 1 --json >"$log" 2>&1 &
+  cargo run --release -q -p client-example -- --api "$url" "${client_auth[@]}" --count 1 --json >"$log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 60); do
     grep -q '"event":"subscribed"' "$log" && break
