@@ -3,10 +3,13 @@
 //! headline figure as a ratio against a reference measured in the same run (these
 //! machines are noisy), with the absolute numbers for context.
 //!
-//! Suites: `lambda-startup`. `--smoke` runs a few iterations only, for CI.
+//! Suites: `vending`, `lambda-startup`, `sigv4`, or `all`. `--smoke` runs a few
+//! iterations only, for CI.
 
 mod lambda_startup;
 mod report;
+mod sigv4;
+mod vending;
 
 use std::path::PathBuf;
 
@@ -27,6 +30,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Suite {
+    /// Vending API latency and throughput at concurrency 1, 8, 64 vs STS alone; handler CPU.
+    Vending {
+        /// Requests per concurrency level.
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+    },
+    /// SigV4 presign and verify operations per second on one core.
+    Sigv4 {
+        #[arg(long, default_value_t = 20_000)]
+        count: u64,
+    },
     /// Lambda cold start: process start → first /runtime/invocation/next, and → first response.
     LambdaStartup {
         /// The serverless-websockets binary to start (build it with --release first).
@@ -42,6 +56,8 @@ enum Suite {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let report = match cli.suite {
+        Suite::Vending { requests } => vending::run(if cli.smoke { 20 } else { requests }).await?,
+        Suite::Sigv4 { count } => sigv4::run(if cli.smoke { 200 } else { count })?,
         Suite::LambdaStartup { binary, runs } => lambda_startup::run(&binary, if cli.smoke { 3 } else { runs }).await?,
     };
     println!("{}", report.markdown());
