@@ -20,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ZIP=target/lambda/serverless-websockets/bootstrap.zip
+ZIP="${CARGO_TARGET_DIR:-target}/lambda/serverless-websockets/bootstrap.zip"
 TEMPLATE=cloudformation/template.yaml
 
 die() { echo "deploy.sh: $*" >&2; exit 1; }

@@ -6,10 +6,132 @@
 //! Suites: `vending`, `lambda-startup`, `sigv4`, or `all`. `--smoke` runs a few
 //! iterations only, for CI.
 
+mod brokers;
+mod connections;
+mod fanout;
 mod lambda_startup;
+mod mqtt_ws;
 mod report;
 mod sigv4;
 mod vending;
+
+mod gateway_suites {
+    //! Runs the fan-out and connection suites against both brokers in one process.
+
+    use std::path::Path;
+
+    use rumqttc::mqttbytes::QoS;
+
+    use crate::brokers;
+    use crate::fanout::{self, Load};
+    use crate::report::{Report, ms};
+
+    pub async fn fanout(binary: &Path, subscribers: &[usize], messages: usize, rate: u32) -> anyhow::Result<Report> {
+        let mut rows = Vec::new();
+        let mut json = Vec::new();
+        let mut run = 0;
+        for &n in subscribers {
+            for (qos, payload, offered) in [
+                (QoS::AtMostOnce, 64, None),
+                (QoS::AtLeastOnce, 64, None),
+                (QoS::AtMostOnce, 4096, None),
+                (QoS::AtLeastOnce, 64, Some(rate)),
+            ] {
+                let load = Load {
+                    subscribers: n,
+                    messages,
+                    payload,
+                    qos,
+                    rate: offered,
+                };
+                let mut outcomes = Vec::new();
+                for start in [brokers::ours(binary).await?, brokers::mosquitto().await?] {
+                    run += 1;
+                    let outcome = fanout::run(&start, load, &format!("r{run}")).await?;
+                    outcomes.push((start.name, outcome));
+                    start.stop().await;
+                }
+                let (ours, theirs) = (&outcomes[0].1, &outcomes[1].1);
+                rows.push(vec![
+                    n.to_string(),
+                    format!("QoS {}", if qos == QoS::AtLeastOnce { 1 } else { 0 }),
+                    format!("{payload} B"),
+                    offered.map_or("max".into(), |r| format!("{r}/s")),
+                    format!(
+                        "{:.0}/s vs {:.0}/s ({:.2}×)",
+                        ours.deliveries_per_s,
+                        theirs.deliveries_per_s,
+                        ours.deliveries_per_s / theirs.deliveries_per_s
+                    ),
+                    format!("{} vs {}", ms(ours.p50), ms(theirs.p50)),
+                    format!(
+                        "{} vs {} ({:.2}×)",
+                        ms(ours.p99),
+                        ms(theirs.p99),
+                        ours.p99.as_secs_f64() / theirs.p99.as_secs_f64().max(1e-9)
+                    ),
+                    format!("{} vs {}", ours.lost, theirs.lost),
+                ]);
+                for (name, o) in &outcomes {
+                    json.push(serde_json::json!({
+                        "broker": name, "subscribers": n, "qos": if qos == QoS::AtLeastOnce { 1 } else { 0 },
+                        "payload": payload, "rate": offered, "messages": messages,
+                        "deliveries_per_s": o.deliveries_per_s, "p50_ms": o.p50.as_secs_f64() * 1e3,
+                        "p99_ms": o.p99.as_secs_f64() * 1e3, "lost": o.lost,
+                    }));
+                }
+            }
+        }
+        Ok(Report {
+            title: format!("Gateway fan-out, ours vs mosquitto ({messages} messages per run)"),
+            header: [
+                "subscribers",
+                "QoS",
+                "payload",
+                "offered",
+                "deliveries/s (ours vs mosquitto)",
+                "p50",
+                "p99",
+                "lost",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows,
+            notes: vec!["Targets: deliveries/s ≥ mosquitto's, p99 ≤ mosquitto's, zero loss at QoS 1.".into()],
+            json: serde_json::json!({"suite": "fanout", "runs": json}),
+        })
+    }
+
+    pub async fn connections(binary: &Path, count: usize) -> anyhow::Result<Report> {
+        let mut rows = Vec::new();
+        let mut json = Vec::new();
+        for start in [brokers::ours(binary).await?, brokers::mosquitto().await?] {
+            let outcome = crate::connections::run(&start, count).await?;
+            rows.push(vec![
+                start.name.to_owned(),
+                format!("{:.1} KiB", outcome.bytes_per_connection / 1024.0),
+                format!("{:.0}/s", outcome.connects_per_s),
+                format!(
+                    "{:.1} → {:.1} MiB",
+                    outcome.rss_before as f64 / 1048576.0,
+                    outcome.rss_after as f64 / 1048576.0
+                ),
+            ]);
+            json.push(serde_json::json!({
+                "broker": start.name, "connections": count, "bytes_per_connection": outcome.bytes_per_connection,
+                "connects_per_s": outcome.connects_per_s, "rss_before": outcome.rss_before, "rss_after": outcome.rss_after,
+            }));
+            start.stop().await;
+        }
+        Ok(Report {
+            title: format!("Idle connections ({count} per broker)"),
+            header: ["broker", "resident memory per connection", "connect rate", "broker RSS"].map(String::from).to_vec(),
+            rows,
+            notes: vec!["Targets: ≤ 16 KiB per idle connection; ≥ 2,000 authenticated connects/s (ours: WebSocket handshake + SigV4 verification + CONNACK).".into()],
+            json: serde_json::json!({"suite": "connections", "rows": json}),
+        })
+    }
+}
 
 use std::path::PathBuf;
 
@@ -36,6 +158,29 @@ enum Suite {
         #[arg(long, default_value_t = 2000)]
         requests: usize,
     },
+    /// Gateway fan-out vs mosquitto: N subscribers on one topic, one publisher.
+    Fanout {
+        /// The serverless-websockets binary to start (release build).
+        #[arg(long, default_value = "target/release/serverless-websockets")]
+        binary: PathBuf,
+        /// Subscriber counts to run.
+        #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+        subscribers: Vec<usize>,
+        /// Messages per run.
+        #[arg(long, default_value_t = 1000)]
+        messages: usize,
+        /// The fixed offered rate, messages per second (runs at max rate too).
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+    },
+    /// Idle connections vs mosquitto: memory per connection and connect rate.
+    Connections {
+        #[arg(long, default_value = "target/release/serverless-websockets")]
+        binary: PathBuf,
+        /// Connections to open to each broker.
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+    },
     /// SigV4 presign and verify operations per second on one core.
     Sigv4 {
         #[arg(long, default_value_t = 20_000)]
@@ -58,6 +203,22 @@ async fn main() -> anyhow::Result<()> {
     let report = match cli.suite {
         Suite::Vending { requests } => vending::run(if cli.smoke { 20 } else { requests }).await?,
         Suite::Sigv4 { count } => sigv4::run(if cli.smoke { 200 } else { count })?,
+        Suite::Fanout {
+            binary,
+            subscribers,
+            messages,
+            rate,
+        } => {
+            let (subscribers, messages) = if cli.smoke {
+                (vec![5], 20)
+            } else {
+                (subscribers, messages)
+            };
+            gateway_suites::fanout(&binary, &subscribers, messages, rate).await?
+        }
+        Suite::Connections { binary, count } => {
+            gateway_suites::connections(&binary, if cli.smoke { 50 } else { count }).await?
+        }
         Suite::LambdaStartup { binary, runs } => lambda_startup::run(&binary, if cli.smoke { 3 } else { runs }).await?,
     };
     println!("{}", report.markdown());

@@ -1,0 +1,170 @@
+//! The two brokers the gateway suites compare, each started as its own process on
+//! loopback: our gateway (`serverless-websockets local`, release build) and
+//! mosquitto (Debian package) with a WebSocket listener. Both are reached by the
+//! same load generator ([`crate::mqtt_ws`]); ours with SigV4-presigned URLs signed
+//! with the local admin credentials, mosquitto anonymously.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use aws_credential_types::Credentials;
+use serverless_websockets::presign::{DEFAULT_EXPIRES, IotEndpoint, presign};
+use tokio::process::{Child, Command};
+
+pub enum Kind {
+    Ours {
+        endpoint: IotEndpoint,
+        credentials: Credentials,
+        region: String,
+    },
+    Mosquitto {
+        port: u16,
+    },
+}
+
+pub struct Broker {
+    pub name: &'static str,
+    pub kind: Kind,
+    child: Child,
+    _dir: tempfile_dir::TempDir,
+}
+
+/// A small owned temporary directory (removed on drop), to avoid another dependency.
+mod tempfile_dir {
+    pub struct TempDir(pub std::path::PathBuf);
+    impl TempDir {
+        pub fn new(tag: &str) -> std::io::Result<Self> {
+            let path = std::env::temp_dir().join(format!("sw-bench-{tag}-{}", std::process::id()));
+            std::fs::create_dir_all(&path)?;
+            Ok(Self(path))
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Broker {
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// A URL (and subprotocol) for one new connection.
+    pub fn url(&self) -> String {
+        match &self.kind {
+            Kind::Ours {
+                endpoint,
+                credentials,
+                region,
+            } => presign(endpoint, region, credentials, SystemTime::now(), DEFAULT_EXPIRES).expect("presigns"),
+            Kind::Mosquitto { port } => format!("ws://127.0.0.1:{port}/mqtt"),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Our gateway, started from `binary` with a ready file.
+pub async fn ours(binary: &Path) -> anyhow::Result<Broker> {
+    let dir = tempfile_dir::TempDir::new("ours")?;
+    let ready = dir.0.join("ready.json");
+    let child = Command::new(binary)
+        .args([
+            "local",
+            "--api-port",
+            "0",
+            "--sts-port",
+            "0",
+            "--iot-port",
+            "0",
+            "--ready-file",
+        ])
+        .arg(&ready)
+        .env("RUST_LOG", "warn")
+        .env("AUTH_MODE", "none")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    let info = wait_for_file(&ready).await?;
+    let info: serde_json::Value = serde_json::from_str(&info)?;
+    let text = |k: &str| info[k].as_str().unwrap_or_default().to_owned();
+    let credentials = Credentials::new(
+        info["admin"]["access_key_id"].as_str().unwrap_or_default(),
+        info["admin"]["secret_access_key"].as_str().unwrap_or_default(),
+        None,
+        None,
+        "bench",
+    );
+    Ok(Broker {
+        name: "serverless-websockets",
+        kind: Kind::Ours {
+            endpoint: IotEndpoint::parse(&text("iot_endpoint"))?,
+            credentials,
+            region: text("region"),
+        },
+        child,
+        _dir: dir,
+    })
+}
+
+/// mosquitto with a TCP listener and a WebSocket listener on free loopback ports.
+pub async fn mosquitto() -> anyhow::Result<Broker> {
+    let free = || -> anyhow::Result<u16> { Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()) };
+    let (tcp, ws) = (free()?, free()?);
+    let dir = tempfile_dir::TempDir::new("mosquitto")?;
+    let config = dir.0.join("mosquitto.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "per_listener_settings false\nallow_anonymous true\nmax_queued_messages 100000\nmax_inflight_messages 0\n\
+             listener {tcp} 127.0.0.1\nlistener {ws} 127.0.0.1\nprotocol websockets\n"
+        ),
+    )?;
+    let child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting mosquitto (apt-get install mosquitto)")?;
+    // Ready when the WebSocket port accepts.
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", ws)).await.is_ok() {
+            return Ok(Broker {
+                name: "mosquitto",
+                kind: Kind::Mosquitto { port: ws },
+                child,
+                _dir: dir,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    anyhow::bail!("mosquitto did not open its WebSocket port")
+}
+
+async fn wait_for_file(path: &Path) -> anyhow::Result<String> {
+    for _ in 0..400 {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            return Ok(text);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    anyhow::bail!("{} did not appear", path.display())
+}
+
+/// Resident memory of a process, in bytes (Linux `/proc`).
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
