@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::tools::tool;
+use common::tools::{aws_env, tool};
 use serverless_websockets::grants::{GrantTemplate, GrantTemplates};
 use serverless_websockets::policy::{IotArns, PolicyDocument, client_role_policy};
 
@@ -112,16 +112,15 @@ fn deploy_sh_deploys_the_stack_with_its_parameters_and_outputs() {
     let zip = dir.path().join("bootstrap.zip");
     std::fs::write(&zip, b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0").unwrap(); // an empty zip archive
     let aws = |args: &[&str]| {
-        let output = Command::new(tool("aws"))
-            .args(args)
-            .env("AWS_ENDPOINT_URL", &moto.url)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .output()
-            .unwrap();
+        let mut command = Command::new(tool("aws"));
+        aws_env(
+            command.args(args).env("AWS_ENDPOINT_URL", &moto.url),
+            "test",
+            "test",
+            None,
+            "us-east-1",
+        );
+        let output = command.output().unwrap();
         assert!(
             output.status.success(),
             "aws {args:?}: {}",
@@ -134,7 +133,8 @@ fn deploy_sh_deploys_the_stack_with_its_parameters_and_outputs() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/deploy.sh");
     let tools_dir = tool("aws").parent().unwrap().to_owned();
     let path = format!("{}:{}", tools_dir.display(), std::env::var("PATH").unwrap_or_default());
-    let output = Command::new("bash")
+    let mut deploy = Command::new("bash");
+    deploy
         .args([script, "deploy", "--stack", "sw-test", "--bucket", "code-bucket"])
         .args(["--iot-endpoint", "abc123-ats.iot.us-east-1.amazonaws.com", "--zip"])
         .arg(&zip)
@@ -146,12 +146,8 @@ fn deploy_sh_deploys_the_stack_with_its_parameters_and_outputs() {
         .arg("SubscribeTopics=allowed/{clientId},users/{sub},broadcast/#")
         .arg("PublishTopics=from/{clientId}")
         .env("PATH", path)
-        .env("AWS_ENDPOINT_URL", &moto.url)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_ENDPOINT_URL", &moto.url);
+    let output = aws_env(&mut deploy, "test", "test", None, "us-east-1")
         .output()
         .unwrap();
     assert!(

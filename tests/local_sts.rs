@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 use aws_sdk_sts::error::ProvideErrorMetadata;
-use common::tools::tool;
+use common::tools::{aws_env, tool};
 use serverless_websockets::client_id::ClientId;
 use serverless_websockets::local::identity::{Identity, IdentityStore};
 use serverless_websockets::local::sts::{LocalRole, StsEmulator};
@@ -371,14 +371,11 @@ async fn role_chaining_caps_the_session_at_one_hour() {
 }
 
 fn aws_cli(stack_sts: &str, args: &[&str]) -> serde_json::Value {
-    let output = Command::new(tool("aws"))
+    let mut command = Command::new(tool("aws"));
+    command
         .args(args)
-        .args(["--endpoint-url", stack_sts, "--output", "json"])
-        .env("AWS_ACCESS_KEY_ID", ADMIN_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", ADMIN_SECRET)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .args(["--endpoint-url", stack_sts, "--output", "json"]);
+    let output = aws_env(&mut command, ADMIN_KEY, ADMIN_SECRET, None, "us-east-1")
         .output()
         .unwrap();
     assert!(

@@ -7,7 +7,7 @@ mod common;
 use std::process::{Command, Output};
 
 use common::mqtt::{Client, vend};
-use common::tools::{Script, node_modules, tool};
+use common::tools::{Script, aws_env, node_modules, tool};
 use rumqttc::QoS;
 use serverless_websockets::local::{LocalOptions, LocalStack, ReadyInfo};
 
@@ -24,16 +24,8 @@ async fn cli_publish(
     let mut command = Command::new(tool("aws"));
     command
         .args(["iot-data", "publish", "--endpoint-url", &info.iot_data_endpoint])
-        .args(["--topic", topic, "--qos", "1", "--payload", payload])
-        .env("AWS_ACCESS_KEY_ID", key)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .env("AWS_DEFAULT_REGION", &info.region)
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
-    match token {
-        Some(token) => command.env("AWS_SESSION_TOKEN", token),
-        None => command.env_remove("AWS_SESSION_TOKEN"),
-    };
+        .args(["--topic", topic, "--qos", "1", "--payload", payload]);
+    aws_env(&mut command, key, secret, token, &info.region);
     tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap()

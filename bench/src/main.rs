@@ -157,6 +157,9 @@ enum Suite {
         /// Requests per concurrency level.
         #[arg(long, default_value_t = 2000)]
         requests: usize,
+        /// Only the handler-CPU loop (for profiling with callgrind or perf).
+        #[arg(long)]
+        handler_only: bool,
     },
     /// Gateway fan-out vs mosquitto: N subscribers on one topic, one publisher.
     Fanout {
@@ -201,7 +204,14 @@ enum Suite {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let report = match cli.suite {
-        Suite::Vending { requests } => vending::run(if cli.smoke { 20 } else { requests }).await?,
+        Suite::Vending {
+            requests,
+            handler_only: true,
+        } => vending::handler_report(requests).await?,
+        Suite::Vending {
+            requests,
+            handler_only: false,
+        } => vending::run(if cli.smoke { 20 } else { requests }).await?,
         Suite::Sigv4 { count } => sigv4::run(if cli.smoke { 200 } else { count })?,
         Suite::Fanout {
             binary,

@@ -143,3 +143,24 @@ impl Drop for Script {
         }
     }
 }
+
+/// Points an AWS CLI (or any AWS SDK) process at explicit credentials only: no
+/// profile files, no session token unless given.
+pub fn aws_env<'c>(
+    command: &'c mut Command,
+    key: &str,
+    secret: &str,
+    token: Option<&str>,
+    region: &str,
+) -> &'c mut Command {
+    command
+        .env("AWS_ACCESS_KEY_ID", key)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env("AWS_DEFAULT_REGION", region)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+    match token {
+        Some(token) => command.env("AWS_SESSION_TOKEN", token),
+        None => command.env_remove("AWS_SESSION_TOKEN"),
+    }
+}
