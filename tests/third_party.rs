@@ -155,3 +155,56 @@ async fn mqtt_js_cannot_subscribe_to_every_clients_topic() {
     assert!(line.starts_with("REFUSED"), "{line}");
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_aws_iot_device_sdk_v2_signs_its_own_url_and_receives_over_tls() {
+    let stack = LocalStack::start(LocalOptions {
+        tls: true,
+        ..LocalOptions::ephemeral()
+    })
+    .await
+    .unwrap();
+    let info = stack.info().clone();
+    let port = info.iot_endpoint.rsplit(':').next().unwrap().to_owned();
+    let ca = info.ca_cert.clone().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/crt_subscribe.py");
+    let mut crt = Script::spawn(Command::new(tool("python")).args([
+        script,
+        &info.api_url,
+        "localhost",
+        &port,
+        &info.region,
+        &ca,
+    ]));
+    let ready = crt.expect_line("READY").await;
+    let topic = ready.split_whitespace().nth(1).unwrap().to_owned();
+    let https = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap()])
+        .build()
+        .unwrap();
+    let admin = aws_credential_types::Credentials::new(
+        &info.admin.access_key_id,
+        &info.admin.secret_access_key,
+        None,
+        None,
+        "a",
+    );
+    let response = common::mqtt::https_publish_at(
+        &info.iot_data_endpoint,
+        &info.region,
+        &admin,
+        &topic,
+        "qos=1",
+        b"hello aws-crt",
+        std::time::SystemTime::now(),
+        Some(https),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        crt.expect_line("MESSAGE").await,
+        format!("MESSAGE {topic} hello aws-crt")
+    );
+    assert!(crt.wait().await.success());
+    stack.shutdown().await;
+}
