@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command: installs the third-party test tools into .tools/
 # (a Python virtualenv with moto, the AWS CLI, cfn-lint, paho-mqtt and awsiotsdk;
-# MQTT.js under
-# .tools/node), then runs every test in the
-# workspace. Extra arguments go to `cargo test`.
+# MQTT.js under .tools/node), then runs every test in the workspace. Extra
+# arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
