@@ -89,11 +89,10 @@ pub fn router(config: Config, issuer: Arc<dyn CredentialIssuer>) -> Router {
 
 /// Gives each request an ID (API Gateway's own when behind it), a tracing span
 /// with that ID, an `x-request-id` response header, and one log line at the end.
-async fn request_id(mut request: Request, next: Next) -> Response {
-    let id = gateway_request_id(&request).unwrap_or_else(|| hex::encode(random_bytes::<8>()));
+async fn request_id(request: Request, next: Next) -> Response {
+    let id = gateway_request_id(&request).unwrap_or_else(crate::random::hex::<8>);
     let span =
         tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
-    request.extensions_mut().insert(RequestId(id.clone()));
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
@@ -118,16 +117,6 @@ fn gateway_request_id(request: &Request) -> Option<String> {
     }?;
     id.bytes().all(|c| c.is_ascii_graphic()).then_some(id)
 }
-
-fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).expect("the operating system's RNG is unavailable");
-    bytes
-}
-
-/// The request's ID, for handlers that want it.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
 
 async fn health() -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok"}))

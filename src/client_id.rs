@@ -16,10 +16,7 @@ pub struct ClientId(String);
 impl ClientId {
     /// A fresh ID: 16 bytes from the OS RNG as 32 lower-case hex characters.
     pub fn generate() -> Self {
-        let mut bytes = [0u8; 16];
-        // The OS RNG failing is not a condition the service can serve through.
-        getrandom::fill(&mut bytes).expect("the operating system's RNG is unavailable");
-        Self(hex::encode(bytes))
+        Self(crate::random::hex::<16>())
     }
 
     /// Accepts an externally supplied ID only if it is safe inside a policy resource.

@@ -54,6 +54,7 @@ pub mod grants;
 pub mod local;
 pub mod policy;
 pub mod presign;
+pub mod random;
 pub mod sigv4;
 #[cfg(feature = "server")]
 pub mod sts;

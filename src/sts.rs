@@ -92,16 +92,20 @@ pub enum StsError {
     Unavailable(String),
 }
 
+/// STS's pattern for `RoleSessionName` and `SourceIdentity`: `[\w+=,.@-]{2,64}`.
+pub fn is_sts_name(value: &str) -> bool {
+    (2..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"_+=,.@-".contains(&c))
+}
+
 /// The STS `SourceIdentity` for a caller's `sub`: the sub itself when STS accepts
 /// it (`[\w+=,.@-]{2,64}`), otherwise `sub-` and the first 32 hex digits of its
 /// SHA-256 (Auth0's `auth0|123` is not accepted as is); the log line of each vend
 /// shows both, so CloudTrail entries can be traced back to the sub.
 pub fn source_identity(sub: &str) -> String {
-    let accepted = (2..=64).contains(&sub.len())
-        && sub
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"_+=,.@-".contains(&c));
-    if accepted && !sub.to_ascii_lowercase().starts_with("aws:") {
+    if is_sts_name(sub) && !sub.to_ascii_lowercase().starts_with("aws:") {
         sub.to_owned()
     } else {
         use sha2::Digest;
@@ -250,6 +254,16 @@ mod tests {
             StsError::Unavailable(_)
         ));
         assert!(matches!(classify(None, None, 503), StsError::Unavailable(_)));
+    }
+
+    #[test]
+    fn sts_names_follow_the_sts_pattern() {
+        assert!(is_sts_name("ab"));
+        assert!(is_sts_name("user@example.com,x=y+z_w-v"));
+        assert!(!is_sts_name("a"));
+        assert!(!is_sts_name(&"a".repeat(65)));
+        assert!(!is_sts_name("has space"));
+        assert!(!is_sts_name("slash/y"));
     }
 
     #[test]

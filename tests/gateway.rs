@@ -100,10 +100,7 @@ async fn the_same_flow_works_over_tls_with_the_local_ca() {
     let mut client = Client::connect(&vended.url, &vended.client_id, Some(&ca)).await;
     client.subscribed(&vended.topic, QoS::AtMostOnce).await;
 
-    let https = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
-        .build()
-        .unwrap();
+    let https = common::mqtt::https_client_trusting(info.ca_cert.as_ref().unwrap());
     let response = https_publish_at(
         &info.iot_data_endpoint,
         REGION,

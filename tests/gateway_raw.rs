@@ -69,6 +69,17 @@ async fn connected(stack: &LocalStack, client_id: &str, keep_alive: u16) -> (Soc
     (socket, buffer)
 }
 
+/// Subscribes to `filter` at QoS 0 and insists on a SUBACK.
+async fn subscribed(socket: &mut Socket, buffer: &mut BytesMut, filter: &str) {
+    let mut subscribe = Subscribe::new(filter, QoS::AtMostOnce);
+    subscribe.pkid = 1;
+    send(socket, Packet::Subscribe(subscribe)).await;
+    assert!(
+        matches!(receive(socket, buffer).await, Some(Packet::SubAck(_))),
+        "SUBACK for {filter}"
+    );
+}
+
 #[tokio::test]
 async fn a_silent_client_is_disconnected_after_one_and_a_half_keep_alives() {
     let options = GatewayOptions {
@@ -146,13 +157,7 @@ async fn qos_2_and_reserved_topics_are_refused_by_disconnecting() {
 async fn a_subscription_to_a_parent_level_wildcard_does_not_match_the_parent() {
     let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
     let (mut socket, mut buffer) = connected(&stack, "hash", 30).await;
-    let mut subscribe = Subscribe::new("sensor/#", QoS::AtMostOnce);
-    subscribe.pkid = 1;
-    send(&mut socket, Packet::Subscribe(subscribe)).await;
-    assert!(matches!(
-        receive(&mut socket, &mut buffer).await,
-        Some(Packet::SubAck(_))
-    ));
+    subscribed(&mut socket, &mut buffer, "sensor/#").await;
     for topic in ["sensor", "sensor/1"] {
         send(
             &mut socket,
@@ -214,22 +219,10 @@ async fn a_subscriber_that_stops_reading_is_disconnected_instead_of_buffering() 
     .await
     .unwrap();
     let (mut watcher, mut watcher_buffer) = connected(&stack, "watcher", 30).await;
-    let mut subscribe = Subscribe::new("$aws/events/presence/disconnected/+", QoS::AtMostOnce);
-    subscribe.pkid = 1;
-    send(&mut watcher, Packet::Subscribe(subscribe)).await;
-    assert!(matches!(
-        receive(&mut watcher, &mut watcher_buffer).await,
-        Some(Packet::SubAck(_))
-    ));
+    subscribed(&mut watcher, &mut watcher_buffer, "$aws/events/presence/disconnected/+").await;
 
     let (mut slow, mut slow_buffer) = connected(&stack, "slow", 30).await;
-    let mut subscribe = Subscribe::new("firehose", QoS::AtMostOnce);
-    subscribe.pkid = 1;
-    send(&mut slow, Packet::Subscribe(subscribe)).await;
-    assert!(matches!(
-        receive(&mut slow, &mut slow_buffer).await,
-        Some(Packet::SubAck(_))
-    ));
+    subscribed(&mut slow, &mut slow_buffer, "firehose").await;
     // `slow` now reads nothing while 64 MiB is published to it.
     let payload = bytes::Bytes::from(vec![7u8; 64 * 1024]);
     let broker = &stack.gateway().broker;

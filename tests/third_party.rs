@@ -178,10 +178,7 @@ async fn the_aws_iot_device_sdk_v2_signs_its_own_url_and_receives_over_tls() {
     ]));
     let ready = crt.expect_line("READY").await;
     let topic = ready.split_whitespace().nth(1).unwrap().to_owned();
-    let https = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap()])
-        .build()
-        .unwrap();
+    let https = common::mqtt::https_client_trusting(&ca);
     let admin = aws_credential_types::Credentials::new(
         &info.admin.access_key_id,
         &info.admin.secret_access_key,

@@ -28,24 +28,7 @@ pub struct Broker {
     pub name: &'static str,
     pub kind: Kind,
     child: Child,
-    _dir: tempfile_dir::TempDir,
-}
-
-/// A small owned temporary directory (removed on drop), to avoid another dependency.
-mod tempfile_dir {
-    pub struct TempDir(pub std::path::PathBuf);
-    impl TempDir {
-        pub fn new(tag: &str) -> std::io::Result<Self> {
-            let path = std::env::temp_dir().join(format!("sw-bench-{tag}-{}", std::process::id()));
-            std::fs::create_dir_all(&path)?;
-            Ok(Self(path))
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    _dir: tempfile::TempDir,
 }
 
 impl Broker {
@@ -72,8 +55,8 @@ impl Broker {
 
 /// Our gateway, started from `binary` with a ready file.
 pub async fn ours(binary: &Path) -> anyhow::Result<Broker> {
-    let dir = tempfile_dir::TempDir::new("ours")?;
-    let ready = dir.0.join("ready.json");
+    let dir = tempfile::tempdir()?;
+    let ready = dir.path().join("ready.json");
     let child = Command::new(binary)
         .args([
             "local",
@@ -119,8 +102,8 @@ pub async fn ours(binary: &Path) -> anyhow::Result<Broker> {
 pub async fn mosquitto() -> anyhow::Result<Broker> {
     let free = || -> anyhow::Result<u16> { Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()) };
     let (tcp, ws) = (free()?, free()?);
-    let dir = tempfile_dir::TempDir::new("mosquitto")?;
-    let config = dir.0.join("mosquitto.conf");
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("mosquitto.conf");
     std::fs::write(
         &config,
         format!(

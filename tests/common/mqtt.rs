@@ -161,6 +161,15 @@ fn describe(err: &ConnectionError) -> String {
     format!("{err:?}")
 }
 
+/// An HTTPS client that trusts only the PEM certificate at `ca_path` (the local CA).
+pub fn https_client_trusting(ca_path: &str) -> reqwest::Client {
+    let pem = std::fs::read(ca_path).unwrap();
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .build()
+        .unwrap()
+}
+
 /// Signs `POST {data_endpoint}/topics/{topic}` as botocore does for
 /// `aws iot-data publish` (service `iotdata`, `/` in the topic as `%2F`) and sends it.
 pub async fn https_publish(

@@ -201,10 +201,6 @@ impl Broker {
         }
     }
 
-    pub fn connected_clients(&self) -> usize {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
     /// Adds or replaces `subscriber`'s subscription to `filter` (already authorized).
     pub fn subscribe(&self, subscriber: &Arc<Subscriber>, filter: &str, qos: QoS) {
         let receive =
@@ -316,13 +312,6 @@ impl Broker {
         } else {
             Outgoing::Frame(frame)
         })
-    }
-
-    /// Tells every connection to close (server shutdown).
-    pub fn kick_all(&self, reason: DisconnectReason) {
-        for subscriber in self.sessions.lock().unwrap_or_else(|e| e.into_inner()).values() {
-            subscriber.kick(reason);
-        }
     }
 }
 

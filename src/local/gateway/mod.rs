@@ -127,7 +127,7 @@ impl Gateway {
 }
 
 fn trace_id() -> String {
-    hex::encode(crate::local::sts::random::<16>())
+    crate::random::hex::<16>()
 }
 
 /// AWS's JSON error shape with `x-amzn-ErrorType`.

@@ -193,7 +193,7 @@ impl Session {
         let (subscriber, mailbox) = self.gateway.broker.register(&client_id, self.identity.clone());
         let keep_alive = effective_keep_alive(keep_alive_secs, self.gateway.options.min_keep_alive);
         self.deadline = Instant::now() + keep_alive.mul_f32(1.5);
-        let session_id = hex::encode(crate::local::sts::random::<16>());
+        let session_id = crate::random::hex::<16>();
         self.connected = Some(Connected {
             subscriber,
             mailbox,

@@ -1,0 +1,27 @@
+//! Randomness from the operating system, for everything that must be unguessable:
+//! client IDs, request IDs, and (in the local stack) keys, secrets and tokens.
+//!
+//! One place that calls the OS RNG, so none of its callers can pick a weaker source.
+//! A failing OS RNG is not a condition anything here can serve through; it panics.
+
+/// `N` bytes from the operating system's RNG.
+pub fn bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).expect("the operating system's RNG is unavailable");
+    bytes
+}
+
+/// `N` random bytes as `2 × N` lower-case hex characters.
+pub fn hex<const N: usize>() -> String {
+    hex::encode(bytes::<N>())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_ids_have_twice_the_bytes_in_characters_and_differ() {
+        let (a, b) = (super::hex::<16>(), super::hex::<16>());
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+    }
+}
