@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -32,6 +32,7 @@ use crate::config::{Config, CorsOrigins};
 use crate::grants::GrantError;
 use crate::policy::session_policy;
 use crate::presign::{DEFAULT_EXPIRES, presign};
+use crate::server::BodyError;
 use crate::sts::{CredentialIssuer, IssueRequest, StsError, THROTTLE_RETRY_AFTER, source_identity};
 
 /// The largest request body accepted. The body carries at most a few options.
@@ -152,10 +153,11 @@ struct CredentialsBody<'a> {
     expiration: String,
 }
 
-async fn vend(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn vend(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let headers = request.headers().clone();
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let caller = state.auth.authenticate(authorization).await?;
-    let body = read_body(&headers, body).await?;
+    let body = crate::server::read_body(request, MAX_BODY_BYTES).await?;
     check_json_object(&headers, &body)?;
 
     let config = &state.config;
@@ -208,25 +210,6 @@ async fn vend(State(state): State<AppState>, headers: HeaderMap, body: Body) -> 
     Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response())
 }
 
-/// Reads at most [`MAX_BODY_BYTES`], refusing early on a larger `Content-Length`.
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-        return Err(ApiError::TooLarge);
-    }
-    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|err| {
-        let inner = err.into_inner();
-        if inner.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-            ApiError::TooLarge
-        } else {
-            ApiError::BodyRead(inner.to_string())
-        }
-    })
-}
-
 /// An empty body is fine; otherwise it must be declared JSON and be a JSON object.
 /// Unknown fields are ignored so that newer clients work with older deployments.
 fn check_json_object(headers: &HeaderMap, body: &Bytes) -> Result<(), ApiError> {
@@ -248,6 +231,16 @@ fn check_json_object(headers: &HeaderMap, body: &Bytes) -> Result<(), ApiError> 
     }
 }
 
+impl From<BodyError> for ApiError {
+    fn from(err: BodyError) -> Self {
+        match err {
+            BodyError::TooLarge { .. } => ApiError::TooLarge,
+            BodyError::Timeout(_) => ApiError::BodyTimeout,
+            BodyError::Read(detail) => ApiError::BodyRead(detail),
+        }
+    }
+}
+
 /// Every way a request can fail, mapped to a status and a stable code in one place.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -261,6 +254,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("request body could not be read: {0}")]
     BodyRead(String),
+    #[error("request body did not arrive in time")]
+    BodyTimeout,
     #[error("no such route")]
     NotFound,
     #[error("method not allowed (allowed: {allow})")]
@@ -294,6 +289,11 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
                 "The request body could not be read.".into(),
+            ),
+            BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "RequestTimeout",
+                "The request body did not arrive in time.".into(),
             ),
             TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -15,6 +15,7 @@
 //! * [`auth`] — caller authentication: none, or a JWT (HS256, RS256/ES256 via JWKS).
 //! * [`sts`] — the credential issuer trait and its `aws-sdk-sts` implementation.
 //! * [`api`] — the axum `Router` served in Lambda and locally.
+//! * [`server`] — the accept loop with header, body and TLS deadlines for every listener.
 //! * [`sigv4`] — SigV4 verification of incoming requests (for the emulators).
 //! * [`local`] — the local stack: STS emulator, identity store, and the command.
 //!
@@ -56,6 +57,8 @@ pub mod policy;
 pub mod presign;
 pub mod random;
 pub mod sigv4;
+#[cfg(feature = "server")]
+pub mod server;
 #[cfg(feature = "server")]
 pub mod sts;
 pub mod topic;

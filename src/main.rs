@@ -166,9 +166,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve { listen } => {
             let listener = tokio::net::TcpListener::bind(listen).await?;
             tracing::info!("vending API listening on http://{}/credentials", listener.local_addr()?);
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown_signal())
-                .await?;
+            serverless_websockets::server::serve(
+                listener,
+                router,
+                None,
+                serverless_websockets::server::Timeouts::default(),
+                shutdown_signal(),
+            )
+            .await;
             tracing::info!("shut down");
             Ok(())
         }
@@ -202,6 +207,7 @@ async fn run_local(args: LocalArgs) -> anyhow::Result<()> {
             },
             ..GatewayOptions::default()
         },
+        timeouts: serverless_websockets::server::Timeouts::default(),
         settings: match &args.auth {
             Some(mode) => vec![("AUTH_MODE".into(), mode.clone())],
             None => Vec::new(),

@@ -33,6 +33,21 @@ pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 pub const CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
 /// hex(SHA-256("")).
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+/// The longest `X-Amz-Expires` SigV4 allows: seven days.
+/// <https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-auth.html>
+pub const MAX_EXPIRES_SECS: u64 = 604_800;
+
+/// Header and query parameter names, lower-case for headers.
+pub const X_AMZ_DATE: &str = "x-amz-date";
+pub const X_AMZ_SECURITY_TOKEN: &str = "x-amz-security-token";
+pub const X_AMZ_CONTENT_SHA256: &str = "x-amz-content-sha256";
+pub const Q_ALGORITHM: &str = "X-Amz-Algorithm";
+pub const Q_CREDENTIAL: &str = "X-Amz-Credential";
+pub const Q_DATE: &str = "X-Amz-Date";
+pub const Q_EXPIRES: &str = "X-Amz-Expires";
+pub const Q_SIGNED_HEADERS: &str = "X-Amz-SignedHeaders";
+pub const Q_SIGNATURE: &str = "X-Amz-Signature";
+pub const Q_SECURITY_TOKEN: &str = "X-Amz-Security-Token";
 
 /// RFC 3986 unreserved characters stay; everything else is percent-encoded.
 const URI_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
@@ -60,6 +75,8 @@ pub enum SigError {
     HostNotSigned,
     #[error("the signature does not match")]
     Mismatch,
+    #[error("x-amz-content-sha256 does not match the body")]
+    PayloadHash,
 }
 
 /// What a request claims about its signature, before it is checked.
@@ -82,16 +99,22 @@ pub struct SignedClaims {
 }
 
 /// The parts of an HTTP request the canonical request is built from.
+///
+/// The query comes already decoded, by [`query_pairs`], so that the verifier and
+/// the request's handler read the very same parameters: a request parsed twice,
+/// with two decoders, can mean one thing to the signature and another to the
+/// handler (`+` as a plus sign or as a space).
 #[derive(Debug, Clone, Copy)]
 pub struct RequestParts<'a> {
     pub method: &'a str,
     /// The path exactly as received (still percent-encoded).
     pub raw_path: &'a str,
-    pub raw_query: Option<&'a str>,
+    pub query: &'a [(String, String)],
     pub headers: &'a http::HeaderMap,
 }
 
-/// Splits a raw query string into decoded `(name, value)` pairs.
+/// Splits a raw query string into percent-decoded `(name, value)` pairs. A `+`
+/// stays a `+` (RFC 3986); handlers must take their parameters from these pairs.
 pub fn query_pairs(raw_query: &str) -> Vec<(String, String)> {
     raw_query
         .split('&')
@@ -135,10 +158,10 @@ impl SignedClaims {
             }
         }
         let amz_date = headers
-            .get("x-amz-date")
+            .get(X_AMZ_DATE)
             .and_then(|v| v.to_str().ok())
             .ok_or(SigError::Malformed("X-Amz-Date header missing"))?;
-        let token = headers.get("x-amz-security-token").and_then(|v| v.to_str().ok());
+        let token = headers.get(X_AMZ_SECURITY_TOKEN).and_then(|v| v.to_str().ok());
         Self::assemble(
             credential.ok_or(SigError::Malformed("Credential missing"))?,
             signed_headers.ok_or(SigError::Malformed("SignedHeaders missing"))?,
@@ -153,22 +176,22 @@ impl SignedClaims {
     /// Reads the claims from a presigned URL's decoded query parameters.
     pub fn from_query(pairs: &[(String, String)]) -> Result<Self, SigError> {
         let get = |name: &str| pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
-        let algorithm = get("X-Amz-Algorithm").ok_or(SigError::Missing)?;
+        let algorithm = get(Q_ALGORITHM).ok_or(SigError::Missing)?;
         if algorithm != ALGORITHM {
             return Err(SigError::Algorithm);
         }
-        let expires = match get("X-Amz-Expires") {
-            Some(v) => Some(v.parse().map_err(|_| SigError::Malformed("X-Amz-Expires"))?),
+        let expires = match get(Q_EXPIRES) {
+            Some(v) => Some(parse_expires(v)?),
             None => None,
         };
         Self::assemble(
-            get("X-Amz-Credential").ok_or(SigError::Malformed("X-Amz-Credential missing"))?,
+            get(Q_CREDENTIAL).ok_or(SigError::Malformed("X-Amz-Credential missing"))?,
             // Without the parameter, only `host` is signed.
-            get("X-Amz-SignedHeaders").unwrap_or("host"),
-            get("X-Amz-Signature").ok_or(SigError::Malformed("X-Amz-Signature missing"))?,
-            get("X-Amz-Date").ok_or(SigError::Malformed("X-Amz-Date missing"))?,
+            get(Q_SIGNED_HEADERS).unwrap_or("host"),
+            get(Q_SIGNATURE).ok_or(SigError::Malformed("X-Amz-Signature missing"))?,
+            get(Q_DATE).ok_or(SigError::Malformed("X-Amz-Date missing"))?,
             expires,
-            get("X-Amz-Security-Token"),
+            get(Q_SECURITY_TOKEN),
             true,
         )
     }
@@ -204,6 +227,16 @@ impl SignedClaims {
     }
 }
 
+/// `X-Amz-Expires` as SigV4 bounds it: whole seconds from 1 to 604800, as AWS
+/// refuses anything else before looking at the signature.
+fn parse_expires(value: &str) -> Result<u64, SigError> {
+    const BOUNDS: &str = "X-Amz-Expires must be a whole number of seconds from 1 to 604800";
+    match value.parse::<u64>() {
+        Ok(secs) if (1..=MAX_EXPIRES_SECS).contains(&secs) => Ok(secs),
+        _ => Err(SigError::Malformed(BOUNDS)),
+    }
+}
+
 /// How the canonical request treats the presigned session token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenInQuery {
@@ -220,7 +253,9 @@ pub struct Expectations<'a> {
     /// The region the credential scope must name; `None` accepts any.
     pub region: Option<&'a str>,
     pub token_in_query: TokenInQuery,
-    /// hex SHA-256 of the body; `None` for presigned requests (empty payload).
+    /// hex SHA-256 of the body as received, computed by the caller; `None` for a
+    /// request without a body (presigned URLs). Never taken from the request:
+    /// `x-amz-content-sha256`, when sent, must equal it.
     pub payload_sha256: Option<&'a str>,
 }
 
@@ -266,8 +301,11 @@ impl Verifier {
         if skew > CLOCK_SKEW {
             return Err(SigError::Skewed);
         }
+        // `expires` is bounded by parsing; `checked_add` keeps this panic-free anyway.
         if let Some(expires) = claims.expires
-            && now > signed_at + Duration::from_secs(expires)
+            && signed_at
+                .checked_add(Duration::from_secs(expires))
+                .is_none_or(|end| now > end)
         {
             return Err(SigError::Expired);
         }
@@ -330,14 +368,14 @@ fn canonical_request(
     };
     let canonical_path = utf8_percent_encode(path, URI_ENCODE_PATH).to_string();
 
-    let mut query: Vec<(String, String)> = query_pairs(request.raw_query.unwrap_or(""))
-        .into_iter()
+    let mut query: Vec<(String, String)> = request
+        .query
+        .iter()
         .filter(|(name, _)| {
             !(claims.presigned
-                && (name == "X-Amz-Signature"
-                    || (name == "X-Amz-Security-Token" && expect.token_in_query == TokenInQuery::Unsigned)))
+                && (name == Q_SIGNATURE || (name == Q_SECURITY_TOKEN && expect.token_in_query == TokenInQuery::Unsigned)))
         })
-        .map(|(name, value)| (encode(&name), encode(&value)))
+        .map(|(name, value)| (encode(name), encode(value)))
         .collect();
     query.sort();
     let canonical_query = query
@@ -361,15 +399,17 @@ fn canonical_request(
         canonical_headers.push_str(&format!("{name}:{joined}\n"));
     }
 
-    let payload = match (claims.presigned, expect.payload_sha256) {
-        (true, _) => EMPTY_SHA256.to_owned(),
-        (false, _) if request.headers.contains_key("x-amz-content-sha256") => request.headers["x-amz-content-sha256"]
+    // The payload line is always the hash of what was received. A client may send
+    // its own hash in `x-amz-content-sha256`; it is checked, never trusted.
+    let payload = expect.payload_sha256.unwrap_or(EMPTY_SHA256);
+    if let Some(claimed) = request.headers.get(X_AMZ_CONTENT_SHA256) {
+        let claimed = claimed
             .to_str()
-            .map_err(|_| SigError::Malformed("x-amz-content-sha256"))?
-            .to_owned(),
-        (false, Some(hash)) => hash.to_owned(),
-        (false, None) => EMPTY_SHA256.to_owned(),
-    };
+            .map_err(|_| SigError::Malformed("x-amz-content-sha256"))?;
+        if !claimed.eq_ignore_ascii_case(payload) {
+            return Err(SigError::PayloadHash);
+        }
+    }
     Ok(format!(
         "{}\n{canonical_path}\n{canonical_query}\n{canonical_headers}\n{}\n{payload}",
         request.method,
@@ -461,11 +501,12 @@ mod tests {
         let path = format!("/{path}");
         let mut headers = http::HeaderMap::new();
         headers.insert("host", host.parse().unwrap());
-        let claims = SignedClaims::from_query(&query_pairs(query))?;
+        let pairs = query_pairs(query);
+        let claims = SignedClaims::from_query(&pairs)?;
         let parts = RequestParts {
             method: "GET",
             raw_path: &path,
-            raw_query: Some(query),
+            query: &pairs,
             headers: &headers,
         };
         Verifier::new()
@@ -613,10 +654,11 @@ mod tests {
         let claims = SignedClaims::from_headers(request.headers()).unwrap();
         assert_eq!(claims.security_token.as_deref(), Some("the/token+="));
         let hash = hex::encode(Sha256::digest(body));
+        let query = query_pairs("qos=1");
         let parts = RequestParts {
             method: "POST",
             raw_path: "/topics/allowed%2Fabc",
-            raw_query: Some("qos=1"),
+            query: &query,
             headers: request.headers(),
         };
         let expect = Expectations {
@@ -646,6 +688,73 @@ mod tests {
             verifier.verify(&claims, parts, SECRET, sts_only, at(T)),
             Err(SigError::Service { .. })
         ));
+    }
+
+    #[test]
+    fn a_claimed_payload_hash_never_replaces_the_real_one() {
+        // aws-sigv4 sends x-amz-content-sha256 when asked to; a replay with another
+        // body but the old header must fail, whether the header is signed or not.
+        let mut settings = SigningSettings::default();
+        settings.signature_location = aws_sigv4::http_request::SignatureLocation::Headers;
+        settings.payload_checksum_kind = aws_sigv4::http_request::PayloadChecksumKind::XAmzSha256;
+        let identity = creds().into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-east-1")
+            .name("sts")
+            .time(at(T))
+            .settings(settings)
+            .build()
+            .unwrap()
+            .into();
+        let uri = "http://127.0.0.1:8443/";
+        let body = b"Action=AssumeRole&Policy=narrow";
+        let headers = [("host", "127.0.0.1:8443")];
+        let signable = SignableRequest::new("POST", uri, headers.into_iter(), SignableBody::Bytes(body)).unwrap();
+        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+        let mut request = http::Request::builder().method("POST").uri(uri).header("host", "127.0.0.1:8443");
+        request = request.header("content-type", "application/x-www-form-urlencoded");
+        let mut request = request.body(()).unwrap();
+        instructions.apply_to_request_http1x(&mut request);
+        assert!(request.headers().contains_key(X_AMZ_CONTENT_SHA256));
+
+        let claims = SignedClaims::from_headers(request.headers()).unwrap();
+        let parts = RequestParts {
+            method: "POST",
+            raw_path: "/",
+            query: &[],
+            headers: request.headers(),
+        };
+        let sts = |hash| Expectations {
+            services: &["sts"],
+            region: None,
+            token_in_query: TokenInQuery::Signed,
+            payload_sha256: Some(hash),
+        };
+        let real = hex::encode(Sha256::digest(body));
+        let verifier = Verifier::new();
+        assert_eq!(verifier.verify(&claims, parts, SECRET, sts(&real), at(T)), Ok(()));
+        let forged = hex::encode(Sha256::digest(b"Action=AssumeRole"));
+        assert_eq!(
+            verifier.verify(&claims, parts, SECRET, sts(&forged), at(T)),
+            Err(SigError::PayloadHash)
+        );
+    }
+
+    #[test]
+    fn x_amz_expires_outside_one_second_to_seven_days_is_refused_without_panicking() {
+        let base = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F20261123%2Fus-east-1%2Fiotdevicegateway%2Faws4_request&X-Amz-Date=20261123T054000Z&X-Amz-SignedHeaders=host&X-Amz-Signature=0000000000000000000000000000000000000000000000000000000000000000";
+        for bad in ["0", "604801", "18446744073709551615", "99999999999999999999999", "-1", "1.5", ""] {
+            let pairs = query_pairs(&format!("{base}&X-Amz-Expires={bad}"));
+            assert!(
+                matches!(SignedClaims::from_query(&pairs), Err(SigError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+        for good in ["1", "900", "604800"] {
+            let pairs = query_pairs(&format!("{base}&X-Amz-Expires={good}"));
+            assert!(SignedClaims::from_query(&pairs).is_ok(), "{good:?}");
+        }
     }
 
     #[test]

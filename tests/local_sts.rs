@@ -85,7 +85,7 @@ async fn the_local_vending_api_issues_credentials_recorded_with_its_exact_sessio
         publish: vec![],
     };
     let expected = PolicyDocument::parse(&session_policy(&arns, &client_id, &grants).unwrap()).unwrap();
-    assert_eq!(identity.session_policy.as_deref(), Some(&expected));
+    assert_eq!(identity.session_policies.as_deref(), Some(std::slice::from_ref(&expected)));
 
     // Role ∩ session: the credential can connect as itself only.
     assert!(identity.is_allowed("iot:Connect", &arns.client(client_id.as_str())));
@@ -260,7 +260,7 @@ async fn bad_signatures_unknown_keys_and_expired_tokens_are_refused() {
             user_id: "AROA:s".into(),
             account: "000000000000".into(),
             policies: Arc::from(vec![]),
-            session_policy: None,
+            session_policies: None,
             source_identity: None,
         },
         past,
@@ -316,7 +316,7 @@ async fn role_chaining_caps_the_session_at_one_hour() {
             user_id: "AIDAADMIN".into(),
             account: "000000000000".into(),
             policies: Arc::from(vec![admin_policy.clone()]),
-            session_policy: None,
+            session_policies: None,
             source_identity: None,
         },
         SystemTime::now(),

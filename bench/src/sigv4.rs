@@ -58,11 +58,12 @@ pub fn run(count: u64) -> anyhow::Result<Report> {
         payload_sha256: None,
     };
     let verify_rate = measure(count, |_| {
-        let claims = SignedClaims::from_query(&query_pairs(&query)).expect("parses");
+        let pairs = query_pairs(&query);
+        let claims = SignedClaims::from_query(&pairs).expect("parses");
         let parts = RequestParts {
             method: "GET",
             raw_path: "/mqtt",
-            raw_query: Some(&query),
+            query: &pairs,
             headers: &headers,
         };
         verifier

@@ -8,11 +8,18 @@
 //! expiry the way AWS does: a temporary key used without its token, or with
 //! another one, is refused, and so is an expired one.
 //!
+//! Session tokens are compared in constant time (`subtle`). Expired temporary
+//! credentials leave the store as new ones arrive, oldest expiry first, through an
+//! expiry-ordered index: each insert does O(log n) work, never a scan of the store.
+//!
 //! In memory only; nothing survives a restart of the local stack.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
+
+use subtle::ConstantTimeEq;
 
 use crate::policy::{PolicyDocument, is_allowed};
 
@@ -31,8 +38,8 @@ pub struct Identity {
     pub account: String,
     /// The identity policies of the user or role.
     pub policies: Arc<[PolicyDocument]>,
-    /// The session policy passed to `AssumeRole`, if any.
-    pub session_policy: Option<Arc<PolicyDocument>>,
+    /// The session policies passed to `AssumeRole` (`Policy` and `PolicyArns`), if any.
+    pub session_policies: Option<Arc<[PolicyDocument]>>,
     /// `SourceIdentity` given at `AssumeRole`, if any.
     pub source_identity: Option<String>,
 }
@@ -44,7 +51,7 @@ impl Identity {
 
     /// IAM evaluation of `action` on `resource` for this identity.
     pub fn is_allowed(&self, action: &str, resource: &str) -> bool {
-        is_allowed(&self.policies, self.session_policy.as_deref(), action, resource)
+        is_allowed(&self.policies, self.session_policies.as_deref(), action, resource)
     }
 }
 
@@ -69,23 +76,47 @@ pub enum AuthError {
 
 #[derive(Default)]
 pub struct IdentityStore {
-    by_key: RwLock<HashMap<String, Arc<Identity>>>,
+    inner: RwLock<Inner>,
 }
 
-/// Expired temporary credentials are swept once the store holds this many.
-const SWEEP_AT: usize = 50_000;
+#[derive(Default)]
+struct Inner {
+    by_key: HashMap<String, Arc<Identity>>,
+    /// Temporary credentials by expiry, soonest first.
+    by_expiry: BinaryHeap<Reverse<(SystemTime, String)>>,
+}
 
 impl IdentityStore {
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Records `identity`, first dropping every credential that expired by `now`.
     pub fn insert(&self, identity: Identity, now: SystemTime) {
-        let mut map = self.by_key.write().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= SWEEP_AT {
-            map.retain(|_, id| id.expiration.is_none_or(|exp| exp > now));
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        while let Some(Reverse((expiry, _))) = inner.by_expiry.peek()
+            && *expiry <= now
+        {
+            let Some(Reverse((expiry, key))) = inner.by_expiry.pop() else {
+                break;
+            };
+            if inner.by_key.get(&key).is_some_and(|id| id.expiration == Some(expiry)) {
+                inner.by_key.remove(&key);
+            }
         }
-        map.insert(identity.access_key_id.clone(), Arc::new(identity));
+        if let Some(expiry) = identity.expiration {
+            inner.by_expiry.push(Reverse((expiry, identity.access_key_id.clone())));
+        }
+        inner.by_key.insert(identity.access_key_id.clone(), Arc::new(identity));
+    }
+
+    /// How many credentials the store holds (expired ones included until swept).
+    pub fn len(&self) -> usize {
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).by_key.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The identity for `access_key_id`, if `token` is the one it was issued with
@@ -96,16 +127,10 @@ impl IdentityStore {
         token: Option<&str>,
         now: SystemTime,
     ) -> Result<Arc<Identity>, AuthError> {
-        let identity = self
-            .by_key
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(access_key_id)
-            .cloned()
-            .ok_or(AuthError::UnknownKey)?;
+        let identity = self.get(access_key_id).ok_or(AuthError::UnknownKey)?;
         match (&identity.session_token, token) {
             (None, None) => {}
-            (Some(expected), Some(given)) if expected == given => {}
+            (Some(expected), Some(given)) if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) => {}
             _ => return Err(AuthError::BadToken),
         }
         if identity.expiration.is_some_and(|exp| exp <= now) {
@@ -116,9 +141,10 @@ impl IdentityStore {
 
     /// Lookup without authentication, for tests and diagnostics.
     pub fn get(&self, access_key_id: &str) -> Option<Arc<Identity>> {
-        self.by_key
+        self.inner
             .read()
             .unwrap_or_else(|e| e.into_inner())
+            .by_key
             .get(access_key_id)
             .cloned()
     }
@@ -140,7 +166,7 @@ mod tests {
             user_id: "u".into(),
             account: "000000000000".into(),
             policies: Arc::from(vec![]),
-            session_policy: None,
+            session_policies: None,
             source_identity: None,
         }
     }
@@ -166,6 +192,24 @@ mod tests {
             store.authenticate("ASIA2", Some("tok"), now).unwrap_err(),
             AuthError::UnknownKey
         );
+    }
+
+    #[test]
+    fn expired_credentials_leave_the_store_as_new_ones_arrive() {
+        let now = SystemTime::now();
+        let store = IdentityStore::new();
+        store.insert(identity("AKIA", None, None), now);
+        for i in 0..1000 {
+            let expiry = now + Duration::from_secs(1 + i % 10);
+            store.insert(identity(&format!("ASIA{i}"), Some("t"), Some(expiry)), now);
+        }
+        assert_eq!(store.len(), 1001);
+        store.insert(identity("ASIANEW", Some("t"), Some(now + Duration::from_secs(60))), now + Duration::from_secs(5));
+        // Those expiring at +1 … +5 s are gone, the rest and the long-term key stay.
+        assert_eq!(store.len(), 1 + 500 + 1);
+        assert!(store.get("AKIA").is_some());
+        store.insert(identity("ASIALAST", Some("t"), Some(now + Duration::from_secs(90))), now + Duration::from_secs(61));
+        assert_eq!(store.len(), 2);
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub struct LocalOptions {
     /// Where `--tls` writes the CA certificate; a fresh temporary file when `None`.
     pub ca_cert_path: Option<PathBuf>,
     pub gateway: GatewayOptions,
+    /// Header, body and TLS deadlines of every listener.
+    pub timeouts: crate::server::Timeouts,
     /// Vending-API settings (`AUTH_MODE`, `SUBSCRIBE_TOPICS`, …) that take
     /// precedence over the environment.
     pub settings: Vec<(String, String)>,
@@ -70,6 +72,7 @@ impl LocalOptions {
             tls: false,
             ca_cert_path: None,
             gateway: GatewayOptions::default(),
+            timeouts: crate::server::Timeouts::default(),
             settings: Vec::new(),
         }
     }
@@ -254,7 +257,7 @@ impl LocalStack {
                 user_id: format!("AIDA{}", sts::random_base32(17)),
                 account: options.account_id.clone(),
                 policies: Arc::from(vec![admin_policy()]),
-                session_policy: None,
+                session_policies: None,
                 source_identity: None,
             },
             SystemTime::now(),
@@ -292,14 +295,10 @@ impl LocalStack {
             stopped.clone(),
         ));
         let mut tasks = JoinSet::new();
-        tasks.spawn(serve(sts_listener, emulator.router(), stopped.clone()));
-        tasks.spawn(gateway::serve(
-            iot_listener,
-            gateway.clone().router(),
-            tls,
-            stopped.clone(),
-        ));
-        tasks.spawn(serve(api_listener, api, stopped));
+        let timeouts = options.timeouts;
+        tasks.spawn(serve(sts_listener, emulator.router(), None, timeouts, stopped.clone()));
+        tasks.spawn(serve(iot_listener, gateway.clone().router(), tls, timeouts, stopped.clone()));
+        tasks.spawn(serve(api_listener, api, None, timeouts, stopped));
 
         let info = ReadyInfo {
             api_url: format!("http://{}/credentials", api_addr),
@@ -376,11 +375,15 @@ async fn bind(host: IpAddr, port: u16, what: &'static str) -> Result<TcpListener
         .map_err(|source| LocalError::Bind { what, addr, source })
 }
 
-async fn serve(listener: TcpListener, router: axum::Router, mut stopped: watch::Receiver<bool>) {
-    let shutdown = async move {
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    timeouts: crate::server::Timeouts,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let stop = async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
-    if let Err(err) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
-        tracing::error!("local server failed: {err}");
-    }
+    crate::server::serve(listener, router, tls, timeouts, stop).await;
 }

@@ -11,8 +11,11 @@
 //! `ASIA…` credentials recorded in the shared [`IdentityStore`] together with the
 //! role's policies and the session policy, which is all the IoT gateway needs.
 //!
+//! Managed session policies (`PolicyArns`) are honoured for the AWS managed
+//! policies in [`managed_policy`] and refused otherwise.
+//!
 //! Not emulated: other actions, `Condition` keys in trust policies, MFA, external
-//! IDs, throttling, regional endpoint differences. `PackedPolicySize` is an
+//! IDs, throttling, regional endpoint differences, customer managed policies. `PackedPolicySize` is an
 //! estimate (policy and tag characters as a percentage of 2048), not AWS's
 //! compression-based figure.
 
@@ -21,7 +24,6 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -30,6 +32,7 @@ use base64::Engine as _;
 use super::identity::{AuthError, Identity, IdentityStore};
 use crate::policy::PolicyDocument;
 use crate::policy::eval::glob;
+use crate::server::BodyError;
 use crate::sigv4::{Expectations, RequestParts, SigError, SignedClaims, TokenInQuery, Verifier};
 use crate::sts::is_sts_name;
 
@@ -101,6 +104,7 @@ impl StsEmulator {
         &self,
         method: &Method,
         uri: &Uri,
+        query: &[(String, String)],
         headers: &HeaderMap,
         body: &[u8],
         now: SystemTime,
@@ -137,7 +141,7 @@ impl StsEmulator {
         let parts = RequestParts {
             method: method.as_str(),
             raw_path: uri.path(),
-            raw_query: uri.query(),
+            query,
             headers,
         };
         let expect = Expectations {
@@ -150,6 +154,7 @@ impl StsEmulator {
             let message = match err {
                 SigError::Skewed => "Signature expired: the request's X-Amz-Date is more than 15 minutes from the server's time.".to_owned(),
                 SigError::Service { found } => format!("Credential should be scoped to correct service: 'sts', not '{found}'."),
+                SigError::PayloadHash => "The provided 'x-amz-content-sha256' header does not match what was computed.".to_owned(),
                 _ => "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.".to_owned(),
             };
             Fault::new(StatusCode::FORBIDDEN, "SignatureDoesNotMatch", message)
@@ -196,10 +201,11 @@ impl StsEmulator {
                 }
             },
         };
-        let session_policy = match params.get("Policy") {
+        let inline_policy = match params.get("Policy") {
             None => None,
             Some(policy) => Some(parse_session_policy(policy)?),
         };
+        let managed = parse_policy_arns(params)?;
         let tags = parse_tags(params)?;
         let source_identity = match params.get("SourceIdentity") {
             Some(value) if !is_sts_name(value) || value.to_ascii_lowercase().starts_with("aws:") => {
@@ -237,6 +243,7 @@ impl StsEmulator {
             ));
         }
         let packed_chars = params.get("Policy").map_or(0, |p| compact_len(p))
+            + managed.iter().map(|(arn, _)| arn.chars().count()).sum::<usize>()
             + tags
                 .iter()
                 .map(|(k, v)| k.chars().count() + v.chars().count())
@@ -266,7 +273,7 @@ impl StsEmulator {
                 user_id: user_id.clone(),
                 account: self.account.clone(),
                 policies: role.policies.clone(),
-                session_policy: session_policy.map(Arc::new),
+                session_policies: session_policies(inline_policy, managed),
                 source_identity: source_identity.clone(),
             },
             now,
@@ -294,7 +301,7 @@ impl StsEmulator {
             escape(&secret),
             escape(&token),
         );
-        if params.contains_key("Policy") || !tags.is_empty() {
+        if packed_chars > 0 {
             let _ = write!(xml, "<PackedPolicySize>{packed_percent}</PackedPolicySize>");
         }
         xml.push_str("</AssumeRoleResult>");
@@ -302,23 +309,54 @@ impl StsEmulator {
     }
 }
 
-async fn handle(
-    State(sts): State<Arc<StsEmulator>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// One STS Query request, parsed once: the signature check and the action read
+/// the very same parameters. The query string is decoded by
+/// [`crate::sigv4::query_pairs`] (a `+` stays a `+`), the form body by the
+/// `application/x-www-form-urlencoded` rules (it is hashed whole, so its reading
+/// cannot differ from what was signed).
+pub struct QueryRequest {
+    pub query: Vec<(String, String)>,
+    pub params: HashMap<String, String>,
+}
+
+impl QueryRequest {
+    pub fn parse(method: &Method, uri: &Uri, body: &[u8]) -> Self {
+        let query = crate::sigv4::query_pairs(uri.query().unwrap_or(""));
+        let mut params: HashMap<String, String> = query.iter().cloned().collect();
+        if method == Method::POST {
+            params.extend(url::form_urlencoded::parse(body).into_owned());
+        }
+        Self { query, params }
+    }
+
+    fn action(&self) -> &str {
+        self.params.get("Action").map_or("", String::as_str)
+    }
+}
+
+/// STS's limit on a Query API request body.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+async fn handle(State(sts): State<Arc<StsEmulator>>, request: axum::extract::Request) -> Response {
     let request_id = crate::random::hex::<16>();
+    let (method, uri, headers) = (request.method().clone(), request.uri().clone(), request.headers().clone());
+    let body = match crate::server::read_body(request, MAX_REQUEST_BYTES).await {
+        Ok(body) => body,
+        Err(err) => {
+            let fault = match err {
+                BodyError::TooLarge { .. } => Fault::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "RequestEntityTooLarge",
+                    format!("The request body must be at most {MAX_REQUEST_BYTES} bytes."),
+                ),
+                other => Fault::new(StatusCode::BAD_REQUEST, "RequestTimeout", other.to_string()),
+            };
+            return render("", &request_id, Err(fault));
+        }
+    };
     let now = SystemTime::now();
-    let mut params: HashMap<String, String> = HashMap::new();
-    if let Some(query) = uri.query() {
-        params.extend(url::form_urlencoded::parse(query.as_bytes()).into_owned());
-    }
-    if method == Method::POST {
-        params.extend(url::form_urlencoded::parse(&body).into_owned());
-    }
-    let action = params.get("Action").cloned().unwrap_or_default();
+    let request = QueryRequest::parse(&method, &uri, &body);
+    let action = request.action().to_owned();
     let result = if method != Method::POST && method != Method::GET {
         Err(Fault::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -332,9 +370,9 @@ async fn handle(
             format!("No STS operation at {}.", uri.path()),
         ))
     } else {
-        sts.authenticate(&method, &uri, &headers, &body, now)
+        sts.authenticate(&method, &uri, &request.query, &headers, &body, now)
             .and_then(|caller| match action.as_str() {
-                "AssumeRole" => sts.assume_role(&caller, &params, now),
+                "AssumeRole" => sts.assume_role(&caller, &request.params, now),
                 "GetCallerIdentity" => Ok(sts.get_caller_identity(&caller)),
                 "" => Err(Fault::new(StatusCode::BAD_REQUEST, "MissingAction", "Missing Action")),
                 other => Err(Fault::new(
@@ -344,7 +382,12 @@ async fn handle(
                 )),
             })
     };
-    let xml_headers = [("content-type", "text/xml"), ("x-amzn-requestid", request_id.as_str())];
+    render(&action, &request_id, result)
+}
+
+/// The Query API's XML answer: `<{Action}Response>` or `<ErrorResponse>`.
+fn render(action: &str, request_id: &str, result: Result<String, Fault>) -> Response {
+    let xml_headers = [("content-type", "text/xml"), ("x-amzn-requestid", request_id)];
     match result {
         Ok(result) => {
             let body = format!(
@@ -353,7 +396,7 @@ async fn handle(
             (StatusCode::OK, xml_headers, body).into_response()
         }
         Err(fault) => {
-            tracing::warn!(action = %action, code = fault.code, status = fault.status.as_u16(), message = %fault.message, "STS request refused");
+            tracing::warn!(action = %action.escape_debug(), code = fault.code, status = fault.status.as_u16(), message = %fault.message, "STS request refused");
             let kind = if fault.status.is_server_error() {
                 "Receiver"
             } else {
@@ -391,6 +434,64 @@ fn parse_session_policy(policy: &str) -> Result<PolicyDocument, Fault> {
         };
         Fault::new(StatusCode::BAD_REQUEST, "MalformedPolicyDocument", message)
     })
+}
+
+/// AWS managed policies the emulator knows, by ARN, for `PolicyArns`. Their
+/// documents are AWS's (IAM console, "AWS managed policies"); any other ARN is
+/// refused, as STS refuses one that does not exist — it is never ignored.
+pub fn managed_policy(arn: &str) -> Option<PolicyDocument> {
+    let json = match arn {
+        "arn:aws:iam::aws:policy/AWSIoTDataAccess" => {
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iot:Connect","iot:Publish","iot:Subscribe","iot:Receive","iot:GetThingShadow","iot:UpdateThingShadow","iot:DeleteThingShadow","iot:ListNamedShadowsForThing"],"Resource":"*"}]}"#
+        }
+        "arn:aws:iam::aws:policy/AWSDenyAll" => {
+            r#"{"Version":"2012-10-17","Statement":[{"Sid":"DenyAll","Effect":"Deny","Action":"*","Resource":"*"}]}"#
+        }
+        _ => return None,
+    };
+    PolicyDocument::parse(json).ok()
+}
+
+/// STS accepts at most ten managed session policies.
+pub const MAX_POLICY_ARNS: usize = 10;
+
+/// `PolicyArns.member.N.arn`: each must name a managed policy the emulator knows.
+fn parse_policy_arns(params: &HashMap<String, String>) -> Result<Vec<(String, PolicyDocument)>, Fault> {
+    let mut policies = Vec::new();
+    for n in 1.. {
+        let Some(arn) = params.get(&format!("PolicyArns.member.{n}.arn")) else {
+            break;
+        };
+        if n > MAX_POLICY_ARNS {
+            return Err(Fault::validation(format!(
+                "1 validation error detected: Value at 'policyArns' failed to satisfy constraint: Member must have length less than or equal to {MAX_POLICY_ARNS}"
+            )));
+        }
+        if !(20..=2048).contains(&arn.chars().count()) {
+            return Err(Fault::validation(format!(
+                "1 validation error detected: Value '{arn}' at 'policyArns.{n}.member.arn' failed to satisfy constraint: Member must have length between 20 and 2048"
+            )));
+        }
+        let document = managed_policy(arn).ok_or_else(|| {
+            Fault::new(
+                StatusCode::BAD_REQUEST,
+                "MalformedPolicyDocument",
+                format!("Policy {arn} does not exist or is not attachable."),
+            )
+        })?;
+        policies.push((arn.clone(), document));
+    }
+    Ok(policies)
+}
+
+/// The session's policies: the inline one and the managed ones, or `None` when the
+/// caller passed neither (then the role alone decides).
+fn session_policies(
+    inline: Option<PolicyDocument>,
+    managed: Vec<(String, PolicyDocument)>,
+) -> Option<Arc<[PolicyDocument]>> {
+    let all: Vec<PolicyDocument> = inline.into_iter().chain(managed.into_iter().map(|(_, doc)| doc)).collect();
+    (!all.is_empty()).then(|| Arc::from(all))
 }
 
 /// `Tags.member.N.Key` / `Tags.member.N.Value`, at most 50.

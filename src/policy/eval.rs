@@ -46,10 +46,18 @@ pub fn evaluate(policies: &[PolicyDocument], action: &str, resource: &str) -> De
 }
 
 /// The effective permission of temporary credentials: allowed by the role's
-/// identity policies *and*, when the session was given one, by the session policy.
-pub fn is_allowed(identity: &[PolicyDocument], session: Option<&PolicyDocument>, action: &str, resource: &str) -> bool {
+/// identity policies *and*, when the session was given any, by its session
+/// policies (the inline `Policy` and the managed `PolicyArns`, evaluated together
+/// as one set: an explicit Deny in any of them wins, an Allow in any of them counts).
+/// <https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies.html#policies_session>
+pub fn is_allowed(
+    identity: &[PolicyDocument],
+    session: Option<&[PolicyDocument]>,
+    action: &str,
+    resource: &str,
+) -> bool {
     evaluate(identity, action, resource) == Decision::Allow
-        && session.is_none_or(|policy| evaluate(std::slice::from_ref(policy), action, resource) == Decision::Allow)
+        && session.is_none_or(|policies| evaluate(policies, action, resource) == Decision::Allow)
 }
 
 fn applies(statement: &Statement, action: &str, resource: &str) -> bool {
@@ -228,10 +236,10 @@ mod tests {
             r#"{"Statement":{"Effect":"Allow","Action":["iot:Connect","iot:Publish"],"Resource":["client/me","topic/x"]}}"#,
         );
         let role = std::slice::from_ref(&role);
-        assert!(is_allowed(role, Some(&session), "iot:Connect", "client/me"));
-        assert!(!is_allowed(role, Some(&session), "iot:Connect", "client/you"));
+        assert!(is_allowed(role, Some(std::slice::from_ref(&session)), "iot:Connect", "client/me"));
+        assert!(!is_allowed(role, Some(std::slice::from_ref(&session)), "iot:Connect", "client/you"));
         assert!(
-            !is_allowed(role, Some(&session), "iot:Publish", "topic/x"),
+            !is_allowed(role, Some(std::slice::from_ref(&session)), "iot:Publish", "topic/x"),
             "role lacks Publish"
         );
         assert!(
@@ -248,13 +256,13 @@ mod tests {
         );
         assert!(!is_allowed(
             std::slice::from_ref(&role),
-            Some(&session),
+            Some(std::slice::from_ref(&session)),
             "iot:Publish",
             "topic/a"
         ));
         assert!(is_allowed(
             std::slice::from_ref(&role),
-            Some(&session),
+            Some(std::slice::from_ref(&session)),
             "iot:Receive",
             "topic/a"
         ));

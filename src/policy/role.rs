@@ -64,37 +64,37 @@ mod tests {
 
         assert!(is_allowed(
             &role,
-            Some(&session),
+            Some(std::slice::from_ref(&session)),
             "iot:Connect",
             &arns.client(id.as_str())
         ));
         assert!(is_allowed(
             &role,
-            Some(&session),
+            Some(std::slice::from_ref(&session)),
             "iot:Subscribe",
             &arns.topic_filter(own.as_str())
         ));
         assert!(is_allowed(
             &role,
-            Some(&session),
+            Some(std::slice::from_ref(&session)),
             "iot:Receive",
             &arns.topic(own.as_str())
         ));
         assert!(!is_allowed(
             &role,
-            Some(&session),
+            Some(std::slice::from_ref(&session)),
             "iot:Subscribe",
             &arns.topic_filter("allowed/#")
         ));
         assert!(!is_allowed(
             &role,
-            Some(&session),
+            Some(std::slice::from_ref(&session)),
             "iot:Connect",
             &arns.client("someone-else")
         ));
         assert!(!is_allowed(
             &role,
-            Some(&session),
+            Some(std::slice::from_ref(&session)),
             "iot:Publish",
             &arns.topic(own.as_str())
         ));

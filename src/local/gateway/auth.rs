@@ -68,11 +68,12 @@ impl Authenticator {
         headers: &HeaderMap,
         now: SystemTime,
     ) -> Result<Arc<Identity>, Denied> {
-        let claims = SignedClaims::from_query(&query_pairs(uri.query().unwrap_or(""))).map_err(Denied::Signature)?;
+        let query = query_pairs(uri.query().unwrap_or(""));
+        let claims = SignedClaims::from_query(&query).map_err(Denied::Signature)?;
         let parts = RequestParts {
             method: method.as_str(),
             raw_path: uri.path(),
-            raw_query: uri.query(),
+            query: &query,
             headers,
         };
         let expect = Expectations {
@@ -84,11 +85,13 @@ impl Authenticator {
         self.check(&claims, parts, expect, now)
     }
 
-    /// An HTTPS request with an `Authorization` header over a body hashing to `payload_sha256`.
+    /// An HTTPS request with an `Authorization` header, its query already parsed
+    /// (the handler reads the same pairs), over a body hashing to `payload_sha256`.
     pub fn signed_header(
         &self,
         method: &Method,
         uri: &Uri,
+        query: &[(String, String)],
         headers: &HeaderMap,
         payload_sha256: &str,
         now: SystemTime,
@@ -97,7 +100,7 @@ impl Authenticator {
         let parts = RequestParts {
             method: method.as_str(),
             raw_path: uri.path(),
-            raw_query: uri.query(),
+            query,
             headers,
         };
         let expect = Expectations {

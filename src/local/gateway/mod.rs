@@ -21,28 +21,23 @@ pub mod lifecycle;
 pub mod session;
 pub mod tls;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Extension, Query, State};
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use rumqttc::mqttbytes::QoS;
-use serde::Deserialize;
 use sha2::Digest;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tower::ServiceExt;
 
 use crate::local::identity::IdentityStore;
+use crate::server::BodyError;
 use crate::policy::IotArns;
 use broker::Broker;
 
@@ -63,6 +58,8 @@ pub struct GatewayOptions {
     pub subscribe_deny: DenyMode,
     /// Deliveries queued per connection before it counts as too slow.
     pub queue_len: usize,
+    /// How long a new WebSocket may take to send CONNECT before it is closed.
+    pub connect_timeout: Duration,
 }
 
 impl Default for GatewayOptions {
@@ -72,6 +69,7 @@ impl Default for GatewayOptions {
             connect_deny: DenyMode::Close,
             subscribe_deny: DenyMode::Close,
             queue_len: 1024,
+            connect_timeout: session::CONNECT_TIMEOUT,
         }
     }
 }
@@ -184,39 +182,38 @@ async fn websocket(
         .protocols([protocol])
         .read_buffer_size(4 * 1024)
         .write_buffer_size(8 * 1024)
-        .max_message_size(session::MAX_PACKET_BYTES * 2)
+        // A frame's length is known from its header: one over the packet limit is
+        // refused there, before any buffer for it is reserved (tungstenite's own
+        // default would accept 16 MiB frames).
+        .max_frame_size(session::MAX_PACKET_BYTES)
+        .max_message_size(session::MAX_PACKET_BYTES)
         .on_upgrade(move |socket| session::Session::new(gateway, identity, peer, socket).run())
 }
 
-#[derive(Deserialize)]
-struct PublishQuery {
-    qos: Option<String>,
-    retain: Option<String>,
-}
-
-async fn publish(
-    State(gateway): State<Arc<Gateway>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    Query(query): Query<PublishQuery>,
-    body: Body,
-) -> Response {
+async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
     let invalid = |message: &str| aws_error(StatusCode::BAD_REQUEST, "InvalidRequestException", message);
-    let body = match axum::body::to_bytes(body, MAX_PUBLISH_BODY).await {
+    let (method, uri, headers) = (request.method().clone(), request.uri().clone(), request.headers().clone());
+    let body = match crate::server::read_body(request, MAX_PUBLISH_BODY).await {
         Ok(body) => body,
-        Err(_) => {
+        Err(BodyError::TooLarge { .. }) => {
             return aws_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RequestEntityTooLargeException",
                 "The payload exceeds the maximum size allowed",
             );
         }
+        Err(err) => {
+            tracing::warn!("HTTPS publish body not read: {err}");
+            return invalid("The request body could not be read in time.");
+        }
     };
     let payload_hash = hex::encode(sha2::Sha256::digest(&body));
+    // One parse of the query, for the signature and for the handler alike.
+    let query = crate::sigv4::query_pairs(uri.query().unwrap_or(""));
+    let param = |name: &str| query.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
     let identity = match gateway
         .auth
-        .signed_header(&method, &uri, &headers, &payload_hash, SystemTime::now())
+        .signed_header(&method, &uri, &query, &headers, &payload_hash, SystemTime::now())
     {
         Ok(identity) => identity,
         Err(denied) => {
@@ -232,12 +229,12 @@ async fn publish(
     if filter::check_topic_name(&topic).is_err() || topic.starts_with('$') {
         return invalid("The topic is not a valid MQTT topic name.");
     }
-    let qos = match query.qos.as_deref() {
+    let qos = match param("qos") {
         None | Some("0") => QoS::AtMostOnce,
         Some("1") => QoS::AtLeastOnce,
         Some(_) => return invalid("qos must be 0 or 1."),
     };
-    let retain = match query.retain.as_deref() {
+    let retain = match param("retain") {
         None | Some("false") => false,
         Some("true") => true,
         Some(_) => return invalid("retain must be true or false."),
@@ -256,63 +253,4 @@ async fn publish(
         axum::Json(serde_json::json!({"message": "OK", "traceId": trace_id()})),
     )
         .into_response()
-}
-
-/// Accepts connections until `stopped`, each served (after TLS, when configured)
-/// by `router` with WebSocket upgrades enabled.
-pub async fn serve(
-    listener: TcpListener,
-    router: axum::Router,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    tracing::warn!("gateway accept failed: {err}");
-                    continue;
-                }
-            },
-            _ = stopped.wait_for(|stop| *stop) => return,
-        };
-        let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(peer);
-                let router = router.clone();
-                async move {
-                    Ok::<_, Infallible>(
-                        router
-                            .oneshot(request.map(Body::new))
-                            .await
-                            .unwrap_or_else(|e| match e {}),
-                    )
-                }
-            });
-            let builder = auto::Builder::new(TokioExecutor::new()).http1_only();
-            let result = match acceptor {
-                None => {
-                    builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .await
-                }
-                Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => builder.serve_connection_with_upgrades(TokioIo::new(tls), service).await,
-                    Ok(Err(err)) => {
-                        tracing::debug!(peer = %peer, "TLS handshake failed: {err}");
-                        return;
-                    }
-                    Err(_) => return,
-                },
-            };
-            if let Err(err) = result {
-                tracing::debug!(peer = %peer, "gateway connection ended: {err}");
-            }
-        });
-    }
 }

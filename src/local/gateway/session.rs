@@ -33,8 +33,8 @@ pub const MAX_PACKET_BYTES: usize = 128 * 1024 + 1024;
 pub const MAX_FILTERS_PER_SUBSCRIBE: usize = 8;
 pub const MAX_SUBSCRIPTIONS: usize = 50;
 pub const MAX_KEEP_ALIVE: Duration = Duration::from_secs(1200);
-/// How long a new connection may take to send CONNECT.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a new connection may take to send CONNECT by default.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deliveries written before one flush.
 const WRITE_BATCH: usize = 64;
 /// A write that makes no progress for this long means the client stopped reading.
@@ -78,6 +78,7 @@ pub struct Session {
 
 impl Session {
     pub fn new(gateway: Arc<Gateway>, identity: Arc<Identity>, peer: SocketAddr, socket: WebSocket) -> Self {
+        let deadline = Instant::now() + gateway.options.connect_timeout;
         Self {
             gateway,
             identity,
@@ -86,7 +87,7 @@ impl Session {
             buffer: BytesMut::new(),
             next_pkid: 0,
             connected: None,
-            deadline: Instant::now() + CONNECT_TIMEOUT,
+            deadline,
         }
     }
 
