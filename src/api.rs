@@ -9,8 +9,9 @@
 //! error text; the log line does, under the same request ID as the
 //! `x-request-id` response header.
 //!
-//! Not here: caller authentication and configurable grants (a later layer), and
-//! anything that needs a network listener — the router is served by the caller.
+//! The caller is authenticated by [`crate::auth`] and its grants expanded by
+//! [`crate::grants`] before STS is asked. Not here: anything that needs a network
+//! listener — the router is served by the caller ([`crate::server`] or Lambda).
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -341,6 +342,11 @@ impl ApiError {
                 StatusCode::FORBIDDEN,
                 "InvalidSubject",
                 "The token's sub cannot be used in a topic grant (it must be one topic level without / + # * ? $, whitespace or control characters, at most 128 bytes).".into(),
+            ),
+            Grant(GrantError::SubCharset { .. }) => (
+                StatusCode::FORBIDDEN,
+                "InvalidSubject",
+                "The token's sub cannot be used in a topic grant: STS session policies carry only characters U+0020 to U+00FF, and this sub has others.".into(),
             ),
             Grant(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Misconfigured", "The service's grants are misconfigured.".into()),
             Internal(_) => (

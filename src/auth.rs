@@ -1,30 +1,50 @@
 //! Caller authentication for the vending API: none (explicit opt-in) or a JWT in
 //! `Authorization: Bearer …`, verified without a database lookup.
 //!
-//! `jsonwebtoken` does the cryptography and the claim checks (`exp` required, `nbf`
-//! when present, `iss`, and `aud` when configured, with a small leeway). Which keys
-//! are acceptable is decided here, by algorithm: HS256 only with the configured
-//! shared secret, RS256/ES256 only with a key from the JWKS — so a token can never
-//! choose its own verification (no `alg: none`, no HS256 signed with a public key).
-//! A JWKS from a URL is cached for a TTL and fetched again when a token names an
-//! unknown `kid` (key rotation), at most every [`REFETCH_INTERVAL`]. Works with
+//! `jsonwebtoken` does the cryptography and the time checks (`exp` required, `nbf`
+//! when present, `iss`, with a small leeway). Which keys are acceptable is decided
+//! here, by algorithm: HS256 only with the configured shared secret, RS256/ES256
+//! only with a key from the JWKS — so a token can never choose its own
+//! verification (no `alg: none`, no HS256 signed with a public key).
+//!
+//! Who the token is for is checked here too: with `JWT_AUDIENCE` an ID token's
+//! `aud` must be present and match; with `JWT_CLIENT_ID` a Cognito *access* token
+//! (`token_use: access`, which carries `client_id` instead of `aud`) must name that
+//! app client. With neither, any token of the issuer is accepted (warned about at
+//! start-up).
+//!
+//! A JWKS from a URL is fetched in the background: at start-up, then whenever the
+//! cached set is older than its TTL, one fetch at a time. A request whose `kid` is
+//! in the cached set never waits on the network, and while the issuer is down the
+//! last good set keeps serving for up to [`MAX_KEY_AGE`] (each failed refresh is
+//! logged). A request with an unknown `kid` (key rotation) waits for a fetch, at
+//! most one per [`REFETCH_INTERVAL`], shared with every other waiter. Works with
 //! Cognito user pools, Auth0 and any OIDC issuer's `jwks_uri`.
 //!
 //! Errors say which check failed, never the token. Not here: token revocation,
 //! `Condition`-style claim rules, other algorithms.
 
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use tokio::sync::{Mutex, RwLock};
+use tokio::sync::watch;
 
 use crate::config::{AuthSettings, JwtSettings};
 
 /// The least time between two JWKS fetches caused by unknown key IDs.
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// After a failed JWKS fetch, the next one starts no sooner than this.
+pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
+/// The oldest JWKS still used while the issuer cannot be reached.
+pub const MAX_KEY_AGE: Duration = Duration::from_secs(24 * 3600);
+/// One JWKS fetch: connection and whole response.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest JWKS document read.
+pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 
 /// Who is calling, once authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +75,8 @@ pub enum AuthError {
     WrongIssuer,
     #[error("the token's audience is not accepted")]
     WrongAudience,
+    #[error("the token names no audience (aud, or client_id for an access token)")]
+    MissingAudience,
     #[error("the token has no usable sub claim")]
     MissingSubject,
     #[error("the token's signing keys could not be fetched: {0}")]
@@ -75,6 +97,7 @@ impl AuthError {
             AuthError::NotYetValid => "TokenNotYetValid",
             AuthError::WrongIssuer => "InvalidIssuer",
             AuthError::WrongAudience => "InvalidAudience",
+            AuthError::MissingAudience => "MissingAudience",
             AuthError::MissingSubject => "MissingSubject",
             AuthError::KeysUnavailable(_) => "KeysUnavailable",
         }
@@ -84,23 +107,68 @@ impl AuthError {
 #[derive(Deserialize)]
 struct Claims {
     sub: Option<String>,
+    #[serde(default)]
+    aud: Option<Audience>,
+    client_id: Option<String>,
+    token_use: Option<String>,
 }
 
-enum Jwks {
-    Fixed(JwkSet),
-    Url {
-        url: String,
-        client: reqwest::Client,
-        ttl: Duration,
-        cache: RwLock<Option<(JwkSet, Instant)>>,
-        fetching: Mutex<Option<Instant>>,
-    },
+/// `aud` is a string or an array of strings (RFC 7519 §4.1.3).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn contains(&self, wanted: &str) -> bool {
+        match self {
+            Audience::One(aud) => aud == wanted,
+            Audience::Many(auds) => auds.iter().any(|aud| aud == wanted),
+        }
+    }
+}
+
+/// Who a token must be for.
+#[derive(Debug, Clone, Default)]
+struct Recipient {
+    /// `aud` of an ID token.
+    audience: Option<String>,
+    /// `client_id` of a Cognito access token.
+    client_id: Option<String>,
+}
+
+impl Recipient {
+    fn check(&self, claims: &Claims) -> Result<(), AuthError> {
+        if self.audience.is_none() && self.client_id.is_none() {
+            return Ok(());
+        }
+        let as_id_token = self.audience.as_deref().is_some_and(|wanted| {
+            claims.aud.as_ref().is_some_and(|aud| aud.contains(wanted))
+                && claims.token_use.as_deref().is_none_or(|use_| use_ == "id")
+        });
+        let as_access_token = self.client_id.as_deref().is_some_and(|wanted| {
+            claims.client_id.as_deref() == Some(wanted) && claims.token_use.as_deref() == Some("access")
+        });
+        match (as_id_token || as_access_token, &claims.aud, &claims.client_id) {
+            (true, _, _) => Ok(()),
+            (false, None, None) => Err(AuthError::MissingAudience),
+            (false, _, _) => Err(AuthError::WrongAudience),
+        }
+    }
 }
 
 pub struct JwtVerifier {
     validation: Validation,
+    recipient: Recipient,
     hs256: Option<DecodingKey>,
     jwks: Option<Jwks>,
+}
+
+enum Jwks {
+    Fixed(JwkSet),
+    Remote(Arc<RemoteJwks>),
 }
 
 /// The configured authentication.
@@ -136,6 +204,8 @@ impl Authenticator {
 }
 
 impl JwtVerifier {
+    /// Builds the verifier; with a JWKS URL inside a Tokio runtime, the first fetch
+    /// starts at once in the background.
     pub fn new(settings: &JwtSettings) -> Result<Self, String> {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.algorithms = Vec::new(); // chosen per token below, from the key's own kind
@@ -143,33 +213,33 @@ impl JwtVerifier {
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "iss"]);
         validation.set_issuer(&[&settings.issuer]);
-        match &settings.audience {
-            Some(audience) => validation.set_audience(&[audience]),
-            None => validation.validate_aud = false,
+        validation.validate_aud = false; // checked by `Recipient`, which knows access tokens
+        if settings.hs256_secret_arn.is_some() && settings.hs256_secret.is_none() {
+            return Err("JWT_HS256_SECRET_ARN has not been fetched from Secrets Manager".into());
         }
         let hs256 = settings
             .hs256_secret
             .as_ref()
-            .map(|s| DecodingKey::from_secret(s.as_bytes()));
+            .map(|s| DecodingKey::from_secret(s.expose().as_bytes()));
         let jwks = match (&settings.jwks_json, &settings.jwks_url) {
             (Some(json), _) => Some(Jwks::Fixed(
                 serde_json::from_str(json).map_err(|e| format!("JWT_JWKS_FILE is not a JWKS: {e}"))?,
             )),
-            (None, Some(url)) => Some(Jwks::Url {
-                url: url.clone(),
-                client: reqwest::Client::builder()
-                    .connect_timeout(Duration::from_secs(2))
-                    .timeout(Duration::from_secs(5))
-                    .build()
-                    .map_err(|e| e.to_string())?,
-                ttl: settings.jwks_ttl,
-                cache: RwLock::new(None),
-                fetching: Mutex::new(None),
-            }),
+            (None, Some(url)) => {
+                let remote = Arc::new(RemoteJwks::new(url, settings.jwks_ttl)?);
+                if tokio::runtime::Handle::try_current().is_ok() {
+                    drop(remote.refresh());
+                }
+                Some(Jwks::Remote(remote))
+            }
             (None, None) => None,
         };
         Ok(Self {
             validation,
+            recipient: Recipient {
+                audience: settings.audience.clone(),
+                client_id: settings.client_id.clone(),
+            },
             hs256,
             jwks,
         })
@@ -179,7 +249,10 @@ impl JwtVerifier {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::MalformedToken)?;
         let key = match header.alg {
             Algorithm::HS256 => self.hs256.clone().ok_or(AuthError::Algorithm)?,
-            Algorithm::RS256 | Algorithm::ES256 => self.jwks_key(header.kid.as_deref(), header.alg).await?,
+            Algorithm::RS256 | Algorithm::ES256 => match self.jwks.as_ref().ok_or(AuthError::Algorithm)? {
+                Jwks::Fixed(set) => pick(set, header.kid.as_deref(), header.alg).ok_or(AuthError::UnknownKey)?,
+                Jwks::Remote(remote) => remote.key(header.kid.as_deref(), header.alg).await?,
+            },
             _ => return Err(AuthError::Algorithm),
         };
         let mut validation = self.validation.clone();
@@ -195,6 +268,7 @@ impl JwtVerifier {
             ErrorKind::MissingRequiredClaim(_) => AuthError::Expired,
             _ => AuthError::MalformedToken,
         })?;
+        self.recipient.check(&data.claims)?;
         let sub = data
             .claims
             .sub
@@ -202,77 +276,173 @@ impl JwtVerifier {
             .ok_or(AuthError::MissingSubject)?;
         Ok(Caller { sub: Some(sub) })
     }
+}
 
-    async fn jwks_key(&self, kid: Option<&str>, alg: Algorithm) -> Result<DecodingKey, AuthError> {
-        let jwks = self.jwks.as_ref().ok_or(AuthError::Algorithm)?;
-        let pick = |set: &JwkSet| -> Option<DecodingKey> {
-            let jwk = match kid {
-                Some(kid) => set.find(kid)?,
-                // Without a kid, only an unambiguous set will do.
-                None if set.keys.len() == 1 => &set.keys[0],
-                None => return None,
-            };
-            let matches_alg = jwk
-                .common
-                .key_algorithm
-                .is_none_or(|ka| ka.to_string() == format!("{alg:?}"));
-            matches_alg.then(|| DecodingKey::from_jwk(jwk).ok()).flatten()
-        };
-        match jwks {
-            Jwks::Fixed(set) => pick(set).ok_or(AuthError::UnknownKey),
-            Jwks::Url {
-                url,
-                client,
-                ttl,
-                cache,
-                fetching,
-            } => {
-                if let Some((set, at)) = cache.read().await.as_ref()
-                    && at.elapsed() < *ttl
-                    && let Some(key) = pick(set)
-                {
-                    return Ok(key);
-                }
-                // Stale, missing, or an unknown kid: fetch again, one fetch at a time.
-                // Fetches caused by unknown kids are limited to one per REFETCH_INTERVAL,
-                // so a stream of made-up kids cannot hammer the issuer.
-                let mut last_unknown = fetching.lock().await;
-                let fresh = match cache.read().await.as_ref() {
-                    Some((set, at)) if at.elapsed() < *ttl => {
-                        if let Some(key) = pick(set) {
-                            return Ok(key); // another request fetched it meanwhile
-                        }
-                        true
-                    }
-                    _ => false,
-                };
-                if fresh {
-                    if last_unknown.is_some_and(|at| at.elapsed() < REFETCH_INTERVAL) {
-                        return Err(AuthError::UnknownKey);
-                    }
-                    *last_unknown = Some(Instant::now());
-                }
-                let fetched = fetch_jwks(client, url).await;
-                match fetched {
-                    Ok(set) => {
-                        let key = pick(&set);
-                        *cache.write().await = Some((set, Instant::now()));
-                        key.ok_or(AuthError::UnknownKey)
-                    }
-                    Err(reason) => {
-                        tracing::error!(jwks_url = %url, "cannot fetch the JWKS: {reason}");
-                        Err(AuthError::KeysUnavailable(reason))
-                    }
-                }
+/// The key for `kid` and `alg` in `set`; without a kid, only a one-key set will do.
+fn pick(set: &JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<DecodingKey> {
+    let jwk = match kid {
+        Some(kid) => set.find(kid)?,
+        None if set.keys.len() == 1 => &set.keys[0],
+        None => return None,
+    };
+    let matches_alg = jwk
+        .common
+        .key_algorithm
+        .is_none_or(|ka| ka.to_string() == format!("{alg:?}"));
+    matches_alg.then(|| DecodingKey::from_jwk(jwk).ok()).flatten()
+}
+
+/// A fetch's end as its waiters see it: `Ok` or the reason it failed.
+type FetchOutcome = Option<Result<(), String>>;
+
+/// A JWKS behind a URL, fetched in the background and shared by every request.
+struct RemoteJwks {
+    url: String,
+    client: reqwest::Client,
+    ttl: Duration,
+    state: Mutex<JwksState>,
+}
+
+#[derive(Default)]
+struct JwksState {
+    keys: Option<(Arc<JwkSet>, Instant)>,
+    /// The fetch in flight: every waiter watches the same one.
+    inflight: Option<watch::Receiver<FetchOutcome>>,
+    /// No fetch starts before this (set after a failure).
+    not_before: Option<Instant>,
+    last_failure: Option<String>,
+    /// When a request last waited for a fetch because of an unknown kid.
+    last_unknown_kid: Option<Instant>,
+}
+
+impl RemoteJwks {
+    fn new(url: &str, ttl: Duration) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(FETCH_TIMEOUT)
+            .timeout(FETCH_TIMEOUT)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            url: url.to_owned(),
+            client,
+            ttl,
+            state: Mutex::new(JwksState::default()),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, JwksState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn key(self: &Arc<Self>, kid: Option<&str>, alg: Algorithm) -> Result<DecodingKey, AuthError> {
+        let cached = self.usable_keys();
+        if let Some((set, age)) = &cached {
+            if *age >= self.ttl {
+                drop(self.refresh()); // in the background; this request does not wait
             }
+            if let Some(key) = pick(set, kid, alg) {
+                return Ok(key);
+            }
+            // An unknown kid: the issuer may have rotated its keys.
+            let mut state = self.state();
+            if state.last_unknown_kid.is_some_and(|at| at.elapsed() < REFETCH_INTERVAL) {
+                return Err(AuthError::UnknownKey);
+            }
+            state.last_unknown_kid = Some(Instant::now());
+        }
+        match self.wait_for(self.refresh()).await {
+            Ok(()) => {}
+            Err(reason) if cached.is_none() => return Err(AuthError::KeysUnavailable(reason)),
+            Err(_) => return Err(AuthError::UnknownKey),
+        }
+        let (set, _) = self
+            .usable_keys()
+            .ok_or_else(|| AuthError::KeysUnavailable("no key set".into()))?;
+        pick(&set, kid, alg).ok_or(AuthError::UnknownKey)
+    }
+
+    /// The cached set and its age, unless it is older than [`MAX_KEY_AGE`].
+    fn usable_keys(&self) -> Option<(Arc<JwkSet>, Duration)> {
+        let state = self.state();
+        let (set, at) = state.keys.as_ref()?;
+        let age = at.elapsed();
+        (age < MAX_KEY_AGE).then(|| (set.clone(), age))
+    }
+
+    /// Starts a fetch unless one is in flight or a failure is too recent; the
+    /// receiver sees the end of the fetch in flight (or the recent failure).
+    fn refresh(self: &Arc<Self>) -> watch::Receiver<FetchOutcome> {
+        let mut state = self.state();
+        if let Some(inflight) = &state.inflight {
+            return inflight.clone();
+        }
+        if state.not_before.is_some_and(|at| Instant::now() < at) {
+            let reason = state.last_failure.clone().unwrap_or_else(|| "a recent fetch failed".into());
+            return watch::channel(Some(Err(reason))).1;
+        }
+        let (done, outcome) = watch::channel(None);
+        state.inflight = Some(outcome.clone());
+        drop(state);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let fetched = fetch_jwks(&this.client, &this.url).await;
+            let result = this.record(fetched);
+            let _ = done.send(Some(result));
+        });
+        outcome
+    }
+
+    fn record(&self, fetched: Result<JwkSet, String>) -> Result<(), String> {
+        let mut state = self.state();
+        state.inflight = None;
+        match fetched {
+            Ok(set) => {
+                tracing::info!(jwks_url = %self.url, keys = set.keys.len(), "fetched the JWKS");
+                state.keys = Some((Arc::new(set), Instant::now()));
+                state.not_before = None;
+                state.last_failure = None;
+                Ok(())
+            }
+            Err(reason) => {
+                match &state.keys {
+                    Some((_, at)) => tracing::error!(
+                        jwks_url = %self.url,
+                        keys_age_s = at.elapsed().as_secs(),
+                        "cannot refresh the JWKS, still using the keys fetched earlier: {reason}"
+                    ),
+                    None => tracing::error!(jwks_url = %self.url, "cannot fetch the JWKS: {reason}"),
+                }
+                state.not_before = Some(Instant::now() + RETRY_AFTER_FAILURE);
+                state.last_failure = Some(reason.clone());
+                Err(reason)
+            }
+        }
+    }
+
+    async fn wait_for(&self, mut outcome: watch::Receiver<FetchOutcome>) -> Result<(), String> {
+        let waited = tokio::time::timeout(FETCH_TIMEOUT + Duration::from_secs(1), outcome.wait_for(Option::is_some)).await;
+        match waited {
+            Ok(Ok(result)) => result.clone().unwrap_or(Err("no outcome".into())),
+            Ok(Err(_)) => Err("the fetch was abandoned".into()),
+            Err(_) => Err(format!("no answer within {FETCH_TIMEOUT:?}")),
         }
     }
 }
 
 async fn fetch_jwks(client: &reqwest::Client, url: &str) -> Result<JwkSet, String> {
-    let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+    let mut response = client.get(url).send().await.map_err(|e| e.to_string())?;
     if !response.status().is_success() {
         return Err(format!("HTTP {}", response.status()));
     }
-    response.json::<JwkSet>().await.map_err(|e| format!("not a JWKS: {e}"))
+    if response.content_length().is_some_and(|len| len > MAX_JWKS_BYTES as u64) {
+        return Err(format!("the document is over {MAX_JWKS_BYTES} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > MAX_JWKS_BYTES {
+            return Err(format!("the document is over {MAX_JWKS_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice::<JwkSet>(&body).map_err(|e| format!("not a JWKS: {e}"))
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::grants::GrantTemplates;
 use crate::policy::IotArns;
 use crate::presign::IotEndpoint;
+use crate::secret::{Secret, SecretError, SecretsManager, Stage};
 use crate::topic::Topic;
 
 /// STS accepts 900 s at least; role chaining (a Lambda role assuming the client
@@ -100,8 +101,15 @@ pub enum AuthSettings {
 #[derive(Clone, PartialEq, Eq)]
 pub struct JwtSettings {
     pub issuer: String,
+    /// `aud` an ID token must carry.
     pub audience: Option<String>,
-    pub hs256_secret: Option<String>,
+    /// `client_id` a Cognito access token must carry.
+    pub client_id: Option<String>,
+    /// The HS256 key: given directly (local use), or fetched from
+    /// [`Self::hs256_secret_arn`] by [`Config::fetch_secrets`].
+    pub hs256_secret: Option<Secret>,
+    /// `JWT_HS256_SECRET_ARN`: a Secrets Manager secret holding the HS256 key.
+    pub hs256_secret_arn: Option<String>,
     pub jwks_url: Option<String>,
     /// A JWKS document read from `JWT_JWKS_FILE` at start-up.
     pub jwks_json: Option<String>,
@@ -114,7 +122,9 @@ impl std::fmt::Debug for JwtSettings {
         f.debug_struct("JwtSettings")
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
-            .field("hs256_secret", &self.hs256_secret.as_ref().map(|_| "** redacted **"))
+            .field("client_id", &self.client_id)
+            .field("hs256_secret", &self.hs256_secret)
+            .field("hs256_secret_arn", &self.hs256_secret_arn)
             .field("jwks_url", &self.jwks_url)
             .field("jwks_file", &self.jwks_json.is_some())
             .finish_non_exhaustive()
@@ -241,6 +251,47 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Fetches the secrets the settings name by ARN (the HS256 key), once, at
+    /// start-up; a value given directly is kept as it is.
+    pub async fn fetch_secrets(&mut self, secrets: &SecretsManager) -> Result<(), SecretError> {
+        if let AuthSettings::Jwt(jwt) = &mut self.auth
+            && let Some(arn) = &jwt.hs256_secret_arn
+        {
+            let secret = secrets.get(arn, Stage::Current).await?;
+            if secret.expose().len() < MIN_HS256_SECRET_BYTES {
+                return Err(SecretError::Refused {
+                    arn: arn.clone(),
+                    code: "TooShort".into(),
+                    message: format!("the HS256 secret must be at least {MIN_HS256_SECRET_BYTES} bytes"),
+                });
+            }
+            jwt.hs256_secret = Some(secret);
+        }
+        Ok(())
+    }
+}
+
+/// The shortest HS256 secret accepted (RFC 7518 §3.2: at least the hash size).
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
+/// The JWKS cache TTL's bounds: short enough to see rotations, never a fetch per request.
+pub const MIN_JWKS_TTL_SECS: u64 = 60;
+pub const MAX_JWKS_TTL_SECS: u64 = 86_400;
+
+/// A JWKS URL must be `https://`, except on a loopback host (tests, local IdPs).
+fn is_acceptable_jwks_url(value: &str) -> bool {
+    let Ok(url) = url::Url::parse(value) else {
+        return false;
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    url.host().is_some() && (url.scheme() == "https" || (url.scheme() == "http" && loopback))
+}
+
 fn read_auth(get: &impl Fn(&str) -> Option<String>) -> Result<AuthSettings, ConfigError> {
     let malformed = |variable, value: &str, expected| ConfigError {
         variable,
@@ -263,7 +314,7 @@ fn read_auth(get: &impl Fn(&str) -> Option<String>) -> Result<AuthSettings, Conf
             })?;
             let hs256_secret = get("JWT_HS256_SECRET");
             if let Some(secret) = &hs256_secret
-                && secret.len() < 32
+                && secret.len() < MIN_HS256_SECRET_BYTES
             {
                 return Err(ConfigError {
                     variable: "JWT_HS256_SECRET",
@@ -271,14 +322,33 @@ fn read_auth(get: &impl Fn(&str) -> Option<String>) -> Result<AuthSettings, Conf
                     expected: "a shared secret of at least 32 bytes",
                 });
             }
+            let hs256_secret_arn = get("JWT_HS256_SECRET_ARN");
+            if let Some(arn) = &hs256_secret_arn {
+                if hs256_secret.is_some() {
+                    return Err(ConfigError {
+                        variable: "JWT_HS256_SECRET_ARN",
+                        problem: "is set together with JWT_HS256_SECRET".into(),
+                        expected: "one of the two: the ARN in AWS, the plain value only for local use",
+                    });
+                }
+                let parts: Vec<&str> = arn.splitn(7, ':').collect();
+                if !matches!(parts.as_slice(), ["arn", _, "secretsmanager", _, _, "secret", name] if !name.is_empty()) {
+                    return Err(malformed(
+                        "JWT_HS256_SECRET_ARN",
+                        arn,
+                        "a Secrets Manager secret ARN such as arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-key-AbCdEf",
+                    ));
+                }
+            }
             let jwks_url = get("JWT_JWKS_URL");
             if let Some(url) = &jwks_url
-                && !matches!(
-                    url::Url::parse(url).map(|u| u.scheme().to_owned()).as_deref(),
-                    Ok("https" | "http")
-                )
+                && !is_acceptable_jwks_url(url)
             {
-                return Err(malformed("JWT_JWKS_URL", url, "an https:// URL of a JWKS document"));
+                return Err(malformed(
+                    "JWT_JWKS_URL",
+                    url,
+                    "an https:// URL of a JWKS document (http:// only on a loopback host)",
+                ));
             }
             let jwks_json = match get("JWT_JWKS_FILE") {
                 None => None,
@@ -294,30 +364,38 @@ fn read_auth(get: &impl Fn(&str) -> Option<String>) -> Result<AuthSettings, Conf
                     Some(json)
                 }
             };
-            if hs256_secret.is_none() && jwks_url.is_none() && jwks_json.is_none() {
+            if hs256_secret.is_none() && hs256_secret_arn.is_none() && jwks_url.is_none() && jwks_json.is_none() {
                 return Err(ConfigError {
                     variable: "JWT_JWKS_URL",
                     problem: "is not set (nor JWT_JWKS_FILE, nor JWT_HS256_SECRET)".into(),
-                    expected: "a key source for jwt mode: a JWKS URL or file (RS256/ES256) or an HS256 secret",
+                    expected: "a key source for jwt mode: a JWKS URL or file (RS256/ES256) or an HS256 secret (JWT_HS256_SECRET_ARN)",
                 });
             }
-            let seconds = |name: &'static str, default: u64, max: u64| -> Result<Duration, ConfigError> {
+            let seconds = |name: &'static str, default: u64, min: u64, max: u64, expected: &'static str| {
                 match get(name) {
                     None => Ok(Duration::from_secs(default)),
                     Some(v) => match v.parse::<u64>() {
-                        Ok(s) if s <= max => Ok(Duration::from_secs(s)),
-                        _ => Err(malformed(name, &v, "a whole number of seconds within its range")),
+                        Ok(s) if (min..=max).contains(&s) => Ok(Duration::from_secs(s)),
+                        _ => Err(malformed(name, &v, expected)),
                     },
                 }
             };
             Ok(AuthSettings::Jwt(JwtSettings {
                 issuer,
                 audience: get("JWT_AUDIENCE"),
-                hs256_secret,
+                client_id: get("JWT_CLIENT_ID"),
+                hs256_secret: hs256_secret.map(Secret::new),
+                hs256_secret_arn,
                 jwks_url,
                 jwks_json,
-                leeway: seconds("JWT_LEEWAY_SECONDS", 30, 300)?,
-                jwks_ttl: seconds("JWT_JWKS_TTL_SECONDS", 600, 86_400)?,
+                leeway: seconds("JWT_LEEWAY_SECONDS", 30, 0, 300, "a whole number of seconds from 0 to 300")?,
+                jwks_ttl: seconds(
+                    "JWT_JWKS_TTL_SECONDS",
+                    600,
+                    MIN_JWKS_TTL_SECS,
+                    MAX_JWKS_TTL_SECS,
+                    "a whole number of seconds from 60 to 86400",
+                )?,
             }))
         }
         Some(other) => Err(malformed("AUTH_MODE", other, MODE)),

@@ -19,6 +19,10 @@ use crate::topic::{MAX_TOPIC_BYTES, NameError, TopicFilter, check_level};
 
 /// The longest `{sub}` value accepted into a topic.
 pub const MAX_VARIABLE_BYTES: usize = 128;
+/// A character a `sub` may hold that takes the most policy characters per byte:
+/// JSON escapes `"` (and `\`) as two characters; control characters, which would
+/// take six, are refused in a topic level.
+const WORST_CASE_SUB_CHAR: char = '"';
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GrantError {
@@ -30,6 +34,8 @@ pub enum GrantError {
     MissingSub { needed: &'static str },
     #[error("the token's sub cannot be used in a topic: {0}")]
     BadSub(NameError),
+    #[error("the token's sub contains {found:?}, which an STS session policy cannot carry (only U+0020 to U+00FF)")]
+    SubCharset { found: char },
     #[error("the expanded topic {topic:?} is not valid: {problem}")]
     Expanded { topic: String, problem: NameError },
     #[error("with every variable at its longest the session policy would be too large: {0}")]
@@ -215,6 +221,11 @@ impl GrantTemplates {
             && let Some(sub) = sub
         {
             check_level(sub, "sub", MAX_VARIABLE_BYTES).map_err(GrantError::BadSub)?;
+            // STS takes session policies in `\u0020-\u00FF` (plus tab and newlines)
+            // only; a topic with any other character cannot be granted exactly.
+            if let Some(found) = sub.chars().find(|c| !matches!(c, '\u{20}'..='\u{FF}')) {
+                return Err(GrantError::SubCharset { found });
+            }
         }
         let expand_all = |templates: &[GrantTemplate]| -> Result<Vec<TopicFilter>, GrantError> {
             let mut out: Vec<TopicFilter> = Vec::with_capacity(templates.len());
@@ -244,10 +255,11 @@ impl GrantTemplates {
     }
 
     /// Fails if the largest possible session policy would exceed STS's limit, or an
-    /// expansion with the longest values would exceed a topic's limit.
+    /// expansion with the longest values would exceed a topic's limit. The longest
+    /// `sub` is the one that grows most in JSON: 128 `"`, each escaped to `\"`.
     pub fn check_fits(&self, arns: &IotArns) -> Result<(), GrantError> {
         let client_id = ClientId::generate();
-        let longest_sub = "s".repeat(MAX_VARIABLE_BYTES);
+        let longest_sub = WORST_CASE_SUB_CHAR.to_string().repeat(MAX_VARIABLE_BYTES);
         let grants = self.expand(&client_id, Some(&longest_sub))?;
         for filter in grants.subscribe.iter().chain(&grants.publish) {
             if filter.as_str().len() > MAX_TOPIC_BYTES {
@@ -355,6 +367,41 @@ mod tests {
         assert!(matches!(t.check_fits(&arns()), Err(GrantError::TooLarge(_))));
         let few = GrantTemplates::parse("allowed/{clientId},users/{sub},broadcast/all", "from/{clientId}").unwrap();
         assert_eq!(few.check_fits(&arns()), Ok(()));
+    }
+
+    #[test]
+    fn the_start_up_size_check_counts_json_escaping() {
+        // Fits with 128 plain characters per {sub}, not with 128 escaped quotes.
+        let arns = arns();
+        let fits_plain = |t: &GrantTemplates| {
+            let plain = t.expand(&ClientId::generate(), Some(&"s".repeat(MAX_VARIABLE_BYTES))).unwrap();
+            session_policy(&arns, &ClientId::generate(), &plain).is_ok()
+        };
+        let tight = (1..20)
+            .map(|n| {
+                let list: Vec<String> = (0..n).map(|i| format!("u{i}/{{sub}}")).collect();
+                GrantTemplates::parse(&list.join(","), "").unwrap()
+            })
+            .find(|t| fits_plain(t) && t.check_fits(&arns).is_err())
+            .expect("some grant list fits unescaped but not escaped");
+        let quotes = "\"".repeat(MAX_VARIABLE_BYTES);
+        let grants = tight.expand(&ClientId::generate(), Some(&quotes)).unwrap();
+        assert!(session_policy(&arns, &ClientId::generate(), &grants).is_err());
+    }
+
+    #[test]
+    fn a_sub_outside_the_sts_policy_charset_is_refused_before_sts_sees_it() {
+        let t = GrantTemplates::parse("users/{sub}", "").unwrap();
+        let id = ClientId::generate();
+        for sub in ["用户", "alice😀", "\u{100}"] {
+            assert!(matches!(t.expand(&id, Some(sub)), Err(GrantError::SubCharset { .. })), "{sub:?}");
+        }
+        for sub in ["josé", "ÿ", "a\"b\\c"] {
+            assert!(t.expand(&id, Some(sub)).is_ok(), "{sub:?}");
+        }
+        // Without a {sub} grant the sub never reaches a policy: nothing to refuse.
+        let no_sub = GrantTemplates::parse("allowed/{clientId}", "").unwrap();
+        assert!(no_sub.expand(&id, Some("用户")).is_ok());
     }
 
     #[test]

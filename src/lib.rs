@@ -12,6 +12,7 @@
 //! * [`presign`] — SigV4 presigned URLs for the IoT device gateway.
 //! * [`grants`] — grant templates (`allowed/{clientId}`, `users/{sub}`) and their expansion.
 //! * [`config`] — the service's settings, read once from the environment.
+//! * [`secret`] — secrets read by ARN from Secrets Manager at start-up, cached.
 //! * [`auth`] — caller authentication: none, or a JWT (HS256, RS256/ES256 via JWKS).
 //! * [`sts`] — the credential issuer trait and its `aws-sdk-sts` implementation.
 //! * [`api`] — the axum `Router` served in Lambda and locally.
@@ -57,6 +58,8 @@ pub mod policy;
 pub mod presign;
 pub mod random;
 pub mod sigv4;
+#[cfg(feature = "server")]
+pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]

@@ -149,14 +149,27 @@ async fn run(command: Command) -> anyhow::Result<()> {
     if let Command::Local(args) = command {
         return run_local(args).await;
     }
-    let config = Config::from_env()?;
-    if config.auth == AuthSettings::None {
-        tracing::warn!("AUTH_MODE=none: anyone who can reach the API gets credentials");
+    let mut config = Config::from_env()?;
+    match &config.auth {
+        AuthSettings::None => tracing::warn!("AUTH_MODE=none: anyone who can reach the API gets credentials"),
+        AuthSettings::Jwt(jwt) => {
+            if jwt.audience.is_none() && jwt.client_id.is_none() {
+                tracing::warn!(
+                    "neither JWT_AUDIENCE nor JWT_CLIENT_ID is set: any token of the issuer is accepted, whichever app it was issued to"
+                );
+            }
+            if jwt.hs256_secret.is_some() && in_lambda() {
+                tracing::warn!("JWT_HS256_SECRET is a plain environment variable: use JWT_HS256_SECRET_ARN in AWS");
+            }
+        }
     }
     for warning in config.grants.warnings() {
         tracing::warn!("{warning}");
     }
     let sdk_config = load_sdk_config().await;
+    config
+        .fetch_secrets(&serverless_websockets::secret::SecretsManager::new(&sdk_config))
+        .await?;
     let issuer = Arc::new(AssumeRoleIssuer::new(&sdk_config, config.client_role_arn.as_str()));
     let router = api::router(config, issuer);
     match command {

@@ -437,3 +437,210 @@ async fn a_sub_sts_would_refuse_is_recorded_as_a_hashed_source_identity() {
     let recorded = issuer.source_identities.lock().unwrap()[0].clone().unwrap();
     assert!(recorded.starts_with("sub-") && recorded.len() == 36, "{recorded}");
 }
+
+// ---- Security audit regressions (issue 11) ----
+
+#[tokio::test]
+async fn with_an_audience_configured_a_token_without_aud_is_refused() {
+    let mut no_aud = claims("alice");
+    no_aud.as_object_mut().unwrap().remove("aud");
+    let token = hs256(&no_aud, SECRET);
+    let (status, _, body) = post(hs_config(), FakeIssuer::default(), Some(&format!("Bearer {token}"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"]["code"], "MissingAudience");
+
+    let mut other = claims("alice");
+    other["aud"] = json!(["someone-else", "another"]);
+    let token = hs256(&other, SECRET);
+    let (status, _, body) = post(hs_config(), FakeIssuer::default(), Some(&format!("Bearer {token}"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"]["code"], "InvalidAudience");
+
+    let mut listed = claims("alice");
+    listed["aud"] = json!(["someone-else", AUDIENCE]);
+    let token = hs256(&listed, SECRET);
+    let (status, _, body) = post(hs_config(), FakeIssuer::default(), Some(&format!("Bearer {token}"))).await;
+    assert_eq!(status, StatusCode::OK, "an aud array naming us is accepted: {body}");
+}
+
+/// Claims shaped like a Cognito user pool access token: `client_id`, no `aud`.
+fn cognito_access(sub: &str, client_id: &str) -> Value {
+    json!({"sub": sub, "iss": ISSUER, "client_id": client_id, "token_use": "access", "exp": now() + 600, "iat": now()})
+}
+
+#[tokio::test]
+async fn cognito_access_tokens_are_accepted_by_client_id_and_nothing_else() {
+    let with_client = || {
+        config(&[
+            ("JWT_HS256_SECRET", SECRET.into()),
+            ("JWT_AUDIENCE", String::new()),
+            ("JWT_CLIENT_ID", "app-client-1".into()),
+        ])
+    };
+    let send = |claims: Value| {
+        let token = hs256(&claims, SECRET);
+        async move { post(with_client(), FakeIssuer::default(), Some(&format!("Bearer {token}"))).await }
+    };
+    let (status, _, body) = send(cognito_access("alice", "app-client-1")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (status, _, body) = send(cognito_access("alice", "app-client-2")).await;
+    assert_eq!((status, body["error"]["code"].clone()), (StatusCode::UNAUTHORIZED, json!("InvalidAudience")));
+
+    let mut id_token_use = cognito_access("alice", "app-client-1");
+    id_token_use["token_use"] = json!("id");
+    let (status, _, _) = send(id_token_use).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "client_id counts only on an access token");
+
+    let (status, _, body) = send(claims("alice")).await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("InvalidAudience")),
+        "an ID token for another audience"
+    );
+}
+
+#[tokio::test]
+async fn a_sub_sts_cannot_carry_in_a_policy_gets_a_403_never_a_5xx() {
+    for sub in ["用户", "alice😀", "Ωmega"] {
+        let issuer = FakeIssuer::default();
+        let token = hs256(&claims(sub), SECRET);
+        let (status, _, body) = post(hs_config(), issuer.clone(), Some(&format!("Bearer {token}"))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{sub:?}: {body}");
+        assert_eq!(body["error"]["code"], "InvalidSubject");
+        assert!(issuer.source_identities.lock().unwrap().is_empty(), "STS was not asked");
+    }
+}
+
+#[test]
+fn jwks_urls_must_be_https_except_on_loopback_and_the_ttl_has_a_floor() {
+    let read = |extra: &[(&str, &str)]| {
+        let base = [
+            ("CLIENT_ROLE_ARN", "arn:aws:iam::123456789012:role/ClientRole"),
+            ("AWS_REGION", "us-east-1"),
+            ("IOT_ENDPOINT", "abc-ats.iot.us-east-1.amazonaws.com"),
+            ("AUTH_MODE", "jwt"),
+            ("JWT_ISSUER", ISSUER),
+        ];
+        Config::from_lookup(|name| {
+            extra
+                .iter()
+                .chain(base.iter())
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    };
+    for bad in ["http://issuer.example/jwks.json", "http://10.0.0.1/jwks.json", "ftp://x/jwks", "jwks.json"] {
+        let err = read(&[("JWT_JWKS_URL", bad)]).unwrap_err();
+        assert_eq!(err.variable, "JWT_JWKS_URL", "{bad}");
+    }
+    for good in ["https://issuer.example/jwks.json", "http://127.0.0.1:9/jwks.json", "http://localhost:9/jwks.json", "http://[::1]:9/j"] {
+        assert!(read(&[("JWT_JWKS_URL", good)]).is_ok(), "{good}");
+    }
+    for ttl in ["0", "59", "86401"] {
+        let err = read(&[("JWT_JWKS_URL", "https://i.example/j"), ("JWT_JWKS_TTL_SECONDS", ttl)]).unwrap_err();
+        assert_eq!(err.variable, "JWT_JWKS_TTL_SECONDS", "{ttl}");
+    }
+    let err = read(&[("JWT_HS256_SECRET_ARN", "not-an-arn")]).unwrap_err();
+    assert_eq!(err.variable, "JWT_HS256_SECRET_ARN");
+    let err = read(&[
+        ("JWT_HS256_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:k-AbCdEf"),
+        ("JWT_HS256_SECRET", SECRET),
+    ])
+    .unwrap_err();
+    assert_eq!(err.variable, "JWT_HS256_SECRET_ARN", "one key source, not both");
+}
+
+/// A JWKS endpoint that can be switched to hang, as an issuer having a bad day.
+#[derive(Clone, Default)]
+struct FlakyJwks {
+    keys: Arc<Mutex<Vec<Jwk>>>,
+    hang: Arc<std::sync::atomic::AtomicBool>,
+    fetches: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl FlakyJwks {
+    async fn start(&self) -> String {
+        let server = self.clone();
+        let app = axum::Router::new().route(
+            "/jwks.json",
+            axum::routing::get(move || {
+                let server = server.clone();
+                async move {
+                    server.fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if server.hang.load(std::sync::atomic::Ordering::SeqCst) {
+                        std::future::pending::<()>().await;
+                    }
+                    axum::Json(JwkSet {
+                        keys: server.keys.lock().unwrap().clone(),
+                    })
+                }
+            }),
+        );
+        format!("http://{}/jwks.json", common::serve(app).await)
+    }
+}
+
+/// A verifier whose cached keys are always stale (TTL 0, which the configuration
+/// refuses but the verifier must survive), so every request would refresh.
+fn stale_verifier(url: String) -> serverless_websockets::auth::JwtVerifier {
+    let Config {
+        auth: serverless_websockets::config::AuthSettings::Jwt(mut jwt),
+        ..
+    } = config(&[("JWT_JWKS_URL", url)])
+    else {
+        panic!("jwt mode")
+    };
+    jwt.jwks_ttl = Duration::ZERO;
+    serverless_websockets::auth::JwtVerifier::new(&jwt).unwrap()
+}
+
+#[tokio::test]
+async fn a_known_kid_never_waits_for_a_hanging_issuer() {
+    let signer = Signer::rsa("k1");
+    let jwks = FlakyJwks::default();
+    jwks.keys.lock().unwrap().push(signer.jwk());
+    let verifier = Arc::new(stale_verifier(jwks.start().await));
+    assert!(verifier.verify(&signer.sign(&claims("alice"))).await.is_ok());
+
+    jwks.hang.store(true, std::sync::atomic::Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..4 {
+        let (verifier, token) = (verifier.clone(), signer.sign(&claims(&format!("user{n}"))));
+        tasks.spawn(async move { verifier.verify(&token).await });
+    }
+    while let Some(result) = tasks.join_next().await {
+        assert!(result.unwrap().is_ok(), "the cached key serves while the issuer hangs");
+    }
+    // Before the fix each request refetched behind a lock with a 5 s timeout: 5, 10, 15, 20 s.
+    assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
+    assert!(
+        jwks.fetches.load(std::sync::atomic::Ordering::SeqCst) <= 2,
+        "one background refresh in flight at a time"
+    );
+}
+
+#[tokio::test]
+async fn without_cached_keys_concurrent_requests_share_one_fetch_and_fail_together() {
+    let jwks = FlakyJwks::default();
+    jwks.hang.store(true, std::sync::atomic::Ordering::SeqCst);
+    let verifier = Arc::new(stale_verifier(jwks.start().await));
+    let signer = Signer::ec("k1");
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..4 {
+        let (verifier, token) = (verifier.clone(), signer.sign(&claims(&format!("user{n}"))));
+        tasks.spawn(async move { verifier.verify(&token).await });
+    }
+    while let Some(result) = tasks.join_next().await {
+        let err = result.unwrap().unwrap_err();
+        assert_eq!(err.code(), "KeysUnavailable");
+    }
+    assert!(started.elapsed() < Duration::from_secs(9), "all waited on one fetch: {:?}", started.elapsed());
+    assert_eq!(jwks.fetches.load(std::sync::atomic::Ordering::SeqCst), 1, "single flight");
+    // Right after the failure, a request does not start another fetch: it fails fast.
+    let again = std::time::Instant::now();
+    assert!(verifier.verify(&signer.sign(&claims("late"))).await.is_err());
+    assert!(again.elapsed() < Duration::from_secs(1));
+}

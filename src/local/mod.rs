@@ -238,7 +238,7 @@ impl LocalStack {
             crate::config::AuthSettings::Jwt(jwt) => jwt.hs256_secret.as_ref().map(|secret| LocalJwt {
                 issuer: jwt.issuer.clone(),
                 audience: jwt.audience.clone(),
-                hs256_secret: secret.clone(),
+                hs256_secret: secret.expose().to_owned(),
             }),
             crate::config::AuthSettings::None => None,
         };
