@@ -4,6 +4,7 @@
 
 pub mod lambda_runtime;
 pub mod mqtt;
+pub mod sigv4;
 pub mod sts;
 pub mod tools;
 
