@@ -377,7 +377,10 @@ impl RemoteJwks {
             return inflight.clone();
         }
         if state.not_before.is_some_and(|at| Instant::now() < at) {
-            let reason = state.last_failure.clone().unwrap_or_else(|| "a recent fetch failed".into());
+            let reason = state
+                .last_failure
+                .clone()
+                .unwrap_or_else(|| "a recent fetch failed".into());
             return watch::channel(Some(Err(reason))).1;
         }
         let (done, outcome) = watch::channel(None);
@@ -420,7 +423,11 @@ impl RemoteJwks {
     }
 
     async fn wait_for(&self, mut outcome: watch::Receiver<FetchOutcome>) -> Result<(), String> {
-        let waited = tokio::time::timeout(FETCH_TIMEOUT + Duration::from_secs(1), outcome.wait_for(Option::is_some)).await;
+        let waited = tokio::time::timeout(
+            FETCH_TIMEOUT + Duration::from_secs(1),
+            outcome.wait_for(Option::is_some),
+        )
+        .await;
         match waited {
             Ok(Ok(result)) => result.clone().unwrap_or(Err("no outcome".into())),
             Ok(Err(_)) => Err("the fetch was abandoned".into()),

@@ -371,14 +371,13 @@ fn read_auth(get: &impl Fn(&str) -> Option<String>) -> Result<AuthSettings, Conf
                     expected: "a key source for jwt mode: a JWKS URL or file (RS256/ES256) or an HS256 secret (JWT_HS256_SECRET_ARN)",
                 });
             }
-            let seconds = |name: &'static str, default: u64, min: u64, max: u64, expected: &'static str| {
-                match get(name) {
-                    None => Ok(Duration::from_secs(default)),
-                    Some(v) => match v.parse::<u64>() {
-                        Ok(s) if (min..=max).contains(&s) => Ok(Duration::from_secs(s)),
-                        _ => Err(malformed(name, &v, expected)),
-                    },
-                }
+            let seconds = |name: &'static str, default: u64, min: u64, max: u64, expected: &'static str| match get(name)
+            {
+                None => Ok(Duration::from_secs(default)),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(s) if (min..=max).contains(&s) => Ok(Duration::from_secs(s)),
+                    _ => Err(malformed(name, &v, expected)),
+                },
             };
             Ok(AuthSettings::Jwt(JwtSettings {
                 issuer,
@@ -388,7 +387,13 @@ fn read_auth(get: &impl Fn(&str) -> Option<String>) -> Result<AuthSettings, Conf
                 hs256_secret_arn,
                 jwks_url,
                 jwks_json,
-                leeway: seconds("JWT_LEEWAY_SECONDS", 30, 0, 300, "a whole number of seconds from 0 to 300")?,
+                leeway: seconds(
+                    "JWT_LEEWAY_SECONDS",
+                    30,
+                    0,
+                    300,
+                    "a whole number of seconds from 0 to 300",
+                )?,
                 jwks_ttl: seconds(
                     "JWT_JWKS_TTL_SECONDS",
                     600,

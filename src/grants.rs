@@ -374,7 +374,9 @@ mod tests {
         // Fits with 128 plain characters per {sub}, not with 128 escaped quotes.
         let arns = arns();
         let fits_plain = |t: &GrantTemplates| {
-            let plain = t.expand(&ClientId::generate(), Some(&"s".repeat(MAX_VARIABLE_BYTES))).unwrap();
+            let plain = t
+                .expand(&ClientId::generate(), Some(&"s".repeat(MAX_VARIABLE_BYTES)))
+                .unwrap();
             session_policy(&arns, &ClientId::generate(), &plain).is_ok()
         };
         let tight = (1..20)
@@ -394,7 +396,10 @@ mod tests {
         let t = GrantTemplates::parse("users/{sub}", "").unwrap();
         let id = ClientId::generate();
         for sub in ["用户", "alice😀", "\u{100}"] {
-            assert!(matches!(t.expand(&id, Some(sub)), Err(GrantError::SubCharset { .. })), "{sub:?}");
+            assert!(
+                matches!(t.expand(&id, Some(sub)), Err(GrantError::SubCharset { .. })),
+                "{sub:?}"
+            );
         }
         for sub in ["josé", "ÿ", "a\"b\\c"] {
             assert!(t.expand(&id, Some(sub)).is_ok(), "{sub:?}");

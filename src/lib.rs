@@ -57,11 +57,11 @@ pub mod local;
 pub mod policy;
 pub mod presign;
 pub mod random;
-pub mod sigv4;
 #[cfg(feature = "server")]
 pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod sigv4;
 #[cfg(feature = "server")]
 pub mod sts;
 pub mod topic;

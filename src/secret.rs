@@ -107,7 +107,11 @@ impl SecretsManager {
     }
 }
 
-fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(arn: &str, stage: Stage, err: SdkError<E, R>) -> SecretError {
+fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    arn: &str,
+    stage: Stage,
+    err: SdkError<E, R>,
+) -> SecretError {
     match err {
         SdkError::ServiceError(service) => match service.err().code() {
             Some("ResourceNotFoundException") => SecretError::NotFound {

@@ -139,7 +139,14 @@ pub async fn serve(
             request.extensions_mut().insert(peer);
             request.extensions_mut().insert(timeouts);
             let router = router.clone();
-            async move { Ok::<_, Infallible>(router.oneshot(request.map(Body::new)).await.unwrap_or_else(|e| match e {})) }
+            async move {
+                Ok::<_, Infallible>(
+                    router
+                        .oneshot(request.map(Body::new))
+                        .await
+                        .unwrap_or_else(|e| match e {}),
+                )
+            }
         });
         let builder = builder.clone();
         let acceptor = acceptor.clone();

@@ -373,7 +373,8 @@ fn canonical_request(
         .iter()
         .filter(|(name, _)| {
             !(claims.presigned
-                && (name == Q_SIGNATURE || (name == Q_SECURITY_TOKEN && expect.token_in_query == TokenInQuery::Unsigned)))
+                && (name == Q_SIGNATURE
+                    || (name == Q_SECURITY_TOKEN && expect.token_in_query == TokenInQuery::Unsigned)))
         })
         .map(|(name, value)| (encode(name), encode(value)))
         .collect();
@@ -712,7 +713,10 @@ mod tests {
         let headers = [("host", "127.0.0.1:8443")];
         let signable = SignableRequest::new("POST", uri, headers.into_iter(), SignableBody::Bytes(body)).unwrap();
         let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-        let mut request = http::Request::builder().method("POST").uri(uri).header("host", "127.0.0.1:8443");
+        let mut request = http::Request::builder()
+            .method("POST")
+            .uri(uri)
+            .header("host", "127.0.0.1:8443");
         request = request.header("content-type", "application/x-www-form-urlencoded");
         let mut request = request.body(()).unwrap();
         instructions.apply_to_request_http1x(&mut request);
@@ -744,7 +748,15 @@ mod tests {
     #[test]
     fn x_amz_expires_outside_one_second_to_seven_days_is_refused_without_panicking() {
         let base = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F20261123%2Fus-east-1%2Fiotdevicegateway%2Faws4_request&X-Amz-Date=20261123T054000Z&X-Amz-SignedHeaders=host&X-Amz-Signature=0000000000000000000000000000000000000000000000000000000000000000";
-        for bad in ["0", "604801", "18446744073709551615", "99999999999999999999999", "-1", "1.5", ""] {
+        for bad in [
+            "0",
+            "604801",
+            "18446744073709551615",
+            "99999999999999999999999",
+            "-1",
+            "1.5",
+            "",
+        ] {
             let pairs = query_pairs(&format!("{base}&X-Amz-Expires={bad}"));
             assert!(
                 matches!(SignedClaims::from_query(&pairs), Err(SigError::Malformed(_))),

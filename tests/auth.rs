@@ -485,12 +485,19 @@ async fn cognito_access_tokens_are_accepted_by_client_id_and_nothing_else() {
     assert_eq!(status, StatusCode::OK, "{body}");
 
     let (status, _, body) = send(cognito_access("alice", "app-client-2")).await;
-    assert_eq!((status, body["error"]["code"].clone()), (StatusCode::UNAUTHORIZED, json!("InvalidAudience")));
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("InvalidAudience"))
+    );
 
     let mut id_token_use = cognito_access("alice", "app-client-1");
     id_token_use["token_use"] = json!("id");
     let (status, _, _) = send(id_token_use).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "client_id counts only on an access token");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "client_id counts only on an access token"
+    );
 
     let (status, _, body) = send(claims("alice")).await;
     assert_eq!(
@@ -530,11 +537,21 @@ fn jwks_urls_must_be_https_except_on_loopback_and_the_ttl_has_a_floor() {
                 .map(|(_, v)| v.to_string())
         })
     };
-    for bad in ["http://issuer.example/jwks.json", "http://10.0.0.1/jwks.json", "ftp://x/jwks", "jwks.json"] {
+    for bad in [
+        "http://issuer.example/jwks.json",
+        "http://10.0.0.1/jwks.json",
+        "ftp://x/jwks",
+        "jwks.json",
+    ] {
         let err = read(&[("JWT_JWKS_URL", bad)]).unwrap_err();
         assert_eq!(err.variable, "JWT_JWKS_URL", "{bad}");
     }
-    for good in ["https://issuer.example/jwks.json", "http://127.0.0.1:9/jwks.json", "http://localhost:9/jwks.json", "http://[::1]:9/j"] {
+    for good in [
+        "https://issuer.example/jwks.json",
+        "http://127.0.0.1:9/jwks.json",
+        "http://localhost:9/jwks.json",
+        "http://[::1]:9/j",
+    ] {
         assert!(read(&[("JWT_JWKS_URL", good)]).is_ok(), "{good}");
     }
     for ttl in ["0", "59", "86401"] {
@@ -544,7 +561,10 @@ fn jwks_urls_must_be_https_except_on_loopback_and_the_ttl_has_a_floor() {
     let err = read(&[("JWT_HS256_SECRET_ARN", "not-an-arn")]).unwrap_err();
     assert_eq!(err.variable, "JWT_HS256_SECRET_ARN");
     let err = read(&[
-        ("JWT_HS256_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:k-AbCdEf"),
+        (
+            "JWT_HS256_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:k-AbCdEf",
+        ),
         ("JWT_HS256_SECRET", SECRET),
     ])
     .unwrap_err();
@@ -614,7 +634,11 @@ async fn a_known_kid_never_waits_for_a_hanging_issuer() {
         assert!(result.unwrap().is_ok(), "the cached key serves while the issuer hangs");
     }
     // Before the fix each request refetched behind a lock with a 5 s timeout: 5, 10, 15, 20 s.
-    assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
     assert!(
         jwks.fetches.load(std::sync::atomic::Ordering::SeqCst) <= 2,
         "one background refresh in flight at a time"
@@ -637,8 +661,16 @@ async fn without_cached_keys_concurrent_requests_share_one_fetch_and_fail_togeth
         let err = result.unwrap().unwrap_err();
         assert_eq!(err.code(), "KeysUnavailable");
     }
-    assert!(started.elapsed() < Duration::from_secs(9), "all waited on one fetch: {:?}", started.elapsed());
-    assert_eq!(jwks.fetches.load(std::sync::atomic::Ordering::SeqCst), 1, "single flight");
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "all waited on one fetch: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        jwks.fetches.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "single flight"
+    );
     // Right after the failure, a request does not start another fetch: it fails fast.
     let again = std::time::Instant::now();
     assert!(verifier.verify(&signer.sign(&claims("late"))).await.is_err());

@@ -85,7 +85,10 @@ async fn the_local_vending_api_issues_credentials_recorded_with_its_exact_sessio
         publish: vec![],
     };
     let expected = PolicyDocument::parse(&session_policy(&arns, &client_id, &grants).unwrap()).unwrap();
-    assert_eq!(identity.session_policies.as_deref(), Some(std::slice::from_ref(&expected)));
+    assert_eq!(
+        identity.session_policies.as_deref(),
+        Some(std::slice::from_ref(&expected))
+    );
 
     // Role ∩ session: the credential can connect as itself only.
     assert!(identity.is_allowed("iot:Connect", &arns.client(client_id.as_str())));

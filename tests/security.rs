@@ -95,9 +95,7 @@ async fn an_https_publish_with_a_forged_body_under_a_valid_signature_is_refused(
     let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
     let vended = vend(&stack.info().api_url).await;
     let mut subscriber = Client::connect(&vended.url, &vended.client_id, None).await;
-    subscriber
-        .subscribed(&vended.topic, rumqttc::QoS::AtLeastOnce)
-        .await;
+    subscriber.subscribed(&vended.topic, rumqttc::QoS::AtLeastOnce).await;
 
     let url = format!(
         "{}/topics/{}?qos=1",
@@ -190,13 +188,22 @@ async fn a_plus_rewritten_in_a_signed_sts_get_cannot_change_the_policy_sts_appli
 async fn an_x_amz_expires_of_u64_max_is_refused_and_the_stack_keeps_serving() {
     let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
     let endpoint = IotEndpoint::parse(&stack.info().iot_endpoint).unwrap();
-    let url = presign(&endpoint, "us-east-1", &admin(&stack), SystemTime::now(), DEFAULT_EXPIRES).unwrap();
+    let url = presign(
+        &endpoint,
+        "us-east-1",
+        &admin(&stack),
+        SystemTime::now(),
+        DEFAULT_EXPIRES,
+    )
+    .unwrap();
     let at = url.find("X-Amz-Expires=").unwrap() + "X-Amz-Expires=".len();
     let end = at + url[at..].find('&').unwrap();
     for value in ["18446744073709551615", "604801", "0"] {
         let overflow = format!("{}{value}{}", &url[..at], &url[end..]);
         let mut request = overflow.into_client_request().unwrap();
-        request.headers_mut().insert("sec-websocket-protocol", "mqtt".parse().unwrap());
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", "mqtt".parse().unwrap());
         match tokio_tungstenite::connect_async(request).await {
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                 assert_eq!(response.status(), 403, "{value}");
@@ -213,9 +220,18 @@ async fn an_x_amz_expires_of_u64_max_is_refused_and_the_stack_keeps_serving() {
 /// A WebSocket to the gateway, handshake done, as a raw TCP stream.
 async fn raw_websocket(stack: &LocalStack) -> TcpStream {
     let endpoint = IotEndpoint::parse(&stack.info().iot_endpoint).unwrap();
-    let url = presign(&endpoint, "us-east-1", &admin(stack), SystemTime::now(), DEFAULT_EXPIRES).unwrap();
+    let url = presign(
+        &endpoint,
+        "us-east-1",
+        &admin(stack),
+        SystemTime::now(),
+        DEFAULT_EXPIRES,
+    )
+    .unwrap();
     let mut request = url.into_client_request().unwrap();
-    request.headers_mut().insert("sec-websocket-protocol", "mqtt".parse().unwrap());
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "mqtt".parse().unwrap());
     let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
     assert_eq!(response.status(), 101);
     match socket.into_inner() {
@@ -272,10 +288,7 @@ async fn impatient_stack() -> LocalStack {
 /// server hung up, or `None` if it never did within 50 lines (10 s).
 async fn slowloris(addr: &str) -> Option<u32> {
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"POST / HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
+    stream.write_all(b"POST / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut buffer = [0u8; 1024];
     for sent in 0..50 {
@@ -317,7 +330,9 @@ async fn a_slowloris_client_is_cut_off_at_the_header_deadline_on_every_listener(
 async fn an_idle_keep_alive_connection_and_a_silent_websocket_are_closed() {
     let stack = impatient_stack().await;
     let mut idle = TcpStream::connect(host_of(&stack.info().api_url)).await.unwrap();
-    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     assert!(
         closed_within(&mut idle, Duration::from_secs(10)).await,
         "an idle keep-alive connection stays open"
@@ -494,9 +509,13 @@ async fn serve_reads_the_hs256_key_from_secrets_manager_by_arn() {
     };
     let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
 
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let token = |key: &str| {
-        let claims = serde_json::json!({"sub": "alice", "iss": "https://issuer.example", "aud": "app", "exp": now + 600});
+        let claims =
+            serde_json::json!({"sub": "alice", "iss": "https://issuer.example", "aud": "app", "exp": now + 600});
         jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
             &claims,

@@ -3,8 +3,8 @@
 //! headline figure as a ratio against a reference measured in the same run (these
 //! machines are noisy), with the absolute numbers for context.
 //!
-//! Suites: `vending`, `lambda-startup`, `sigv4`, or `all`. `--smoke` runs a few
-//! iterations only, for CI.
+//! Suites: `vending`, `lambda-startup`, `sigv4`, `fanout`, `connections`, `soak`.
+//! `--smoke` runs a few iterations only, for CI.
 
 mod brokers;
 mod connections;
@@ -13,6 +13,7 @@ mod lambda_startup;
 mod mqtt_ws;
 mod report;
 mod sigv4;
+mod soak;
 mod vending;
 
 mod gateway_suites {
@@ -189,6 +190,25 @@ enum Suite {
         #[arg(long, default_value_t = 20_000)]
         count: u64,
     },
+    /// Soak: ≥ 10,000 connections held, churned and published to for ≥ 10 minutes,
+    /// then the API with STS slow and STS down (not part of the test command).
+    Soak {
+        #[arg(long, default_value = "target/release/serverless-websockets")]
+        binary: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        #[arg(long, default_value_t = 50)]
+        subscribers: usize,
+        /// Gateway phase length, seconds.
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+        /// QoS 1 messages per second.
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        /// Idle connections closed and reopened per second.
+        #[arg(long, default_value_t = 100)]
+        churn: usize,
+    },
     /// Lambda cold start: process start → first /runtime/invocation/next, and → first response.
     LambdaStartup {
         /// The serverless-websockets binary to start (build it with --release first).
@@ -228,6 +248,37 @@ async fn main() -> anyhow::Result<()> {
         }
         Suite::Connections { binary, count } => {
             gateway_suites::connections(&binary, if cli.smoke { 50 } else { count }).await?
+        }
+        Suite::Soak {
+            binary,
+            connections,
+            subscribers,
+            seconds,
+            rate,
+            churn,
+        } => {
+            let plan = if cli.smoke {
+                soak::Plan {
+                    connections: 100,
+                    subscribers: 5,
+                    duration: std::time::Duration::from_secs(3),
+                    rate: 50,
+                    churn: 10,
+                    api_callers: 4,
+                    api_duration: std::time::Duration::from_secs(3),
+                }
+            } else {
+                soak::Plan {
+                    connections,
+                    subscribers,
+                    duration: std::time::Duration::from_secs(seconds),
+                    rate,
+                    churn,
+                    api_callers: 50,
+                    api_duration: std::time::Duration::from_secs(30),
+                }
+            };
+            soak::run(&binary, plan).await?
         }
         Suite::LambdaStartup { binary, runs } => lambda_startup::run(&binary, if cli.smoke { 3 } else { runs }).await?,
     };

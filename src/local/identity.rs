@@ -204,11 +204,17 @@ mod tests {
             store.insert(identity(&format!("ASIA{i}"), Some("t"), Some(expiry)), now);
         }
         assert_eq!(store.len(), 1001);
-        store.insert(identity("ASIANEW", Some("t"), Some(now + Duration::from_secs(60))), now + Duration::from_secs(5));
+        store.insert(
+            identity("ASIANEW", Some("t"), Some(now + Duration::from_secs(60))),
+            now + Duration::from_secs(5),
+        );
         // Those expiring at +1 … +5 s are gone, the rest and the long-term key stay.
         assert_eq!(store.len(), 1 + 500 + 1);
         assert!(store.get("AKIA").is_some());
-        store.insert(identity("ASIALAST", Some("t"), Some(now + Duration::from_secs(90))), now + Duration::from_secs(61));
+        store.insert(
+            identity("ASIALAST", Some("t"), Some(now + Duration::from_secs(90))),
+            now + Duration::from_secs(61),
+        );
         assert_eq!(store.len(), 2);
     }
 

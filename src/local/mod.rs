@@ -297,7 +297,13 @@ impl LocalStack {
         let mut tasks = JoinSet::new();
         let timeouts = options.timeouts;
         tasks.spawn(serve(sts_listener, emulator.router(), None, timeouts, stopped.clone()));
-        tasks.spawn(serve(iot_listener, gateway.clone().router(), tls, timeouts, stopped.clone()));
+        tasks.spawn(serve(
+            iot_listener,
+            gateway.clone().router(),
+            tls,
+            timeouts,
+            stopped.clone(),
+        ));
         tasks.spawn(serve(api_listener, api, None, timeouts, stopped));
 
         let info = ReadyInfo {

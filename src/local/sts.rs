@@ -339,7 +339,11 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 async fn handle(State(sts): State<Arc<StsEmulator>>, request: axum::extract::Request) -> Response {
     let request_id = crate::random::hex::<16>();
-    let (method, uri, headers) = (request.method().clone(), request.uri().clone(), request.headers().clone());
+    let (method, uri, headers) = (
+        request.method().clone(),
+        request.uri().clone(),
+        request.headers().clone(),
+    );
     let body = match crate::server::read_body(request, MAX_REQUEST_BYTES).await {
         Ok(body) => body,
         Err(err) => {
@@ -490,7 +494,10 @@ fn session_policies(
     inline: Option<PolicyDocument>,
     managed: Vec<(String, PolicyDocument)>,
 ) -> Option<Arc<[PolicyDocument]>> {
-    let all: Vec<PolicyDocument> = inline.into_iter().chain(managed.into_iter().map(|(_, doc)| doc)).collect();
+    let all: Vec<PolicyDocument> = inline
+        .into_iter()
+        .chain(managed.into_iter().map(|(_, doc)| doc))
+        .collect();
     (!all.is_empty()).then(|| Arc::from(all))
 }
 

@@ -236,8 +236,18 @@ mod tests {
             r#"{"Statement":{"Effect":"Allow","Action":["iot:Connect","iot:Publish"],"Resource":["client/me","topic/x"]}}"#,
         );
         let role = std::slice::from_ref(&role);
-        assert!(is_allowed(role, Some(std::slice::from_ref(&session)), "iot:Connect", "client/me"));
-        assert!(!is_allowed(role, Some(std::slice::from_ref(&session)), "iot:Connect", "client/you"));
+        assert!(is_allowed(
+            role,
+            Some(std::slice::from_ref(&session)),
+            "iot:Connect",
+            "client/me"
+        ));
+        assert!(!is_allowed(
+            role,
+            Some(std::slice::from_ref(&session)),
+            "iot:Connect",
+            "client/you"
+        ));
         assert!(
             !is_allowed(role, Some(std::slice::from_ref(&session)), "iot:Publish", "topic/x"),
             "role lacks Publish"

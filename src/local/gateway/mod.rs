@@ -37,8 +37,8 @@ use sha2::Digest;
 use tokio::sync::watch;
 
 use crate::local::identity::IdentityStore;
-use crate::server::BodyError;
 use crate::policy::IotArns;
+use crate::server::BodyError;
 use broker::Broker;
 
 /// What the gateway does when a CONNECT or SUBSCRIBE is not authorized.
@@ -192,7 +192,11 @@ async fn websocket(
 
 async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
     let invalid = |message: &str| aws_error(StatusCode::BAD_REQUEST, "InvalidRequestException", message);
-    let (method, uri, headers) = (request.method().clone(), request.uri().clone(), request.headers().clone());
+    let (method, uri, headers) = (
+        request.method().clone(),
+        request.uri().clone(),
+        request.headers().clone(),
+    );
     let body = match crate::server::read_body(request, MAX_PUBLISH_BODY).await {
         Ok(body) => body,
         Err(BodyError::TooLarge { .. }) => {

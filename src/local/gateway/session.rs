@@ -14,9 +14,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::Message;
 use bytes::{Bytes, BytesMut};
-use futures_util::SinkExt;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use rumqttc::mqttbytes::v4::{
     ConnAck, ConnectReturnCode, Packet, PubAck, Publish, SubAck, Subscribe, SubscribeReasonCode, UnsubAck, Unsubscribe,
 };
@@ -65,19 +65,31 @@ enum Step {
     Close(DisconnectReason),
 }
 
-pub struct Session {
+/// What a session reads packets from and writes them to: the upgraded WebSocket
+/// in the gateway, an in-memory double in the fuzzer.
+pub trait MessageSocket:
+    Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send + 'static
+{
+}
+
+impl<T> MessageSocket for T where
+    T: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send + 'static
+{
+}
+
+pub struct Session<S: MessageSocket> {
     gateway: Arc<Gateway>,
     identity: Arc<Identity>,
     peer: SocketAddr,
-    socket: WebSocket,
+    socket: S,
     buffer: BytesMut,
     next_pkid: u16,
     connected: Option<Connected>,
     deadline: Instant,
 }
 
-impl Session {
-    pub fn new(gateway: Arc<Gateway>, identity: Arc<Identity>, peer: SocketAddr, socket: WebSocket) -> Self {
+impl<S: MessageSocket> Session<S> {
+    pub fn new(gateway: Arc<Gateway>, identity: Arc<Identity>, peer: SocketAddr, socket: S) -> Self {
         let deadline = Instant::now() + gateway.options.connect_timeout;
         Self {
             gateway,
@@ -95,7 +107,7 @@ impl Session {
         let mut shutdown = self.gateway.shutdown.clone();
         let reason = loop {
             let step = tokio::select! {
-                message = self.socket.recv() => self.on_message(message).await,
+                message = self.socket.next() => self.on_message(message).await,
                 event = mailbox_event(&mut self.connected) => match event {
                     MailboxEvent::Delivery(outgoing) => {
                         // A write blocked by a client that stopped reading still
@@ -352,7 +364,7 @@ impl Session {
 
     /// The WebSocket messages for one delivery: the shared frame as is, or for QoS 1
     /// this connection's header bytes followed by the shared payload.
-    fn messages(&mut self, outgoing: Outgoing) -> impl Iterator<Item = Message> + use<> {
+    fn messages(&mut self, outgoing: Outgoing) -> impl Iterator<Item = Message> + use<S> {
         match outgoing {
             Outgoing::Frame(frame) => [Some(Message::Binary(frame)), None].into_iter().flatten(),
             Outgoing::Qos1 { frame, pkid_at } => {

@@ -1,0 +1,421 @@
+//! Soak: the gateway under hours-in-minutes of ordinary abuse, then the vending API
+//! with STS slow and STS down. Not part of the test command; bounded in count and
+//! time, loopback only.
+//!
+//! Gateway phase: C idle connections held open, S subscribers each on its own topic
+//! at QoS 1, one publisher sending numbered QoS 1 messages round-robin to them, and
+//! a churn loop closing and reopening idle connections (half with DISCONNECT, half
+//! by dropping the socket) for the whole duration. Pass: the gateway process is
+//! alive, every message published was delivered (0 lost), and its resident memory
+//! after the churn is within 5 % of the baseline taken after warm-up.
+//!
+//! API phase: `serverless-websockets serve` against an STS that answers after 2 s,
+//! then against an STS that is down, under concurrent load: every answer arrives
+//! within the API's deadline with the expected status, the server's memory stays
+//! bounded, and no secret from STS reaches its log.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rumqttc::mqttbytes::QoS;
+use rumqttc::mqttbytes::v4::Packet;
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::brokers::{Broker, rss_bytes};
+use crate::mqtt_ws::{Connection, publish};
+use crate::report::{Report, ms, quantile};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub connections: usize,
+    pub subscribers: usize,
+    pub duration: Duration,
+    /// Messages per second from the publisher.
+    pub rate: u32,
+    /// Idle connections closed and reopened per second.
+    pub churn: usize,
+    /// Concurrent callers in the API phase, and its length per STS condition.
+    pub api_callers: usize,
+    pub api_duration: Duration,
+}
+
+#[derive(Debug, Default)]
+pub struct GatewayOutcome {
+    pub baseline_rss: u64,
+    pub peak_rss: u64,
+    pub after_rss: u64,
+    pub cycles: u64,
+    pub published: u64,
+    pub delivered: u64,
+    pub duplicates: u64,
+    pub lost: u64,
+    pub alive: bool,
+}
+
+pub async fn gateway(broker: &mut Broker, plan: Plan) -> anyhow::Result<GatewayOutcome> {
+    let pid = broker.pid().ok_or_else(|| anyhow::anyhow!("broker has exited"))?;
+    let received: Arc<Vec<Mutex<(HashSet<u64>, u64)>>> =
+        Arc::new((0..plan.subscribers).map(|_| Mutex::new((HashSet::new(), 0))).collect());
+    for index in 0..plan.subscribers {
+        let mut connection = Connection::open(&broker.url(), &format!("soak-sub-{index}")).await?;
+        connection.subscribe(&format!("soak/{index}"), QoS::AtLeastOnce).await?;
+        let received = received.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(packet)) = connection.next().await {
+                if let Packet::Publish(message) = packet {
+                    let seq = u64::from_be_bytes(message.payload[..8].try_into().unwrap_or_default());
+                    let mut seen = received[index].lock().await;
+                    if !seen.0.insert(seq) {
+                        seen.1 += 1;
+                    }
+                    drop(seen);
+                    if connection.puback(message.pkid).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+    }
+    let idle = open_idle(broker, plan.connections).await?;
+    // Warm-up: one full round of churn, so that the baseline includes the
+    // allocator's steady state, not a cold heap.
+    let idle = Arc::new(Mutex::new(idle));
+    churn(broker, &idle, plan.connections / 10, 0).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let baseline_rss = rss_bytes(pid).unwrap_or(0);
+    let mut outcome = GatewayOutcome {
+        baseline_rss,
+        peak_rss: baseline_rss,
+        ..GatewayOutcome::default()
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let published = Arc::new(AtomicU64::new(0));
+    let publisher = {
+        let (stop, published) = (stop.clone(), published.clone());
+        let mut connection = Connection::open(&broker.url(), "soak-publisher").await?;
+        let (subscribers, rate) = (plan.subscribers, plan.rate);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
+            let mut seq = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let topic = format!("soak/{}", seq as usize % subscribers);
+                let payload = Bytes::copy_from_slice(&seq.to_be_bytes());
+                let pkid = (seq % 65_535) as u16 + 1;
+                connection
+                    .send(publish(&topic, QoS::AtLeastOnce, pkid, payload))
+                    .await?;
+                loop {
+                    match connection.next().await? {
+                        Some(Packet::PubAck(ack)) if ack.pkid == pkid => break,
+                        Some(_) => continue,
+                        None => anyhow::bail!("the gateway closed the publisher"),
+                    }
+                }
+                seq += 1;
+                published.store(seq, Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        })
+    };
+
+    let started = Instant::now();
+    let mut second = tokio::time::interval(Duration::from_secs(1));
+    while started.elapsed() < plan.duration {
+        second.tick().await;
+        outcome.cycles += churn(broker, &idle, plan.churn, outcome.cycles).await?;
+        outcome.peak_rss = outcome.peak_rss.max(rss_bytes(pid).unwrap_or(0));
+    }
+    stop.store(true, Ordering::Relaxed);
+    publisher.await??;
+    outcome.published = published.load(Ordering::Relaxed);
+
+    // Every published message must reach its subscriber; wait for the stragglers.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut delivered = 0;
+        let mut duplicates = 0;
+        for seen in received.iter() {
+            let seen = seen.lock().await;
+            delivered += seen.0.len() as u64;
+            duplicates += seen.1;
+        }
+        (outcome.delivered, outcome.duplicates) = (delivered, duplicates);
+        if delivered >= outcome.published || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    outcome.lost = outcome.published.saturating_sub(outcome.delivered);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    outcome.after_rss = rss_bytes(pid).unwrap_or(0);
+    outcome.alive = broker.pid().is_some() && rss_bytes(pid).is_some();
+    drop(idle);
+    Ok(outcome)
+}
+
+async fn open_idle(broker: &Broker, count: usize) -> anyhow::Result<Vec<Option<Connection>>> {
+    let slots = Arc::new(Semaphore::new(64));
+    let mut opening = Vec::with_capacity(count);
+    for i in 0..count {
+        let permit = slots.clone().acquire_owned().await?;
+        let url = broker.url();
+        opening.push(tokio::spawn(async move {
+            let connection = Connection::open(&url, &format!("soak-idle-{i}")).await;
+            drop(permit);
+            connection
+        }));
+    }
+    let mut open = Vec::with_capacity(count);
+    for connection in opening {
+        open.push(Some(connection.await??));
+    }
+    Ok(open)
+}
+
+/// Closes and reopens `count` idle connections, starting after the last round's.
+async fn churn(
+    broker: &Broker,
+    idle: &Arc<Mutex<Vec<Option<Connection>>>>,
+    count: usize,
+    done: u64,
+) -> anyhow::Result<u64> {
+    let mut idle = idle.lock().await;
+    let len = idle.len().max(1);
+    let mut reopening = Vec::with_capacity(count);
+    for k in 0..count {
+        let index = (done as usize + k) % len;
+        if let Some(mut connection) = idle[index].take()
+            && k % 2 == 0
+        {
+            let _ = connection.send(Packet::Disconnect).await;
+        }
+        let url = broker.url();
+        reopening.push((
+            index,
+            tokio::spawn(async move { Connection::open(&url, &format!("soak-idle-{index}")).await }),
+        ));
+    }
+    for (index, connection) in reopening {
+        idle[index] = Some(connection.await??);
+    }
+    Ok(count as u64)
+}
+
+#[derive(Debug, Default)]
+pub struct ApiOutcome {
+    pub condition: &'static str,
+    pub requests: usize,
+    pub statuses: Vec<(u16, usize)>,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+    pub rss_before: u64,
+    pub rss_after: u64,
+    pub secret_in_log: bool,
+}
+
+/// The secret a fake STS hands out; it must never reach the API's log.
+const FAKE_SECRET: &str = "soakFakeSecretAccessKeyNeverLogged0123456";
+
+/// A fake STS that answers AssumeRole after `delay`.
+async fn slow_sts(delay: Duration) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let app = axum::Router::new().fallback(move || async move {
+        tokio::time::sleep(delay).await;
+        let expiration = "2099-01-01T00:00:00Z";
+        (
+            [("content-type", "text/xml")],
+            format!(
+                r#"<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><AssumedRoleUser><AssumedRoleId>AROA:s</AssumedRoleId><Arn>arn:aws:sts::123456789012:assumed-role/r/s</Arn></AssumedRoleUser><Credentials><AccessKeyId>ASIASOAKSOAKSOAKSOAK</AccessKeyId><SecretAccessKey>{FAKE_SECRET}</SecretAccessKey><SessionToken>soakFakeSessionTokenNeverLogged</SessionToken><Expiration>{expiration}</Expiration></Credentials></AssumeRoleResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></AssumeRoleResponse>"#
+            ),
+        )
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
+}
+
+/// `serve` against `sts_url` under `callers` concurrent clients for `duration`.
+pub async fn api(binary: &Path, condition: &'static str, sts_url: &str, plan: Plan) -> anyhow::Result<ApiOutcome> {
+    let mut child = tokio::process::Command::new(binary)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_clear()
+        .env("AWS_ENDPOINT_URL_STS", sts_url)
+        .env("AWS_ACCESS_KEY_ID", "AKIASOAKSOAKSOAKSOAK")
+        .env("AWS_SECRET_ACCESS_KEY", "soak")
+        .env("AWS_REGION", "us-east-1")
+        .env("CLIENT_ROLE_ARN", "arn:aws:iam::123456789012:role/ClientRole")
+        .env("IOT_ENDPOINT", "abc-ats.iot.us-east-1.amazonaws.com")
+        .env("AUTH_MODE", "none")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().ok_or_else(|| anyhow::anyhow!("serve exited"))?;
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("piped")).lines();
+    let url = loop {
+        let line = lines
+            .next_line()
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("serve exited"))?;
+        if let Some(at) = line.find("http://") {
+            break line[at..].trim().to_owned();
+        }
+    };
+    let log = tokio::spawn(async move {
+        let mut all = String::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let rss_before = rss_bytes(pid).unwrap_or(0);
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut callers = tokio::task::JoinSet::new();
+    for _ in 0..plan.api_callers {
+        let (client, url) = (client.clone(), url.clone());
+        let duration = plan.api_duration;
+        callers.spawn(async move {
+            let mut seen = Vec::new();
+            while started.elapsed() < duration {
+                let at = Instant::now();
+                let status = client.post(&url).send().await.map_or(0, |r| r.status().as_u16());
+                seen.push((status, at.elapsed()));
+            }
+            seen
+        });
+    }
+    let mut latencies = Vec::new();
+    let mut statuses = std::collections::BTreeMap::new();
+    while let Some(seen) = callers.join_next().await {
+        for (status, latency) in seen? {
+            *statuses.entry(status).or_insert(0) += 1;
+            latencies.push(latency);
+        }
+    }
+    let rss_after = rss_bytes(pid).unwrap_or(0);
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    let log = log.await?;
+    Ok(ApiOutcome {
+        condition,
+        requests: latencies.len(),
+        statuses: statuses.into_iter().collect(),
+        p50: quantile(&mut latencies, 0.5),
+        p99: quantile(&mut latencies, 0.99),
+        max: latencies.iter().max().copied().unwrap_or_default(),
+        rss_before,
+        rss_after,
+        secret_in_log: log.contains(FAKE_SECRET) || log.contains("soakFakeSessionTokenNeverLogged"),
+    })
+}
+
+pub async fn run(binary: &Path, plan: Plan) -> anyhow::Result<Report> {
+    let mut broker = crate::brokers::ours(binary).await?;
+    let gateway = gateway(&mut broker, plan).await?;
+    broker.stop().await;
+
+    let slow = slow_sts(Duration::from_secs(2)).await?;
+    let down = {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        format!("http://127.0.0.1:{port}")
+    };
+    let api = [
+        api(binary, "STS answers in 2 s", &slow, plan).await?,
+        api(binary, "STS down", &down, plan).await?,
+    ];
+
+    let mib = |b: u64| b as f64 / 1_048_576.0;
+    let ratio = gateway.after_rss as f64 / gateway.baseline_rss.max(1) as f64;
+    let mut rows = vec![vec![
+        format!(
+            "gateway: {} idle + {} subscribers, {:.0} s, {} churn cycles",
+            plan.connections,
+            plan.subscribers,
+            plan.duration.as_secs_f64(),
+            gateway.cycles
+        ),
+        format!(
+            "{} published, {} delivered, {} lost, {} duplicates",
+            gateway.published, gateway.delivered, gateway.lost, gateway.duplicates
+        ),
+        format!(
+            "baseline {:.1} MiB, peak {:.1} MiB, after {:.1} MiB ({ratio:.3}× baseline)",
+            mib(gateway.baseline_rss),
+            mib(gateway.peak_rss),
+            mib(gateway.after_rss)
+        ),
+        if gateway.alive && gateway.lost == 0 && ratio <= 1.05 {
+            "pass".into()
+        } else {
+            "FAIL".into()
+        },
+    ]];
+    for outcome in &api {
+        let statuses = outcome
+            .statuses
+            .iter()
+            .map(|(s, n)| format!("{n}× {s}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let expected = if outcome.condition == "STS down" {
+            outcome.statuses.iter().all(|(s, _)| *s == 502 || *s == 503)
+        } else {
+            outcome
+                .statuses
+                .iter()
+                .all(|(s, _)| *s == 200 || *s == 502 || *s == 503)
+        };
+        rows.push(vec![
+            format!("API, {}: {} callers", outcome.condition, plan.api_callers),
+            format!("{} requests: {statuses}", outcome.requests),
+            format!(
+                "p50 {}, p99 {}, max {}; RSS {:.1} → {:.1} MiB; secret in log: {}",
+                ms(outcome.p50),
+                ms(outcome.p99),
+                ms(outcome.max),
+                mib(outcome.rss_before),
+                mib(outcome.rss_after),
+                outcome.secret_in_log
+            ),
+            if expected && !outcome.secret_in_log && outcome.max < Duration::from_secs(15) {
+                "pass".into()
+            } else {
+                "FAIL".into()
+            },
+        ]);
+    }
+    Ok(Report {
+        title: "Soak: gateway churn and load, then the API with STS slow and down".into(),
+        header: ["phase", "traffic", "latency and memory", "verdict"].map(String::from).to_vec(),
+        rows,
+        notes: vec![
+            "Pass: gateway alive, 0 QoS 1 messages lost, RSS after churn ≤ 1.05× the post-warm-up baseline; API answers 200/502/503 well inside the Lambda's 15 s timeout with no STS secret in its log.".into(),
+        ],
+        json: serde_json::json!({
+            "suite": "soak",
+            "gateway": {
+                "connections": plan.connections, "subscribers": plan.subscribers, "duration_s": plan.duration.as_secs(),
+                "cycles": gateway.cycles, "published": gateway.published, "delivered": gateway.delivered,
+                "lost": gateway.lost, "duplicates": gateway.duplicates, "baseline_rss": gateway.baseline_rss,
+                "peak_rss": gateway.peak_rss, "after_rss": gateway.after_rss,
+            },
+            "api": api.iter().map(|o| serde_json::json!({
+                "condition": o.condition, "requests": o.requests, "statuses": o.statuses,
+                "p50_ms": o.p50.as_secs_f64() * 1e3, "p99_ms": o.p99.as_secs_f64() * 1e3,
+                "max_ms": o.max.as_secs_f64() * 1e3, "rss_before": o.rss_before, "rss_after": o.rss_after,
+                "secret_in_log": o.secret_in_log,
+            })).collect::<Vec<_>>(),
+        }),
+    })
+}

@@ -1,0 +1,67 @@
+//! Grant-template expansion with arbitrary templates and subjects. Property: the
+//! session policy vended for (client, sub) never allows anything on a topic the
+//! templates give another client or another subject, nor Connect as another
+//! client — and nothing panics on the way.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use serverless_websockets::client_id::ClientId;
+use serverless_websockets::grants::GrantTemplates;
+use serverless_websockets::policy::{Decision, IotArns, PolicyDocument, evaluate, session_policy};
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    // subscribe templates \0 publish templates \0 sub \0 other sub
+    let mut parts = text.split('\0');
+    let (subscribe, publish) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (sub, other_sub) = (parts.next().unwrap_or("alice"), parts.next().unwrap_or("bob"));
+    let Ok(templates) = GrantTemplates::parse(subscribe, publish) else {
+        return;
+    };
+    let arns = IotArns::new("aws", "us-east-1", "123456789012").unwrap();
+    if templates.check_fits(&arns).is_err() {
+        return; // refused at start-up
+    }
+    let (own, other) = (ClientId::generate(), ClientId::generate());
+    let Ok(grants) = templates.expand(&own, Some(sub)) else {
+        return;
+    };
+    let policy = session_policy(&arns, &own, &grants).expect("fits, as check_fits promised");
+    let policy = PolicyDocument::parse(&policy).expect("the builder writes valid policies");
+    let policies = std::slice::from_ref(&policy);
+    assert_eq!(
+        evaluate(policies, "iot:Connect", &arns.client(other.as_str())),
+        Decision::NotApplicable
+    );
+    if sub == other_sub {
+        return;
+    }
+    let Ok(theirs) = templates.expand(&other, Some(other_sub)) else {
+        return;
+    };
+    let ours: Vec<&str> = grants
+        .subscribe
+        .iter()
+        .chain(&grants.publish)
+        .map(|f| f.as_str())
+        .collect();
+    for filter in theirs.subscribe.iter().chain(&theirs.publish) {
+        if ours.contains(&filter.as_str()) {
+            continue; // shared by construction: a template without variables
+        }
+        for (action, resource) in [
+            ("iot:Subscribe", arns.topic_filter(filter.as_str())),
+            ("iot:Receive", arns.topic(filter.as_str())),
+            ("iot:Publish", arns.topic(filter.as_str())),
+        ] {
+            // An operator's wildcard template (broadcast/#) legitimately overlaps.
+            if templates.warnings().is_empty() {
+                assert_eq!(
+                    evaluate(policies, action, &resource),
+                    Decision::NotApplicable,
+                    "{action} {resource}"
+                );
+            }
+        }
+    }
+});
