@@ -142,6 +142,7 @@ fn deploy_sh_deploys_the_stack_with_its_parameters_and_outputs() {
             "CredentialDurationSeconds=900",
             "AuthMode=jwt",
             "JwtIssuer=https://issuer.example",
+            "JwtHs256SecretArn=arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-AbCdEf",
         ])
         .arg("SubscribeTopics=allowed/{clientId},users/{sub},broadcast/#")
         .arg("PublishTopics=from/{clientId}")
@@ -215,6 +216,12 @@ fn deploy_sh_deploys_the_stack_with_its_parameters_and_outputs() {
     assert_eq!(env["CREDENTIAL_DURATION_SECONDS"].to_string().trim_matches('"'), "900");
     assert_eq!(env["SUBSCRIBE_TOPICS"], "allowed/{clientId},users/{sub},broadcast/#");
     assert_eq!(env["AUTH_MODE"], "jwt");
+    // The HS256 key travels as an ARN the function reads at start-up, never as a value.
+    assert_eq!(
+        env["JWT_HS256_SECRET_ARN"],
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-AbCdEf"
+    );
+    assert!(env.get("JWT_HS256_SECRET").is_none(), "{env}");
     assert!(
         env["CLIENT_ROLE_ARN"].as_str().unwrap().starts_with("arn:aws:iam::"),
         "{env}"

@@ -501,8 +501,11 @@ async fn serve_reads_the_hs256_key_from_secrets_manager_by_arn() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut start_up = String::new();
     let url = loop {
         let line = lines.next().expect("serve exited before listening").unwrap();
+        start_up.push_str(&line);
+        start_up.push('\n');
         if let Some(at) = line.find("http://") {
             break line[at..].trim().to_owned();
         }
@@ -536,7 +539,7 @@ async fn serve_reads_the_hs256_key_from_secrets_manager_by_arn() {
 
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     child.wait().unwrap();
-    let log = log.join().unwrap();
+    let log = start_up + &log.join().unwrap();
     assert!(log.contains("read a secret from Secrets Manager"), "{log}");
     assert!(!log.contains(secret), "the secret reached the log");
 }

@@ -8,19 +8,21 @@
 //! encoded once with a placeholder packet identifier that each connection fills in
 //! on its own copy of the few header bytes. Each connection has a bounded queue; a
 //! subscriber whose queue is full is disconnected (`THROTTLED`) instead of growing
-//! memory without bound.
+//! memory without bound. The queue is a `VecDeque` behind a mutex with a `Notify`,
+//! not a channel: it allocates nothing until the first delivery and gives its
+//! memory back once drained after a burst, which keeps idle connections small.
 //!
 //! `iot:Receive` is checked on every delivery as in IoT Core; for a subscription
 //! without wildcards the topic is fixed, so the decision is made once at SUBSCRIBE.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::QoS;
 use rumqttc::mqttbytes::v4::Publish;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, watch};
 
 use super::filter::{has_wildcards, matches};
 use crate::local::identity::Identity;
@@ -71,9 +73,14 @@ pub struct Subscriber {
     pub conn_id: ConnId,
     pub client_id: String,
     pub identity: Arc<Identity>,
-    tx: mpsc::Sender<Outgoing>,
+    queue: Mutex<VecDeque<Outgoing>>,
+    queue_len: usize,
+    ready: Notify,
     kick: watch::Sender<Option<DisconnectReason>>,
 }
+
+/// A drained queue keeps at most this much capacity.
+const KEPT_CAPACITY: usize = 16;
 
 impl Subscriber {
     /// Asks the connection to close for `reason` (the first reason wins).
@@ -89,20 +96,43 @@ impl Subscriber {
     }
 
     fn offer(&self, outgoing: Outgoing) {
-        match self.tx.try_send(outgoing) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(client_id = %self.client_id, "subscriber cannot keep up; disconnecting it");
-                self.kick(DisconnectReason::Throttled);
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if queue.len() >= self.queue_len {
+            drop(queue);
+            tracing::warn!(client_id = %self.client_id, "subscriber cannot keep up; disconnecting it");
+            self.kick(DisconnectReason::Throttled);
+            return;
         }
+        queue.push_back(outgoing);
+        drop(queue);
+        self.ready.notify_one();
+    }
+
+    /// The next delivery, waiting for one.
+    pub async fn next_delivery(&self) -> Outgoing {
+        loop {
+            if let Some(next) = self.try_next_delivery() {
+                return next;
+            }
+            // `notify_one` leaves a permit when nobody waits, so an offer made
+            // between the pop and this wait is not missed.
+            self.ready.notified().await;
+        }
+    }
+
+    /// The next delivery if one is queued.
+    pub fn try_next_delivery(&self) -> Option<Outgoing> {
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let next = queue.pop_front();
+        if queue.is_empty() && queue.capacity() > KEPT_CAPACITY {
+            queue.shrink_to(KEPT_CAPACITY);
+        }
+        next
     }
 }
 
-/// The receiving half a connection keeps.
+/// What a connection watches besides its deliveries: the request to close.
 pub struct Mailbox {
-    pub outgoing: mpsc::Receiver<Outgoing>,
     pub kicked: watch::Receiver<Option<DisconnectReason>>,
 }
 
@@ -167,13 +197,14 @@ impl Broker {
     /// Registers a connection under `client_id`; an older connection with the same
     /// ID is told to close (`DUPLICATE_CLIENTID`).
     pub fn register(&self, client_id: &str, identity: Arc<Identity>) -> (Arc<Subscriber>, Mailbox) {
-        let (tx, outgoing) = mpsc::channel(self.queue_len);
         let (kick, kicked) = watch::channel(None);
         let subscriber = Arc::new(Subscriber {
             conn_id: self.next_conn.fetch_add(1, Ordering::Relaxed),
             client_id: client_id.to_owned(),
             identity,
-            tx,
+            queue: Mutex::new(VecDeque::new()),
+            queue_len: self.queue_len,
+            ready: Notify::new(),
             kick,
         });
         let previous = self
@@ -184,7 +215,7 @@ impl Broker {
         if let Some(previous) = previous {
             previous.kick(DisconnectReason::DuplicateClientId);
         }
-        (subscriber, Mailbox { outgoing, kicked })
+        (subscriber, Mailbox { kicked })
     }
 
     /// Forgets a connection and its subscriptions.

@@ -83,6 +83,9 @@ pub struct Gateway {
     shutdown: watch::Receiver<bool>,
 }
 
+/// The WebSocket read buffer each connection keeps.
+const READ_BUFFER_BYTES: usize = 512;
+
 /// IoT's largest message for the HTTPS publish API.
 pub const MAX_PUBLISH_BODY: usize = 128 * 1024;
 
@@ -180,7 +183,9 @@ async fn websocket(
     };
     upgrade
         .protocols([protocol])
-        .read_buffer_size(4 * 1024)
+        // Small: an idle connection holds this buffer for its whole life, and MQTT
+        // packets from clients are mostly tiny; a larger frame reserves its own size.
+        .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(8 * 1024)
         // A frame's length is known from its header: one over the packet limit is
         // refused there, before any buffer for it is reserved (tungstenite's own

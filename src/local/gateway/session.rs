@@ -107,14 +107,16 @@ impl<S: MessageSocket> Session<S> {
         let mut shutdown = self.gateway.shutdown.clone();
         let reason = loop {
             let step = tokio::select! {
-                message = self.socket.next() => self.on_message(message).await,
+                // Handlers are boxed: their state exists only while one runs, so an
+                // idle connection's task stays small (the idle-memory benchmark).
+                message = self.socket.next() => Box::pin(self.on_message(message)).await,
                 event = mailbox_event(&mut self.connected) => match event {
                     MailboxEvent::Delivery(outgoing) => {
                         // A write blocked by a client that stopped reading still
                         // yields to a kick (queue overflow, takeover) or a stall limit.
                         let mut kicked = self.connected.as_ref().map(|c| c.mailbox.kicked.clone());
                         tokio::select! {
-                            written = tokio::time::timeout(WRITE_STALL, self.write_outgoing(outgoing)) => {
+                            written = tokio::time::timeout(WRITE_STALL, Box::pin(self.write_outgoing(outgoing))) => {
                                 written.unwrap_or(Step::Close(DisconnectReason::Throttled))
                             }
                             reason = kick_reason(&mut kicked) => Step::Close(reason),
@@ -307,7 +309,7 @@ impl<S: MessageSocket> Session<S> {
             return Step::Close(reason);
         }
         for message in retained {
-            if let Step::Close(reason) = self.write_outgoing(Some(message)).await {
+            if let Step::Close(reason) = self.write_outgoing(message).await {
                 return Step::Close(reason);
             }
         }
@@ -337,10 +339,7 @@ impl<S: MessageSocket> Session<S> {
     }
 
     /// Writes one delivery and whatever else is already queued, then flushes once.
-    async fn write_outgoing(&mut self, first: Option<Outgoing>) -> Step {
-        let Some(first) = first else {
-            return Step::Close(DisconnectReason::ServerInitiated);
-        };
+    async fn write_outgoing(&mut self, first: Outgoing) -> Step {
         let mut next = Some(first);
         let mut written = 0;
         while let Some(outgoing) = next.take() {
@@ -353,7 +352,7 @@ impl<S: MessageSocket> Session<S> {
             if written < WRITE_BATCH
                 && let Some(connected) = self.connected.as_mut()
             {
-                next = connected.mailbox.outgoing.try_recv().ok();
+                next = connected.subscriber.try_next_delivery();
             }
         }
         match self.socket.flush().await {
@@ -394,7 +393,7 @@ async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
 }
 
 enum MailboxEvent {
-    Delivery(Option<Outgoing>),
+    Delivery(Outgoing),
     Kicked(DisconnectReason),
 }
 
@@ -403,13 +402,13 @@ async fn mailbox_event(connected: &mut Option<Connected>) -> MailboxEvent {
     let Some(connected) = connected else {
         return std::future::pending().await;
     };
-    let mailbox = &mut connected.mailbox;
+    let subscriber = &connected.subscriber;
     tokio::select! {
         biased;
-        kicked = mailbox.kicked.wait_for(Option::is_some) => {
+        kicked = connected.mailbox.kicked.wait_for(Option::is_some) => {
             MailboxEvent::Kicked(kicked.ok().and_then(|reason| *reason).unwrap_or(DisconnectReason::ServerInitiated))
         }
-        outgoing = mailbox.outgoing.recv() => MailboxEvent::Delivery(outgoing),
+        outgoing = subscriber.next_delivery() => MailboxEvent::Delivery(outgoing),
     }
 }
 
