@@ -199,9 +199,12 @@ enum Suite {
         connections: usize,
         #[arg(long, default_value_t = 50)]
         subscribers: usize,
-        /// Gateway phase length, seconds.
+        /// Gateway phase length, seconds, after the warm-up.
         #[arg(long, default_value_t = 600)]
         seconds: u64,
+        /// The same load before the memory baseline is taken, seconds.
+        #[arg(long, default_value_t = 60)]
+        warm_up: u64,
         /// QoS 1 messages per second.
         #[arg(long, default_value_t = 200)]
         rate: u32,
@@ -254,6 +257,7 @@ async fn main() -> anyhow::Result<()> {
             connections,
             subscribers,
             seconds,
+            warm_up,
             rate,
             churn,
         } => {
@@ -262,6 +266,7 @@ async fn main() -> anyhow::Result<()> {
                     connections: 100,
                     subscribers: 5,
                     duration: std::time::Duration::from_secs(3),
+                    warm_up: std::time::Duration::from_secs(2),
                     rate: 50,
                     churn: 10,
                     api_callers: 4,
@@ -272,6 +277,7 @@ async fn main() -> anyhow::Result<()> {
                     connections,
                     subscribers,
                     duration: std::time::Duration::from_secs(seconds),
+                    warm_up: std::time::Duration::from_secs(warm_up),
                     rate,
                     churn,
                     api_callers: 50,

@@ -36,6 +36,9 @@ pub struct Plan {
     pub connections: usize,
     pub subscribers: usize,
     pub duration: Duration,
+    /// The same load before the baseline is taken, so that the baseline is the
+    /// steady state of the process (allocator arenas, runtime slabs), not a cold heap.
+    pub warm_up: Duration,
     /// Messages per second from the publisher.
     pub rate: u32,
     /// Idle connections closed and reopened per second.
@@ -50,6 +53,9 @@ pub struct GatewayOutcome {
     pub baseline_rss: u64,
     pub peak_rss: u64,
     pub after_rss: u64,
+    /// (seconds since the measured phase began, RSS) every 10 s, warm-up included
+    /// with negative times.
+    pub rss_series: Vec<(i64, u64)>,
     pub cycles: u64,
     pub published: u64,
     pub delivered: u64,
@@ -82,18 +88,8 @@ pub async fn gateway(broker: &mut Broker, plan: Plan) -> anyhow::Result<GatewayO
             }
         });
     }
-    let idle = open_idle(broker, plan.connections).await?;
-    // Warm-up: one full round of churn, so that the baseline includes the
-    // allocator's steady state, not a cold heap.
-    let idle = Arc::new(Mutex::new(idle));
-    churn(broker, &idle, plan.connections / 10, 0).await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let baseline_rss = rss_bytes(pid).unwrap_or(0);
-    let mut outcome = GatewayOutcome {
-        baseline_rss,
-        peak_rss: baseline_rss,
-        ..GatewayOutcome::default()
-    };
+    let idle = Arc::new(Mutex::new(open_idle(broker, plan.connections).await?));
+    let mut outcome = GatewayOutcome::default();
 
     let stop = Arc::new(AtomicBool::new(false));
     let published = Arc::new(AtomicU64::new(0));
@@ -126,12 +122,27 @@ pub async fn gateway(broker: &mut Broker, plan: Plan) -> anyhow::Result<GatewayO
         })
     };
 
+    // Warm-up, then the measured phase: the same load throughout.
     let started = Instant::now();
+    let measured_from = started + plan.warm_up;
     let mut second = tokio::time::interval(Duration::from_secs(1));
-    while started.elapsed() < plan.duration {
+    let mut ticks = 0u64;
+    while started.elapsed() < plan.warm_up + plan.duration {
         second.tick().await;
         outcome.cycles += churn(broker, &idle, plan.churn, outcome.cycles).await?;
-        outcome.peak_rss = outcome.peak_rss.max(rss_bytes(pid).unwrap_or(0));
+        let rss = rss_bytes(pid).unwrap_or(0);
+        let now = Instant::now();
+        if now >= measured_from {
+            if outcome.baseline_rss == 0 {
+                outcome.baseline_rss = rss;
+            }
+            outcome.peak_rss = outcome.peak_rss.max(rss);
+        }
+        if ticks % 10 == 0 {
+            let at = now.duration_since(started).as_secs() as i64 - plan.warm_up.as_secs() as i64;
+            outcome.rss_series.push((at, rss));
+        }
+        ticks += 1;
     }
     stop.store(true, Ordering::Relaxed);
     publisher.await??;
@@ -339,9 +350,10 @@ pub async fn run(binary: &Path, plan: Plan) -> anyhow::Result<Report> {
     let ratio = gateway.after_rss as f64 / gateway.baseline_rss.max(1) as f64;
     let mut rows = vec![vec![
         format!(
-            "gateway: {} idle + {} subscribers, {:.0} s, {} churn cycles",
+            "gateway: {} idle + {} subscribers, {:.0} s warm-up + {:.0} s, {} churn cycles",
             plan.connections,
             plan.subscribers,
+            plan.warm_up.as_secs_f64(),
             plan.duration.as_secs_f64(),
             gateway.cycles
         ),
@@ -400,6 +412,15 @@ pub async fn run(binary: &Path, plan: Plan) -> anyhow::Result<Report> {
         header: ["phase", "traffic", "latency and memory", "verdict"].map(String::from).to_vec(),
         rows,
         notes: vec![
+            format!(
+                "Gateway RSS every 10 s (s since the baseline: MiB): {}",
+                gateway
+                    .rss_series
+                    .iter()
+                    .map(|(at, rss)| format!("{at}: {:.1}", mib(*rss)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             "Pass: gateway alive, 0 QoS 1 messages lost, RSS after churn ≤ 1.05× the post-warm-up baseline; API answers 200/502/503 well inside the Lambda's 15 s timeout with no STS secret in its log.".into(),
         ],
         json: serde_json::json!({
@@ -408,7 +429,7 @@ pub async fn run(binary: &Path, plan: Plan) -> anyhow::Result<Report> {
                 "connections": plan.connections, "subscribers": plan.subscribers, "duration_s": plan.duration.as_secs(),
                 "cycles": gateway.cycles, "published": gateway.published, "delivered": gateway.delivered,
                 "lost": gateway.lost, "duplicates": gateway.duplicates, "baseline_rss": gateway.baseline_rss,
-                "peak_rss": gateway.peak_rss, "after_rss": gateway.after_rss,
+                "peak_rss": gateway.peak_rss, "after_rss": gateway.after_rss, "rss_series": gateway.rss_series,
             },
             "api": api.iter().map(|o| serde_json::json!({
                 "condition": o.condition, "requests": o.requests, "statuses": o.statuses,
