@@ -17,17 +17,15 @@ pub struct Outcome {
     pub rss_after: u64,
 }
 
-pub async fn run(broker: &Broker, count: usize) -> anyhow::Result<Outcome> {
-    let pid = broker.pid().ok_or_else(|| anyhow::anyhow!("broker has exited"))?;
-    let rss_before = rss_bytes(pid).unwrap_or(0);
+/// Opens `count` connections to `broker`, 64 at a time, with client IDs `{prefix}-{i}`.
+pub async fn open_many(broker: &Broker, count: usize, prefix: &str) -> anyhow::Result<Vec<Connection>> {
     let slots = Arc::new(Semaphore::new(64));
-    let started = Instant::now();
     let mut opening = Vec::with_capacity(count);
     for i in 0..count {
         let permit = slots.clone().acquire_owned().await?;
-        let url = broker.url();
+        let (url, client_id) = (broker.url(), format!("{prefix}-{i}"));
         opening.push(tokio::spawn(async move {
-            let connection = Connection::open(&url, &format!("idle-{i}")).await;
+            let connection = Connection::open(&url, &client_id).await;
             drop(permit);
             connection
         }));
@@ -36,6 +34,14 @@ pub async fn run(broker: &Broker, count: usize) -> anyhow::Result<Outcome> {
     for connection in opening {
         open.push(connection.await??);
     }
+    Ok(open)
+}
+
+pub async fn run(broker: &Broker, count: usize) -> anyhow::Result<Outcome> {
+    let pid = broker.pid().ok_or_else(|| anyhow::anyhow!("broker has exited"))?;
+    let rss_before = rss_bytes(pid).unwrap_or(0);
+    let started = Instant::now();
+    let open = open_many(broker, count, "idle").await?;
     let elapsed = started.elapsed();
     // Let the broker settle its buffers before reading its memory.
     tokio::time::sleep(Duration::from_millis(500)).await;
