@@ -333,11 +333,13 @@ async fn an_hs256_token_is_refused_when_only_public_keys_are_configured() {
     assert_eq!(status, StatusCode::OK);
 }
 
-/// A JWKS endpoint on port 0 whose key set the test can rotate; counts fetches.
+/// A JWKS endpoint on port 0 whose key set the test can rotate, and which can be
+/// switched to hang like an issuer having a bad day; counts fetches.
 #[derive(Clone, Default)]
 struct JwksServer {
     keys: Arc<Mutex<Vec<Jwk>>>,
     fetches: Arc<Mutex<u32>>,
+    hang: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl JwksServer {
@@ -349,6 +351,9 @@ impl JwksServer {
                 let server = server.clone();
                 async move {
                     *server.fetches.lock().unwrap() += 1;
+                    if server.hang.load(std::sync::atomic::Ordering::SeqCst) {
+                        std::future::pending::<()>().await;
+                    }
                     axum::Json(JwkSet {
                         keys: server.keys.lock().unwrap().clone(),
                     })
@@ -571,36 +576,6 @@ fn jwks_urls_must_be_https_except_on_loopback_and_the_ttl_has_a_floor() {
     assert_eq!(err.variable, "JWT_HS256_SECRET_ARN", "one key source, not both");
 }
 
-/// A JWKS endpoint that can be switched to hang, as an issuer having a bad day.
-#[derive(Clone, Default)]
-struct FlakyJwks {
-    keys: Arc<Mutex<Vec<Jwk>>>,
-    hang: Arc<std::sync::atomic::AtomicBool>,
-    fetches: Arc<std::sync::atomic::AtomicU32>,
-}
-
-impl FlakyJwks {
-    async fn start(&self) -> String {
-        let server = self.clone();
-        let app = axum::Router::new().route(
-            "/jwks.json",
-            axum::routing::get(move || {
-                let server = server.clone();
-                async move {
-                    server.fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    if server.hang.load(std::sync::atomic::Ordering::SeqCst) {
-                        std::future::pending::<()>().await;
-                    }
-                    axum::Json(JwkSet {
-                        keys: server.keys.lock().unwrap().clone(),
-                    })
-                }
-            }),
-        );
-        format!("http://{}/jwks.json", common::serve(app).await)
-    }
-}
-
 /// A verifier whose cached keys are always stale (TTL 0, which the configuration
 /// refuses but the verifier must survive), so every request would refresh.
 fn stale_verifier(url: String) -> serverless_websockets::auth::JwtVerifier {
@@ -618,7 +593,7 @@ fn stale_verifier(url: String) -> serverless_websockets::auth::JwtVerifier {
 #[tokio::test]
 async fn a_known_kid_never_waits_for_a_hanging_issuer() {
     let signer = Signer::rsa("k1");
-    let jwks = FlakyJwks::default();
+    let jwks = JwksServer::default();
     jwks.keys.lock().unwrap().push(signer.jwk());
     let verifier = Arc::new(stale_verifier(jwks.start().await));
     assert!(verifier.verify(&signer.sign(&claims("alice"))).await.is_ok());
@@ -640,14 +615,14 @@ async fn a_known_kid_never_waits_for_a_hanging_issuer() {
         started.elapsed()
     );
     assert!(
-        jwks.fetches.load(std::sync::atomic::Ordering::SeqCst) <= 2,
+        *jwks.fetches.lock().unwrap() <= 2,
         "one background refresh in flight at a time"
     );
 }
 
 #[tokio::test]
 async fn without_cached_keys_concurrent_requests_share_one_fetch_and_fail_together() {
-    let jwks = FlakyJwks::default();
+    let jwks = JwksServer::default();
     jwks.hang.store(true, std::sync::atomic::Ordering::SeqCst);
     let verifier = Arc::new(stale_verifier(jwks.start().await));
     let signer = Signer::ec("k1");
@@ -666,11 +641,7 @@ async fn without_cached_keys_concurrent_requests_share_one_fetch_and_fail_togeth
         "all waited on one fetch: {:?}",
         started.elapsed()
     );
-    assert_eq!(
-        jwks.fetches.load(std::sync::atomic::Ordering::SeqCst),
-        1,
-        "single flight"
-    );
+    assert_eq!(*jwks.fetches.lock().unwrap(), 1, "single flight");
     // Right after the failure, a request does not start another fetch: it fails fast.
     let again = std::time::Instant::now();
     assert!(verifier.verify(&signer.sign(&claims("late"))).await.is_err());
