@@ -155,11 +155,11 @@ struct CredentialsBody<'a> {
 }
 
 async fn vend(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
-    let headers = request.headers().clone();
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let (parts, body) = request.into_parts();
+    let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let caller = state.auth.authenticate(authorization).await?;
-    let body = crate::server::read_body(request, MAX_BODY_BYTES).await?;
-    check_json_object(&headers, &body)?;
+    let body = crate::server::read_body(&parts, body, MAX_BODY_BYTES).await?;
+    check_json_object(&parts.headers, &body)?;
 
     let config = &state.config;
     let client_id = ClientId::generate();

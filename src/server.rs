@@ -66,17 +66,17 @@ pub enum BodyError {
 /// [`Timeouts::body_read`] (the default when the request did not come through
 /// [`serve`], as in Lambda). A declared `Content-Length` over the limit is refused
 /// before anything is read.
-pub async fn read_body(request: axum::extract::Request, limit: usize) -> Result<Bytes, BodyError> {
-    let deadline = request
-        .extensions()
+/// Takes the request's parts by reference, so the handler keeps them without a copy.
+pub async fn read_body(parts: &http::request::Parts, body: Body, limit: usize) -> Result<Bytes, BodyError> {
+    let deadline = parts
+        .extensions
         .get::<Timeouts>()
         .copied()
         .unwrap_or_default()
         .body_read;
-    if declared_length(request.headers()).is_some_and(|len| len > limit as u64) {
+    if declared_length(&parts.headers).is_some_and(|len| len > limit as u64) {
         return Err(BodyError::TooLarge { limit });
     }
-    let body = request.into_body();
     match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
         Err(_) => Err(BodyError::Timeout(deadline)),
         Ok(Ok(bytes)) => Ok(bytes),

@@ -339,12 +339,9 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 async fn handle(State(sts): State<Arc<StsEmulator>>, request: axum::extract::Request) -> Response {
     let request_id = crate::random::hex::<16>();
-    let (method, uri, headers) = (
-        request.method().clone(),
-        request.uri().clone(),
-        request.headers().clone(),
-    );
-    let body = match crate::server::read_body(request, MAX_REQUEST_BYTES).await {
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
+    let body = match crate::server::read_body(&parts, body, MAX_REQUEST_BYTES).await {
         Ok(body) => body,
         Err(err) => {
             let fault = match err {
@@ -359,7 +356,7 @@ async fn handle(State(sts): State<Arc<StsEmulator>>, request: axum::extract::Req
         }
     };
     let now = SystemTime::now();
-    let request = QueryRequest::parse(&method, &uri, &body);
+    let request = QueryRequest::parse(method, uri, &body);
     let action = request.action().to_owned();
     let result = if method != Method::POST && method != Method::GET {
         Err(Fault::new(
@@ -374,7 +371,7 @@ async fn handle(State(sts): State<Arc<StsEmulator>>, request: axum::extract::Req
             format!("No STS operation at {}.", uri.path()),
         ))
     } else {
-        sts.authenticate(&method, &uri, &request.query, &headers, &body, now)
+        sts.authenticate(method, uri, &request.query, headers, &body, now)
             .and_then(|caller| match action.as_str() {
                 "AssumeRole" => sts.assume_role(&caller, &request.params, now),
                 "GetCallerIdentity" => Ok(sts.get_caller_identity(&caller)),

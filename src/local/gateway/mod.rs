@@ -197,12 +197,9 @@ async fn websocket(
 
 async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
     let invalid = |message: &str| aws_error(StatusCode::BAD_REQUEST, "InvalidRequestException", message);
-    let (method, uri, headers) = (
-        request.method().clone(),
-        request.uri().clone(),
-        request.headers().clone(),
-    );
-    let body = match crate::server::read_body(request, MAX_PUBLISH_BODY).await {
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
+    let body = match crate::server::read_body(&parts, body, MAX_PUBLISH_BODY).await {
         Ok(body) => body,
         Err(BodyError::TooLarge { .. }) => {
             return aws_error(
@@ -222,7 +219,7 @@ async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract::Re
     let param = |name: &str| query.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
     let identity = match gateway
         .auth
-        .signed_header(&method, &uri, &query, &headers, &payload_hash, SystemTime::now())
+        .signed_header(method, uri, &query, headers, &payload_hash, SystemTime::now())
     {
         Ok(identity) => identity,
         Err(denied) => {
