@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
@@ -12,26 +12,9 @@ use rumqttc::mqttbytes::QoS;
 use rumqttc::mqttbytes::v4::{Connect, Packet, Publish, Subscribe};
 use serverless_websockets::local::gateway::GatewayOptions;
 use serverless_websockets::local::{LocalOptions, LocalStack};
-use serverless_websockets::presign::{DEFAULT_EXPIRES, IotEndpoint, presign};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn admin_socket(stack: &LocalStack) -> Socket {
-    let admin = &stack.info().admin;
-    let credentials =
-        aws_credential_types::Credentials::new(&admin.access_key_id, &admin.secret_access_key, None, None, "a");
-    let endpoint = IotEndpoint::parse(&stack.info().iot_endpoint).unwrap();
-    let url = presign(&endpoint, "us-east-1", &credentials, SystemTime::now(), DEFAULT_EXPIRES).unwrap();
-    let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", "mqtt".parse().unwrap());
-    let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
-    assert_eq!(response.status(), 101);
-    socket
-}
+use common::mqtt::{RawSocket as Socket, admin_websocket as admin_socket};
 
 async fn send(socket: &mut Socket, packet: Packet) {
     let mut buffer = BytesMut::new();

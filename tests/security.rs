@@ -219,22 +219,7 @@ async fn an_x_amz_expires_of_u64_max_is_refused_and_the_stack_keeps_serving() {
 
 /// A WebSocket to the gateway, handshake done, as a raw TCP stream.
 async fn raw_websocket(stack: &LocalStack) -> TcpStream {
-    let endpoint = IotEndpoint::parse(&stack.info().iot_endpoint).unwrap();
-    let url = presign(
-        &endpoint,
-        "us-east-1",
-        &admin(stack),
-        SystemTime::now(),
-        DEFAULT_EXPIRES,
-    )
-    .unwrap();
-    let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", "mqtt".parse().unwrap());
-    let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
-    assert_eq!(response.status(), 101);
-    match socket.into_inner() {
+    match common::mqtt::admin_websocket(stack).await.into_inner() {
         tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp,
         _ => unreachable!("plain ws"),
     }

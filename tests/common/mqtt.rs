@@ -5,8 +5,6 @@
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -213,25 +211,23 @@ pub async fn https_publish_at(
             format!("?{query}")
         }
     );
-    let host = url.split("://").nth(1).unwrap().split('/').next().unwrap().to_owned();
-    let mut settings = SigningSettings::default();
-    settings.signature_location = SignatureLocation::Headers;
-    let identity = credentials.clone().into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("iotdata")
-        .time(time)
-        .settings(settings)
-        .build()
-        .unwrap()
-        .into();
-    let headers = [("host", host.as_str())];
-    let signable = SignableRequest::new("POST", &url, headers.into_iter(), SignableBody::Bytes(payload)).unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let headers = [("host", super::sigv4::host_of(&url))];
+    let signed = super::sigv4::sign_headers(
+        &super::sigv4::ToSign {
+            method: "POST",
+            url: &url,
+            headers: &headers,
+            body: payload,
+            service: "iotdata",
+            region,
+            content_sha256_header: false,
+        },
+        credentials,
+        time,
+    );
     let client = client.unwrap_or_default();
     let mut request = client.post(&url).body(payload.to_vec());
-    for (name, value) in instructions.headers() {
+    for (name, value) in &signed {
         request = request.header(name, value);
     }
     request.send().await.unwrap()
@@ -247,4 +243,30 @@ pub async fn vend_as(api_url: &str, token: &str) -> Vended {
         .unwrap();
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
+}
+
+/// A WebSocket to the local gateway, as the local admin, handshake done (101) and
+/// nothing sent: for tests that speak raw MQTT packets or raw frames.
+pub type RawSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn admin_websocket(stack: &serverless_websockets::local::LocalStack) -> RawSocket {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let admin = &stack.info().admin;
+    let credentials = Credentials::new(&admin.access_key_id, &admin.secret_access_key, None, None, "admin");
+    let endpoint = serverless_websockets::presign::IotEndpoint::parse(&stack.info().iot_endpoint).unwrap();
+    let url = serverless_websockets::presign::presign(
+        &endpoint,
+        "us-east-1",
+        &credentials,
+        SystemTime::now(),
+        serverless_websockets::presign::DEFAULT_EXPIRES,
+    )
+    .unwrap();
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "mqtt".parse().unwrap());
+    let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(response.status(), 101);
+    socket
 }
