@@ -13,10 +13,13 @@ use std::time::Duration;
 use axum::extract::ws::Message;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
+
+#[path = "fixtures.rs"]
+mod fixtures;
 use serverless_websockets::local::gateway::session::Session;
 use serverless_websockets::local::gateway::{Gateway, GatewayOptions};
 use serverless_websockets::local::identity::{Identity, IdentityStore};
-use serverless_websockets::policy::{IotArns, PolicyDocument};
+use serverless_websockets::policy::IotArns;
 
 /// Incoming messages from memory; everything written is dropped.
 struct MemorySocket {
@@ -65,22 +68,7 @@ static WORLD: LazyLock<World> = LazyLock::new(|| {
     };
     let arns = IotArns::new("aws", "us-east-1", "000000000000").unwrap();
     let gateway = Arc::new(Gateway::new(Arc::new(IdentityStore::new()), arns, options, stopped));
-    let everything = PolicyDocument::parse(
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}"#,
-    )
-    .unwrap();
-    let identity = Arc::new(Identity {
-        access_key_id: "AKIAFUZZ".into(),
-        secret_access_key: "s".into(),
-        session_token: None,
-        expiration: None,
-        arn: "arn:aws:iam::000000000000:user/fuzz".into(),
-        user_id: "AIDAFUZZ".into(),
-        account: "000000000000".into(),
-        policies: Arc::from(vec![everything]),
-        session_policies: None,
-        source_identity: None,
-    });
+    let identity = Arc::new(fixtures::admin());
     World {
         runtime,
         gateway,

@@ -6,16 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use libfuzzer_sys::fuzz_target;
+
+#[path = "fixtures.rs"]
+mod fixtures;
+use fixtures::allow_all;
 use serverless_websockets::local::identity::{Identity, IdentityStore};
 use serverless_websockets::local::sts::{LocalRole, QueryRequest, StsEmulator};
-use serverless_websockets::policy::PolicyDocument;
 
 const ROLE: &str = "arn:aws:iam::000000000000:role/r";
-
-fn allow_all() -> PolicyDocument {
-    PolicyDocument::parse(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
-        .unwrap()
-}
 
 /// A fresh emulator per input, so issued credentials do not pile up across runs.
 fn emulator() -> (StsEmulator, Identity) {
@@ -27,18 +25,7 @@ fn emulator() -> (StsEmulator, Identity) {
         policies: Arc::from(vec![allow_all()]),
         trusted: vec!["*".into()],
     };
-    let caller = Identity {
-        access_key_id: "AKIAFUZZ".into(),
-        secret_access_key: "s".into(),
-        session_token: None,
-        expiration: None,
-        arn: "arn:aws:iam::000000000000:user/fuzz".into(),
-        user_id: "AIDAFUZZ".into(),
-        account: "000000000000".into(),
-        policies: Arc::from(vec![allow_all()]),
-        session_policies: None,
-        source_identity: None,
-    };
+    let caller = fixtures::admin();
     (
         StsEmulator::new("000000000000", vec![role], Arc::new(IdentityStore::new())),
         caller,
