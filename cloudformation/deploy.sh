@@ -2,8 +2,9 @@
 # Build, deploy, smoke-test and tear down serverless-websockets in your AWS account.
 #
 #   cloudformation/deploy.sh build
-#       cargo lambda build --release --arm64 --output-format zip
-#       -> target/lambda/serverless-websockets/bootstrap.zip
+#       cargo lambda build --release --arm64 --output-format zip -p serverless-websockets-vending
+#       -> target/lambda/serverless-websockets-vending/bootstrap.zip (the vending crate alone:
+#          none of the local stack's emulators is in it)
 #   cloudformation/deploy.sh deploy --stack NAME --bucket BUCKET [--iot-endpoint HOST] [--zip PATH] [Param=Value ...]
 #       uploads the zip to s3://BUCKET/serverless-websockets/bootstrap-<sha>.zip and
 #       runs `aws cloudformation deploy` with the parameters; prints the outputs
@@ -20,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ZIP="${CARGO_TARGET_DIR:-target}/lambda/serverless-websockets/bootstrap.zip"
+ZIP="${CARGO_TARGET_DIR:-target}/lambda/serverless-websockets-vending/bootstrap.zip"
 TEMPLATE=cloudformation/template.yaml
 
 die() { echo "deploy.sh: $*" >&2; exit 1; }
@@ -44,7 +45,7 @@ build() {
   command -v cargo-lambda >/dev/null || die "cargo-lambda is not installed (pip install cargo-lambda)"
   rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
   local started=$SECONDS
-  cargo lambda build --release --arm64 --output-format zip --bin serverless-websockets
+  cargo lambda build --release --arm64 --output-format zip -p serverless-websockets-vending --bin serverless-websockets-vending
   [ -f "$ZIP" ] || die "expected $ZIP after the build"
   echo "built $ZIP: $(stat -c %s "$ZIP") bytes in $((SECONDS - started)) s"
 }

@@ -1,217 +1,556 @@
-//! Temporary credentials for one client, from STS `AssumeRole`.
+//! A local STS: the Query API's `AssumeRole` and `GetCallerIdentity`
+//! (<https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html>), close
+//! enough to AWS that `aws-sdk-sts`, botocore and the AWS CLI work against it.
 //!
-//! [`CredentialIssuer`] is the seam the API depends on; [`AssumeRoleIssuer`] is the
-//! real implementation on `aws-sdk-sts`. It takes its endpoint, region and caller
-//! credentials from the standard AWS SDK configuration, so `AWS_ENDPOINT_URL_STS`
-//! points it at a local STS (the local stack, moto) with no code change.
+//! Every request must carry a valid SigV4 `Authorization` header (service `sts`)
+//! from a known identity — the admin credentials or credentials this emulator
+//! issued. `AssumeRole` validates its parameters as AWS does (session name,
+//! duration against the role's maximum and the one-hour role-chaining cap, the
+//! session policy's size, character set and grammar), checks that the role trusts
+//! the caller and that the caller may `sts:AssumeRole` it, and then issues
+//! `ASIA…` credentials recorded in the shared [`IdentityStore`] together with the
+//! role's policies and the session policy, which is all the IoT gateway needs.
 //!
-//! The client is built once per process with a timeout and the SDK's standard retry
-//! (which backs off on `Throttling`, as AWS advises). Errors are sorted into what
-//! the caller of the API should see: throttling → retry later, a refusal of our own
-//! request → the deployment is misconfigured, anything else → STS is unavailable.
-//! See <https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html>.
+//! Managed session policies (`PolicyArns`) are honoured for the AWS managed
+//! policies in [`managed_policy`] and refused otherwise.
+//!
+//! Not emulated: other actions, `Condition` keys in trust policies, MFA, external
+//! IDs, throttling, regional endpoint differences, customer managed policies. `PackedPolicySize` is an
+//! estimate (policy and tag characters as a percentage of 2048), not AWS's
+//! compression-based figure.
 
-use std::fmt;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use async_trait::async_trait;
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
-use aws_smithy_types::date_time::{DateTime, Format};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
 
-use crate::client_id::ClientId;
+use super::identity::{AuthError, Identity, IdentityStore};
+use serverless_websockets_core::policy::PolicyDocument;
+use serverless_websockets_core::policy::eval::glob;
+use serverless_websockets_vending::server::BodyError;
+use serverless_websockets_core::sigv4::{Expectations, RequestParts, SigError, SignedClaims, TokenInQuery, Verifier};
+use serverless_websockets_vending::issuer::is_sts_name;
 
-/// How long a throttled caller is asked to wait (`Retry-After`).
-pub const THROTTLE_RETRY_AFTER: Duration = Duration::from_secs(1);
+const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+/// STS's limit on the session policy, in characters.
+pub const MAX_POLICY_CHARS: usize = 2048;
+/// Role chaining caps sessions at one hour.
+pub const CHAINED_MAX: Duration = Duration::from_secs(3600);
 
-/// Credentials as STS returns them. `Debug` never prints the secret or the token.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TemporaryCredentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: String,
-    pub expiration: SystemTime,
+/// A role the emulator can hand out sessions for.
+#[derive(Debug, Clone)]
+pub struct LocalRole {
+    pub arn: String,
+    pub name: String,
+    /// `AROA…`, the role's unique ID.
+    pub role_id: String,
+    pub max_session: Duration,
+    pub policies: Arc<[PolicyDocument]>,
+    /// ARN patterns (`*`, `?` wildcards) of principals the role trusts.
+    pub trusted: Vec<String>,
 }
 
-impl TemporaryCredentials {
-    /// The expiration as ISO-8601 (`2026-01-01T00:00:00Z`).
-    pub fn expiration_iso8601(&self) -> String {
-        let secs = self
-            .expiration
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        DateTime::from_secs(secs as i64)
-            .fmt(Format::DateTime)
-            .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
-    }
-
-    /// The same credentials as the AWS SDK's type, for signing.
-    pub fn to_sdk(&self) -> aws_credential_types::Credentials {
-        aws_credential_types::Credentials::new(
-            &self.access_key_id,
-            &self.secret_access_key,
-            Some(self.session_token.clone()),
-            Some(self.expiration),
-            "serverless-websockets",
-        )
-    }
+/// An AWS error response: HTTP status, error code and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
 }
 
-impl fmt::Debug for TemporaryCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TemporaryCredentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"** redacted **")
-            .field("session_token", &"** redacted **")
-            .field("expiration", &self.expiration_iso8601())
-            .finish()
-    }
-}
-
-/// What the API asks for: credentials for one client, narrowed by `policy`.
-#[derive(Debug, Clone, Copy)]
-pub struct IssueRequest<'a> {
-    pub client_id: &'a ClientId,
-    pub policy: &'a str,
-    pub duration: Duration,
-    /// Recorded by STS as the session's `SourceIdentity` (CloudTrail shows it).
-    pub source_identity: Option<&'a str>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StsError {
-    #[error("STS throttled the request ({code})")]
-    Throttled { code: String },
-    #[error("STS refused the request as misconfigured: {code}: {message}")]
-    Misconfigured { code: String, message: String },
-    #[error("STS did not answer in time: {0}")]
-    Timeout(String),
-    #[error("STS is unavailable: {0}")]
-    Unavailable(String),
-}
-
-/// STS's pattern for `RoleSessionName` and `SourceIdentity`: `[\w+=,.@-]{2,64}`.
-pub fn is_sts_name(value: &str) -> bool {
-    (2..=64).contains(&value.len())
-        && value
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"_+=,.@-".contains(&c))
-}
-
-/// The STS `SourceIdentity` for a caller's `sub`: the sub itself when STS accepts
-/// it (`[\w+=,.@-]{2,64}`), otherwise `sub-` and the first 32 hex digits of its
-/// SHA-256 (Auth0's `auth0|123` is not accepted as is); the log line of each vend
-/// shows both, so CloudTrail entries can be traced back to the sub.
-pub fn source_identity(sub: &str) -> String {
-    if is_sts_name(sub) && !sub.to_ascii_lowercase().starts_with("aws:") {
-        sub.to_owned()
-    } else {
-        use sha2::Digest;
-        format!("sub-{}", &hex::encode(sha2::Sha256::digest(sub.as_bytes()))[..32])
-    }
-}
-
-#[async_trait]
-pub trait CredentialIssuer: Send + Sync + 'static {
-    async fn issue(&self, request: IssueRequest<'_>) -> Result<TemporaryCredentials, StsError>;
-}
-
-/// Sorts an STS error response by its code and HTTP status.
-pub fn classify(code: Option<&str>, message: Option<&str>, status: u16) -> StsError {
-    let code_str = code.unwrap_or("Unknown").to_owned();
-    let message = message.unwrap_or_default().to_owned();
-    match code.unwrap_or_default() {
-        "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException" => {
-            StsError::Throttled { code: code_str }
-        }
-        _ if status >= 500 => StsError::Unavailable(format!("{code_str} (HTTP {status}): {message}")),
-        // AccessDenied, MalformedPolicyDocument, PackedPolicyTooLarge, ValidationError,
-        // RegionDisabledException, ExpiredToken…: our own request is wrong, and
-        // retrying will not help until the deployment is fixed.
-        _ => StsError::Misconfigured {
-            code: code_str,
-            message,
-        },
-    }
-}
-
-/// The real issuer: `sts:AssumeRole` on the client role.
-#[derive(Clone, Debug)]
-pub struct AssumeRoleIssuer {
-    client: aws_sdk_sts::Client,
-    role_arn: String,
-}
-
-/// Loads the standard AWS SDK configuration (environment, profile, container or
-/// instance credentials; `AWS_ENDPOINT_URL_STS`) with our timeouts and retries.
-/// No network I/O happens here: credentials resolve on first use.
-pub async fn load_sdk_config() -> aws_config::SdkConfig {
-    sdk_config_loader().load().await
-}
-
-/// The loader behind [`load_sdk_config`], for callers that override a setting.
-pub fn sdk_config_loader() -> aws_config::ConfigLoader {
-    aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(4))
-                .operation_timeout(Duration::from_secs(10))
-                .build(),
-        )
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
-}
-
-impl AssumeRoleIssuer {
-    pub fn new(sdk_config: &aws_config::SdkConfig, role_arn: &str) -> Self {
+impl Fault {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
-            client: aws_sdk_sts::Client::new(sdk_config),
-            role_arn: role_arn.to_owned(),
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn validation(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "ValidationError", message)
+    }
+}
+
+pub struct StsEmulator {
+    account: String,
+    roles: Vec<LocalRole>,
+    store: Arc<IdentityStore>,
+    verifier: Verifier,
+}
+
+impl StsEmulator {
+    pub fn new(account: &str, roles: Vec<LocalRole>, store: Arc<IdentityStore>) -> Self {
+        Self {
+            account: account.to_owned(),
+            roles,
+            store,
+            verifier: Verifier::new(),
+        }
+    }
+
+    /// The Query API on `/` (POST form or GET query).
+    pub fn router(self: Arc<Self>) -> axum::Router {
+        axum::Router::new().fallback(handle).with_state(self)
+    }
+
+    /// Authenticates a signed request: the caller's identity, or the AWS fault.
+    fn authenticate(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        query: &[(String, String)],
+        headers: &HeaderMap,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Arc<Identity>, Fault> {
+        use sha2::Digest;
+        let claims = SignedClaims::from_headers(headers).map_err(|err| match err {
+            SigError::Missing => Fault::new(
+                StatusCode::FORBIDDEN,
+                "MissingAuthenticationToken",
+                "Request is missing Authentication Token",
+            ),
+            other => Fault::new(
+                StatusCode::BAD_REQUEST,
+                "IncompleteSignature",
+                format!("Authorization header: {other}"),
+            ),
+        })?;
+        let identity = self
+            .store
+            .authenticate(&claims.access_key_id, claims.security_token.as_deref(), now)
+            .map_err(|err| match err {
+                AuthError::UnknownKey | AuthError::BadToken => Fault::new(
+                    StatusCode::FORBIDDEN,
+                    "InvalidClientTokenId",
+                    "The security token included in the request is invalid.",
+                ),
+                AuthError::Expired => Fault::new(
+                    StatusCode::BAD_REQUEST,
+                    "ExpiredTokenException",
+                    "The security token included in the request is expired",
+                ),
+            })?;
+        let payload = hex::encode(sha2::Sha256::digest(body));
+        let parts = RequestParts {
+            method: method.as_str(),
+            raw_path: uri.path(),
+            query,
+            headers,
+        };
+        let expect = Expectations {
+            services: &["sts"],
+            region: None,
+            token_in_query: TokenInQuery::Signed,
+            payload_sha256: Some(&payload),
+        };
+        self.verifier.verify(&claims, parts, &identity.secret_access_key, expect, now).map_err(|err| {
+            let message = match err {
+                SigError::Skewed => "Signature expired: the request's X-Amz-Date is more than 15 minutes from the server's time.".to_owned(),
+                SigError::Service { found } => format!("Credential should be scoped to correct service: 'sts', not '{found}'."),
+                SigError::PayloadHash => "The provided 'x-amz-content-sha256' header does not match what was computed.".to_owned(),
+                _ => "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.".to_owned(),
+            };
+            Fault::new(StatusCode::FORBIDDEN, "SignatureDoesNotMatch", message)
+        })?;
+        Ok(identity)
+    }
+
+    /// `GetCallerIdentity`: who signed the request.
+    pub fn get_caller_identity(&self, caller: &Identity) -> String {
+        format!(
+            "<GetCallerIdentityResult><Arn>{}</Arn><UserId>{}</UserId><Account>{}</Account></GetCallerIdentityResult>",
+            escape(&caller.arn),
+            escape(&caller.user_id),
+            escape(&caller.account)
+        )
+    }
+
+    /// `AssumeRole`: validates, authorizes, issues and records credentials.
+    pub fn assume_role(
+        &self,
+        caller: &Identity,
+        params: &HashMap<String, String>,
+        now: SystemTime,
+    ) -> Result<String, Fault> {
+        let role_arn = params.get("RoleArn").ok_or_else(|| {
+            Fault::validation("1 validation error detected: Value null at 'roleArn' failed to satisfy constraint: Member must not be null")
+        })?;
+        let session = params.get("RoleSessionName").ok_or_else(|| {
+            Fault::validation("1 validation error detected: Value null at 'roleSessionName' failed to satisfy constraint: Member must not be null")
+        })?;
+        if !is_sts_name(session) {
+            return Err(Fault::validation(format!(
+                "1 validation error detected: Value '{session}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]* and have length between 2 and 64"
+            )));
+        }
+        let duration = match params.get("DurationSeconds") {
+            None => Duration::from_secs(3600),
+            Some(raw) => match raw.parse::<u64>() {
+                Ok(secs) if (900..=43_200).contains(&secs) => Duration::from_secs(secs),
+                _ => {
+                    return Err(Fault::validation(format!(
+                        "1 validation error detected: Value '{raw}' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200"
+                    )));
+                }
+            },
+        };
+        let inline_policy = match params.get("Policy") {
+            None => None,
+            Some(policy) => Some(parse_session_policy(policy)?),
+        };
+        let managed = parse_policy_arns(params)?;
+        let tags = parse_tags(params)?;
+        let source_identity = match params.get("SourceIdentity") {
+            Some(value) if !is_sts_name(value) || value.to_ascii_lowercase().starts_with("aws:") => {
+                return Err(Fault::validation(format!(
+                    "1 validation error detected: Value '{value}' at 'sourceIdentity' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]* and have length between 2 and 64"
+                )));
+            }
+            other => other.cloned(),
+        };
+
+        let denied = || {
+            Fault::new(
+                StatusCode::FORBIDDEN,
+                "AccessDenied",
+                format!(
+                    "User: {} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
+                    caller.arn
+                ),
+            )
+        };
+        let role = self.roles.iter().find(|r| &r.arn == role_arn).ok_or_else(denied)?;
+        if !role.trusted.iter().any(|pattern| glob(pattern, &caller.arn, false))
+            || !caller.is_allowed("sts:AssumeRole", role_arn)
+        {
+            return Err(denied());
+        }
+        if duration > role.max_session {
+            return Err(Fault::validation(
+                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+            ));
+        }
+        if caller.is_assumed_role() && duration > CHAINED_MAX {
+            return Err(Fault::validation(
+                "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.",
+            ));
+        }
+        let packed_chars = params.get("Policy").map_or(0, |p| compact_len(p))
+            + managed.iter().map(|(arn, _)| arn.chars().count()).sum::<usize>()
+            + tags
+                .iter()
+                .map(|(k, v)| k.chars().count() + v.chars().count())
+                .sum::<usize>();
+        let packed_percent = (packed_chars * 100).div_ceil(MAX_POLICY_CHARS);
+        if packed_percent > 100 {
+            return Err(Fault::new(
+                StatusCode::BAD_REQUEST,
+                "PackedPolicyTooLarge",
+                format!("Packed policy consumes {packed_percent}% of allotted space, please use smaller policy."),
+            ));
+        }
+
+        let access_key_id = format!("ASIA{}", random_base32(16));
+        let secret = base64::engine::general_purpose::STANDARD.encode(serverless_websockets_core::random::bytes::<30>());
+        let token = base64::engine::general_purpose::STANDARD.encode(serverless_websockets_core::random::bytes::<120>());
+        let expiration = now + duration;
+        let assumed_arn = format!("arn:aws:sts::{}:assumed-role/{}/{session}", self.account, role.name);
+        let user_id = format!("{}:{session}", role.role_id);
+        self.store.insert(
+            Identity {
+                access_key_id: access_key_id.clone(),
+                secret_access_key: secret.clone(),
+                session_token: Some(token.clone()),
+                expiration: Some(expiration),
+                arn: assumed_arn.clone(),
+                user_id: user_id.clone(),
+                account: self.account.clone(),
+                policies: role.policies.clone(),
+                session_policies: session_policies(inline_policy, managed),
+                source_identity: source_identity.clone(),
+            },
+            now,
+        );
+        tracing::info!(caller = %caller.arn, assumed = %assumed_arn, duration_s = duration.as_secs(), "AssumeRole issued credentials");
+
+        let expiration = aws_smithy_types::DateTime::from_secs(
+            expiration
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+        )
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default();
+        let mut xml = String::from("<AssumeRoleResult>");
+        if let Some(source) = &source_identity {
+            let _ = write!(xml, "<SourceIdentity>{}</SourceIdentity>", escape(source));
+        }
+        let _ = write!(
+            xml,
+            "<AssumedRoleUser><AssumedRoleId>{}</AssumedRoleId><Arn>{}</Arn></AssumedRoleUser>\
+             <Credentials><AccessKeyId>{access_key_id}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey>\
+             <SessionToken>{}</SessionToken><Expiration>{expiration}</Expiration></Credentials>",
+            escape(&user_id),
+            escape(&assumed_arn),
+            escape(&secret),
+            escape(&token),
+        );
+        if packed_chars > 0 {
+            let _ = write!(xml, "<PackedPolicySize>{packed_percent}</PackedPolicySize>");
+        }
+        xml.push_str("</AssumeRoleResult>");
+        Ok(xml)
+    }
+}
+
+/// One STS Query request, parsed once: the signature check and the action read
+/// the very same parameters. The query string is decoded by
+/// [`serverless_websockets_core::sigv4::query_pairs`] (a `+` stays a `+`), the form body by the
+/// `application/x-www-form-urlencoded` rules (it is hashed whole, so its reading
+/// cannot differ from what was signed).
+pub struct QueryRequest {
+    pub query: Vec<(String, String)>,
+    pub params: HashMap<String, String>,
+}
+
+impl QueryRequest {
+    pub fn parse(method: &Method, uri: &Uri, body: &[u8]) -> Self {
+        let query = serverless_websockets_core::sigv4::query_pairs(uri.query().unwrap_or(""));
+        let mut params: HashMap<String, String> = query.iter().cloned().collect();
+        if method == Method::POST {
+            params.extend(url::form_urlencoded::parse(body).into_owned());
+        }
+        Self { query, params }
+    }
+
+    fn action(&self) -> &str {
+        self.params.get("Action").map_or("", String::as_str)
+    }
+}
+
+/// STS's limit on a Query API request body.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+async fn handle(State(sts): State<Arc<StsEmulator>>, request: axum::extract::Request) -> Response {
+    let request_id = serverless_websockets_core::random::hex::<16>();
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
+    let body = match serverless_websockets_vending::server::read_body(&parts, body, MAX_REQUEST_BYTES).await {
+        Ok(body) => body,
+        Err(err) => {
+            let fault = match err {
+                BodyError::TooLarge { .. } => Fault::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "RequestEntityTooLarge",
+                    format!("The request body must be at most {MAX_REQUEST_BYTES} bytes."),
+                ),
+                other => Fault::new(StatusCode::BAD_REQUEST, "RequestTimeout", other.to_string()),
+            };
+            return render("", &request_id, Err(fault));
+        }
+    };
+    let now = SystemTime::now();
+    let request = QueryRequest::parse(method, uri, &body);
+    let action = request.action().to_owned();
+    let result = if method != Method::POST && method != Method::GET {
+        Err(Fault::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "InvalidAction",
+            "Use POST or GET.",
+        ))
+    } else if uri.path() != "/" {
+        Err(Fault::new(
+            StatusCode::NOT_FOUND,
+            "InvalidAction",
+            format!("No STS operation at {}.", uri.path()),
+        ))
+    } else {
+        sts.authenticate(method, uri, &request.query, headers, &body, now)
+            .and_then(|caller| match action.as_str() {
+                "AssumeRole" => sts.assume_role(&caller, &request.params, now),
+                "GetCallerIdentity" => Ok(sts.get_caller_identity(&caller)),
+                "" => Err(Fault::new(StatusCode::BAD_REQUEST, "MissingAction", "Missing Action")),
+                other => Err(Fault::new(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidAction",
+                    format!("Could not find operation {other} for version 2011-06-15"),
+                )),
+            })
+    };
+    render(&action, &request_id, result)
+}
+
+/// The Query API's XML answer: `<{Action}Response>` or `<ErrorResponse>`.
+fn render(action: &str, request_id: &str, result: Result<String, Fault>) -> Response {
+    let xml_headers = [("content-type", "text/xml"), ("x-amzn-requestid", request_id)];
+    match result {
+        Ok(result) => {
+            let body = format!(
+                r#"<{action}Response xmlns="{NAMESPACE}">{result}<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></{action}Response>"#
+            );
+            (StatusCode::OK, xml_headers, body).into_response()
+        }
+        Err(fault) => {
+            tracing::warn!(action = %action.escape_debug(), code = fault.code, status = fault.status.as_u16(), message = %fault.message, "STS request refused");
+            let kind = if fault.status.is_server_error() {
+                "Receiver"
+            } else {
+                "Sender"
+            };
+            let body = format!(
+                r#"<ErrorResponse xmlns="{NAMESPACE}"><Error><Type>{kind}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"#,
+                fault.code,
+                escape(&fault.message)
+            );
+            (fault.status, xml_headers, body).into_response()
         }
     }
 }
 
-#[async_trait]
-impl CredentialIssuer for AssumeRoleIssuer {
-    async fn issue(&self, request: IssueRequest<'_>) -> Result<TemporaryCredentials, StsError> {
-        let output = self
-            .client
-            .assume_role()
-            .role_arn(&self.role_arn)
-            .role_session_name(request.client_id.as_str())
-            .duration_seconds(i32::try_from(request.duration.as_secs()).unwrap_or(i32::MAX))
-            .policy(request.policy)
-            .set_source_identity(request.source_identity.map(str::to_owned))
-            .send()
-            .await
-            .map_err(|err| match &err {
-                SdkError::ServiceError(service) => classify(
-                    service.err().code(),
-                    service.err().message(),
-                    service.raw().status().as_u16(),
-                ),
-                SdkError::TimeoutError(_) => StsError::Timeout(format!("{err:?}")),
-                SdkError::DispatchFailure(failure) if failure.is_timeout() => StsError::Timeout(format!("{err:?}")),
-                SdkError::ConstructionFailure(_) => StsError::Misconfigured {
-                    code: "ConstructionFailure".into(),
-                    message: format!("{err:?}"),
-                },
-                _ => StsError::Unavailable(format!("{err:?}")),
-            })?;
-        let credentials = output
-            .credentials()
-            .ok_or_else(|| StsError::Unavailable("AssumeRole response has no Credentials".into()))?;
-        let expiration = SystemTime::try_from(*credentials.expiration())
-            .map_err(|_| StsError::Unavailable("AssumeRole Expiration is out of range".into()))?;
-        Ok(TemporaryCredentials {
-            access_key_id: credentials.access_key_id().to_owned(),
-            secret_access_key: credentials.secret_access_key().to_owned(),
-            session_token: credentials.session_token().to_owned(),
-            expiration,
-        })
+fn parse_session_policy(policy: &str) -> Result<PolicyDocument, Fault> {
+    let chars = policy.chars().count();
+    if chars == 0 || chars > MAX_POLICY_CHARS {
+        return Err(Fault::validation(format!(
+            "1 validation error detected: Value at 'policy' failed to satisfy constraint: Member must have length less than or equal to {MAX_POLICY_CHARS}"
+        )));
     }
+    if !policy
+        .chars()
+        .all(|c| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{FF}'))
+    {
+        return Err(Fault::validation(
+            "1 validation error detected: Value at 'policy' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\u0009\\u000A\\u000D\\u0020-\\u00FF]+",
+        ));
+    }
+    PolicyDocument::parse(policy).map_err(|err| {
+        let message = match err {
+            serverless_websockets_core::policy::PolicyParseError::Syntax(_) => "The policy is not in the valid JSON format.".to_owned(),
+            other => format!("Syntax errors in policy: {other}."),
+        };
+        Fault::new(StatusCode::BAD_REQUEST, "MalformedPolicyDocument", message)
+    })
+}
+
+/// AWS managed policies the emulator knows, by ARN, for `PolicyArns`. Their
+/// documents are AWS's (IAM console, "AWS managed policies"); any other ARN is
+/// refused, as STS refuses one that does not exist — it is never ignored.
+pub fn managed_policy(arn: &str) -> Option<PolicyDocument> {
+    let json = match arn {
+        "arn:aws:iam::aws:policy/AWSIoTDataAccess" => {
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["iot:Connect","iot:Publish","iot:Subscribe","iot:Receive","iot:GetThingShadow","iot:UpdateThingShadow","iot:DeleteThingShadow","iot:ListNamedShadowsForThing"],"Resource":"*"}]}"#
+        }
+        "arn:aws:iam::aws:policy/AWSDenyAll" => {
+            r#"{"Version":"2012-10-17","Statement":[{"Sid":"DenyAll","Effect":"Deny","Action":"*","Resource":"*"}]}"#
+        }
+        _ => return None,
+    };
+    PolicyDocument::parse(json).ok()
+}
+
+/// STS accepts at most ten managed session policies.
+pub const MAX_POLICY_ARNS: usize = 10;
+
+/// `PolicyArns.member.N.arn`: each must name a managed policy the emulator knows.
+fn parse_policy_arns(params: &HashMap<String, String>) -> Result<Vec<(String, PolicyDocument)>, Fault> {
+    let mut policies = Vec::new();
+    for n in 1.. {
+        let Some(arn) = params.get(&format!("PolicyArns.member.{n}.arn")) else {
+            break;
+        };
+        if n > MAX_POLICY_ARNS {
+            return Err(Fault::validation(format!(
+                "1 validation error detected: Value at 'policyArns' failed to satisfy constraint: Member must have length less than or equal to {MAX_POLICY_ARNS}"
+            )));
+        }
+        if !(20..=2048).contains(&arn.chars().count()) {
+            return Err(Fault::validation(format!(
+                "1 validation error detected: Value '{arn}' at 'policyArns.{n}.member.arn' failed to satisfy constraint: Member must have length between 20 and 2048"
+            )));
+        }
+        let document = managed_policy(arn).ok_or_else(|| {
+            Fault::new(
+                StatusCode::BAD_REQUEST,
+                "MalformedPolicyDocument",
+                format!("Policy {arn} does not exist or is not attachable."),
+            )
+        })?;
+        policies.push((arn.clone(), document));
+    }
+    Ok(policies)
+}
+
+/// The session's policies: the inline one and the managed ones, or `None` when the
+/// caller passed neither (then the role alone decides).
+fn session_policies(
+    inline: Option<PolicyDocument>,
+    managed: Vec<(String, PolicyDocument)>,
+) -> Option<Arc<[PolicyDocument]>> {
+    let all: Vec<PolicyDocument> = inline
+        .into_iter()
+        .chain(managed.into_iter().map(|(_, doc)| doc))
+        .collect();
+    (!all.is_empty()).then(|| Arc::from(all))
+}
+
+/// `Tags.member.N.Key` / `Tags.member.N.Value`, at most 50.
+fn parse_tags(params: &HashMap<String, String>) -> Result<Vec<(String, String)>, Fault> {
+    let mut tags = Vec::new();
+    for n in 1.. {
+        let Some(key) = params.get(&format!("Tags.member.{n}.Key")) else {
+            break;
+        };
+        let value = params
+            .get(&format!("Tags.member.{n}.Value"))
+            .cloned()
+            .unwrap_or_default();
+        if key.is_empty() || key.chars().count() > 128 || value.chars().count() > 256 {
+            return Err(Fault::validation(format!(
+                "Tag {n} has an empty or over-long key or an over-long value."
+            )));
+        }
+        tags.push((key.clone(), value));
+        if tags.len() > 50 {
+            return Err(Fault::validation("At most 50 session tags may be passed."));
+        }
+    }
+    Ok(tags)
+}
+
+/// Characters of the policy without insignificant whitespace.
+fn compact_len(policy: &str) -> usize {
+    serde_json::from_str::<serde_json::Value>(policy).map_or(policy.chars().count(), |v| v.to_string().chars().count())
+}
+
+/// Escapes text for XML element content.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `len` characters of RFC 4648 base32 (A–Z, 2–7), as in AWS access key IDs.
+pub(crate) fn random_base32(len: usize) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    serverless_websockets_core::random::bytes::<32>()
+        .iter()
+        .take(len)
+        .map(|b| ALPHABET[(b % 32) as usize] as char)
+        .collect()
 }
 
 #[cfg(test)]
@@ -219,76 +558,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn throttling_codes_are_classified_as_throttled() {
-        for code in ["Throttling", "ThrottlingException", "RequestLimitExceeded"] {
-            assert!(
-                matches!(classify(Some(code), None, 400), StsError::Throttled { .. }),
-                "{code}"
-            );
-        }
-    }
-
-    #[test]
-    fn refusals_of_our_own_request_are_misconfiguration() {
-        for code in [
-            "AccessDenied",
-            "MalformedPolicyDocument",
-            "PackedPolicyTooLarge",
-            "ValidationError",
-        ] {
-            assert!(
-                matches!(classify(Some(code), Some("m"), 400), StsError::Misconfigured { .. }),
-                "{code}"
-            );
-        }
-        assert!(matches!(
-            classify(Some("AccessDenied"), None, 403),
-            StsError::Misconfigured { .. }
-        ));
-    }
-
-    #[test]
-    fn server_faults_are_unavailability() {
-        assert!(matches!(
-            classify(Some("InternalFailure"), None, 500),
-            StsError::Unavailable(_)
-        ));
-        assert!(matches!(classify(None, None, 503), StsError::Unavailable(_)));
-    }
-
-    #[test]
-    fn sts_names_follow_the_sts_pattern() {
-        assert!(is_sts_name("ab"));
-        assert!(is_sts_name("user@example.com,x=y+z_w-v"));
-        assert!(!is_sts_name("a"));
-        assert!(!is_sts_name(&"a".repeat(65)));
-        assert!(!is_sts_name("has space"));
-        assert!(!is_sts_name("slash/y"));
-    }
-
-    #[test]
-    fn subjects_become_source_identities_sts_accepts() {
-        assert_eq!(source_identity("alice@example.com"), "alice@example.com");
-        let hashed = source_identity("auth0|5f7c8ec7c33c6c004bbafe82");
-        assert!(hashed.starts_with("sub-") && hashed.len() == 36, "{hashed}");
-        assert_eq!(hashed, source_identity("auth0|5f7c8ec7c33c6c004bbafe82"));
-        assert!(source_identity("x").starts_with("sub-"));
-        assert!(source_identity("aws:root").starts_with("sub-"));
-    }
-
-    #[test]
-    fn debug_output_never_shows_the_secret_or_the_token() {
-        let creds = TemporaryCredentials {
-            access_key_id: "ASIAKEY".into(),
-            secret_access_key: "SUPERSECRET".into(),
-            session_token: "TOKENVALUE".into(),
-            expiration: SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600),
-        };
-        let shown = format!("{creds:?}");
-        assert!(
-            !shown.contains("SUPERSECRET") && !shown.contains("TOKENVALUE"),
-            "{shown}"
+    fn session_policies_are_checked_for_size_charset_and_grammar() {
+        let ok = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:*","Resource":"*"}}"#;
+        assert!(parse_session_policy(ok).is_ok());
+        assert_eq!(
+            parse_session_policy("{not json").unwrap_err().code,
+            "MalformedPolicyDocument"
         );
-        assert!(shown.contains("2026-01-01T00:00:00Z"));
+        assert_eq!(
+            parse_session_policy(r#"{"Statement":[]}"#).unwrap_err().code,
+            "MalformedPolicyDocument"
+        );
+        assert_eq!(
+            parse_session_policy(&" ".repeat(2049)).unwrap_err().code,
+            "ValidationError"
+        );
+        assert_eq!(
+            parse_session_policy("{\"x\":\"\u{263a}\"}").unwrap_err().code,
+            "ValidationError"
+        );
+    }
+
+    #[test]
+    fn xml_text_is_escaped() {
+        assert_eq!(escape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&apos;");
+    }
+
+    #[test]
+    fn access_key_ids_look_like_aws_ones() {
+        let key = format!("ASIA{}", random_base32(16));
+        assert_eq!(key.len(), 20);
+        assert!(
+            key.bytes()
+                .all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c))
+        );
     }
 }

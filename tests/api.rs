@@ -9,10 +9,10 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use serverless_websockets::api::{MAX_BODY_BYTES, router};
-use serverless_websockets::config::Config;
-use serverless_websockets::policy::{Decision, PolicyDocument, evaluate};
-use serverless_websockets::sts::{CredentialIssuer, IssueRequest, StsError, TemporaryCredentials};
+use serverless_websockets_vending::api::{MAX_BODY_BYTES, build};
+use serverless_websockets_vending::config::Config;
+use serverless_websockets_core::policy::{Decision, PolicyDocument, evaluate};
+use serverless_websockets_vending::issuer::{CredentialIssuer, IssueRequest, StsError, TemporaryCredentials};
 use tower::ServiceExt;
 
 #[derive(Clone, Default)]
@@ -68,7 +68,7 @@ async fn send_with(
     issuer: FakeIssuer,
     request: Request<Body>,
 ) -> (StatusCode, axum::http::HeaderMap, Value) {
-    let response = router(config, Arc::new(issuer)).oneshot(request).await.unwrap();
+    let response = build(config, Arc::new(issuer)).unwrap().oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -137,7 +137,7 @@ async fn a_post_without_a_body_returns_credentials_a_presigned_url_and_no_store(
 
 #[tokio::test]
 async fn every_request_gets_a_fresh_client_id() {
-    let app = router(config(&[]), Arc::new(FakeIssuer::default()));
+    let app = build(config(&[]), Arc::new(FakeIssuer::default())).unwrap();
     let mut ids = std::collections::HashSet::new();
     for _ in 0..20 {
         let response = app

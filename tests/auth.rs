@@ -14,9 +14,9 @@ use http_body_util::BodyExt;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use serverless_websockets::api::router;
-use serverless_websockets::config::Config;
-use serverless_websockets::sts::{CredentialIssuer, IssueRequest, StsError, TemporaryCredentials};
+use serverless_websockets_vending::api::build;
+use serverless_websockets_vending::config::Config;
+use serverless_websockets_vending::issuer::{CredentialIssuer, IssueRequest, StsError, TemporaryCredentials};
 use tower::ServiceExt;
 
 const ISSUER: &str = "https://issuer.example";
@@ -163,7 +163,7 @@ async fn post(
     if let Some(value) = authorization {
         request = request.header(header::AUTHORIZATION, value);
     }
-    let response = router(config, Arc::new(issuer))
+    let response = build(config, Arc::new(issuer)).unwrap()
         .oneshot(request.body(Body::empty()).unwrap())
         .await
         .unwrap();
@@ -370,7 +370,7 @@ async fn a_jwks_url_is_cached_and_refetched_when_a_new_key_appears() {
     let jwks = JwksServer::default();
     jwks.keys.lock().unwrap().push(old.jwk());
     let url = jwks.start().await;
-    let app = router(config(&[("JWT_JWKS_URL", url)]), Arc::new(FakeIssuer::default()));
+    let app = build(config(&[("JWT_JWKS_URL", url)]), Arc::new(FakeIssuer::default())).unwrap();
     let send = |token: String| {
         let app = app.clone();
         async move {
@@ -578,24 +578,24 @@ fn jwks_urls_must_be_https_except_on_loopback_and_the_ttl_has_a_floor() {
 
 /// A verifier whose cached keys are always stale (TTL 0, which the configuration
 /// refuses but the verifier must survive), so every request would refresh.
-fn stale_verifier(url: String) -> serverless_websockets::auth::JwtVerifier {
+fn stale_verifier(url: String) -> serverless_websockets_vending::auth::JwtVerifier {
     let Config {
-        auth: serverless_websockets::config::AuthSettings::Jwt(mut jwt),
+        auth: serverless_websockets_vending::config::AuthSettings::Jwt(mut jwt),
         ..
     } = config(&[("JWT_JWKS_URL", url)])
     else {
         panic!("jwt mode")
     };
     jwt.jwks_ttl = Duration::ZERO;
-    serverless_websockets::auth::JwtVerifier::new(&jwt).unwrap()
+    serverless_websockets_vending::auth::JwtVerifier::new(&jwt).unwrap()
 }
 
 /// Verifies `n` tokens of different users at once; the verdicts, in completion order.
 async fn verify_concurrently(
-    verifier: &Arc<serverless_websockets::auth::JwtVerifier>,
+    verifier: &Arc<serverless_websockets_vending::auth::JwtVerifier>,
     signer: &Signer,
     n: usize,
-) -> Vec<Result<serverless_websockets::auth::Caller, serverless_websockets::auth::AuthError>> {
+) -> Vec<Result<serverless_websockets_vending::auth::Caller, serverless_websockets_vending::auth::AuthError>> {
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n {
         let (verifier, token) = (verifier.clone(), signer.sign(&claims(&format!("user{i}"))));

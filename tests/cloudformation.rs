@@ -7,8 +7,8 @@ mod common;
 use std::process::Command;
 
 use common::tools::{aws_env, tool};
-use serverless_websockets::grants::{GrantTemplate, GrantTemplates};
-use serverless_websockets::policy::{IotArns, PolicyDocument, client_role_policy};
+use serverless_websockets_core::grants::{GrantTemplate, GrantTemplates};
+use serverless_websockets_core::policy::{IotArns, PolicyDocument, client_role_policy};
 
 const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/template.yaml");
 

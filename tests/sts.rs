@@ -11,11 +11,11 @@ use aws_config::retry::RetryConfig;
 use aws_credential_types::Credentials;
 use common::sts::{self, FakeSts, Reply};
 use common::tools::Moto;
-use serverless_websockets::client_id::ClientId;
-use serverless_websockets::config::Config;
-use serverless_websockets::policy::{Grants, IotArns, session_policy};
-use serverless_websockets::sts::{AssumeRoleIssuer, CredentialIssuer, IssueRequest, StsError, sdk_config_loader};
-use serverless_websockets::topic::Topic;
+use serverless_websockets_core::client_id::ClientId;
+use serverless_websockets_vending::config::Config;
+use serverless_websockets_core::policy::{Grants, IotArns, session_policy};
+use serverless_websockets_vending::issuer::{AssumeRoleIssuer, CredentialIssuer, IssueRequest, StsError, sdk_config_loader};
+use serverless_websockets_core::topic::Topic;
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/ClientRole";
 
@@ -190,7 +190,7 @@ async fn the_api_vends_real_sdk_credentials_from_motos_sts_over_http() {
         .map(str::to_owned)
     })
     .unwrap();
-    let addr = common::serve(serverless_websockets::api::router(config, Arc::new(issuer))).await;
+    let addr = common::serve(serverless_websockets_vending::api::build(config, Arc::new(issuer)).unwrap()).await;
     let response = reqwest::Client::new()
         .post(format!("http://{addr}/credentials"))
         .send()

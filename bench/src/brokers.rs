@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use aws_credential_types::Credentials;
-use serverless_websockets::presign::{DEFAULT_EXPIRES, IotEndpoint, presign};
+use serverless_websockets_core::presign::{DEFAULT_EXPIRES, IotEndpoint, presign};
 use tokio::process::{Child, Command};
 
 pub enum Kind {

@@ -58,6 +58,8 @@ pub struct GatewayOutcome {
     /// (seconds since the measured phase began, RSS) every 10 s, warm-up included
     /// with negative times.
     pub rss_series: Vec<(i64, u64)>,
+    /// Per-second RSS from the end of the churn to the last "after" sample.
+    pub after_series: Vec<u64>,
     pub cycles: u64,
     pub published: u64,
     pub delivered: u64,
@@ -156,6 +158,7 @@ pub async fn gateway(broker: &mut Broker, plan: Plan) -> anyhow::Result<GatewayO
         ticks += 1;
     }
     stop.store(true, Ordering::Relaxed);
+    outcome.after_series.push(rss_bytes(pid).unwrap_or(0));
     publisher.await??;
     outcome.published = published.load(Ordering::Relaxed);
 
@@ -182,6 +185,7 @@ pub async fn gateway(broker: &mut Broker, plan: Plan) -> anyhow::Result<GatewayO
         tokio::time::sleep(Duration::from_secs(1)).await;
         after.push(rss_bytes(pid).unwrap_or(0));
     }
+    outcome.after_series.extend(&after);
     outcome.after_rss = median(&mut after);
     outcome.alive = broker.pid().is_some() && rss_bytes(pid).is_some();
     drop(idle);
@@ -431,6 +435,15 @@ pub async fn run(binary: &Path, plan: Plan) -> anyhow::Result<Report> {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            format!(
+                "Gateway RSS from the end of the churn, then each second of the after-churn sample (MiB): {}",
+                gateway
+                    .after_series
+                    .iter()
+                    .map(|rss| format!("{:.1}", mib(*rss)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             "Pass: gateway alive, 0 QoS 1 messages lost, RSS after churn (median of 10 s) ≤ 1.05× the post-warm-up baseline (median of its last 30 s); API answers 200/502/503 well inside the Lambda's 15 s timeout with no STS secret in its log.".into(),
         ],
         json: serde_json::json!({
@@ -440,6 +453,7 @@ pub async fn run(binary: &Path, plan: Plan) -> anyhow::Result<Report> {
                 "cycles": gateway.cycles, "published": gateway.published, "delivered": gateway.delivered,
                 "lost": gateway.lost, "duplicates": gateway.duplicates, "baseline_rss": gateway.baseline_rss,
                 "peak_rss": gateway.peak_rss, "after_rss": gateway.after_rss, "rss_series": gateway.rss_series,
+                "after_series": gateway.after_series,
             },
             "api": api.iter().map(|o| serde_json::json!({
                 "condition": o.condition, "requests": o.requests, "statuses": o.statuses,

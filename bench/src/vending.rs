@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use serverless_websockets::config::Config;
-use serverless_websockets::local::{LocalOptions, LocalStack};
-use serverless_websockets::sts::{CredentialIssuer, IssueRequest, StsError, TemporaryCredentials};
+use serverless_websockets_vending::config::Config;
+use serverless_websockets::stack::{LocalOptions, LocalStack};
+use serverless_websockets_vending::issuer::{CredentialIssuer, IssueRequest, StsError, TemporaryCredentials};
 use tower::ServiceExt;
 
 use crate::report::{Report, ms, quantile};
@@ -71,7 +71,7 @@ async fn handler_cost(count: usize) -> anyhow::Result<f64> {
         }
         .map(str::to_owned)
     })?;
-    let app = serverless_websockets::api::router(config, Arc::new(Instant0));
+    let app = serverless_websockets_vending::api::build(config, Arc::new(Instant0))?;
     let request = || {
         axum::http::Request::builder()
             .method("POST")

@@ -40,7 +40,7 @@ use std::time::SystemTime;
 
 pub use credentials::{CredentialSource, Credentials, FetchError, HttpSource, Vended, fetch_credentials};
 pub use driver::{Driver, DriverError, Event, Options};
-use serverless_websockets::presign::{DEFAULT_EXPIRES, EndpointError, IotEndpoint, PresignError};
+use serverless_websockets_core::presign::{DEFAULT_EXPIRES, EndpointError, IotEndpoint, PresignError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UrlError {
@@ -56,7 +56,7 @@ pub enum UrlError {
 /// appended after signing.
 pub fn presign(endpoint: &str, region: &str, credentials: &Credentials, now: SystemTime) -> Result<String, UrlError> {
     let endpoint = IotEndpoint::parse(endpoint)?;
-    Ok(serverless_websockets::presign::presign(
+    Ok(serverless_websockets_core::presign::presign(
         &endpoint,
         region,
         &credentials.to_sdk(),

@@ -10,7 +10,7 @@ use aws_credential_types::Credentials as SdkCredentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign};
 use client_example::tls::TrustRoots;
 use client_example::{CredentialSource, Driver, Event, FetchError, HttpSource, Options, Vended};
-use serverless_websockets::local::{LocalOptions, LocalStack};
+use serverless_websockets::stack::{LocalOptions, LocalStack};
 use tokio::sync::mpsc;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -224,8 +224,8 @@ async fn take_over_and_leave(stack: &LocalStack, client_id: &str, events: &mut m
         None,
         "a",
     );
-    let endpoint = serverless_websockets::presign::IotEndpoint::parse(&info.iot_endpoint).unwrap();
-    let url = serverless_websockets::presign::presign(
+    let endpoint = serverless_websockets_core::presign::IotEndpoint::parse(&info.iot_endpoint).unwrap();
+    let url = serverless_websockets_core::presign::presign(
         &endpoint,
         &info.region,
         &admin,

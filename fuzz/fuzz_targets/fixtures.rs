@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use serverless_websockets::local::identity::Identity;
-use serverless_websockets::policy::PolicyDocument;
+use serverless_websockets::identity::Identity;
+use serverless_websockets_core::policy::PolicyDocument;
 
 pub fn allow_all() -> PolicyDocument {
     PolicyDocument::parse(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)

@@ -16,10 +16,10 @@ use libfuzzer_sys::fuzz_target;
 
 #[path = "fixtures.rs"]
 mod fixtures;
-use serverless_websockets::local::gateway::session::Session;
-use serverless_websockets::local::gateway::{Gateway, GatewayOptions};
-use serverless_websockets::local::identity::{Identity, IdentityStore};
-use serverless_websockets::policy::IotArns;
+use serverless_websockets::gateway::session::Session;
+use serverless_websockets::gateway::{Gateway, GatewayOptions};
+use serverless_websockets::identity::{Identity, IdentityStore};
+use serverless_websockets_core::policy::IotArns;
 
 /// Incoming messages from memory; everything written is dropped.
 struct MemorySocket {

@@ -5,9 +5,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use serverless_websockets::client_id::ClientId;
-use serverless_websockets::grants::GrantTemplates;
-use serverless_websockets::policy::{Decision, IotArns, PolicyDocument, evaluate, session_policy};
+use serverless_websockets_core::client_id::ClientId;
+use serverless_websockets_core::grants::GrantTemplates;
+use serverless_websockets_core::policy::{Decision, IotArns, PolicyDocument, evaluate, session_policy};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -8,9 +8,9 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use serverless_websockets::auth::JwtVerifier;
-use serverless_websockets::config::JwtSettings;
-use serverless_websockets::secret::Secret;
+use serverless_websockets_vending::auth::JwtVerifier;
+use serverless_websockets_vending::config::JwtSettings;
+use serverless_websockets_vending::secret::Secret;
 
 const SECRET: &str = "a-fuzzing-secret-of-at-least-32-bytes!!";
 

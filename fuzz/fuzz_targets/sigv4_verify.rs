@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use libfuzzer_sys::fuzz_target;
-use serverless_websockets::sigv4::{Expectations, RequestParts, SignedClaims, TokenInQuery, Verifier, query_pairs};
+use serverless_websockets_core::sigv4::{Expectations, RequestParts, SignedClaims, TokenInQuery, Verifier, query_pairs};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -249,17 +249,17 @@ pub async fn vend_as(api_url: &str, token: &str) -> Vended {
 /// nothing sent: for tests that speak raw MQTT packets or raw frames.
 pub type RawSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-pub async fn admin_websocket(stack: &serverless_websockets::local::LocalStack) -> RawSocket {
+pub async fn admin_websocket(stack: &serverless_websockets::stack::LocalStack) -> RawSocket {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let admin = &stack.info().admin;
     let credentials = Credentials::new(&admin.access_key_id, &admin.secret_access_key, None, None, "admin");
-    let endpoint = serverless_websockets::presign::IotEndpoint::parse(&stack.info().iot_endpoint).unwrap();
-    let url = serverless_websockets::presign::presign(
+    let endpoint = serverless_websockets_core::presign::IotEndpoint::parse(&stack.info().iot_endpoint).unwrap();
+    let url = serverless_websockets_core::presign::presign(
         &endpoint,
         "us-east-1",
         &credentials,
         SystemTime::now(),
-        serverless_websockets::presign::DEFAULT_EXPIRES,
+        serverless_websockets_core::presign::DEFAULT_EXPIRES,
     )
     .unwrap();
     let mut request = url.into_client_request().unwrap();

@@ -2,18 +2,14 @@
 //! emulator and an IoT device-gateway emulator in one process,
 //! so the whole system runs and is tested on one machine with no AWS account.
 //!
-//! The vending API is the same [`crate::api::router`] as in Lambda and reaches the
+//! The vending API is the same [`serverless_websockets_vending::api::router`] as in Lambda and reaches the
 //! local STS through the same `aws-sdk-sts` code, only with the endpoint
 //! overridden and the local admin credentials standing in for the Lambda
-//! execution role. The emulators share one [`identity::IdentityStore`]: what STS
+//! execution role. The emulators share one [`crate::identity::IdentityStore`]: what STS
 //! issues, the gateway authenticates and authorizes.
 //!
 //! [`LocalStack::start`] binds every listener before it returns, so the addresses
 //! it reports (port 0 resolved) already accept connections.
-
-pub mod gateway;
-pub mod identity;
-pub mod sts;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -25,11 +21,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::config::{Config, ConfigError};
-use crate::policy::{IotArns, PolicyDocument, client_role_policy};
-use gateway::{Gateway, GatewayOptions};
-use identity::{Identity, IdentityStore};
-use sts::{LocalRole, StsEmulator};
+use serverless_websockets_vending::config::{Config, ConfigError};
+use serverless_websockets_core::policy::{IotArns, PolicyDocument, client_role_policy};
+use crate::gateway::{Gateway, GatewayOptions};
+use crate::identity::{Identity, IdentityStore};
+use crate::sts::{LocalRole, StsEmulator};
 
 /// The name of the local client role.
 pub const CLIENT_ROLE_NAME: &str = "serverless-websockets-client";
@@ -51,7 +47,7 @@ pub struct LocalOptions {
     pub ca_cert_path: Option<PathBuf>,
     pub gateway: GatewayOptions,
     /// Header, body and TLS deadlines of every listener.
-    pub timeouts: crate::server::Timeouts,
+    pub timeouts: serverless_websockets_vending::server::Timeouts,
     /// Vending-API settings (`AUTH_MODE`, `SUBSCRIBE_TOPICS`, …) that take
     /// precedence over the environment.
     pub settings: Vec<(String, String)>,
@@ -72,7 +68,7 @@ impl LocalOptions {
             tls: false,
             ca_cert_path: None,
             gateway: GatewayOptions::default(),
-            timeouts: crate::server::Timeouts::default(),
+            timeouts: serverless_websockets_vending::server::Timeouts::default(),
             settings: Vec::new(),
         }
     }
@@ -88,12 +84,14 @@ pub enum LocalError {
     },
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Auth(#[from] serverless_websockets_vending::auth::SetupError),
     #[error("invalid local setting: {0}")]
     Setting(String),
     #[error("cannot write the ready file {path}: {source}")]
     ReadyFile { path: String, source: std::io::Error },
     #[error(transparent)]
-    Tls(#[from] gateway::tls::TlsError),
+    Tls(#[from] crate::gateway::tls::TlsError),
 }
 
 /// Where everything is, as written to the ready file.
@@ -218,7 +216,7 @@ impl LocalStack {
                     iot_addr.port()
                 )),
             };
-            let config = gateway::tls::server_config(&path, &options.host.to_string())?;
+            let config = crate::gateway::tls::server_config(&path, &options.host.to_string())?;
             (Some(config), Some(path.display().to_string()))
         } else {
             (None, None)
@@ -235,12 +233,12 @@ impl LocalStack {
             other => setting(other),
         })?;
         let jwt = match &config.auth {
-            crate::config::AuthSettings::Jwt(jwt) => jwt.hs256_secret.as_ref().map(|secret| LocalJwt {
+            serverless_websockets_vending::config::AuthSettings::Jwt(jwt) => jwt.hs256_secret.as_ref().map(|secret| LocalJwt {
                 issuer: jwt.issuer.clone(),
                 audience: jwt.audience.clone(),
                 hs256_secret: secret.expose().to_owned(),
             }),
-            crate::config::AuthSettings::None => None,
+            serverless_websockets_vending::config::AuthSettings::None => None,
         };
         let arns = IotArns::new("aws", &options.region, &options.account_id)
             .map_err(|e| LocalError::Setting(e.to_string()))?;
@@ -254,7 +252,7 @@ impl LocalStack {
                 session_token: None,
                 expiration: None,
                 arn: admin_arn.clone(),
-                user_id: format!("AIDA{}", sts::random_base32(17)),
+                user_id: format!("AIDA{}", crate::sts::random_base32(17)),
                 account: options.account_id.clone(),
                 policies: Arc::from(vec![admin_policy()]),
                 session_policies: None,
@@ -265,14 +263,14 @@ impl LocalStack {
         let client_role = LocalRole {
             arn: client_role_arn.clone(),
             name: CLIENT_ROLE_NAME.into(),
-            role_id: format!("AROA{}", sts::random_base32(17)),
+            role_id: format!("AROA{}", crate::sts::random_base32(17)),
             max_session: Duration::from_secs(3600),
             policies: Arc::from(vec![client_role_policy(&arns, &config.grants)]),
             trusted: vec![admin_arn],
         };
         let emulator = Arc::new(StsEmulator::new(&options.account_id, vec![client_role], store.clone()));
 
-        let sdk_config = crate::sts::sdk_config_loader()
+        let sdk_config = serverless_websockets_vending::issuer::sdk_config_loader()
             .region(aws_config::Region::new(options.region.clone()))
             .credentials_provider(aws_credential_types::Credentials::new(
                 &options.admin_access_key_id,
@@ -284,8 +282,8 @@ impl LocalStack {
             .endpoint_url(&sts_endpoint)
             .load()
             .await;
-        let issuer = Arc::new(crate::sts::AssumeRoleIssuer::new(&sdk_config, &client_role_arn));
-        let api = crate::api::router(config, issuer);
+        let issuer = Arc::new(serverless_websockets_vending::issuer::AssumeRoleIssuer::new(&sdk_config, &client_role_arn));
+        let api = serverless_websockets_vending::api::build(config, issuer)?;
 
         let (stop, stopped) = watch::channel(false);
         let gateway = Arc::new(Gateway::new(
@@ -385,11 +383,11 @@ async fn serve(
     listener: TcpListener,
     router: axum::Router,
     tls: Option<Arc<rustls::ServerConfig>>,
-    timeouts: crate::server::Timeouts,
+    timeouts: serverless_websockets_vending::server::Timeouts,
     mut stopped: watch::Receiver<bool>,
 ) {
     let stop = async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
-    crate::server::serve(listener, router, tls, timeouts, stop).await;
+    serverless_websockets_vending::server::serve(listener, router, tls, timeouts, stop).await;
 }

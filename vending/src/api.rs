@@ -9,9 +9,11 @@
 //! error text; the log line does, under the same request ID as the
 //! `x-request-id` response header.
 //!
-//! The caller is authenticated by [`crate::auth`] and its grants expanded by
-//! [`crate::grants`] before STS is asked. Not here: anything that needs a network
-//! listener — the router is served by the caller ([`crate::server`] or Lambda).
+//! A request is handled in four steps: parse (method, content type, body),
+//! authenticate ([`crate::auth`]), expand the grants
+//! ([`serverless_websockets_core::grants`]) and issue ([`crate::issuer`]), then
+//! render. Not here: anything that needs a network listener — the router is served
+//! by the caller ([`crate::server`] or Lambda).
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -27,14 +29,14 @@ use serde::Serialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
-use crate::auth::{AuthError, Authenticator};
-use crate::client_id::ClientId;
+use crate::auth::{AuthError, Authenticator, SetupError};
+use serverless_websockets_core::client_id::ClientId;
 use crate::config::{Config, CorsOrigins};
-use crate::grants::GrantError;
-use crate::policy::session_policy;
-use crate::presign::{DEFAULT_EXPIRES, presign};
+use serverless_websockets_core::grants::GrantError;
+use serverless_websockets_core::policy::session_policy;
+use serverless_websockets_core::presign::{DEFAULT_EXPIRES, presign};
 use crate::server::BodyError;
-use crate::sts::{CredentialIssuer, IssueRequest, StsError, THROTTLE_RETRY_AFTER, source_identity};
+use crate::issuer::{CredentialIssuer, IssueRequest, StsError, THROTTLE_RETRY_AFTER, source_identity};
 
 /// The largest request body accepted. The body carries at most a few options.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -49,8 +51,16 @@ pub struct AppState {
     auth: Arc<Authenticator>,
 }
 
-/// Builds the API for `config`, issuing credentials through `issuer`.
-pub fn router(config: Config, issuer: Arc<dyn CredentialIssuer>) -> Router {
+/// Builds the authenticator `config.auth` describes, then the API
+/// ([`router`]): what the entry points and tests call.
+pub fn build(config: Config, issuer: Arc<dyn CredentialIssuer>) -> Result<Router, SetupError> {
+    let auth = Authenticator::new(&config.auth)?;
+    Ok(router(config, auth, issuer))
+}
+
+/// Builds the API for `config`, authenticating callers with `auth` (built from
+/// `config.auth` by [`Authenticator::new`]) and issuing credentials through `issuer`.
+pub fn router(config: Config, auth: Authenticator, issuer: Arc<dyn CredentialIssuer>) -> Router {
     let cors = match &config.cors_allow_origins {
         CorsOrigins::None => None,
         CorsOrigins::Any => Some(AllowOrigin::any()),
@@ -58,11 +68,10 @@ pub fn router(config: Config, issuer: Arc<dyn CredentialIssuer>) -> Router {
             origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
         )),
     };
-    let auth = Arc::new(Authenticator::new(&config.auth).expect("auth settings are validated when read"));
     let state = AppState {
         config: Arc::new(config),
         issuer,
-        auth,
+        auth: Arc::new(auth),
     };
     let vend = || -> MethodRouter<AppState> {
         post(vend)
@@ -92,7 +101,7 @@ pub fn router(config: Config, issuer: Arc<dyn CredentialIssuer>) -> Router {
 /// Gives each request an ID (API Gateway's own when behind it), a tracing span
 /// with that ID, an `x-request-id` response header, and one log line at the end.
 async fn request_id(request: Request, next: Next) -> Response {
-    let id = gateway_request_id(&request).unwrap_or_else(crate::random::hex::<8>);
+    let id = gateway_request_id(&request).unwrap_or_else(serverless_websockets_core::random::hex::<8>);
     let span =
         tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
     let started = Instant::now();
@@ -141,7 +150,7 @@ struct Vended<'a> {
     endpoint: String,
     url: String,
     topic: &'a str,
-    grants: &'a crate::policy::Grants,
+    grants: &'a serverless_websockets_core::policy::Grants,
     credentials: CredentialsBody<'a>,
 }
 

@@ -26,7 +26,7 @@ use tokio::time::{Instant, sleep_until};
 use super::broker::{DisconnectReason, Mailbox, Outgoing, Subscriber};
 use super::filter::{check_filter, check_topic_name, has_wildcards};
 use super::{DenyMode, Gateway, lifecycle};
-use crate::local::identity::Identity;
+use crate::identity::Identity;
 
 /// IoT Core's largest message, plus room for the topic and headers.
 pub const MAX_PACKET_BYTES: usize = 128 * 1024 + 1024;
@@ -195,7 +195,7 @@ impl<S: MessageSocket> Session<S> {
 
     async fn on_connect(&mut self, client_id: String, keep_alive_secs: u16) -> Step {
         let arns = self.gateway.broker.arns();
-        let valid = !client_id.is_empty() && client_id.len() <= crate::topic::MAX_CLIENT_ID_BYTES;
+        let valid = !client_id.is_empty() && client_id.len() <= serverless_websockets_core::topic::MAX_CLIENT_ID_BYTES;
         if !valid || !self.identity.is_allowed("iot:Connect", &arns.client(&client_id)) {
             tracing::warn!(client_id = %client_id.escape_debug(), principal = %self.identity.arn, "CONNECT not authorized");
             if self.gateway.options.connect_deny == DenyMode::Reply {
@@ -208,7 +208,7 @@ impl<S: MessageSocket> Session<S> {
         let (subscriber, mailbox) = self.gateway.broker.register(&client_id, self.identity.clone());
         let keep_alive = effective_keep_alive(keep_alive_secs, self.gateway.options.min_keep_alive);
         self.deadline = Instant::now() + keep_alive.mul_f32(1.5);
-        let session_id = crate::random::hex::<16>();
+        let session_id = serverless_websockets_core::random::hex::<16>();
         self.connected = Some(Connected {
             subscriber,
             mailbox,

@@ -171,6 +171,17 @@ enum Jwks {
     Remote(Arc<RemoteJwks>),
 }
 
+/// Why the configured authentication could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetupError {
+    #[error("JWT_HS256_SECRET_ARN has not been fetched from Secrets Manager")]
+    SecretNotFetched,
+    #[error("JWT_JWKS_FILE is not a JWKS: {0}")]
+    JwksFile(String),
+    #[error("JWT_JWKS_URL: {0}")]
+    JwksUrl(String),
+}
+
 /// The configured authentication.
 pub enum Authenticator {
     None,
@@ -178,7 +189,7 @@ pub enum Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(settings: &AuthSettings) -> Result<Self, String> {
+    pub fn new(settings: &AuthSettings) -> Result<Self, SetupError> {
         match settings {
             AuthSettings::None => Ok(Self::None),
             AuthSettings::Jwt(jwt) => Ok(Self::Jwt(Box::new(JwtVerifier::new(jwt)?))),
@@ -206,7 +217,7 @@ impl Authenticator {
 impl JwtVerifier {
     /// Builds the verifier; with a JWKS URL inside a Tokio runtime, the first fetch
     /// starts at once in the background.
-    pub fn new(settings: &JwtSettings) -> Result<Self, String> {
+    pub fn new(settings: &JwtSettings) -> Result<Self, SetupError> {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.algorithms = Vec::new(); // chosen per token below, from the key's own kind
         validation.leeway = settings.leeway.as_secs();
@@ -215,7 +226,7 @@ impl JwtVerifier {
         validation.set_issuer(&[&settings.issuer]);
         validation.validate_aud = false; // checked by `Recipient`, which knows access tokens
         if settings.hs256_secret_arn.is_some() && settings.hs256_secret.is_none() {
-            return Err("JWT_HS256_SECRET_ARN has not been fetched from Secrets Manager".into());
+            return Err(SetupError::SecretNotFetched);
         }
         let hs256 = settings
             .hs256_secret
@@ -223,7 +234,7 @@ impl JwtVerifier {
             .map(|s| DecodingKey::from_secret(s.expose().as_bytes()));
         let jwks = match (&settings.jwks_json, &settings.jwks_url) {
             (Some(json), _) => Some(Jwks::Fixed(
-                serde_json::from_str(json).map_err(|e| format!("JWT_JWKS_FILE is not a JWKS: {e}"))?,
+                serde_json::from_str(json).map_err(|e| SetupError::JwksFile(e.to_string()))?,
             )),
             (None, Some(url)) => {
                 let remote = Arc::new(RemoteJwks::new(url, settings.jwks_ttl)?);
@@ -316,12 +327,12 @@ struct JwksState {
 }
 
 impl RemoteJwks {
-    fn new(url: &str, ttl: Duration) -> Result<Self, String> {
+    fn new(url: &str, ttl: Duration) -> Result<Self, SetupError> {
         let client = reqwest::Client::builder()
             .connect_timeout(FETCH_TIMEOUT)
             .timeout(FETCH_TIMEOUT)
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| SetupError::JwksUrl(format!("no HTTP client: {e}")))?;
         Ok(Self {
             url: url.to_owned(),
             client,

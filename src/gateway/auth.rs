@@ -13,8 +13,8 @@ use std::time::SystemTime;
 
 use http::{HeaderMap, Method, Uri};
 
-use crate::local::identity::{AuthError, Identity, IdentityStore};
-use crate::sigv4::{Expectations, RequestParts, SigError, SignedClaims, TokenInQuery, Verifier, query_pairs};
+use crate::identity::{AuthError, Identity, IdentityStore};
+use serverless_websockets_core::sigv4::{Expectations, RequestParts, SigError, SignedClaims, TokenInQuery, Verifier, query_pairs};
 
 pub const SERVICES: &[&str] = &["iotdevicegateway", "iotdata"];
 

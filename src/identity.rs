@@ -4,7 +4,7 @@
 //!
 //! The STS emulator inserts; the STS emulator and the IoT gateway look up by access
 //! key ID and then evaluate `role policies ∩ session policy` with
-//! [`crate::policy::is_allowed`]. Lookups check the session token and the
+//! [`serverless_websockets_core::policy::is_allowed`]. Lookups check the session token and the
 //! expiry the way AWS does: a temporary key used without its token, or with
 //! another one, is refused, and so is an expired one.
 //!
@@ -21,7 +21,7 @@ use std::time::SystemTime;
 
 use subtle::ConstantTimeEq;
 
-use crate::policy::{PolicyDocument, is_allowed};
+use serverless_websockets_core::policy::{PolicyDocument, is_allowed};
 
 /// One set of credentials and what it may do.
 #[derive(Clone)]

@@ -7,11 +7,11 @@
 
 use std::time::Duration;
 
-use crate::grants::GrantTemplates;
-use crate::policy::IotArns;
-use crate::presign::IotEndpoint;
+use serverless_websockets_core::grants::GrantTemplates;
+use serverless_websockets_core::policy::IotArns;
+use serverless_websockets_core::presign::IotEndpoint;
 use crate::secret::{Secret, SecretError, SecretsManager, Stage};
-use crate::topic::Topic;
+use serverless_websockets_core::topic::Topic;
 
 /// STS accepts 900 s at least; role chaining (a Lambda role assuming the client
 /// role) caps sessions at 3600 s.

@@ -4,7 +4,7 @@
 //! and — unlike the MQTT specification — `a/#` does *not* match `a` itself. As in
 //! MQTT, a filter starting with a wildcard does not match a `$` topic.
 
-use crate::topic::{MAX_TOPIC_BYTES, MAX_TOPIC_SLASHES};
+use serverless_websockets_core::topic::{MAX_TOPIC_BYTES, MAX_TOPIC_SLASHES};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum FilterError {

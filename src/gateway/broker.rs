@@ -25,8 +25,8 @@ use rumqttc::mqttbytes::v4::Publish;
 use tokio::sync::{Notify, watch};
 
 use super::filter::{has_wildcards, matches};
-use crate::local::identity::Identity;
-use crate::policy::IotArns;
+use crate::identity::Identity;
+use serverless_websockets_core::policy::IotArns;
 
 pub type ConnId = u64;
 

@@ -18,7 +18,7 @@ pub mod auth;
 pub mod broker;
 pub mod filter;
 pub mod lifecycle;
-pub mod session;
+pub mod connection;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -36,9 +36,9 @@ use rumqttc::mqttbytes::QoS;
 use sha2::Digest;
 use tokio::sync::watch;
 
-use crate::local::identity::IdentityStore;
-use crate::policy::IotArns;
-use crate::server::BodyError;
+use crate::identity::IdentityStore;
+use serverless_websockets_core::policy::IotArns;
+use serverless_websockets_vending::server::BodyError;
 use broker::Broker;
 
 /// What the gateway does when a CONNECT or SUBSCRIBE is not authorized.
@@ -69,7 +69,7 @@ impl Default for GatewayOptions {
             connect_deny: DenyMode::Close,
             subscribe_deny: DenyMode::Close,
             queue_len: 1024,
-            connect_timeout: session::CONNECT_TIMEOUT,
+            connect_timeout: connection::CONNECT_TIMEOUT,
         }
     }
 }
@@ -128,7 +128,7 @@ impl Gateway {
 }
 
 fn trace_id() -> String {
-    crate::random::hex::<16>()
+    serverless_websockets_core::random::hex::<16>()
 }
 
 /// AWS's JSON error shape with `x-amzn-ErrorType`.
@@ -190,16 +190,16 @@ async fn websocket(
         // A frame's length is known from its header: one over the packet limit is
         // refused there, before any buffer for it is reserved (tungstenite's own
         // default would accept 16 MiB frames).
-        .max_frame_size(session::MAX_PACKET_BYTES)
-        .max_message_size(session::MAX_PACKET_BYTES)
-        .on_upgrade(move |socket| session::Session::new(gateway, identity, peer, socket).run())
+        .max_frame_size(connection::MAX_PACKET_BYTES)
+        .max_message_size(connection::MAX_PACKET_BYTES)
+        .on_upgrade(move |socket| connection::Session::new(gateway, identity, peer, socket).run())
 }
 
 async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
     let invalid = |message: &str| aws_error(StatusCode::BAD_REQUEST, "InvalidRequestException", message);
     let (parts, body) = request.into_parts();
     let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
-    let body = match crate::server::read_body(&parts, body, MAX_PUBLISH_BODY).await {
+    let body = match serverless_websockets_vending::server::read_body(&parts, body, MAX_PUBLISH_BODY).await {
         Ok(body) => body,
         Err(BodyError::TooLarge { .. }) => {
             return aws_error(
@@ -215,7 +215,7 @@ async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract::Re
     };
     let payload_hash = hex::encode(sha2::Sha256::digest(&body));
     // One parse of the query, for the signature and for the handler alike.
-    let query = crate::sigv4::query_pairs(uri.query().unwrap_or(""));
+    let query = serverless_websockets_core::sigv4::query_pairs(uri.query().unwrap_or(""));
     let param = |name: &str| query.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
     let identity = match gateway
         .auth

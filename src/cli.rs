@@ -1,0 +1,194 @@
+//! The `local` command's flags, how they map to [`LocalOptions`], and the banner
+//! it prints once every listener is up.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serverless_websockets_vending::entry::shutdown_signal;
+use serverless_websockets_vending::server::Timeouts;
+
+use crate::gateway::{DenyMode, GatewayOptions};
+use crate::stack::{LocalOptions, LocalStack, ReadyInfo};
+
+#[derive(clap::Args)]
+pub struct LocalArgs {
+    /// Address every listener binds to.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Port of the vending API (0: any free port).
+    #[arg(long, default_value_t = 3000)]
+    pub api_port: u16,
+    /// Port of the STS emulator (0: any free port).
+    #[arg(long, default_value_t = 4600)]
+    pub sts_port: u16,
+    /// Port of the IoT device gateway (0: any free port).
+    #[arg(long, default_value_t = 8443)]
+    pub iot_port: u16,
+    /// Serve the IoT gateway over TLS (wss://, https://) with a throwaway local CA.
+    #[arg(long)]
+    pub tls: bool,
+    /// With --tls: where to write the local CA certificate (PEM) for clients to trust.
+    #[arg(long, requires = "tls")]
+    pub ca_cert: Option<PathBuf>,
+    /// Once every listener accepts connections, write their addresses here as JSON.
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+    /// Answer an unauthorized CONNECT with CONNACK return code 5 before closing
+    /// (IoT Core just closes the connection).
+    #[arg(long)]
+    pub connack_on_deny: bool,
+    /// Answer an unauthorized SUBSCRIBE filter with SUBACK 0x80 instead of
+    /// disconnecting (IoT Core disconnects).
+    #[arg(long)]
+    pub suback_on_deny: bool,
+    /// Smallest keep-alive the gateway accepts, in seconds; lower values are raised
+    /// to it (IoT Core: 30).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=1200))]
+    pub min_keep_alive: u64,
+    /// Caller authentication of the local vending API: none or jwt (sets AUTH_MODE;
+    /// jwt defaults to a local issuer and HS256 secret, see --print-token).
+    #[arg(long, value_parser = ["none", "jwt"])]
+    pub auth: Option<String>,
+    /// Print a token for this sub that the local API accepts in jwt mode, and exit.
+    #[arg(long, value_name = "SUB")]
+    pub print_token: Option<String>,
+    /// Region the local services claim to be in.
+    #[arg(long, env = "LOCAL_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// Account ID in local ARNs.
+    #[arg(long, env = "LOCAL_ACCOUNT_ID", default_value = "000000000000")]
+    pub account_id: String,
+    /// Access key ID of the local admin (stands in for the Lambda execution role).
+    #[arg(long, env = "LOCAL_ADMIN_ACCESS_KEY_ID", default_value = "AKIALOCALADMIN000000")]
+    pub admin_access_key_id: String,
+    /// Secret access key of the local admin.
+    #[arg(
+        long,
+        env = "LOCAL_ADMIN_SECRET_ACCESS_KEY",
+        default_value = "local-admin-secret",
+        hide_env_values = true
+    )]
+    pub admin_secret_access_key: String,
+}
+
+impl LocalArgs {
+    /// The stack these flags describe.
+    fn options(&self) -> LocalOptions {
+        let deny = |reply: bool| if reply { DenyMode::Reply } else { DenyMode::Close };
+        LocalOptions {
+            host: self.host,
+            api_port: self.api_port,
+            sts_port: self.sts_port,
+            iot_port: self.iot_port,
+            region: self.region.clone(),
+            account_id: self.account_id.clone(),
+            admin_access_key_id: self.admin_access_key_id.clone(),
+            admin_secret_access_key: self.admin_secret_access_key.clone(),
+            tls: self.tls,
+            ca_cert_path: self.ca_cert.clone(),
+            gateway: GatewayOptions {
+                min_keep_alive: Duration::from_secs(self.min_keep_alive),
+                connect_deny: deny(self.connack_on_deny),
+                subscribe_deny: deny(self.suback_on_deny),
+                ..GatewayOptions::default()
+            },
+            timeouts: Timeouts::default(),
+            settings: match &self.auth {
+                Some(mode) => vec![("AUTH_MODE".into(), mode.clone())],
+                None => Vec::new(),
+            },
+        }
+    }
+}
+
+/// `serverless-websockets local`: prints a token and exits (`--print-token`), or
+/// runs the stack until Ctrl-C or SIGTERM.
+pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
+    let mut options = args.options();
+    if let Some(sub) = &args.print_token {
+        options.settings.push(("AUTH_MODE".into(), "jwt".into()));
+        println!("{}", options.mint_token(sub, Duration::from_secs(3600))?);
+        return Ok(());
+    }
+    if options.setting("AUTH_MODE").as_deref() == Some("none") {
+        tracing::warn!("AUTH_MODE=none: anyone who can reach the vending API gets credentials");
+    }
+    let mut stack = LocalStack::start(options).await?;
+    if let Some(path) = &args.ready_file {
+        stack.write_ready_file(path)?;
+    }
+    print_banner(stack.info());
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = stack.wait() => anyhow::bail!("a local server stopped unexpectedly"),
+    }
+    stack.shutdown().await;
+    tracing::info!("local stack shut down");
+    Ok(())
+}
+
+fn print_banner(info: &ReadyInfo) {
+    let admin = &info.admin;
+    let env = format!(
+        "AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION={}",
+        admin.access_key_id, admin.secret_access_key, info.region
+    );
+    println!(
+        "serverless-websockets local stack (region {region}, account {account})
+
+  vending API    {api}
+  STS emulator   {sts}
+  IoT gateway    {iot}/mqtt  (HTTPS publish: {data}){ca}
+  client role    {role}
+  admin          {env}
+  callers        {auth}
+
+Get credentials (note the clientId):
+  {token_step}curl -s -X POST {api}{curl_auth}
+Or connect the example client, which prints what arrives:
+  cargo run -p client-example -- --api {api}{ca_client}{client_auth}
+Push to that client as your backend would:
+  {env} aws iot-data publish --endpoint-url {data}{ca_flag} --topic allowed/<clientId> --payload hello
+Check the admin identity with the AWS CLI:
+  {env} aws sts get-caller-identity --endpoint-url {sts}
+",
+        iot = info.iot_endpoint,
+        data = info.iot_data_endpoint,
+        auth = match &info.jwt {
+            None => "AUTH_MODE=none: anyone who can reach the API gets credentials".to_owned(),
+            Some(jwt) => format!("AUTH_MODE=jwt, HS256, iss {}", jwt.issuer),
+        },
+        token_step = if info.jwt.is_some() {
+            "TOKEN=$(serverless-websockets local --print-token alice)\n  "
+        } else {
+            ""
+        },
+        curl_auth = if info.jwt.is_some() {
+            " -H \"Authorization: Bearer $TOKEN\""
+        } else {
+            ""
+        },
+        client_auth = if info.jwt.is_some() { " --token \"$TOKEN\"" } else { "" },
+        ca = info
+            .ca_cert
+            .as_deref()
+            .map(|p| format!("\n  local CA       {p}"))
+            .unwrap_or_default(),
+        ca_flag = info
+            .ca_cert
+            .as_deref()
+            .map(|p| format!(" --ca-bundle {p}"))
+            .unwrap_or_default(),
+        ca_client = info
+            .ca_cert
+            .as_deref()
+            .map(|p| format!(" --ca-cert {p}"))
+            .unwrap_or_default(),
+        region = info.region,
+        account = info.account_id,
+        api = info.api_url,
+        sts = info.sts_endpoint,
+        role = info.client_role_arn,
+    );
+}

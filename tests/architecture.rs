@@ -1,0 +1,52 @@
+//! The crate boundaries hold: the Lambda artifact (the vending crate) links none of
+//! the local stack's emulator dependencies, and the core has no HTTP stack and no
+//! AWS SDK (aws-sigv4 brings tokio's `sync` types along, nothing that does I/O).
+//!
+//! Read from `cargo tree` of the workspace as it is, so adding, say, `rumqttc` to
+//! the vending crate fails here before it reaches the zip.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+/// The packages in `package`'s normal-dependency tree, by name.
+fn dependency_names(package: &str) -> BTreeSet<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["tree", "--offline", "--locked", "-e", "normal", "--prefix", "none", "-p", package])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        output.status.success(),
+        "cargo tree -p {package} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What only the emulators need: the MQTT codec, WebSockets, the local CA.
+const EMULATOR_ONLY: &[&str] = &["rumqttc", "tungstenite", "tokio-tungstenite", "rcgen", "serverless-websockets"];
+
+#[test]
+fn the_lambda_artifact_links_none_of_the_emulators_dependencies() {
+    let local_stack = dependency_names("serverless-websockets");
+    let vending = dependency_names("serverless-websockets-vending");
+    for name in EMULATOR_ONLY {
+        // The local stack does use each of them, so this list cannot go stale quietly.
+        assert!(local_stack.contains(*name), "the local stack no longer depends on {name}");
+        assert!(!vending.contains(*name), "the Lambda artifact depends on {name}");
+    }
+}
+
+#[test]
+fn the_core_has_no_http_stack_no_aws_sdk_and_no_service_code() {
+    let core = dependency_names("serverless-websockets-core");
+    for name in ["hyper", "axum", "reqwest", "aws-config", "aws-sdk-sts", "lambda_http", "serverless-websockets-vending"] {
+        assert!(!core.contains(name), "the core depends on {name}");
+    }
+    assert!(core.contains("aws-sigv4"), "the core presigns with aws-sigv4");
+}

@@ -1,0 +1,114 @@
+//! The process entry of the vending service, shared by its own binary (the Lambda
+//! artifact) and by `serverless-websockets serve`: read the configuration, fetch
+//! the secrets, build the authenticator and the issuer once, then hand the router
+//! to the Lambda runtime or to the HTTP accept loop.
+//!
+//! Not here: argument parsing (each binary's `main`), the local stack.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::api;
+use crate::config::{AuthSettings, Config};
+use crate::issuer::{AssumeRoleIssuer, load_sdk_config};
+use crate::secret::SecretsManager;
+use crate::server::{Timeouts, serve};
+
+/// How the vending service is served.
+#[derive(Debug, Clone, Copy)]
+pub enum Mode {
+    /// Behind API Gateway, through the Lambda runtime API.
+    Lambda,
+    /// As a plain HTTP server on this address.
+    Serve { listen: SocketAddr },
+}
+
+/// Whether this process runs inside AWS Lambda.
+pub fn in_lambda() -> bool {
+    std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
+}
+
+/// Logs to stderr, as JSON lines in Lambda (CloudWatch adds the timestamp and
+/// request ID), as text elsewhere; `RUST_LOG` filters, `info` by default.
+pub fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .without_time()
+            .with_ansi(false)
+            .init();
+    } else {
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
+}
+
+/// Runs the vending service until the Lambda runtime stops it or, for `Serve`,
+/// until Ctrl-C or SIGTERM.
+pub async fn run(mode: Mode) -> anyhow::Result<()> {
+    let mut config = Config::from_env()?;
+    warn_about(&config);
+    let sdk_config = load_sdk_config().await;
+    config.fetch_secrets(&SecretsManager::new(&sdk_config)).await?;
+    let issuer = Arc::new(AssumeRoleIssuer::new(&sdk_config, config.client_role_arn.as_str()));
+    let router = api::build(config, issuer)?;
+    match mode {
+        Mode::Lambda => lambda_http::run(router)
+            .await
+            .map_err(|e| anyhow::anyhow!("Lambda runtime: {e}")),
+        Mode::Serve { listen } => {
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            tracing::info!("vending API listening on http://{}/credentials", listener.local_addr()?);
+            serve(listener, router, None, Timeouts::default(), shutdown_signal()).await;
+            tracing::info!("shut down");
+            Ok(())
+        }
+    }
+}
+
+/// Start-up warnings for settings that work but are unsafe in production.
+fn warn_about(config: &Config) {
+    match &config.auth {
+        AuthSettings::None => tracing::warn!("AUTH_MODE=none: anyone who can reach the API gets credentials"),
+        AuthSettings::Jwt(jwt) => {
+            if jwt.audience.is_none() && jwt.client_id.is_none() {
+                tracing::warn!(
+                    "neither JWT_AUDIENCE nor JWT_CLIENT_ID is set: any token of the issuer is accepted, whichever app it was issued to"
+                );
+            }
+            if jwt.hs256_secret.is_some() && in_lambda() {
+                tracing::warn!("JWT_HS256_SECRET is a plain environment variable: use JWT_HS256_SECRET_ARN in AWS");
+            }
+        }
+    }
+    for warning in config.grants.warnings() {
+        tracing::warn!("{warning}");
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+}
