@@ -12,6 +12,10 @@
 //! credentials leave the store as new ones arrive, oldest expiry first, through an
 //! expiry-ordered index: each insert does O(log n) work, never a scan of the store.
 //!
+//! [`IdentityStore::verify_signed`] is the one "look up the key, then check the
+//! signature with its secret" that the STS emulator and the gateway both use; each
+//! turns a [`Refusal`] into its own service's error.
+//!
 //! In memory only; nothing survives a restart of the local stack.
 
 use std::cmp::Reverse;
@@ -22,6 +26,7 @@ use std::time::SystemTime;
 use subtle::ConstantTimeEq;
 
 use serverless_websockets_core::policy::{PolicyDocument, is_allowed};
+use serverless_websockets_core::sigv4::{Expectations, RequestParts, SigError, SignedClaims, Verifier};
 
 /// One set of credentials and what it may do.
 #[derive(Clone)]
@@ -65,13 +70,22 @@ impl std::fmt::Debug for Identity {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
+pub enum CredentialError {
     #[error("unknown access key")]
     UnknownKey,
     #[error("the session token is missing or does not belong to the access key")]
     BadToken,
     #[error("the credentials have expired")]
     Expired,
+}
+
+/// Why a signed request was refused: its credential, or its signature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}")]
+    Credential(CredentialError),
+    #[error("{0}")]
+    Signature(SigError),
 }
 
 #[derive(Default)]
@@ -126,16 +140,35 @@ impl IdentityStore {
         access_key_id: &str,
         token: Option<&str>,
         now: SystemTime,
-    ) -> Result<Arc<Identity>, AuthError> {
-        let identity = self.get(access_key_id).ok_or(AuthError::UnknownKey)?;
+    ) -> Result<Arc<Identity>, CredentialError> {
+        let identity = self.get(access_key_id).ok_or(CredentialError::UnknownKey)?;
         match (&identity.session_token, token) {
             (None, None) => {}
             (Some(expected), Some(given)) if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) => {}
-            _ => return Err(AuthError::BadToken),
+            _ => return Err(CredentialError::BadToken),
         }
         if identity.expiration.is_some_and(|exp| exp <= now) {
-            return Err(AuthError::Expired);
+            return Err(CredentialError::Expired);
         }
+        Ok(identity)
+    }
+
+    /// Authenticates a signed request: looks up the signer's credential (session
+    /// token and expiry checked), then verifies the signature with its secret.
+    pub fn verify_signed(
+        &self,
+        verifier: &Verifier,
+        claims: &SignedClaims,
+        parts: RequestParts<'_>,
+        expect: Expectations<'_>,
+        now: SystemTime,
+    ) -> Result<Arc<Identity>, Refusal> {
+        let identity = self
+            .authenticate(&claims.access_key_id, claims.security_token.as_deref(), now)
+            .map_err(Refusal::Credential)?;
+        verifier
+            .verify(claims, parts, &identity.secret_access_key, expect, now)
+            .map_err(Refusal::Signature)?;
         Ok(identity)
     }
 
@@ -177,20 +210,23 @@ mod tests {
         let store = IdentityStore::new();
         store.insert(identity("ASIA1", Some("tok"), Some(now + Duration::from_secs(60))), now);
         assert!(store.authenticate("ASIA1", Some("tok"), now).is_ok());
-        assert_eq!(store.authenticate("ASIA1", None, now).unwrap_err(), AuthError::BadToken);
+        assert_eq!(
+            store.authenticate("ASIA1", None, now).unwrap_err(),
+            CredentialError::BadToken
+        );
         assert_eq!(
             store.authenticate("ASIA1", Some("other"), now).unwrap_err(),
-            AuthError::BadToken
+            CredentialError::BadToken
         );
         assert_eq!(
             store
                 .authenticate("ASIA1", Some("tok"), now + Duration::from_secs(61))
                 .unwrap_err(),
-            AuthError::Expired
+            CredentialError::Expired
         );
         assert_eq!(
             store.authenticate("ASIA2", Some("tok"), now).unwrap_err(),
-            AuthError::UnknownKey
+            CredentialError::UnknownKey
         );
     }
 
@@ -226,7 +262,7 @@ mod tests {
         assert!(store.authenticate("AKIA1", None, now).is_ok());
         assert_eq!(
             store.authenticate("AKIA1", Some("x"), now).unwrap_err(),
-            AuthError::BadToken
+            CredentialError::BadToken
         );
     }
 }

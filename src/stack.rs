@@ -21,11 +21,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use serverless_websockets_vending::config::{Config, ConfigError};
-use serverless_websockets_core::policy::{IotArns, PolicyDocument, client_role_policy};
 use crate::gateway::{Gateway, GatewayOptions};
 use crate::identity::{Identity, IdentityStore};
 use crate::sts::{LocalRole, StsEmulator};
+use serverless_websockets_core::arn::IotArns;
+use serverless_websockets_core::policy::{PolicyDocument, client_role_policy};
+use serverless_websockets_vending::config::{Config, ConfigError};
 
 /// The name of the local client role.
 pub const CLIENT_ROLE_NAME: &str = "serverless-websockets-client";
@@ -233,11 +234,13 @@ impl LocalStack {
             other => setting(other),
         })?;
         let jwt = match &config.auth {
-            serverless_websockets_vending::config::AuthSettings::Jwt(jwt) => jwt.hs256_secret.as_ref().map(|secret| LocalJwt {
-                issuer: jwt.issuer.clone(),
-                audience: jwt.audience.clone(),
-                hs256_secret: secret.expose().to_owned(),
-            }),
+            serverless_websockets_vending::config::AuthSettings::Jwt(jwt) => {
+                jwt.hs256_secret.as_ref().map(|secret| LocalJwt {
+                    issuer: jwt.issuer.clone(),
+                    audience: jwt.audience.clone(),
+                    hs256_secret: secret.expose().to_owned(),
+                })
+            }
             serverless_websockets_vending::config::AuthSettings::None => None,
         };
         let arns = IotArns::new("aws", &options.region, &options.account_id)
@@ -282,7 +285,10 @@ impl LocalStack {
             .endpoint_url(&sts_endpoint)
             .load()
             .await;
-        let issuer = Arc::new(serverless_websockets_vending::issuer::AssumeRoleIssuer::new(&sdk_config, &client_role_arn));
+        let issuer = Arc::new(serverless_websockets_vending::issuer::AssumeRoleIssuer::new(
+            &sdk_config,
+            &client_role_arn,
+        ));
         let api = serverless_websockets_vending::api::build(config, issuer)?;
 
         let (stop, stopped) = watch::channel(false);

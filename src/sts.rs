@@ -29,12 +29,12 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 
-use super::identity::{AuthError, Identity, IdentityStore};
+use super::identity::{CredentialError, Identity, IdentityStore, Refusal};
 use serverless_websockets_core::policy::PolicyDocument;
 use serverless_websockets_core::policy::eval::glob;
-use serverless_websockets_vending::server::BodyError;
 use serverless_websockets_core::sigv4::{Expectations, RequestParts, SigError, SignedClaims, TokenInQuery, Verifier};
 use serverless_websockets_vending::issuer::is_sts_name;
+use serverless_websockets_vending::server::BodyError;
 
 const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 /// STS's limit on the session policy, in characters.
@@ -122,21 +122,6 @@ impl StsEmulator {
                 format!("Authorization header: {other}"),
             ),
         })?;
-        let identity = self
-            .store
-            .authenticate(&claims.access_key_id, claims.security_token.as_deref(), now)
-            .map_err(|err| match err {
-                AuthError::UnknownKey | AuthError::BadToken => Fault::new(
-                    StatusCode::FORBIDDEN,
-                    "InvalidClientTokenId",
-                    "The security token included in the request is invalid.",
-                ),
-                AuthError::Expired => Fault::new(
-                    StatusCode::BAD_REQUEST,
-                    "ExpiredTokenException",
-                    "The security token included in the request is expired",
-                ),
-            })?;
         let payload = hex::encode(sha2::Sha256::digest(body));
         let parts = RequestParts {
             method: method.as_str(),
@@ -150,15 +135,30 @@ impl StsEmulator {
             token_in_query: TokenInQuery::Signed,
             payload_sha256: Some(&payload),
         };
-        self.verifier.verify(&claims, parts, &identity.secret_access_key, expect, now).map_err(|err| {
-            let message = match err {
-                SigError::Skewed => "Signature expired: the request's X-Amz-Date is more than 15 minutes from the server's time.".to_owned(),
-                SigError::Service { found } => format!("Credential should be scoped to correct service: 'sts', not '{found}'."),
-                SigError::PayloadHash => "The provided 'x-amz-content-sha256' header does not match what was computed.".to_owned(),
-                _ => "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.".to_owned(),
-            };
-            Fault::new(StatusCode::FORBIDDEN, "SignatureDoesNotMatch", message)
-        })?;
+        let identity = self
+            .store
+            .verify_signed(&self.verifier, &claims, parts, expect, now)
+            .map_err(|refusal| match refusal {
+                Refusal::Credential(CredentialError::UnknownKey | CredentialError::BadToken) => Fault::new(
+                    StatusCode::FORBIDDEN,
+                    "InvalidClientTokenId",
+                    "The security token included in the request is invalid.",
+                ),
+                Refusal::Credential(CredentialError::Expired) => Fault::new(
+                    StatusCode::BAD_REQUEST,
+                    "ExpiredTokenException",
+                    "The security token included in the request is expired",
+                ),
+                Refusal::Signature(err) => {
+                    let message = match err {
+                        SigError::Skewed => "Signature expired: the request's X-Amz-Date is more than 15 minutes from the server's time.".to_owned(),
+                        SigError::Service { found } => format!("Credential should be scoped to correct service: 'sts', not '{found}'."),
+                        SigError::PayloadHash => "The provided 'x-amz-content-sha256' header does not match what was computed.".to_owned(),
+                        _ => "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.".to_owned(),
+                    };
+                    Fault::new(StatusCode::FORBIDDEN, "SignatureDoesNotMatch", message)
+                }
+            })?;
         Ok(identity)
     }
 
@@ -258,8 +258,10 @@ impl StsEmulator {
         }
 
         let access_key_id = format!("ASIA{}", random_base32(16));
-        let secret = base64::engine::general_purpose::STANDARD.encode(serverless_websockets_core::random::bytes::<30>());
-        let token = base64::engine::general_purpose::STANDARD.encode(serverless_websockets_core::random::bytes::<120>());
+        let secret =
+            base64::engine::general_purpose::STANDARD.encode(serverless_websockets_core::random::bytes::<30>());
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(serverless_websockets_core::random::bytes::<120>());
         let expiration = now + duration;
         let assumed_arn = format!("arn:aws:sts::{}:assumed-role/{}/{session}", self.account, role.name);
         let user_id = format!("{}:{session}", role.role_id);
@@ -280,13 +282,7 @@ impl StsEmulator {
         );
         tracing::info!(caller = %caller.arn, assumed = %assumed_arn, duration_s = duration.as_secs(), "AssumeRole issued credentials");
 
-        let expiration = aws_smithy_types::DateTime::from_secs(
-            expiration
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64),
-        )
-        .fmt(aws_smithy_types::date_time::Format::DateTime)
-        .unwrap_or_default();
+        let expiration = serverless_websockets_core::wire::format_iso8601(expiration);
         let mut xml = String::from("<AssumeRoleResult>");
         if let Some(source) = &source_identity {
             let _ = write!(xml, "<SourceIdentity>{}</SourceIdentity>", escape(source));
@@ -430,7 +426,9 @@ fn parse_session_policy(policy: &str) -> Result<PolicyDocument, Fault> {
     }
     PolicyDocument::parse(policy).map_err(|err| {
         let message = match err {
-            serverless_websockets_core::policy::PolicyParseError::Syntax(_) => "The policy is not in the valid JSON format.".to_owned(),
+            serverless_websockets_core::policy::PolicyParseError::Syntax(_) => {
+                "The policy is not in the valid JSON format.".to_owned()
+            }
             other => format!("Syntax errors in policy: {other}."),
         };
         Fault::new(StatusCode::BAD_REQUEST, "MalformedPolicyDocument", message)

@@ -9,9 +9,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::Value;
+use serverless_websockets_core::policy::{Decision, PolicyDocument, evaluate};
 use serverless_websockets_vending::api::{MAX_BODY_BYTES, build};
 use serverless_websockets_vending::config::Config;
-use serverless_websockets_core::policy::{Decision, PolicyDocument, evaluate};
 use serverless_websockets_vending::issuer::{CredentialIssuer, IssueRequest, StsError, TemporaryCredentials};
 use tower::ServiceExt;
 

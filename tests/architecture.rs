@@ -12,7 +12,17 @@ use std::process::Command;
 fn dependency_names(package: &str) -> BTreeSet<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
-        .args(["tree", "--offline", "--locked", "-e", "normal", "--prefix", "none", "-p", package])
+        .args([
+            "tree",
+            "--offline",
+            "--locked",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "-p",
+            package,
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo tree runs");
@@ -29,7 +39,13 @@ fn dependency_names(package: &str) -> BTreeSet<String> {
 }
 
 /// What only the emulators need: the MQTT codec, WebSockets, the local CA.
-const EMULATOR_ONLY: &[&str] = &["rumqttc", "tungstenite", "tokio-tungstenite", "rcgen", "serverless-websockets"];
+const EMULATOR_ONLY: &[&str] = &[
+    "rumqttc",
+    "tungstenite",
+    "tokio-tungstenite",
+    "rcgen",
+    "serverless-websockets",
+];
 
 #[test]
 fn the_lambda_artifact_links_none_of_the_emulators_dependencies() {
@@ -37,7 +53,10 @@ fn the_lambda_artifact_links_none_of_the_emulators_dependencies() {
     let vending = dependency_names("serverless-websockets-vending");
     for name in EMULATOR_ONLY {
         // The local stack does use each of them, so this list cannot go stale quietly.
-        assert!(local_stack.contains(*name), "the local stack no longer depends on {name}");
+        assert!(
+            local_stack.contains(*name),
+            "the local stack no longer depends on {name}"
+        );
         assert!(!vending.contains(*name), "the Lambda artifact depends on {name}");
     }
 }
@@ -45,7 +64,15 @@ fn the_lambda_artifact_links_none_of_the_emulators_dependencies() {
 #[test]
 fn the_core_has_no_http_stack_no_aws_sdk_and_no_service_code() {
     let core = dependency_names("serverless-websockets-core");
-    for name in ["hyper", "axum", "reqwest", "aws-config", "aws-sdk-sts", "lambda_http", "serverless-websockets-vending"] {
+    for name in [
+        "hyper",
+        "axum",
+        "reqwest",
+        "aws-config",
+        "aws-sdk-sts",
+        "lambda_http",
+        "serverless-websockets-vending",
+    ] {
         assert!(!core.contains(name), "the core depends on {name}");
     }
     assert!(core.contains("aws-sigv4"), "the core presigns with aws-sigv4");

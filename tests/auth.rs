@@ -163,7 +163,8 @@ async fn post(
     if let Some(value) = authorization {
         request = request.header(header::AUTHORIZATION, value);
     }
-    let response = build(config, Arc::new(issuer)).unwrap()
+    let response = build(config, Arc::new(issuer))
+        .unwrap()
         .oneshot(request.body(Body::empty()).unwrap())
         .await
         .unwrap();

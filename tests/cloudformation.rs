@@ -7,8 +7,9 @@ mod common;
 use std::process::Command;
 
 use common::tools::{aws_env, tool};
+use serverless_websockets_core::arn::IotArns;
 use serverless_websockets_core::grants::{GrantTemplate, GrantTemplates};
-use serverless_websockets_core::policy::{IotArns, PolicyDocument, client_role_policy};
+use serverless_websockets_core::policy::{PolicyDocument, client_role_policy};
 
 const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/template.yaml");
 

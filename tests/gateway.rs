@@ -207,7 +207,7 @@ async fn the_https_api_refuses_publishers_without_a_grant_and_bad_requests() {
     let stack = stack().await;
     let data = stack.info().iot_data_endpoint.clone();
     let vended = vend(&stack.info().api_url).await;
-    let response = https_publish(&data, REGION, &vended.credentials.sdk(), &vended.topic, "", b"x").await;
+    let response = https_publish(&data, REGION, &vended.credentials.to_sdk(), &vended.topic, "", b"x").await;
     assert_eq!(response.status(), 403);
     assert_eq!(response.headers()["x-amzn-errortype"], "ForbiddenException:");
     let body: serde_json::Value = response.json().await.unwrap();
@@ -277,7 +277,7 @@ async fn the_handshake_echoes_the_mqtt_subprotocol_and_needs_one() {
 async fn bad_presigned_urls_get_403_forbidden_exception() {
     let stack = stack().await;
     let vended = vend(&stack.info().api_url).await;
-    let creds = vended.credentials.sdk();
+    let creds = vended.credentials.to_sdk();
     let now = SystemTime::now();
 
     let signature_at = vended.url.find("X-Amz-Signature=").unwrap() + 16;

@@ -30,4 +30,11 @@ export SW_NODE_MODULES="$PWD/$node_dir/node_modules"
 
 # Tests look here first for moto_server, aws, … and fail loudly if one is missing.
 export SW_TOOLS_BIN="$PWD/$venv/bin"
-exec cargo test --workspace "$@"
+cargo test --workspace "$@"
+
+# The binaries as the README runs them (`cargo run -- local`, `cargo run -p
+# client-example`): Cargo resolves their dependencies' features without the tests'
+# dev-dependencies (tokio's test-util, …), so those builds differ from the test
+# build; doing them here means the first `cargo run` after the tests compiles nothing.
+cargo build -q --locked --bin serverless-websockets
+cargo build -q --locked -p client-example --bin client-example

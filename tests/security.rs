@@ -15,7 +15,7 @@ use common::mqtt::{Client, vend};
 use common::sigv4::{ToSign, host_of, sign_headers};
 use common::tools::{Moto, aws_env, tool};
 use serverless_websockets::stack::{LocalOptions, LocalStack};
-use serverless_websockets_core::policy::IotArns;
+use serverless_websockets_core::arn::IotArns;
 use serverless_websockets_core::presign::{DEFAULT_EXPIRES, IotEndpoint, presign};
 use serverless_websockets_vending::server::Timeouts;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

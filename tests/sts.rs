@@ -11,11 +11,14 @@ use aws_config::retry::RetryConfig;
 use aws_credential_types::Credentials;
 use common::sts::{self, FakeSts, Reply};
 use common::tools::Moto;
+use serverless_websockets_core::arn::IotArns;
 use serverless_websockets_core::client_id::ClientId;
-use serverless_websockets_vending::config::Config;
-use serverless_websockets_core::policy::{Grants, IotArns, session_policy};
-use serverless_websockets_vending::issuer::{AssumeRoleIssuer, CredentialIssuer, IssueRequest, StsError, sdk_config_loader};
+use serverless_websockets_core::policy::{Grants, session_policy};
 use serverless_websockets_core::topic::Topic;
+use serverless_websockets_vending::config::Config;
+use serverless_websockets_vending::issuer::{
+    AssumeRoleIssuer, CredentialIssuer, IssueRequest, StsError, sdk_config_loader,
+};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/ClientRole";
 

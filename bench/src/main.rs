@@ -214,8 +214,8 @@ enum Suite {
     },
     /// Lambda cold start: process start → first /runtime/invocation/next, and → first response.
     LambdaStartup {
-        /// The serverless-websockets binary to start (build it with --release first).
-        #[arg(long, default_value = "target/release/serverless-websockets")]
+        /// The Lambda artifact to start (build it with --release first).
+        #[arg(long, default_value = "target/release/serverless-websockets-vending")]
         binary: PathBuf,
         /// Starts to measure.
         #[arg(long, default_value_t = 25)]

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_credential_types::Credentials;
 use hmac::{Hmac, Mac};
 use serverless_websockets_core::presign::{DEFAULT_EXPIRES, IotEndpoint, presign};
-use serverless_websockets_core::sigv4::{Expectations, RequestParts, SignedClaims, TokenInQuery, Verifier, query_pairs};
+use serverless_websockets_core::sigv4::{
+    Expectations, RequestParts, SignedClaims, TokenInQuery, Verifier, query_pairs,
+};
 use sha2::Sha256;
 
 use crate::report::Report;

@@ -6,70 +6,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_smithy_types::date_time::{DateTime, Format};
-use serde::Deserialize;
-
-/// The vending API's 200 body.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct Vended {
-    pub client_id: String,
-    pub region: String,
-    /// `wss://host` (or `ws://host:port` locally).
-    pub endpoint: String,
-    /// A URL presigned at vending time; this client presigns its own per connect.
-    pub url: String,
-    pub topic: String,
-    #[serde(default)]
-    pub grants: Grants,
-    pub credentials: Credentials,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-pub struct Grants {
-    #[serde(default)]
-    pub subscribe: Vec<String>,
-    #[serde(default)]
-    pub publish: Vec<String>,
-}
-
-/// Temporary AWS credentials. `Debug` hides the secret and the token.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct Credentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: String,
-    /// ISO-8601, e.g. `2026-11-22T06:31:41Z`.
-    pub expiration: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("expiration", &self.expiration)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Credentials {
-    pub fn expires_at(&self) -> Option<SystemTime> {
-        DateTime::from_str(&self.expiration, Format::DateTime)
-            .ok()
-            .and_then(|t| SystemTime::try_from(t).ok())
-    }
-
-    pub fn to_sdk(&self) -> aws_credential_types::Credentials {
-        aws_credential_types::Credentials::new(
-            &self.access_key_id,
-            &self.secret_access_key,
-            Some(self.session_token.clone()),
-            self.expires_at(),
-            "serverless-websockets",
-        )
-    }
-}
+/// The vending API's 200 body and its credentials: the service's own wire types.
+pub use serverless_websockets_core::wire::{Vended, VendedCredentials as Credentials, VendedGrants as Grants};
 
 /// When to fetch new credentials: after `fraction` of the time from `fetched_at` to
 /// the expiration has passed. Unknown expirations refresh after 5 minutes.

@@ -13,8 +13,9 @@
 //! variable at its maximum length) so that too many grants stop start-up instead of
 //! failing at STS on some request.
 
+use crate::arn::IotArns;
 use crate::client_id::ClientId;
-use crate::policy::{Grants, IotArns, SessionPolicyError, session_policy};
+use crate::policy::{Grants, SessionPolicyError, session_policy};
 use crate::topic::{MAX_TOPIC_BYTES, NameError, TopicFilter, check_level};
 
 /// The longest `{sub}` value accepted into a topic.
@@ -134,9 +135,7 @@ impl GrantTemplate {
     }
 
     pub fn has_wildcards(&self) -> bool {
-        self.levels
-            .iter()
-            .any(|level| matches!(level.as_slice(), [Piece::Text(t)] if t == "+" || t == "#"))
+        crate::topic::has_wildcards(self.as_str())
     }
 
     /// The pattern of everything this template can expand to, for the client

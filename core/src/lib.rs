@@ -5,12 +5,13 @@
 //!
 //! * [`topic`] and [`client_id`] — names and filters with IoT Core's rules, and
 //!   the stricter check that keeps a name safe inside a policy resource.
-//! * [`policy`] — ARNs, the session and client-role policy builders, and the
+//! * [`arn`] — IoT resource ARNs and the client role ARN, checked once.
+//! * [`policy`] — the session and client-role policy builders, and the
 //!   IAM policy evaluator the gateway emulator enforces.
 //! * [`grants`] — grant templates (`allowed/{clientId}`, `users/{sub}`) and their expansion.
 //! * [`presign`] — SigV4 presigned `wss://…/mqtt` URLs for the IoT device gateway.
 //! * [`sigv4`] — SigV4 verification of incoming requests (for the emulators).
-//! * [`wire`] — the vend response: the one JSON contract between API and clients.
+//! * [`wire`] — the vend response, the one JSON contract between API and clients, and its ISO-8601 times.
 //! * [`random`] — OS randomness for client IDs and keys.
 //!
 //! Not here: HTTP serving, AWS calls, the MQTT broker (the `serverless-websockets-vending`
@@ -21,7 +22,8 @@
 //!
 //! ```
 //! use serverless_websockets_core::client_id::ClientId;
-//! use serverless_websockets_core::policy::{evaluate, session_policy, Decision, Grants, IotArns, PolicyDocument};
+//! use serverless_websockets_core::policy::{evaluate, session_policy, Decision, Grants, PolicyDocument};
+//! use serverless_websockets_core::arn::IotArns;
 //! use serverless_websockets_core::topic::Topic;
 //!
 //! let arns = IotArns::new("aws", "us-east-1", "123456789012").unwrap();
@@ -36,6 +38,7 @@
 //! assert_eq!(evaluate(&policies, "iot:Subscribe", &everyone), Decision::NotApplicable);
 //! ```
 
+pub mod arn;
 pub mod client_id;
 pub mod grants;
 pub mod policy;
@@ -43,3 +46,4 @@ pub mod presign;
 pub mod random;
 pub mod sigv4;
 pub mod topic;
+pub mod wire;

@@ -293,7 +293,7 @@ impl Verifier {
                 found: claims.region.clone(),
             });
         }
-        let signed_at = parse_amz_date(&claims.amz_date).ok_or(SigError::Malformed("X-Amz-Date"))?;
+        let signed_at = parse_amz_date(&claims.amz_date).ok_or(SigError::Malformed(Q_DATE))?;
         if !claims.amz_date.starts_with(&claims.scope_date) || claims.scope_date.len() != 8 {
             return Err(SigError::ScopeDate);
         }
@@ -406,7 +406,7 @@ fn canonical_request(
     if let Some(claimed) = request.headers.get(X_AMZ_CONTENT_SHA256) {
         let claimed = claimed
             .to_str()
-            .map_err(|_| SigError::Malformed("x-amz-content-sha256"))?;
+            .map_err(|_| SigError::Malformed(X_AMZ_CONTENT_SHA256))?;
         if !claimed.eq_ignore_ascii_case(payload) {
             return Err(SigError::PayloadHash);
         }

@@ -1,14 +1,21 @@
-//! Names that end up inside IAM/IoT policy resources: MQTT topic names, topic
-//! levels and client IDs.
+//! MQTT topic names and filters, in two layers.
 //!
-//! In IoT policy matching `*` and `?` are wildcards and the MQTT wildcards `+` and
-//! `#` are *literal* characters (a SUBSCRIBE to `allowed/#` is checked against the
-//! resource string `topicfilter/allowed/#`). A name that carries any of them, or a
-//! `/` where one level is expected, could widen a grant to other clients' topics, so
-//! this module refuses them instead of escaping them (policy resources have no
-//! escape syntax). See <https://docs.aws.amazon.com/iot/latest/developerguide/pub-sub-policy.html>.
+//! **IoT Core's rules** — what the message broker accepts
+//! (<https://docs.aws.amazon.com/iot/latest/developerguide/topics.html>): at most 7
+//! slashes and 256 bytes, no NUL, `+` a whole level, `#` the whole last level; a
+//! publish names no wildcard and no reserved (`$`) topic; and — unlike the MQTT
+//! specification — `a/#` does *not* match `a` itself. As in MQTT, a filter starting
+//! with a wildcard does not match a `$` topic. [`check_topic_name`],
+//! [`check_filter`], [`is_publishable`], [`has_wildcards`], [`matches`].
 //!
-//! This module only validates; it does not match topics against filters.
+//! **Policy-safe names** on top — what may go into an IAM/IoT policy resource
+//! verbatim ([`Topic`], [`TopicFilter`], [`check_level`]). In policy matching `*`
+//! and `?` are wildcards and the MQTT wildcards `+` and `#` are *literal*
+//! characters (a SUBSCRIBE to `allowed/#` is checked against the resource string
+//! `topicfilter/allowed/#`). A name that carries any of them, or a `/` where one
+//! level is expected, could widen a grant to other clients' topics, so these types
+//! refuse them instead of escaping them (policy resources have no escape syntax).
+//! See <https://docs.aws.amazon.com/iot/latest/developerguide/pub-sub-policy.html>.
 
 use std::fmt;
 
@@ -33,6 +40,96 @@ pub enum NameError {
     EmptyLevel,
     #[error("topic has more than {MAX_TOPIC_SLASHES} slashes")]
     TooManyLevels,
+    #[error("wildcard used where it is not allowed")]
+    Wildcard,
+}
+
+/// Length, slash count and NUL: what every topic name and filter must pass.
+fn check_shape(value: &str, what: &'static str) -> Result<(), NameError> {
+    if value.is_empty() {
+        return Err(NameError::Empty { what });
+    }
+    if value.len() > MAX_TOPIC_BYTES {
+        return Err(NameError::TooLong {
+            what,
+            max: MAX_TOPIC_BYTES,
+        });
+    }
+    if value.bytes().filter(|&b| b == b'/').count() > MAX_TOPIC_SLASHES {
+        return Err(NameError::TooManyLevels);
+    }
+    if value.contains('\0') {
+        return Err(NameError::ForbiddenChar { what, found: '\0' });
+    }
+    Ok(())
+}
+
+/// A topic name IoT accepts in a PUBLISH: no wildcards.
+pub fn check_topic_name(topic: &str) -> Result<(), NameError> {
+    check_shape(topic, "topic")?;
+    if has_wildcards(topic) {
+        return Err(NameError::Wildcard);
+    }
+    Ok(())
+}
+
+/// A subscription filter IoT accepts: `+` only as a whole level, `#` only as the
+/// whole last level.
+pub fn check_filter(filter: &str) -> Result<(), NameError> {
+    check_shape(filter, "topic filter")?;
+    let mut levels = filter.split('/').peekable();
+    while let Some(level) = levels.next() {
+        let allowed = match level {
+            "+" => true,
+            "#" => levels.peek().is_none(),
+            other => !has_wildcards(other),
+        };
+        if !allowed {
+            return Err(NameError::Wildcard);
+        }
+    }
+    Ok(())
+}
+
+/// Whether a topic is reserved for IoT itself (`$aws/…`): clients do not publish there.
+pub fn is_reserved(topic: &str) -> bool {
+    topic.starts_with('$')
+}
+
+/// Whether a client may publish to `topic` at all (before any policy): a valid
+/// topic name outside the reserved `$` space.
+pub fn is_publishable(topic: &str) -> bool {
+    check_topic_name(topic).is_ok() && !is_reserved(topic)
+}
+
+/// Whether a topic name or filter carries an MQTT wildcard.
+pub fn has_wildcards(value: &str) -> bool {
+    value.contains(['+', '#'])
+}
+
+/// Whether `filter` (already checked) matches `topic`, with IoT's `#` rule.
+pub fn matches(filter: &str, topic: &str) -> bool {
+    if is_reserved(topic) && filter.starts_with(['+', '#']) {
+        return false;
+    }
+    let mut topic_levels = topic.split('/');
+    for level in filter.split('/') {
+        match level {
+            // IoT: `#` needs at least one more level.
+            "#" => return topic_levels.next().is_some(),
+            "+" => {
+                if topic_levels.next().is_none() {
+                    return false;
+                }
+            }
+            exact => {
+                if topic_levels.next() != Some(exact) {
+                    return false;
+                }
+            }
+        }
+    }
+    topic_levels.next().is_none()
 }
 
 /// Characters that are wildcards in policy resources (`*`, `?`), MQTT wildcards
@@ -64,18 +161,7 @@ pub struct Topic(String);
 
 impl Topic {
     pub fn parse(value: &str) -> Result<Self, NameError> {
-        if value.is_empty() {
-            return Err(NameError::Empty { what: "topic" });
-        }
-        if value.len() > MAX_TOPIC_BYTES {
-            return Err(NameError::TooLong {
-                what: "topic",
-                max: MAX_TOPIC_BYTES,
-            });
-        }
-        if value.matches('/').count() > MAX_TOPIC_SLASHES {
-            return Err(NameError::TooManyLevels);
-        }
+        check_shape(value, "topic")?;
         for level in value.split('/') {
             if level.is_empty() {
                 return Err(NameError::EmptyLevel);
@@ -110,18 +196,7 @@ pub struct TopicFilter(String);
 
 impl TopicFilter {
     pub fn parse(value: &str) -> Result<Self, NameError> {
-        if value.is_empty() {
-            return Err(NameError::Empty { what: "topic filter" });
-        }
-        if value.len() > MAX_TOPIC_BYTES {
-            return Err(NameError::TooLong {
-                what: "topic filter",
-                max: MAX_TOPIC_BYTES,
-            });
-        }
-        if value.matches('/').count() > MAX_TOPIC_SLASHES {
-            return Err(NameError::TooManyLevels);
-        }
+        check_shape(value, "topic filter")?;
         let levels: Vec<&str> = value.split('/').collect();
         for (i, level) in levels.iter().enumerate() {
             match *level {
@@ -139,7 +214,7 @@ impl TopicFilter {
     }
 
     pub fn has_wildcards(&self) -> bool {
-        self.0.split('/').any(|level| level == "+" || level == "#")
+        has_wildcards(&self.0)
     }
 
     /// The policy resource pattern of the topics this filter matches: each `+` or
@@ -230,5 +305,79 @@ mod tests {
         assert_eq!(prefix.join("abc").unwrap().as_str(), "allowed/abc");
         assert!(prefix.join("abc/def").is_err());
         assert!(prefix.join("#").is_err());
+    }
+
+    #[test]
+    fn iot_filter_matching_table() {
+        let cases = [
+            ("a/b", "a/b", true),
+            ("a/b", "a/c", false),
+            ("a/+", "a/b", true),
+            ("a/+", "a/b/c", false),
+            ("a/+", "a", false),
+            ("a/+/c", "a/b/c", true),
+            ("a/#", "a/b", true),
+            ("a/#", "a/b/c/d", true),
+            ("a/#", "a", false),
+            ("#", "a", true),
+            ("#", "a/b", true),
+            ("+", "a", true),
+            ("+/+", "a/b", true),
+            ("#", "$aws/events/presence/connected/x", false),
+            ("+/events/#", "$aws/events/x", false),
+            (
+                "$aws/events/presence/connected/+",
+                "$aws/events/presence/connected/x",
+                true,
+            ),
+            ("$aws/events/presence/+/x", "$aws/events/presence/disconnected/x", true),
+            ("a/+", "a/", true),
+        ];
+        for (filter, topic, expected) in cases {
+            assert_eq!(matches(filter, topic), expected, "{filter} vs {topic}");
+        }
+    }
+
+    #[test]
+    fn filters_put_wildcards_only_where_mqtt_allows() {
+        for ok in [
+            "a",
+            "a/b",
+            "+",
+            "#",
+            "a/+/c",
+            "a/#",
+            "+/+/#",
+            "$aws/events/presence/connected/+",
+        ] {
+            assert_eq!(check_filter(ok), Ok(()), "{ok}");
+        }
+        for bad in ["a#", "a/#/b", "a+/b", "#/a", ""] {
+            assert!(check_filter(bad).is_err(), "{bad}");
+        }
+        assert_eq!(check_filter("a/b/c/d/e/f/g/h/i"), Err(NameError::TooManyLevels));
+        assert_eq!(
+            check_filter(&"a".repeat(257)),
+            Err(NameError::TooLong {
+                what: "topic filter",
+                max: MAX_TOPIC_BYTES
+            })
+        );
+    }
+
+    #[test]
+    fn topic_names_have_no_wildcards() {
+        assert_eq!(check_topic_name("a/b"), Ok(()));
+        assert_eq!(check_topic_name("a/+"), Err(NameError::Wildcard));
+        assert_eq!(check_topic_name("a/#"), Err(NameError::Wildcard));
+        assert_eq!(check_topic_name(""), Err(NameError::Empty { what: "topic" }));
+    }
+
+    #[test]
+    fn reserved_and_wildcard_topics_are_not_publishable() {
+        assert!(is_publishable("allowed/abc"));
+        for bad in ["$aws/things/x/shadow/update", "a/+", "a/#", "", "a\0b"] {
+            assert!(!is_publishable(bad), "{bad:?}");
+        }
     }
 }

@@ -19,7 +19,7 @@ mod fixtures;
 use serverless_websockets::gateway::session::Session;
 use serverless_websockets::gateway::{Gateway, GatewayOptions};
 use serverless_websockets::identity::{Identity, IdentityStore};
-use serverless_websockets_core::policy::IotArns;
+use serverless_websockets_core::arn::IotArns;
 
 /// Incoming messages from memory; everything written is dropped.
 struct MemorySocket {

@@ -7,7 +7,8 @@
 use libfuzzer_sys::fuzz_target;
 use serverless_websockets_core::client_id::ClientId;
 use serverless_websockets_core::grants::GrantTemplates;
-use serverless_websockets_core::policy::{Decision, IotArns, PolicyDocument, evaluate, session_policy};
+use serverless_websockets_core::policy::{Decision, PolicyDocument, evaluate, session_policy};
+use serverless_websockets_core::arn::IotArns;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

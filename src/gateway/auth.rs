@@ -13,28 +13,22 @@ use std::time::SystemTime;
 
 use http::{HeaderMap, Method, Uri};
 
-use crate::identity::{AuthError, Identity, IdentityStore};
-use serverless_websockets_core::sigv4::{Expectations, RequestParts, SigError, SignedClaims, TokenInQuery, Verifier, query_pairs};
+use crate::identity::{Identity, IdentityStore, Refusal};
+use serverless_websockets_core::sigv4::{
+    Expectations, RequestParts, SignedClaims, TokenInQuery, Verifier, query_pairs,
+};
 
 pub const SERVICES: &[&str] = &["iotdevicegateway", "iotdata"];
 
-/// Why a request could not be authenticated; the text is safe to return.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Denied {
-    #[error("{0}")]
-    Signature(SigError),
-    #[error("{0}")]
-    Identity(AuthError),
-}
-
-/// Authenticates requests against the identity store for one region.
-pub struct Authenticator {
+/// Checks the SigV4 signatures of requests to the gateway against the identity
+/// store, for one region.
+pub struct SignatureCheck {
     store: Arc<IdentityStore>,
     verifier: Verifier,
     region: String,
 }
 
-impl Authenticator {
+impl SignatureCheck {
     pub fn new(store: Arc<IdentityStore>, region: &str) -> Self {
         Self {
             store,
@@ -49,15 +43,8 @@ impl Authenticator {
         parts: RequestParts<'_>,
         expect: Expectations<'_>,
         now: SystemTime,
-    ) -> Result<Arc<Identity>, Denied> {
-        let identity = self
-            .store
-            .authenticate(&claims.access_key_id, claims.security_token.as_deref(), now)
-            .map_err(Denied::Identity)?;
-        self.verifier
-            .verify(claims, parts, &identity.secret_access_key, expect, now)
-            .map_err(Denied::Signature)?;
-        Ok(identity)
+    ) -> Result<Arc<Identity>, Refusal> {
+        self.store.verify_signed(&self.verifier, claims, parts, expect, now)
     }
 
     /// A WebSocket handshake `GET /mqtt?X-Amz-…`.
@@ -67,9 +54,9 @@ impl Authenticator {
         uri: &Uri,
         headers: &HeaderMap,
         now: SystemTime,
-    ) -> Result<Arc<Identity>, Denied> {
+    ) -> Result<Arc<Identity>, Refusal> {
         let query = query_pairs(uri.query().unwrap_or(""));
-        let claims = SignedClaims::from_query(&query).map_err(Denied::Signature)?;
+        let claims = SignedClaims::from_query(&query).map_err(Refusal::Signature)?;
         let parts = RequestParts {
             method: method.as_str(),
             raw_path: uri.path(),
@@ -95,8 +82,8 @@ impl Authenticator {
         headers: &HeaderMap,
         payload_sha256: &str,
         now: SystemTime,
-    ) -> Result<Arc<Identity>, Denied> {
-        let claims = SignedClaims::from_headers(headers).map_err(Denied::Signature)?;
+    ) -> Result<Arc<Identity>, Refusal> {
+        let claims = SignedClaims::from_headers(headers).map_err(Refusal::Signature)?;
         let parts = RequestParts {
             method: method.as_str(),
             raw_path: uri.path(),

@@ -24,9 +24,9 @@ use rumqttc::mqttbytes::QoS;
 use rumqttc::mqttbytes::v4::Publish;
 use tokio::sync::{Notify, watch};
 
-use super::filter::{has_wildcards, matches};
 use crate::identity::Identity;
-use serverless_websockets_core::policy::IotArns;
+use serverless_websockets_core::arn::IotArns;
+use serverless_websockets_core::topic::{has_wildcards, matches};
 
 pub type ConnId = u64;
 

@@ -24,9 +24,9 @@ use rumqttc::mqttbytes::{Error as WireError, QoS};
 use tokio::time::{Instant, sleep_until};
 
 use super::broker::{DisconnectReason, Mailbox, Outgoing, Subscriber};
-use super::filter::{check_filter, check_topic_name, has_wildcards};
 use super::{DenyMode, Gateway, lifecycle};
 use crate::identity::Identity;
+use serverless_websockets_core::topic::{check_filter, has_wildcards, is_publishable};
 
 /// IoT Core's largest message, plus room for the topic and headers.
 pub const MAX_PACKET_BYTES: usize = 128 * 1024 + 1024;
@@ -237,10 +237,7 @@ impl<S: MessageSocket> Session<S> {
 
     async fn on_publish(&mut self, publish: Publish) -> Step {
         let arns = self.gateway.broker.arns();
-        if check_topic_name(&publish.topic).is_err()
-            || publish.topic.starts_with('$')
-            || publish.qos == QoS::ExactlyOnce
-        {
+        if !is_publishable(&publish.topic) || publish.qos == QoS::ExactlyOnce {
             tracing::warn!(topic = %publish.topic.escape_debug(), "PUBLISH refused: invalid or reserved topic, or QoS 2");
             return Step::Close(DisconnectReason::ClientError);
         }

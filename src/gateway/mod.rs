@@ -16,9 +16,8 @@
 
 pub mod auth;
 pub mod broker;
-pub mod filter;
-pub mod lifecycle;
 pub mod connection;
+pub mod lifecycle;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -37,9 +36,10 @@ use sha2::Digest;
 use tokio::sync::watch;
 
 use crate::identity::IdentityStore;
-use serverless_websockets_core::policy::IotArns;
-use serverless_websockets_vending::server::BodyError;
 use broker::Broker;
+use serverless_websockets_core::arn::IotArns;
+use serverless_websockets_core::topic::is_publishable;
+use serverless_websockets_vending::server::BodyError;
 
 /// What the gateway does when a CONNECT or SUBSCRIBE is not authorized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +76,7 @@ impl Default for GatewayOptions {
 
 /// State shared by every connection.
 pub struct Gateway {
-    auth: auth::Authenticator,
+    auth: auth::SignatureCheck,
     pub broker: Broker,
     options: GatewayOptions,
     versions: AtomicU64,
@@ -96,7 +96,7 @@ impl Gateway {
         options: GatewayOptions,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        let auth = auth::Authenticator::new(store, arns.region());
+        let auth = auth::SignatureCheck::new(store, arns.region());
         let broker = Broker::new(arns, options.queue_len);
         Self {
             auth,
@@ -232,7 +232,7 @@ async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract::Re
     let topic = percent_encoding::percent_decode_str(raw)
         .decode_utf8_lossy()
         .into_owned();
-    if filter::check_topic_name(&topic).is_err() || topic.starts_with('$') {
+    if !is_publishable(&topic) {
         return invalid("The topic is not a valid MQTT topic name.");
     }
     let qos = match param("qos") {

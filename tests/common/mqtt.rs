@@ -6,40 +6,11 @@ use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
-use serde::Deserialize;
 use tokio::sync::mpsc;
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Vended {
-    pub client_id: String,
-    pub url: String,
-    pub topic: String,
-    pub endpoint: String,
-    pub credentials: VendedCredentials,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VendedCredentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: String,
-}
-
-impl VendedCredentials {
-    pub fn sdk(&self) -> Credentials {
-        Credentials::new(
-            &self.access_key_id,
-            &self.secret_access_key,
-            Some(self.session_token.clone()),
-            None,
-            "vended",
-        )
-    }
-}
+pub use serverless_websockets_core::wire::Vended;
 
 pub async fn vend(api_url: &str) -> Vended {
     let response = reqwest::Client::new().post(api_url).send().await.unwrap();

@@ -25,18 +25,19 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use serde::Serialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
 use crate::auth::{AuthError, Authenticator, SetupError};
-use serverless_websockets_core::client_id::ClientId;
 use crate::config::{Config, CorsOrigins};
+use crate::issuer::{CredentialIssuer, IssueRequest, StsError, THROTTLE_RETRY_AFTER, source_identity};
+use crate::server::BodyError;
+use serverless_websockets_core::client_id::ClientId;
 use serverless_websockets_core::grants::GrantError;
 use serverless_websockets_core::policy::session_policy;
 use serverless_websockets_core::presign::{DEFAULT_EXPIRES, presign};
-use crate::server::BodyError;
-use crate::issuer::{CredentialIssuer, IssueRequest, StsError, THROTTLE_RETRY_AFTER, source_identity};
+use serverless_websockets_core::topic::TopicFilter;
+use serverless_websockets_core::wire::{Vended, VendedCredentials, VendedGrants, format_iso8601};
 
 /// The largest request body accepted. The body carries at most a few options.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -141,28 +142,6 @@ fn method_not_allowed(allow: &'static str) -> MethodRouter<AppState> {
     axum::routing::any(move || async move { ApiError::MethodNotAllowed { allow } })
 }
 
-/// The 200 body.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Vended<'a> {
-    client_id: &'a str,
-    region: &'a str,
-    endpoint: String,
-    url: String,
-    topic: &'a str,
-    grants: &'a serverless_websockets_core::policy::Grants,
-    credentials: CredentialsBody<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CredentialsBody<'a> {
-    access_key_id: &'a str,
-    secret_access_key: &'a str,
-    session_token: &'a str,
-    expiration: String,
-}
-
 async fn vend(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
@@ -195,7 +174,7 @@ async fn vend(State(state): State<AppState>, request: Request) -> Result<Respons
     )
     .map_err(|e| ApiError::Internal(format!("presign: {e}")))?;
 
-    let expiration = credentials.expiration_iso8601();
+    let expiration = format_iso8601(credentials.expiration);
     tracing::info!(
         client_id = %client_id,
         sub = caller.sub.as_deref().unwrap_or("-"),
@@ -203,17 +182,21 @@ async fn vend(State(state): State<AppState>, request: Request) -> Result<Respons
         expiration = %expiration,
         "issued credentials"
     );
+    let as_strings = |filters: &[TopicFilter]| filters.iter().map(|f| f.as_str().to_owned()).collect();
     let body = Vended {
-        client_id: client_id.as_str(),
-        region: &config.region,
+        client_id: client_id.as_str().to_owned(),
+        region: config.region.clone(),
         endpoint: config.iot_endpoint.websocket_base(),
         url,
-        topic: config.grants.own_topic(&grants),
-        grants: &grants,
-        credentials: CredentialsBody {
-            access_key_id: &credentials.access_key_id,
-            secret_access_key: &credentials.secret_access_key,
-            session_token: &credentials.session_token,
+        topic: config.grants.own_topic(&grants).to_owned(),
+        grants: VendedGrants {
+            subscribe: as_strings(&grants.subscribe),
+            publish: as_strings(&grants.publish),
+        },
+        credentials: VendedCredentials {
+            access_key_id: credentials.access_key_id,
+            secret_access_key: credentials.secret_access_key,
+            session_token: credentials.session_token,
             expiration,
         },
     };

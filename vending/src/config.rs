@@ -7,10 +7,10 @@
 
 use std::time::Duration;
 
-use serverless_websockets_core::grants::GrantTemplates;
-use serverless_websockets_core::policy::IotArns;
-use serverless_websockets_core::presign::IotEndpoint;
 use crate::secret::{Secret, SecretError, SecretsManager, Stage};
+use serverless_websockets_core::arn::{IotArns, RoleArn};
+use serverless_websockets_core::grants::GrantTemplates;
+use serverless_websockets_core::presign::IotEndpoint;
 use serverless_websockets_core::topic::Topic;
 
 /// STS accepts 900 s at least; role chaining (a Lambda role assuming the client
@@ -24,56 +24,6 @@ pub struct ConfigError {
     pub variable: &'static str,
     pub problem: String,
     pub expected: &'static str,
-}
-
-/// An IAM role ARN, `arn:<partition>:iam::<account>:role/<path/name>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoleArn {
-    arn: String,
-    partition: String,
-    account: String,
-}
-
-impl RoleArn {
-    pub fn parse(value: &str) -> Option<Self> {
-        let mut parts = value.splitn(6, ':');
-        let (arn, partition, service, region, account, resource) = (
-            parts.next()?,
-            parts.next()?,
-            parts.next()?,
-            parts.next()?,
-            parts.next()?,
-            parts.next()?,
-        );
-        let name = resource.strip_prefix("role/")?;
-        let ok = arn == "arn"
-            && !partition.is_empty()
-            && service == "iam"
-            && region.is_empty()
-            && account.len() == 12
-            && account.bytes().all(|c| c.is_ascii_digit())
-            && !name.is_empty()
-            && name
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&c));
-        ok.then(|| Self {
-            arn: value.to_owned(),
-            partition: partition.to_owned(),
-            account: account.to_owned(),
-        })
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.arn
-    }
-
-    pub fn partition(&self) -> &str {
-        &self.partition
-    }
-
-    pub fn account(&self) -> &str {
-        &self.account
-    }
 }
 
 /// Which browser origins may call the API (CORS).
@@ -166,14 +116,14 @@ impl Config {
 
         const ROLE: &str = "an IAM role ARN such as arn:aws:iam::123456789012:role/ClientRole";
         let role = get("CLIENT_ROLE_ARN").ok_or_else(|| missing("CLIENT_ROLE_ARN", ROLE))?;
-        let client_role_arn = RoleArn::parse(&role).ok_or_else(|| malformed("CLIENT_ROLE_ARN", &role, ROLE))?;
+        let client_role_arn = RoleArn::parse(&role).map_err(|_| malformed("CLIENT_ROLE_ARN", &role, ROLE))?;
 
         const REGION: &str = "an AWS region such as us-east-1";
         let region = get("AWS_REGION")
             .or_else(|| get("AWS_DEFAULT_REGION"))
             .ok_or_else(|| missing("AWS_REGION", REGION))?;
-        let iot_arns = IotArns::new(client_role_arn.partition(), &region, client_role_arn.account())
-            .map_err(|_| malformed("AWS_REGION", &region, REGION))?;
+        let iot_arns =
+            IotArns::for_role(&client_role_arn, &region).map_err(|_| malformed("AWS_REGION", &region, REGION))?;
 
         const ENDPOINT: &str =
             "the IoT data endpoint host (aws iot describe-endpoint --endpoint-type iot:Data-ATS) or a wss:// URL";

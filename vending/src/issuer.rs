@@ -19,9 +19,9 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
-use aws_smithy_types::date_time::{DateTime, Format};
 
 use serverless_websockets_core::client_id::ClientId;
+use serverless_websockets_core::wire::format_iso8601;
 
 /// How long a throttled caller is asked to wait (`Retry-After`).
 pub const THROTTLE_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -38,13 +38,7 @@ pub struct TemporaryCredentials {
 impl TemporaryCredentials {
     /// The expiration as ISO-8601 (`2026-01-01T00:00:00Z`).
     pub fn expiration_iso8601(&self) -> String {
-        let secs = self
-            .expiration
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        DateTime::from_secs(secs as i64)
-            .fmt(Format::DateTime)
-            .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+        format_iso8601(self.expiration)
     }
 
     /// The same credentials as the AWS SDK's type, for signing.

@@ -73,6 +73,11 @@ impl Statement {
             condition: None,
         }
     }
+
+    /// `Allow` of one action on these resources: every statement this project builds.
+    pub fn allow(action: &str, resources: Vec<String>) -> Self {
+        Self::new(Effect::Allow, vec![action.to_owned()], resources)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,6 +107,15 @@ pub enum PolicyParseError {
 
 impl PolicyDocument {
     pub const VERSION: &'static str = "2012-10-17";
+
+    /// A current-version document of these statements.
+    pub fn of(statements: Vec<Statement>) -> Self {
+        Self {
+            version: Some(Self::VERSION.to_owned()),
+            id: None,
+            statement: OneOrMany::Many(statements),
+        }
+    }
 
     /// Parses and checks the structural rules IAM enforces on a policy.
     pub fn parse(json: &str) -> Result<Self, PolicyParseError> {

@@ -18,4 +18,4 @@ pub mod session;
 pub use document::{PolicyDocument, PolicyParseError};
 pub use eval::{Decision, evaluate, is_allowed};
 pub use role::client_role_policy;
-pub use session::{Grants, IotArns, SessionPolicyError, session_policy};
+pub use session::{Grants, SessionPolicyError, session_policy};

@@ -7,8 +7,9 @@
 //! template gives the deployed role the same document, and the local stack uses it
 //! for its default client role.
 
-use super::document::{Effect, OneOrMany, PolicyDocument, Statement};
-use super::session::IotArns;
+use super::document::{PolicyDocument, Statement};
+use super::session::subscribe_and_receive;
+use crate::arn::IotArns;
 use crate::grants::{GrantTemplate, GrantTemplates};
 
 /// The client role's identity policy for the configured grant templates: each
@@ -16,27 +17,20 @@ use crate::grants::{GrantTemplate, GrantTemplates};
 /// [`GrantTemplate::role_pattern`]), so the role covers exactly the configured
 /// prefixes.
 pub fn client_role_policy(arns: &IotArns, templates: &GrantTemplates) -> PolicyDocument {
-    let allow =
-        |action: &str, resources: Vec<String>| Statement::new(Effect::Allow, vec![action.to_owned()], resources);
     let patterns = |list: &[GrantTemplate]| list.iter().map(GrantTemplate::role_pattern).collect::<Vec<_>>();
-    let subscribe = patterns(&templates.subscribe);
-    let mut statements = vec![
-        allow("iot:Connect", vec![arns.client("*")]),
-        allow(
-            "iot:Subscribe",
-            subscribe.iter().map(|p| arns.topic_filter(p)).collect(),
-        ),
-        allow("iot:Receive", subscribe.iter().map(|p| arns.topic(p)).collect()),
-    ];
+    let mut statements = vec![Statement::allow("iot:Connect", vec![arns.client("*")])];
+    statements.extend(subscribe_and_receive(
+        arns,
+        patterns(&templates.subscribe).into_iter().map(|p| (p.clone(), p)),
+    ));
     let publish = patterns(&templates.publish);
     if !publish.is_empty() {
-        statements.push(allow("iot:Publish", publish.iter().map(|p| arns.topic(p)).collect()));
+        statements.push(Statement::allow(
+            "iot:Publish",
+            publish.iter().map(|p| arns.topic(p)).collect(),
+        ));
     }
-    PolicyDocument {
-        version: Some(PolicyDocument::VERSION.to_owned()),
-        id: None,
-        statement: OneOrMany::Many(statements),
-    }
+    PolicyDocument::of(statements)
 }
 
 #[cfg(test)]

@@ -13,79 +13,18 @@
 
 use serde::Serialize;
 
-use super::document::{Effect, OneOrMany, PolicyDocument, Statement};
+use super::document::{PolicyDocument, Statement};
+use crate::arn::IotArns;
 use crate::client_id::ClientId;
 use crate::topic::TopicFilter;
 
 /// STS's limit on the plain-text session policy, in characters.
 pub const MAX_SESSION_POLICY_CHARS: usize = 2048;
 
-/// Where IoT resources live: `arn:<partition>:iot:<region>:<account>:…`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IotArns {
-    partition: String,
-    region: String,
-    account: String,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionPolicyError {
-    #[error("partition {0:?} is not a valid AWS partition name")]
-    Partition(String),
-    #[error("region {0:?} is not a valid AWS region name")]
-    Region(String),
-    #[error("account {0:?} is not a 12-digit AWS account ID")]
-    Account(String),
     #[error("session policy is {len} characters, over STS's limit of {MAX_SESSION_POLICY_CHARS}")]
     TooLarge { len: usize },
-}
-
-impl IotArns {
-    pub fn new(partition: &str, region: &str, account: &str) -> Result<Self, SessionPolicyError> {
-        let word = |s: &str| {
-            !s.is_empty()
-                && s.bytes()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-        };
-        if !word(partition) {
-            return Err(SessionPolicyError::Partition(partition.to_owned()));
-        }
-        if !word(region) {
-            return Err(SessionPolicyError::Region(region.to_owned()));
-        }
-        if account.len() != 12 || !account.bytes().all(|c| c.is_ascii_digit()) {
-            return Err(SessionPolicyError::Account(account.to_owned()));
-        }
-        Ok(Self {
-            partition: partition.to_owned(),
-            region: region.to_owned(),
-            account: account.to_owned(),
-        })
-    }
-
-    pub fn region(&self) -> &str {
-        &self.region
-    }
-
-    pub fn account(&self) -> &str {
-        &self.account
-    }
-
-    fn prefix(&self) -> String {
-        format!("arn:{}:iot:{}:{}", self.partition, self.region, self.account)
-    }
-
-    pub fn client(&self, client_id: &str) -> String {
-        format!("{}:client/{client_id}", self.prefix())
-    }
-
-    pub fn topic_filter(&self, filter: &str) -> String {
-        format!("{}:topicfilter/{filter}", self.prefix())
-    }
-
-    pub fn topic(&self, topic: &str) -> String {
-        format!("{}:topic/{topic}", self.prefix())
-    }
 }
 
 /// The topics one client may use, already expanded for that client.
@@ -106,37 +45,41 @@ fn filters<S: serde::Serializer>(filters: &[TopicFilter], serializer: S) -> Resu
 
 /// Builds the compact JSON session policy for `client_id` with `grants`.
 pub fn session_policy(arns: &IotArns, client_id: &ClientId, grants: &Grants) -> Result<String, SessionPolicyError> {
-    let allow =
-        |action: &str, resources: Vec<String>| Statement::new(Effect::Allow, vec![action.to_owned()], resources);
-    let mut statements = vec![allow("iot:Connect", vec![arns.client(client_id.as_str())])];
+    let mut statements = vec![Statement::allow("iot:Connect", vec![arns.client(client_id.as_str())])];
     if !grants.subscribe.is_empty() {
         // `+` and `#` are literal in `topicfilter/` resources: the grant is to subscribe
         // to exactly this filter. Receiving needs the topics it matches, where an
         // operator-written wildcard level becomes `*`.
-        let filters = grants.subscribe.iter().map(|f| arns.topic_filter(f.as_str())).collect();
-        let topics = grants
-            .subscribe
-            .iter()
-            .map(|f| arns.topic(&f.topic_pattern()))
-            .collect();
-        statements.push(allow("iot:Subscribe", filters));
-        statements.push(allow("iot:Receive", topics));
+        statements.extend(subscribe_and_receive(
+            arns,
+            grants
+                .subscribe
+                .iter()
+                .map(|f| (f.as_str().to_owned(), f.topic_pattern())),
+        ));
     }
     if !grants.publish.is_empty() {
         let topics = grants.publish.iter().map(|f| arns.topic(&f.topic_pattern())).collect();
-        statements.push(allow("iot:Publish", topics));
+        statements.push(Statement::allow("iot:Publish", topics));
     }
-    let document = PolicyDocument {
-        version: Some(PolicyDocument::VERSION.to_owned()),
-        id: None,
-        statement: OneOrMany::Many(statements),
-    };
-    let json = document.to_json();
+    let json = PolicyDocument::of(statements).to_json();
     let len = json.chars().count();
     if len > MAX_SESSION_POLICY_CHARS {
         return Err(SessionPolicyError::TooLarge { len });
     }
     Ok(json)
+}
+
+/// `iot:Subscribe` on each `(filter, topic pattern)` pair's filter and
+/// `iot:Receive` on its topics: a subscription is useless without both.
+pub(super) fn subscribe_and_receive(arns: &IotArns, pairs: impl Iterator<Item = (String, String)>) -> [Statement; 2] {
+    let (filters, topics): (Vec<_>, Vec<_>) = pairs
+        .map(|(filter, topics)| (arns.topic_filter(&filter), arns.topic(&topics)))
+        .unzip();
+    [
+        Statement::allow("iot:Subscribe", filters),
+        Statement::allow("iot:Receive", topics),
+    ]
 }
 
 #[cfg(test)]
