@@ -205,9 +205,8 @@ impl LocalStack {
         let api_addr = api_listener.local_addr().expect("bound");
         let iot_addr = iot_listener.local_addr().expect("bound");
         let sts_endpoint = format!("http://{sts_addr}");
-        let (ws, http) = if options.tls { ("wss", "https") } else { ("ws", "http") };
-        let iot_endpoint = format!("{ws}://{iot_addr}");
-        let iot_data_endpoint = format!("{http}://{iot_addr}");
+        let iot = serverless_websockets_core::presign::IotEndpoint::local(iot_addr, options.tls);
+        let (iot_endpoint, iot_data_endpoint) = (iot.websocket_base(), iot.https_base());
         let (tls, ca_cert) = if options.tls {
             let path = match &options.ca_cert_path {
                 Some(path) => path.clone(),

@@ -33,14 +33,14 @@ use super::identity::{CredentialError, Identity, IdentityStore, Refusal};
 use serverless_websockets_core::policy::PolicyDocument;
 use serverless_websockets_core::policy::eval::glob;
 use serverless_websockets_core::sigv4::{Expectations, RequestParts, SigError, SignedClaims, TokenInQuery, Verifier};
-use serverless_websockets_vending::issuer::is_sts_name;
+use serverless_websockets_core::sts::{
+    MAX_DURATION_SECS, MAX_SESSION_POLICY_CHARS, MIN_DURATION_SECS, ROLE_CHAINING_MAX_DURATION_SECS, is_sts_name,
+};
 use serverless_websockets_vending::server::BodyError;
 
 const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
-/// STS's limit on the session policy, in characters.
-pub const MAX_POLICY_CHARS: usize = 2048;
 /// Role chaining caps sessions at one hour.
-pub const CHAINED_MAX: Duration = Duration::from_secs(3600);
+pub const CHAINED_MAX: Duration = Duration::from_secs(ROLE_CHAINING_MAX_DURATION_SECS);
 
 /// A role the emulator can hand out sessions for.
 #[derive(Debug, Clone)]
@@ -193,10 +193,10 @@ impl StsEmulator {
         let duration = match params.get("DurationSeconds") {
             None => Duration::from_secs(3600),
             Some(raw) => match raw.parse::<u64>() {
-                Ok(secs) if (900..=43_200).contains(&secs) => Duration::from_secs(secs),
+                Ok(secs) if (MIN_DURATION_SECS..=MAX_DURATION_SECS).contains(&secs) => Duration::from_secs(secs),
                 _ => {
                     return Err(Fault::validation(format!(
-                        "1 validation error detected: Value '{raw}' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200"
+                        "1 validation error detected: Value '{raw}' at 'durationSeconds' failed to satisfy constraint: Member must have value between {MIN_DURATION_SECS} and {MAX_DURATION_SECS}"
                     )));
                 }
             },
@@ -248,7 +248,7 @@ impl StsEmulator {
                 .iter()
                 .map(|(k, v)| k.chars().count() + v.chars().count())
                 .sum::<usize>();
-        let packed_percent = (packed_chars * 100).div_ceil(MAX_POLICY_CHARS);
+        let packed_percent = (packed_chars * 100).div_ceil(MAX_SESSION_POLICY_CHARS);
         if packed_percent > 100 {
             return Err(Fault::new(
                 StatusCode::BAD_REQUEST,
@@ -411,9 +411,9 @@ fn render(action: &str, request_id: &str, result: Result<String, Fault>) -> Resp
 
 fn parse_session_policy(policy: &str) -> Result<PolicyDocument, Fault> {
     let chars = policy.chars().count();
-    if chars == 0 || chars > MAX_POLICY_CHARS {
+    if chars == 0 || chars > MAX_SESSION_POLICY_CHARS {
         return Err(Fault::validation(format!(
-            "1 validation error detected: Value at 'policy' failed to satisfy constraint: Member must have length less than or equal to {MAX_POLICY_CHARS}"
+            "1 validation error detected: Value at 'policy' failed to satisfy constraint: Member must have length less than or equal to {MAX_SESSION_POLICY_CHARS}"
         )));
     }
     if !policy

@@ -1,62 +1,29 @@
 //! The vending API through `Router::oneshot`, with a fake credential issuer:
 //! every status code the API contract names.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+mod common;
 
-use async_trait::async_trait;
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use common::vending::{BASE, FakeIssuer, config_from};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use serverless_websockets_core::policy::{Decision, PolicyDocument, evaluate};
 use serverless_websockets_vending::api::{MAX_BODY_BYTES, build};
 use serverless_websockets_vending::config::Config;
-use serverless_websockets_vending::issuer::{CredentialIssuer, IssueRequest, StsError, TemporaryCredentials};
+use serverless_websockets_vending::issuer::StsError;
 use tower::ServiceExt;
-
-#[derive(Clone, Default)]
-struct FakeIssuer {
-    seen: Arc<Mutex<Vec<(String, String, Duration)>>>,
-    fail_with: Option<StsError>,
-}
-
-#[async_trait]
-impl CredentialIssuer for FakeIssuer {
-    async fn issue(&self, request: IssueRequest<'_>) -> Result<TemporaryCredentials, StsError> {
-        self.seen.lock().unwrap().push((
-            request.client_id.to_string(),
-            request.policy.to_owned(),
-            request.duration,
-        ));
-        if let Some(err) = &self.fail_with {
-            return Err(err.clone());
-        }
-        Ok(TemporaryCredentials {
-            access_key_id: "ASIAFAKE".into(),
-            secret_access_key: "secret".into(),
-            session_token: "token/with+chars=".into(),
-            expiration: SystemTime::UNIX_EPOCH + Duration::from_secs(1_893_456_000),
-        })
-    }
-}
 
 fn config(extra: &[(&str, &str)]) -> Config {
     let base = [
-        ("CLIENT_ROLE_ARN", "arn:aws:iam::123456789012:role/ClientRole"),
         ("AWS_REGION", "eu-west-1"),
         ("IOT_ENDPOINT", "abc-ats.iot.eu-west-1.amazonaws.com"),
         ("CREDENTIAL_DURATION_SECONDS", "1800"),
-        ("AUTH_MODE", "none"),
     ];
-    Config::from_lookup(|name| {
-        extra
-            .iter()
-            .chain(base.iter())
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap()
+    config_from(extra, &[&base[..], BASE].concat()).unwrap()
 }
 
 async fn send(issuer: FakeIssuer, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
@@ -117,9 +84,9 @@ async fn a_post_without_a_body_returns_credentials_a_presigned_url_and_no_store(
     assert!(url.contains("%2Feu-west-1%2Fiotdevicegateway%2Faws4_request"));
     assert!(url.ends_with("&X-Amz-Security-Token=token%2Fwith%2Bchars%3D"));
 
-    let seen = issuer.seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), 1);
-    let (issued_for, policy, duration) = &seen[0];
+    let issued = issuer.issued();
+    assert_eq!(issued.len(), 1);
+    let (issued_for, policy, duration) = (&issued[0].client_id, &issued[0].policy, &issued[0].duration);
     assert_eq!(issued_for, client_id);
     assert_eq!(*duration, Duration::from_secs(1800));
     let policy = PolicyDocument::parse(policy).unwrap();
@@ -181,7 +148,7 @@ async fn malformed_json_is_a_400_and_nothing_is_issued() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(error_code(&json), "InvalidJson");
         assert!(headers.contains_key("x-request-id"));
-        assert!(issuer.seen.lock().unwrap().is_empty());
+        assert!(issuer.issued().is_empty());
     }
 }
 
@@ -249,12 +216,9 @@ async fn an_unknown_path_is_a_json_404() {
 
 #[tokio::test]
 async fn sts_throttling_is_a_503_with_retry_after() {
-    let issuer = FakeIssuer {
-        fail_with: Some(StsError::Throttled {
-            code: "Throttling".into(),
-        }),
-        ..Default::default()
-    };
+    let issuer = FakeIssuer::failing(StsError::Throttled {
+        code: "Throttling".into(),
+    });
     let (status, headers, json) = send(issuer, post("/credentials").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(headers[header::RETRY_AFTER], "1");
@@ -263,13 +227,10 @@ async fn sts_throttling_is_a_503_with_retry_after() {
 
 #[tokio::test]
 async fn sts_refusing_our_request_is_a_500_misconfigured_without_the_detail() {
-    let issuer = FakeIssuer {
-        fail_with: Some(StsError::Misconfigured {
-            code: "AccessDenied".into(),
-            message: "User arn:aws:sts::123456789012:assumed-role/secret-detail is not authorized".into(),
-        }),
-        ..Default::default()
-    };
+    let issuer = FakeIssuer::failing(StsError::Misconfigured {
+        code: "AccessDenied".into(),
+        message: "User arn:aws:sts::123456789012:assumed-role/secret-detail is not authorized".into(),
+    });
     let (status, _, json) = send(issuer, post("/credentials").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(error_code(&json), "Misconfigured");
@@ -285,10 +246,7 @@ async fn sts_timeouts_and_faults_are_a_502() {
         StsError::Timeout("t".into()),
         StsError::Unavailable("InternalFailure".into()),
     ] {
-        let issuer = FakeIssuer {
-            fail_with: Some(err),
-            ..Default::default()
-        };
+        let issuer = FakeIssuer::failing(err);
         let (status, _, json) = send(issuer, post("/credentials").body(Body::empty()).unwrap()).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY);
         assert_eq!(error_code(&json), "UpstreamUnavailable");

@@ -7,42 +7,20 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use common::vending::{BASE, FakeIssuer, config_from};
 use http_body_util::BodyExt;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use serverless_websockets_vending::api::build;
 use serverless_websockets_vending::config::Config;
-use serverless_websockets_vending::issuer::{CredentialIssuer, IssueRequest, StsError, TemporaryCredentials};
 use tower::ServiceExt;
 
 const ISSUER: &str = "https://issuer.example";
 const AUDIENCE: &str = "serverless-websockets-tests";
 const SECRET: &str = "a-shared-secret-of-at-least-32-bytes!!";
-
-#[derive(Clone, Default)]
-struct FakeIssuer {
-    source_identities: Arc<Mutex<Vec<Option<String>>>>,
-}
-
-#[async_trait]
-impl CredentialIssuer for FakeIssuer {
-    async fn issue(&self, request: IssueRequest<'_>) -> Result<TemporaryCredentials, StsError> {
-        self.source_identities
-            .lock()
-            .unwrap()
-            .push(request.source_identity.map(str::to_owned));
-        Ok(TemporaryCredentials {
-            access_key_id: "ASIAFAKE".into(),
-            secret_access_key: "secret".into(),
-            session_token: "token".into(),
-            expiration: SystemTime::now() + Duration::from_secs(900),
-        })
-    }
-}
 
 fn now() -> u64 {
     SystemTime::now()
@@ -132,26 +110,13 @@ fn pkcs1_from_pkcs8(der: &[u8]) -> Vec<u8> {
 }
 
 fn config(extra: &[(&str, String)]) -> Config {
-    let base: Vec<(&str, String)> = vec![
-        ("CLIENT_ROLE_ARN", "arn:aws:iam::123456789012:role/ClientRole".into()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("IOT_ENDPOINT", "abc-ats.iot.us-east-1.amazonaws.com".into()),
-        ("AUTH_MODE", "jwt".into()),
-        ("JWT_ISSUER", ISSUER.into()),
-        ("JWT_AUDIENCE", AUDIENCE.into()),
-        (
-            "SUBSCRIBE_TOPICS",
-            "allowed/{clientId},users/{sub},broadcast/all".into(),
-        ),
+    let base = [
+        ("AUTH_MODE", "jwt"),
+        ("JWT_ISSUER", ISSUER),
+        ("JWT_AUDIENCE", AUDIENCE),
+        ("SUBSCRIBE_TOPICS", "allowed/{clientId},users/{sub},broadcast/all"),
     ];
-    Config::from_lookup(|name| {
-        extra
-            .iter()
-            .chain(base.iter())
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
-    })
-    .unwrap()
+    config_from(extra, &[&base[..], BASE].concat()).unwrap()
 }
 
 async fn post(
@@ -191,7 +156,11 @@ async fn an_hs256_token_gets_credentials_with_grants_from_its_sub() {
         json!([format!("allowed/{client_id}"), "users/alice", "broadcast/all"])
     );
     assert_eq!(
-        *issuer.source_identities.lock().unwrap(),
+        issuer
+            .issued()
+            .into_iter()
+            .map(|i| i.source_identity)
+            .collect::<Vec<_>>(),
         vec![Some("alice".to_owned())]
     );
 }
@@ -291,10 +260,7 @@ async fn every_refused_token_is_a_401_that_names_the_failed_check() {
         {
             assert!(!body.to_string().contains(token), "{name}: the token is echoed");
         }
-        assert!(
-            issuer.source_identities.lock().unwrap().is_empty(),
-            "{name}: credentials were issued"
-        );
+        assert!(issuer.issued().is_empty(), "{name}: credentials were issued");
     }
 }
 
@@ -426,7 +392,7 @@ async fn a_sub_that_cannot_be_a_topic_level_is_refused_with_403() {
         let (status, _, body) = post(hs_config(), issuer.clone(), Some(&format!("Bearer {token}"))).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{sub:?}: {body}");
         assert_eq!(body["error"]["code"], "InvalidSubject");
-        assert!(issuer.source_identities.lock().unwrap().is_empty());
+        assert!(issuer.issued().is_empty());
     }
 }
 
@@ -440,7 +406,7 @@ async fn a_sub_sts_would_refuse_is_recorded_as_a_hashed_source_identity() {
     let token = hs256(&claims("auth0|5f7c8ec7c33c6c004bbafe82"), SECRET);
     let (status, _, _) = post(config, issuer.clone(), Some(&format!("Bearer {token}"))).await;
     assert_eq!(status, StatusCode::OK);
-    let recorded = issuer.source_identities.lock().unwrap()[0].clone().unwrap();
+    let recorded = issuer.issued()[0].source_identity.clone().unwrap();
     assert!(recorded.starts_with("sub-") && recorded.len() == 36, "{recorded}");
 }
 
@@ -521,27 +487,17 @@ async fn a_sub_sts_cannot_carry_in_a_policy_gets_a_403_never_a_5xx() {
         let (status, _, body) = post(hs_config(), issuer.clone(), Some(&format!("Bearer {token}"))).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{sub:?}: {body}");
         assert_eq!(body["error"]["code"], "InvalidSubject");
-        assert!(issuer.source_identities.lock().unwrap().is_empty(), "STS was not asked");
+        assert!(issuer.issued().is_empty(), "STS was not asked");
     }
 }
 
 #[test]
 fn jwks_urls_must_be_https_except_on_loopback_and_the_ttl_has_a_floor() {
     let read = |extra: &[(&str, &str)]| {
-        let base = [
-            ("CLIENT_ROLE_ARN", "arn:aws:iam::123456789012:role/ClientRole"),
-            ("AWS_REGION", "us-east-1"),
-            ("IOT_ENDPOINT", "abc-ats.iot.us-east-1.amazonaws.com"),
-            ("AUTH_MODE", "jwt"),
-            ("JWT_ISSUER", ISSUER),
-        ];
-        Config::from_lookup(|name| {
-            extra
-                .iter()
-                .chain(base.iter())
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        })
+        config_from(
+            extra,
+            &[&[("AUTH_MODE", "jwt"), ("JWT_ISSUER", ISSUER)][..], BASE].concat(),
+        )
     };
     for bad in [
         "http://issuer.example/jwks.json",

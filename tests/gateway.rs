@@ -306,26 +306,9 @@ async fn bad_presigned_urls_get_403_forbidden_exception() {
 
     // The generic SigV4 signer signs the token; IoT refuses such URLs.
     let token_signed = {
-        use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign};
-        let mut settings = SigningSettings::default();
-        settings.signature_location = SignatureLocation::QueryParams;
-        settings.expires_in = Some(DEFAULT_EXPIRES);
-        let identity = creds.clone().into();
-        let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(&identity)
-            .region(REGION)
-            .name("iotdevicegateway")
-            .time(now)
-            .settings(settings)
-            .build()
-            .unwrap()
-            .into();
         let http = stack.info().iot_data_endpoint.clone() + "/mqtt";
-        let signable = SignableRequest::new("GET", &http, std::iter::empty(), SignableBody::Bytes(b"")).unwrap();
-        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-        let mut request = http::Request::builder().uri(&http).body(()).unwrap();
-        instructions.apply_to_request_http1x(&mut request);
-        format!("{}/mqtt?{}", stack.info().iot_endpoint, request.uri().query().unwrap())
+        let query = common::sigv4::presign_query(&http, "iotdevicegateway", REGION, &creds, now, DEFAULT_EXPIRES);
+        format!("{}/mqtt?{query}", stack.info().iot_endpoint)
     };
 
     let past = now - Duration::from_secs(60);

@@ -15,7 +15,6 @@ use serverless_websockets_core::arn::IotArns;
 use serverless_websockets_core::client_id::ClientId;
 use serverless_websockets_core::policy::{Grants, session_policy};
 use serverless_websockets_core::topic::Topic;
-use serverless_websockets_vending::config::Config;
 use serverless_websockets_vending::issuer::{
     AssumeRoleIssuer, CredentialIssuer, IssueRequest, StsError, sdk_config_loader,
 };
@@ -182,17 +181,7 @@ async fn an_unreachable_sts_is_unavailable_not_a_hang() {
 async fn the_api_vends_real_sdk_credentials_from_motos_sts_over_http() {
     let moto = Moto::start();
     let issuer = issuer_for(&moto.url, RetryConfig::disabled()).await;
-    let config = Config::from_lookup(|name| {
-        match name {
-            "CLIENT_ROLE_ARN" => Some(ROLE),
-            "AWS_REGION" => Some("us-east-1"),
-            "IOT_ENDPOINT" => Some("abc-ats.iot.us-east-1.amazonaws.com"),
-            "AUTH_MODE" => Some("none"),
-            _ => None,
-        }
-        .map(str::to_owned)
-    })
-    .unwrap();
+    let config = common::vending::config_from(&[("CLIENT_ROLE_ARN", ROLE)], common::vending::BASE).unwrap();
     let addr = common::serve(serverless_websockets_vending::api::build(config, Arc::new(issuer)).unwrap()).await;
     let response = reqwest::Client::new()
         .post(format!("http://{addr}/credentials"))

@@ -24,8 +24,7 @@ use tokio::task::JoinHandle;
 use crate::credentials::{CredentialSource, FetchError, Vended, refresh_due};
 use crate::tls::{TrustRoots, client_config};
 
-/// IoT Core's largest message.
-pub const MAX_PACKET_BYTES: usize = 128 * 1024 + 1024;
+pub use serverless_websockets_core::topic::MAX_PACKET_BYTES;
 
 #[derive(Debug, Clone)]
 pub struct Options {

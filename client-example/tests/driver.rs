@@ -7,11 +7,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials as SdkCredentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign};
 use client_example::tls::TrustRoots;
 use client_example::{CredentialSource, Driver, Event, FetchError, HttpSource, Options, Vended};
 use serverless_websockets::stack::{LocalOptions, LocalStack};
 use tokio::sync::mpsc;
+
+#[path = "../../tests/common/sigv4.rs"]
+#[allow(dead_code)]
+mod sigv4;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -27,33 +30,26 @@ async fn publish(stack: &LocalStack, topic: &str, payload: &str) {
     );
     let encoded = percent_encoding::utf8_percent_encode(topic, percent_encoding::NON_ALPHANUMERIC);
     let url = format!("{}/topics/{encoded}?qos=1", info.iot_data_endpoint);
-    let host = url.split("://").nth(1).unwrap().split('/').next().unwrap().to_owned();
-    let mut settings = SigningSettings::default();
-    settings.signature_location = SignatureLocation::Headers;
-    let identity = credentials.into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(&info.region)
-        .name("iotdata")
-        .time(SystemTime::now())
-        .settings(settings)
-        .build()
-        .unwrap()
-        .into();
-    let signable = SignableRequest::new(
-        "POST",
-        &url,
-        [("host", host.as_str())].into_iter(),
-        SignableBody::Bytes(payload.as_bytes()),
-    )
-    .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let host = sigv4::host_of(&url);
+    let signed = sigv4::sign_headers(
+        &sigv4::ToSign {
+            method: "POST",
+            url: &url,
+            headers: &[("host", host)],
+            body: payload.as_bytes(),
+            service: "iotdata",
+            region: &info.region,
+            content_sha256_header: false,
+        },
+        &credentials,
+        SystemTime::now(),
+    );
     let mut client = reqwest::Client::builder();
     if let Some(ca) = &info.ca_cert {
         client = client.tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap()]);
     }
     let mut request = client.build().unwrap().post(&url).body(payload.to_owned());
-    for (name, value) in instructions.headers() {
+    for (name, value) in signed {
         request = request.header(name, value);
     }
     assert_eq!(request.send().await.unwrap().status(), 200);

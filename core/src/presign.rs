@@ -81,6 +81,14 @@ impl IotEndpoint {
         Ok(Self { secure, authority })
     }
 
+    /// The gateway of the local stack on `addr`, with or without TLS.
+    pub fn local(addr: std::net::SocketAddr, tls: bool) -> Self {
+        Self {
+            secure: tls,
+            authority: addr.to_string(),
+        }
+    }
+
     pub fn is_secure(&self) -> bool {
         self.secure
     }

@@ -26,6 +26,11 @@ pub const MAX_TOPIC_BYTES: usize = 256;
 pub const MAX_TOPIC_SLASHES: usize = 7;
 /// IoT Core's limit on an MQTT client ID, in bytes.
 pub const MAX_CLIENT_ID_BYTES: usize = 128;
+/// IoT Core's largest message payload, in bytes.
+pub const MAX_PAYLOAD_BYTES: usize = 128 * 1024;
+/// The largest MQTT packet either side accepts: the largest payload plus room for
+/// the topic and the headers.
+pub const MAX_PACKET_BYTES: usize = MAX_PAYLOAD_BYTES + 1024;
 
 /// Why a name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -28,8 +28,7 @@ use super::{DenyMode, Gateway, lifecycle};
 use crate::identity::Identity;
 use serverless_websockets_core::topic::{check_filter, has_wildcards, is_publishable};
 
-/// IoT Core's largest message, plus room for the topic and headers.
-pub const MAX_PACKET_BYTES: usize = 128 * 1024 + 1024;
+pub use serverless_websockets_core::topic::MAX_PACKET_BYTES;
 pub const MAX_FILTERS_PER_SUBSCRIBE: usize = 8;
 pub const MAX_SUBSCRIPTIONS: usize = 50;
 pub const MAX_KEEP_ALIVE: Duration = Duration::from_secs(1200);

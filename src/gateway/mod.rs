@@ -86,8 +86,8 @@ pub struct Gateway {
 /// The WebSocket read buffer each connection keeps.
 const READ_BUFFER_BYTES: usize = 512;
 
-/// IoT's largest message for the HTTPS publish API.
-pub const MAX_PUBLISH_BODY: usize = 128 * 1024;
+/// IoT's largest message, for the HTTPS publish API too.
+pub const MAX_PUBLISH_BODY: usize = serverless_websockets_core::topic::MAX_PAYLOAD_BYTES;
 
 impl Gateway {
     pub fn new(

@@ -7,6 +7,7 @@ pub mod mqtt;
 pub mod sigv4;
 pub mod sts;
 pub mod tools;
+pub mod vending;
 
 use std::net::SocketAddr;
 

@@ -1,5 +1,7 @@
 //! SigV4 signing of test requests with `aws-sigv4`, the one copy of that
-//! boilerplate for new tests: header signing (what botocore and the SDKs send).
+//! boilerplate: header signing (what botocore and the SDKs send) and the generic
+//! query signer (which, unlike IoT's presigner, signs the session token too).
+//! Self-contained, so `client-example`'s tests include it as well.
 
 use std::time::SystemTime;
 
@@ -51,6 +53,36 @@ pub fn sign_headers(request: &ToSign<'_>, credentials: &Credentials, time: Syste
         .headers()
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .collect()
+}
+
+/// The query string of a `GET` on `url` presigned by the generic SigV4 query
+/// signer, valid for `expires`.
+pub fn presign_query(
+    url: &str,
+    service: &str,
+    region: &str,
+    credentials: &Credentials,
+    time: SystemTime,
+    expires: std::time::Duration,
+) -> String {
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(expires);
+    let identity = credentials.clone().into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(time)
+        .settings(settings)
+        .build()
+        .unwrap()
+        .into();
+    let signable = SignableRequest::new("GET", url, std::iter::empty(), SignableBody::Bytes(b"")).unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let mut request = http::Request::builder().uri(url).body(()).unwrap();
+    instructions.apply_to_request_http1x(&mut request);
+    request.uri().query().unwrap_or_default().to_owned()
 }
 
 /// `host[:port]` of a URL, as the signer and the server see it.

@@ -15,8 +15,7 @@ use serverless_websockets_core::topic::Topic;
 
 /// STS accepts 900 s at least; role chaining (a Lambda role assuming the client
 /// role) caps sessions at 3600 s.
-pub const MIN_DURATION_SECS: u64 = 900;
-pub const MAX_DURATION_SECS: u64 = 3600;
+pub use serverless_websockets_core::sts::{MIN_DURATION_SECS, ROLE_CHAINING_MAX_DURATION_SECS as MAX_DURATION_SECS};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{variable} {problem}: expected {expected}")]

@@ -18,8 +18,7 @@ use crate::arn::IotArns;
 use crate::client_id::ClientId;
 use crate::topic::TopicFilter;
 
-/// STS's limit on the plain-text session policy, in characters.
-pub const MAX_SESSION_POLICY_CHARS: usize = 2048;
+pub use crate::sts::MAX_SESSION_POLICY_CHARS;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionPolicyError {
