@@ -26,7 +26,7 @@ use crate::identity::{Identity, IdentityStore};
 use crate::sts::{LocalRole, StsEmulator};
 use serverless_websockets_core::arn::IotArns;
 use serverless_websockets_core::policy::{PolicyDocument, client_role_policy};
-use serverless_websockets_vending::config::{Config, ConfigError};
+use serverless_websockets_vending::config::{AuthSettings, Config, ConfigError};
 
 /// The name of the local client role.
 pub const CLIENT_ROLE_NAME: &str = "serverless-websockets-client";
@@ -122,6 +122,20 @@ pub struct LocalJwt {
     pub hs256_secret: String,
 }
 
+impl LocalJwt {
+    /// What a client needs to mint tokens the API accepts, when it verifies HS256 tokens.
+    fn of(config: &Config) -> Option<Self> {
+        match &config.auth {
+            AuthSettings::Jwt(jwt) => jwt.hs256_secret.as_ref().map(|secret| Self {
+                issuer: jwt.issuer.clone(),
+                audience: jwt.audience.clone(),
+                hs256_secret: secret.expose().to_owned(),
+            }),
+            AuthSettings::None => None,
+        }
+    }
+}
+
 /// Defaults for `AUTH_MODE=jwt` in the local stack (override with the JWT_* variables).
 pub const LOCAL_JWT_ISSUER: &str = "serverless-websockets-local";
 pub const LOCAL_JWT_AUDIENCE: &str = "serverless-websockets-local";
@@ -196,72 +210,20 @@ pub struct LocalStack {
 }
 
 impl LocalStack {
-    /// Binds all listeners, then serves them in the background.
+    /// Binds all listeners, then serves them in the background: bind → configure
+    /// the vending API → seed the identities → spawn.
     pub async fn start(options: LocalOptions) -> Result<Self, LocalError> {
-        let sts_listener = bind(options.host, options.sts_port, "STS emulator").await?;
-        let api_listener = bind(options.host, options.api_port, "vending API").await?;
-        let iot_listener = bind(options.host, options.iot_port, "IoT gateway").await?;
-        let sts_addr = sts_listener.local_addr().expect("bound");
-        let api_addr = api_listener.local_addr().expect("bound");
-        let iot_addr = iot_listener.local_addr().expect("bound");
-        let sts_endpoint = format!("http://{sts_addr}");
-        let iot = serverless_websockets_core::presign::IotEndpoint::local(iot_addr, options.tls);
-        let (iot_endpoint, iot_data_endpoint) = (iot.websocket_base(), iot.https_base());
-        let (tls, ca_cert) = if options.tls {
-            let path = match &options.ca_cert_path {
-                Some(path) => path.clone(),
-                None => std::env::temp_dir().join(format!(
-                    "serverless-websockets-ca-{}-{}.pem",
-                    std::process::id(),
-                    iot_addr.port()
-                )),
-            };
-            let config = crate::gateway::tls::server_config(&path, &options.host.to_string())?;
-            (Some(config), Some(path.display().to_string()))
-        } else {
-            (None, None)
-        };
+        let listeners = Listeners::bind(&options).await?;
+        let sts_endpoint = format!("http://{}", listeners.sts_addr());
+        let iot = serverless_websockets_core::presign::IotEndpoint::local(listeners.iot_addr(), options.tls);
+        let (tls, ca_cert) = gateway_tls(&options, listeners.iot_addr())?;
 
         let client_role_arn = format!("arn:aws:iam::{}:role/{CLIENT_ROLE_NAME}", options.account_id);
-        // The vending API's own settings (prefix, duration, CORS) still come from the
-        // environment, as in Lambda; only what the local stack decides is fixed here.
-        let setting = |name: &str| options.setting(name);
-        let config = Config::from_lookup(|name| match name {
-            "CLIENT_ROLE_ARN" => Some(client_role_arn.clone()),
-            "AWS_REGION" => Some(options.region.clone()),
-            "IOT_ENDPOINT" => Some(iot_endpoint.clone()),
-            other => setting(other),
-        })?;
-        let jwt = match &config.auth {
-            serverless_websockets_vending::config::AuthSettings::Jwt(jwt) => {
-                jwt.hs256_secret.as_ref().map(|secret| LocalJwt {
-                    issuer: jwt.issuer.clone(),
-                    audience: jwt.audience.clone(),
-                    hs256_secret: secret.expose().to_owned(),
-                })
-            }
-            serverless_websockets_vending::config::AuthSettings::None => None,
-        };
+        let config = vending_config(&options, &client_role_arn, &iot.websocket_base())?;
         let arns = IotArns::new("aws", &options.region, &options.account_id)
             .map_err(|e| LocalError::Setting(e.to_string()))?;
-
         let store = Arc::new(IdentityStore::new());
-        let admin_arn = format!("arn:aws:iam::{}:user/admin", options.account_id);
-        store.insert(
-            Identity {
-                access_key_id: options.admin_access_key_id.clone(),
-                secret_access_key: options.admin_secret_access_key.clone(),
-                session_token: None,
-                expiration: None,
-                arn: admin_arn.clone(),
-                user_id: format!("AIDA{}", crate::sts::random_base32(17)),
-                account: options.account_id.clone(),
-                policies: Arc::from(vec![admin_policy()]),
-                session_policies: None,
-                source_identity: None,
-            },
-            SystemTime::now(),
-        );
+        let admin_arn = seed_admin(&store, &options);
         let client_role = LocalRole {
             arn: client_role_arn.clone(),
             name: CLIENT_ROLE_NAME.into(),
@@ -271,23 +233,8 @@ impl LocalStack {
             trusted: vec![admin_arn],
         };
         let emulator = Arc::new(StsEmulator::new(&options.account_id, vec![client_role], store.clone()));
-
-        let sdk_config = serverless_websockets_vending::issuer::sdk_config_loader()
-            .region(aws_config::Region::new(options.region.clone()))
-            .credentials_provider(aws_credential_types::Credentials::new(
-                &options.admin_access_key_id,
-                &options.admin_secret_access_key,
-                None,
-                None,
-                "local-admin",
-            ))
-            .endpoint_url(&sts_endpoint)
-            .load()
-            .await;
-        let issuer = Arc::new(serverless_websockets_vending::issuer::AssumeRoleIssuer::new(
-            &sdk_config,
-            &client_role_arn,
-        ));
+        let jwt = LocalJwt::of(&config);
+        let issuer = local_issuer(&options, &sts_endpoint, &client_role_arn).await;
         let api = serverless_websockets_vending::api::build(config, issuer)?;
 
         let (stop, stopped) = watch::channel(false);
@@ -297,23 +244,24 @@ impl LocalStack {
             options.gateway.clone(),
             stopped.clone(),
         ));
+        let api_url = format!("http://{}/credentials", listeners.api.local_addr().expect("bound"));
         let mut tasks = JoinSet::new();
         let timeouts = options.timeouts;
-        tasks.spawn(serve(sts_listener, emulator.router(), None, timeouts, stopped.clone()));
+        tasks.spawn(serve(listeners.sts, emulator.router(), None, timeouts, stopped.clone()));
         tasks.spawn(serve(
-            iot_listener,
+            listeners.iot,
             gateway.clone().router(),
             tls,
             timeouts,
             stopped.clone(),
         ));
-        tasks.spawn(serve(api_listener, api, None, timeouts, stopped));
+        tasks.spawn(serve(listeners.api, api, None, timeouts, stopped));
 
         let info = ReadyInfo {
-            api_url: format!("http://{}/credentials", api_addr),
+            api_url,
             sts_endpoint,
-            iot_endpoint,
-            iot_data_endpoint,
+            iot_endpoint: iot.websocket_base(),
+            iot_data_endpoint: iot.https_base(),
             region: options.region,
             account_id: options.account_id,
             client_role_arn,
@@ -375,6 +323,109 @@ impl LocalStack {
 fn admin_policy() -> PolicyDocument {
     PolicyDocument::parse(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
         .expect("the admin policy is valid")
+}
+
+/// The three listeners, bound before anything is served.
+struct Listeners {
+    sts: TcpListener,
+    api: TcpListener,
+    iot: TcpListener,
+}
+
+impl Listeners {
+    async fn bind(options: &LocalOptions) -> Result<Self, LocalError> {
+        Ok(Self {
+            sts: bind(options.host, options.sts_port, "STS emulator").await?,
+            api: bind(options.host, options.api_port, "vending API").await?,
+            iot: bind(options.host, options.iot_port, "IoT gateway").await?,
+        })
+    }
+
+    fn sts_addr(&self) -> SocketAddr {
+        self.sts.local_addr().expect("bound")
+    }
+
+    fn iot_addr(&self) -> SocketAddr {
+        self.iot.local_addr().expect("bound")
+    }
+}
+
+/// With `--tls`: the gateway's TLS configuration and where its CA certificate was written.
+fn gateway_tls(
+    options: &LocalOptions,
+    iot_addr: SocketAddr,
+) -> Result<(Option<Arc<rustls::ServerConfig>>, Option<String>), LocalError> {
+    if !options.tls {
+        return Ok((None, None));
+    }
+    let path = match &options.ca_cert_path {
+        Some(path) => path.clone(),
+        None => std::env::temp_dir().join(format!(
+            "serverless-websockets-ca-{}-{}.pem",
+            std::process::id(),
+            iot_addr.port()
+        )),
+    };
+    let config = crate::gateway::tls::server_config(&path, &options.host.to_string())?;
+    Ok((Some(config), Some(path.display().to_string())))
+}
+
+/// The vending API's configuration. Its own settings (prefix, duration, CORS)
+/// still come from the environment, as in Lambda; only what the local stack
+/// decides is fixed here.
+fn vending_config(options: &LocalOptions, client_role_arn: &str, iot_endpoint: &str) -> Result<Config, LocalError> {
+    Ok(Config::from_lookup(|name| match name {
+        "CLIENT_ROLE_ARN" => Some(client_role_arn.to_owned()),
+        "AWS_REGION" => Some(options.region.clone()),
+        "IOT_ENDPOINT" => Some(iot_endpoint.to_owned()),
+        other => options.setting(other),
+    })?)
+}
+
+/// Records the local admin (the stand-in for the Lambda execution role); returns its ARN.
+fn seed_admin(store: &IdentityStore, options: &LocalOptions) -> String {
+    let admin_arn = format!("arn:aws:iam::{}:user/admin", options.account_id);
+    store.insert(
+        Identity {
+            access_key_id: options.admin_access_key_id.clone(),
+            secret_access_key: options.admin_secret_access_key.clone(),
+            session_token: None,
+            expiration: None,
+            arn: admin_arn.clone(),
+            user_id: format!("AIDA{}", crate::sts::random_base32(17)),
+            account: options.account_id.clone(),
+            policies: Arc::from(vec![admin_policy()]),
+            session_policies: None,
+            source_identity: None,
+        },
+        SystemTime::now(),
+    );
+    admin_arn
+}
+
+/// The vending API's issuer: the same `aws-sdk-sts` code as in Lambda, pointed
+/// at the local STS and signing as the local admin.
+async fn local_issuer(
+    options: &LocalOptions,
+    sts_endpoint: &str,
+    client_role_arn: &str,
+) -> Arc<serverless_websockets_vending::issuer::AssumeRoleIssuer> {
+    let sdk_config = serverless_websockets_vending::issuer::sdk_config_loader()
+        .region(aws_config::Region::new(options.region.clone()))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            &options.admin_access_key_id,
+            &options.admin_secret_access_key,
+            None,
+            None,
+            "local-admin",
+        ))
+        .endpoint_url(sts_endpoint)
+        .load()
+        .await;
+    Arc::new(serverless_websockets_vending::issuer::AssumeRoleIssuer::new(
+        &sdk_config,
+        client_role_arn,
+    ))
 }
 
 async fn bind(host: IpAddr, port: u16, what: &'static str) -> Result<TcpListener, LocalError> {

@@ -172,76 +172,130 @@ impl StsEmulator {
         )
     }
 
-    /// `AssumeRole`: validates, authorizes, issues and records credentials.
+    /// `AssumeRole`: parse → authorize → issue (and record) → render.
     pub fn assume_role(
         &self,
         caller: &Identity,
         params: &HashMap<String, String>,
         now: SystemTime,
     ) -> Result<String, Fault> {
-        let role_arn = params.get("RoleArn").ok_or_else(|| {
-            Fault::validation("1 validation error detected: Value null at 'roleArn' failed to satisfy constraint: Member must not be null")
-        })?;
-        let session = params.get("RoleSessionName").ok_or_else(|| {
-            Fault::validation("1 validation error detected: Value null at 'roleSessionName' failed to satisfy constraint: Member must not be null")
-        })?;
-        if !is_sts_name(session) {
-            return Err(Fault::validation(format!(
-                "1 validation error detected: Value '{session}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]* and have length between 2 and 64"
-            )));
-        }
-        let duration = match params.get("DurationSeconds") {
-            None => Duration::from_secs(3600),
-            Some(raw) => match raw.parse::<u64>() {
-                Ok(secs) if (MIN_DURATION_SECS..=MAX_DURATION_SECS).contains(&secs) => Duration::from_secs(secs),
-                _ => {
-                    return Err(Fault::validation(format!(
-                        "1 validation error detected: Value '{raw}' at 'durationSeconds' failed to satisfy constraint: Member must have value between {MIN_DURATION_SECS} and {MAX_DURATION_SECS}"
-                    )));
-                }
-            },
-        };
-        let inline_policy = match params.get("Policy") {
-            None => None,
-            Some(policy) => Some(parse_session_policy(policy)?),
-        };
-        let managed = parse_policy_arns(params)?;
-        let tags = parse_tags(params)?;
-        let source_identity = match params.get("SourceIdentity") {
-            Some(value) if !is_sts_name(value) || value.to_ascii_lowercase().starts_with("aws:") => {
-                return Err(Fault::validation(format!(
-                    "1 validation error detected: Value '{value}' at 'sourceIdentity' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]* and have length between 2 and 64"
-                )));
-            }
-            other => other.cloned(),
-        };
+        let request = AssumeRoleRequest::parse(params)?;
+        let role = self.authorize(caller, &request)?;
+        let issued = self.issue(role, &request, now);
+        tracing::info!(caller = %caller.arn, assumed = %issued.arn, duration_s = request.duration.as_secs(), "AssumeRole issued credentials");
+        Ok(issued.render(&request))
+    }
 
+    /// The role, if `caller` may assume it for as long as asked: the role trusts
+    /// the caller, the caller's policies allow `sts:AssumeRole`, and the duration
+    /// fits the role's maximum and, for a chained role, one hour.
+    fn authorize(&self, caller: &Identity, request: &AssumeRoleRequest<'_>) -> Result<&LocalRole, Fault> {
         let denied = || {
             Fault::new(
                 StatusCode::FORBIDDEN,
                 "AccessDenied",
                 format!(
-                    "User: {} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
-                    caller.arn
+                    "User: {} is not authorized to perform: sts:AssumeRole on resource: {}",
+                    caller.arn, request.role_arn
                 ),
             )
         };
-        let role = self.roles.iter().find(|r| &r.arn == role_arn).ok_or_else(denied)?;
+        let role = self
+            .roles
+            .iter()
+            .find(|r| r.arn == request.role_arn)
+            .ok_or_else(denied)?;
         if !role.trusted.iter().any(|pattern| glob(pattern, &caller.arn, false))
-            || !caller.is_allowed("sts:AssumeRole", role_arn)
+            || !caller.is_allowed("sts:AssumeRole", request.role_arn)
         {
             return Err(denied());
         }
-        if duration > role.max_session {
+        if request.duration > role.max_session {
             return Err(Fault::validation(
                 "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
             ));
         }
-        if caller.is_assumed_role() && duration > CHAINED_MAX {
+        if caller.is_assumed_role() && request.duration > CHAINED_MAX {
             return Err(Fault::validation(
                 "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.",
             ));
         }
+        Ok(role)
+    }
+
+    /// Fresh credentials for `role`, recorded in the identity store.
+    fn issue(&self, role: &LocalRole, request: &AssumeRoleRequest<'_>, now: SystemTime) -> IssuedRole {
+        let issued = IssuedRole {
+            access_key_id: format!("ASIA{}", random_base32(16)),
+            secret: base64::engine::general_purpose::STANDARD.encode(serverless_websockets_core::random::bytes::<30>()),
+            token: base64::engine::general_purpose::STANDARD.encode(serverless_websockets_core::random::bytes::<120>()),
+            expiration: now + request.duration,
+            arn: format!(
+                "arn:aws:sts::{}:assumed-role/{}/{}",
+                self.account, role.name, request.session
+            ),
+            user_id: format!("{}:{}", role.role_id, request.session),
+        };
+        self.store.insert(
+            Identity {
+                access_key_id: issued.access_key_id.clone(),
+                secret_access_key: issued.secret.clone(),
+                session_token: Some(issued.token.clone()),
+                expiration: Some(issued.expiration),
+                arn: issued.arn.clone(),
+                user_id: issued.user_id.clone(),
+                account: self.account.clone(),
+                policies: role.policies.clone(),
+                session_policies: session_policies(request.inline_policy.clone(), request.managed.clone()),
+                source_identity: request.source_identity.map(str::to_owned),
+            },
+            now,
+        );
+        issued
+    }
+}
+
+/// `AssumeRole`'s parameters, each checked as STS checks it.
+struct AssumeRoleRequest<'a> {
+    role_arn: &'a str,
+    session: &'a str,
+    duration: Duration,
+    inline_policy: Option<PolicyDocument>,
+    managed: Vec<(String, PolicyDocument)>,
+    source_identity: Option<&'a str>,
+    /// How much of the packed-policy allowance the session policies and tags
+    /// use, in percent (STS answers it when it is not 0).
+    packed_percent: usize,
+}
+
+impl<'a> AssumeRoleRequest<'a> {
+    fn parse(params: &'a HashMap<String, String>) -> Result<Self, Fault> {
+        let required = |name: &str, member: &str| {
+            params.get(name).map(String::as_str).ok_or_else(|| {
+                Fault::validation(format!(
+                    "1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"
+                ))
+            })
+        };
+        let sts_name = |value: &'a str, member: &str| {
+            if is_sts_name(value) && !(member == "sourceIdentity" && value.to_ascii_lowercase().starts_with("aws:")) {
+                Ok(value)
+            } else {
+                Err(Fault::validation(format!(
+                    "1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]* and have length between 2 and 64"
+                )))
+            }
+        };
+        let role_arn = required("RoleArn", "roleArn")?;
+        let session = sts_name(required("RoleSessionName", "roleSessionName")?, "roleSessionName")?;
+        let duration = parse_duration(params.get("DurationSeconds").map(String::as_str))?;
+        let inline_policy = params.get("Policy").map(|p| parse_session_policy(p)).transpose()?;
+        let managed = parse_policy_arns(params)?;
+        let tags = parse_tags(params)?;
+        let source_identity = params
+            .get("SourceIdentity")
+            .map(|value| sts_name(value, "sourceIdentity"))
+            .transpose()?;
         let packed_chars = params.get("Policy").map_or(0, |p| compact_len(p))
             + managed.iter().map(|(arn, _)| arn.chars().count()).sum::<usize>()
             + tags
@@ -256,52 +310,65 @@ impl StsEmulator {
                 format!("Packed policy consumes {packed_percent}% of allotted space, please use smaller policy."),
             ));
         }
+        Ok(Self {
+            role_arn,
+            session,
+            duration,
+            inline_policy,
+            managed,
+            source_identity,
+            packed_percent,
+        })
+    }
+}
 
-        let access_key_id = format!("ASIA{}", random_base32(16));
-        let secret =
-            base64::engine::general_purpose::STANDARD.encode(serverless_websockets_core::random::bytes::<30>());
-        let token =
-            base64::engine::general_purpose::STANDARD.encode(serverless_websockets_core::random::bytes::<120>());
-        let expiration = now + duration;
-        let assumed_arn = format!("arn:aws:sts::{}:assumed-role/{}/{session}", self.account, role.name);
-        let user_id = format!("{}:{session}", role.role_id);
-        self.store.insert(
-            Identity {
-                access_key_id: access_key_id.clone(),
-                secret_access_key: secret.clone(),
-                session_token: Some(token.clone()),
-                expiration: Some(expiration),
-                arn: assumed_arn.clone(),
-                user_id: user_id.clone(),
-                account: self.account.clone(),
-                policies: role.policies.clone(),
-                session_policies: session_policies(inline_policy, managed),
-                source_identity: source_identity.clone(),
-            },
-            now,
-        );
-        tracing::info!(caller = %caller.arn, assumed = %assumed_arn, duration_s = duration.as_secs(), "AssumeRole issued credentials");
+/// `DurationSeconds`: one hour when absent, else within STS's bounds.
+fn parse_duration(raw: Option<&str>) -> Result<Duration, Fault> {
+    let Some(raw) = raw else {
+        return Ok(Duration::from_secs(3600));
+    };
+    match raw.parse::<u64>() {
+        Ok(secs) if (MIN_DURATION_SECS..=MAX_DURATION_SECS).contains(&secs) => Ok(Duration::from_secs(secs)),
+        _ => Err(Fault::validation(format!(
+            "1 validation error detected: Value '{raw}' at 'durationSeconds' failed to satisfy constraint: Member must have value between {MIN_DURATION_SECS} and {MAX_DURATION_SECS}"
+        ))),
+    }
+}
 
-        let expiration = serverless_websockets_core::wire::format_iso8601(expiration);
+/// Credentials `AssumeRole` just issued.
+struct IssuedRole {
+    access_key_id: String,
+    secret: String,
+    token: String,
+    expiration: SystemTime,
+    arn: String,
+    user_id: String,
+}
+
+impl IssuedRole {
+    /// The `<AssumeRoleResult>` element.
+    fn render(&self, request: &AssumeRoleRequest<'_>) -> String {
+        let expiration = serverless_websockets_core::wire::format_iso8601(self.expiration);
         let mut xml = String::from("<AssumeRoleResult>");
-        if let Some(source) = &source_identity {
+        if let Some(source) = request.source_identity {
             let _ = write!(xml, "<SourceIdentity>{}</SourceIdentity>", escape(source));
         }
         let _ = write!(
             xml,
             "<AssumedRoleUser><AssumedRoleId>{}</AssumedRoleId><Arn>{}</Arn></AssumedRoleUser>\
-             <Credentials><AccessKeyId>{access_key_id}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey>\
+             <Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey>\
              <SessionToken>{}</SessionToken><Expiration>{expiration}</Expiration></Credentials>",
-            escape(&user_id),
-            escape(&assumed_arn),
-            escape(&secret),
-            escape(&token),
+            escape(&self.user_id),
+            escape(&self.arn),
+            self.access_key_id,
+            escape(&self.secret),
+            escape(&self.token),
         );
-        if packed_chars > 0 {
-            let _ = write!(xml, "<PackedPolicySize>{packed_percent}</PackedPolicySize>");
+        if request.packed_percent > 0 {
+            let _ = write!(xml, "<PackedPolicySize>{}</PackedPolicySize>", request.packed_percent);
         }
         xml.push_str("</AssumeRoleResult>");
-        Ok(xml)
+        xml
     }
 }
 

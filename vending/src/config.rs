@@ -101,84 +101,30 @@ impl Config {
 
     /// Reads the settings through `lookup`, so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let missing = |variable, expected| ConfigError {
-            variable,
-            problem: "is not set".into(),
-            expected,
-        };
-        let malformed = |variable, value: &str, expected| ConfigError {
-            variable,
-            problem: format!("is {value:?}"),
-            expected,
-        };
-
+        let env = Env(lookup);
         const ROLE: &str = "an IAM role ARN such as arn:aws:iam::123456789012:role/ClientRole";
-        let role = get("CLIENT_ROLE_ARN").ok_or_else(|| missing("CLIENT_ROLE_ARN", ROLE))?;
-        let client_role_arn = RoleArn::parse(&role).map_err(|_| malformed("CLIENT_ROLE_ARN", &role, ROLE))?;
+        let client_role_arn = env.required("CLIENT_ROLE_ARN", ROLE, |v| RoleArn::parse(v).ok())?;
 
         const REGION: &str = "an AWS region such as us-east-1";
-        let region = get("AWS_REGION")
-            .or_else(|| get("AWS_DEFAULT_REGION"))
+        let region = env
+            .get("AWS_REGION")
+            .or_else(|| env.get("AWS_DEFAULT_REGION"))
             .ok_or_else(|| missing("AWS_REGION", REGION))?;
         let iot_arns =
             IotArns::for_role(&client_role_arn, &region).map_err(|_| malformed("AWS_REGION", &region, REGION))?;
 
         const ENDPOINT: &str =
             "the IoT data endpoint host (aws iot describe-endpoint --endpoint-type iot:Data-ATS) or a wss:// URL";
-        let endpoint = get("IOT_ENDPOINT").ok_or_else(|| missing("IOT_ENDPOINT", ENDPOINT))?;
-        let iot_endpoint = IotEndpoint::parse(&endpoint).map_err(|_| malformed("IOT_ENDPOINT", &endpoint, ENDPOINT))?;
-
-        const DURATION: &str = "a whole number of seconds from 900 to 3600";
-        let credential_duration = match get("CREDENTIAL_DURATION_SECONDS") {
-            None => Duration::from_secs(MAX_DURATION_SECS),
-            Some(v) => match v.parse::<u64>() {
-                Ok(secs) if (MIN_DURATION_SECS..=MAX_DURATION_SECS).contains(&secs) => Duration::from_secs(secs),
-                _ => return Err(malformed("CREDENTIAL_DURATION_SECONDS", &v, DURATION)),
-            },
-        };
-
-        const PREFIX: &str = "one or more topic levels without wildcards, e.g. allowed or app/push";
-        let topic_prefix = match get("TOPIC_PREFIX") {
-            None => Topic::parse("allowed").expect("the default prefix is valid"),
-            Some(v) => Topic::parse(&v).map_err(|_| malformed("TOPIC_PREFIX", &v, PREFIX))?,
-        };
-        const GRANTS: &str =
-            "comma-separated topic templates with {clientId} and {sub}, e.g. allowed/{clientId},users/{sub}";
-        let subscribe = get("SUBSCRIBE_TOPICS").unwrap_or_else(|| format!("{topic_prefix}/{{clientId}}"));
-        let publish = get("PUBLISH_TOPICS").unwrap_or_default();
-        let grants = GrantTemplates::parse(&subscribe, &publish).map_err(|e| ConfigError {
-            variable: if GrantTemplates::parse(&subscribe, "").is_err() {
-                "SUBSCRIBE_TOPICS"
-            } else {
-                "PUBLISH_TOPICS"
-            },
-            problem: format!("is not usable: {e}"),
-            expected: GRANTS,
-        })?;
-        grants.check_fits(&iot_arns).map_err(|e| ConfigError {
-            variable: "SUBSCRIBE_TOPICS",
-            problem: format!("and PUBLISH_TOPICS are too many: {e}"),
-            expected: "fewer or shorter grant templates (the session policy must stay under 2048 characters)",
-        })?;
-
-        const ORIGINS: &str = "a comma-separated list of origins such as https://app.example.com, or *";
-        let cors_allow_origins = match get("CORS_ALLOW_ORIGINS") {
-            None => CorsOrigins::None,
-            Some(v) if v == "*" => CorsOrigins::Any,
-            Some(v) => {
-                let origins: Vec<String> = v
-                    .split(',')
-                    .map(|o| o.trim().trim_end_matches('/').to_owned())
-                    .collect();
-                if !origins.iter().all(|o| is_origin(o)) {
-                    return Err(malformed("CORS_ALLOW_ORIGINS", &v, ORIGINS));
-                }
-                CorsOrigins::List(origins)
-            }
-        };
-
-        let auth = read_auth(&get)?;
+        let iot_endpoint = env.required("IOT_ENDPOINT", ENDPOINT, |v| IotEndpoint::parse(v).ok())?;
+        let credential_duration = env.seconds(
+            "CREDENTIAL_DURATION_SECONDS",
+            MAX_DURATION_SECS,
+            MIN_DURATION_SECS..=MAX_DURATION_SECS,
+            "a whole number of seconds from 900 to 3600",
+        )?;
+        let grants = read_grants(&env, &iot_arns)?;
+        let cors_allow_origins = read_cors(&env)?;
+        let auth = read_auth(&env)?;
         if auth == AuthSettings::None && grants.uses_sub() {
             return Err(ConfigError {
                 variable: "AUTH_MODE",
@@ -186,7 +132,6 @@ impl Config {
                 expected: "jwt, so that there is a subject to put into topics",
             });
         }
-
         Ok(Self {
             client_role_arn,
             region,
@@ -198,6 +143,117 @@ impl Config {
             auth,
         })
     }
+}
+
+/// Settings read by name: values trimmed, an empty value the same as none, and
+/// every refusal worded the same way (the variable, what it is, what it should be).
+struct Env<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    /// A setting that must be present and pass `parse`.
+    fn required<T>(
+        &self,
+        name: &'static str,
+        expected: &'static str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<T, ConfigError> {
+        self.optional(name, expected, parse)?
+            .ok_or_else(|| missing(name, expected))
+    }
+
+    /// A setting that, when present, must pass `parse`.
+    fn optional<T>(
+        &self,
+        name: &'static str,
+        expected: &'static str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>, ConfigError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(value) => parse(&value).map(Some).ok_or_else(|| malformed(name, &value, expected)),
+        }
+    }
+
+    /// A whole number of seconds within `range`, `default` when unset.
+    fn seconds(
+        &self,
+        name: &'static str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+        expected: &'static str,
+    ) -> Result<Duration, ConfigError> {
+        let secs = self.optional(name, expected, |v| v.parse::<u64>().ok().filter(|s| range.contains(s)))?;
+        Ok(Duration::from_secs(secs.unwrap_or(default)))
+    }
+}
+
+fn missing(variable: &'static str, expected: &'static str) -> ConfigError {
+    ConfigError {
+        variable,
+        problem: "is not set".into(),
+        expected,
+    }
+}
+
+fn malformed(variable: &'static str, value: &str, expected: &'static str) -> ConfigError {
+    ConfigError {
+        variable,
+        problem: format!("is {value:?}"),
+        expected,
+    }
+}
+
+/// `SUBSCRIBE_TOPICS` and `PUBLISH_TOPICS` (or the older `TOPIC_PREFIX`), checked
+/// to fit STS's session-policy limit for any client ID and `sub`.
+fn read_grants<F: Fn(&str) -> Option<String>>(env: &Env<F>, iot_arns: &IotArns) -> Result<GrantTemplates, ConfigError> {
+    const PREFIX: &str = "one or more topic levels without wildcards, e.g. allowed or app/push";
+    let topic_prefix = env
+        .optional("TOPIC_PREFIX", PREFIX, |v| Topic::parse(v).ok())?
+        .unwrap_or_else(|| Topic::parse("allowed").expect("the default prefix is valid"));
+    const GRANTS: &str =
+        "comma-separated topic templates with {clientId} and {sub}, e.g. allowed/{clientId},users/{sub}";
+    let subscribe = env
+        .get("SUBSCRIBE_TOPICS")
+        .unwrap_or_else(|| format!("{topic_prefix}/{{clientId}}"));
+    let publish = env.get("PUBLISH_TOPICS").unwrap_or_default();
+    let grants = GrantTemplates::parse(&subscribe, &publish).map_err(|e| ConfigError {
+        variable: if GrantTemplates::parse(&subscribe, "").is_err() {
+            "SUBSCRIBE_TOPICS"
+        } else {
+            "PUBLISH_TOPICS"
+        },
+        problem: format!("is not usable: {e}"),
+        expected: GRANTS,
+    })?;
+    grants.check_fits(iot_arns).map_err(|e| ConfigError {
+        variable: "SUBSCRIBE_TOPICS",
+        problem: format!("and PUBLISH_TOPICS are too many: {e}"),
+        expected: "fewer or shorter grant templates (the session policy must stay under 2048 characters)",
+    })?;
+    Ok(grants)
+}
+
+/// `CORS_ALLOW_ORIGINS`: unset, `*`, or a list of exact origins.
+fn read_cors<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<CorsOrigins, ConfigError> {
+    const ORIGINS: &str = "a comma-separated list of origins such as https://app.example.com, or *";
+    let origins = env.optional("CORS_ALLOW_ORIGINS", ORIGINS, |v| {
+        if v == "*" {
+            return Some(CorsOrigins::Any);
+        }
+        let origins: Vec<String> = v
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .collect();
+        origins
+            .iter()
+            .all(|o| is_origin(o))
+            .then_some(CorsOrigins::List(origins))
+    })?;
+    Ok(origins.unwrap_or_default())
 }
 
 impl Config {
@@ -241,119 +297,104 @@ fn is_acceptable_jwks_url(value: &str) -> bool {
     url.host().is_some() && (url.scheme() == "https" || (url.scheme() == "http" && loopback))
 }
 
-fn read_auth(get: &impl Fn(&str) -> Option<String>) -> Result<AuthSettings, ConfigError> {
-    let malformed = |variable, value: &str, expected| ConfigError {
-        variable,
-        problem: format!("is {value:?}"),
-        expected,
-    };
+/// `AUTH_MODE` and, for `jwt`, the JWT_* settings.
+fn read_auth<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<AuthSettings, ConfigError> {
     const MODE: &str = "none (anyone may get credentials) or jwt";
-    match get("AUTH_MODE").as_deref() {
-        None => Err(ConfigError {
-            variable: "AUTH_MODE",
-            problem: "is not set".into(),
-            expected: MODE,
-        }),
+    match env.get("AUTH_MODE").as_deref() {
+        None => Err(missing("AUTH_MODE", MODE)),
         Some("none") => Ok(AuthSettings::None),
-        Some("jwt") => {
-            let issuer = get("JWT_ISSUER").ok_or(ConfigError {
-                variable: "JWT_ISSUER",
-                problem: "is not set".into(),
-                expected: "the token issuer (iss), e.g. https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEf",
-            })?;
-            let hs256_secret = get("JWT_HS256_SECRET");
-            if let Some(secret) = &hs256_secret
-                && secret.len() < MIN_HS256_SECRET_BYTES
-            {
-                return Err(ConfigError {
-                    variable: "JWT_HS256_SECRET",
-                    problem: format!("is {} bytes", secret.len()),
-                    expected: "a shared secret of at least 32 bytes",
-                });
-            }
-            let hs256_secret_arn = get("JWT_HS256_SECRET_ARN");
-            if let Some(arn) = &hs256_secret_arn {
-                if hs256_secret.is_some() {
-                    return Err(ConfigError {
-                        variable: "JWT_HS256_SECRET_ARN",
-                        problem: "is set together with JWT_HS256_SECRET".into(),
-                        expected: "one of the two: the ARN in AWS, the plain value only for local use",
-                    });
-                }
-                let parts: Vec<&str> = arn.splitn(7, ':').collect();
-                if !matches!(parts.as_slice(), ["arn", _, "secretsmanager", _, _, "secret", name] if !name.is_empty()) {
-                    return Err(malformed(
-                        "JWT_HS256_SECRET_ARN",
-                        arn,
-                        "a Secrets Manager secret ARN such as arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-key-AbCdEf",
-                    ));
-                }
-            }
-            let jwks_url = get("JWT_JWKS_URL");
-            if let Some(url) = &jwks_url
-                && !is_acceptable_jwks_url(url)
-            {
-                return Err(malformed(
-                    "JWT_JWKS_URL",
-                    url,
-                    "an https:// URL of a JWKS document (http:// only on a loopback host)",
-                ));
-            }
-            let jwks_json = match get("JWT_JWKS_FILE") {
-                None => None,
-                Some(path) => {
-                    let unusable = |why: String| ConfigError {
-                        variable: "JWT_JWKS_FILE",
-                        problem: format!("is {path:?}, which {why}"),
-                        expected: "the path of a JWKS JSON document ({\"keys\": [...]})",
-                    };
-                    let json = std::fs::read_to_string(&path).map_err(|e| unusable(format!("cannot be read ({e})")))?;
-                    serde_json::from_str::<jsonwebtoken::jwk::JwkSet>(&json)
-                        .map_err(|e| unusable(format!("is not a JWKS ({e})")))?;
-                    Some(json)
-                }
-            };
-            if hs256_secret.is_none() && hs256_secret_arn.is_none() && jwks_url.is_none() && jwks_json.is_none() {
-                return Err(ConfigError {
-                    variable: "JWT_JWKS_URL",
-                    problem: "is not set (nor JWT_JWKS_FILE, nor JWT_HS256_SECRET)".into(),
-                    expected: "a key source for jwt mode: a JWKS URL or file (RS256/ES256) or an HS256 secret (JWT_HS256_SECRET_ARN)",
-                });
-            }
-            let seconds = |name: &'static str, default: u64, min: u64, max: u64, expected: &'static str| match get(name)
-            {
-                None => Ok(Duration::from_secs(default)),
-                Some(v) => match v.parse::<u64>() {
-                    Ok(s) if (min..=max).contains(&s) => Ok(Duration::from_secs(s)),
-                    _ => Err(malformed(name, &v, expected)),
-                },
-            };
-            Ok(AuthSettings::Jwt(JwtSettings {
-                issuer,
-                audience: get("JWT_AUDIENCE"),
-                client_id: get("JWT_CLIENT_ID"),
-                hs256_secret: hs256_secret.map(Secret::new),
-                hs256_secret_arn,
-                jwks_url,
-                jwks_json,
-                leeway: seconds(
-                    "JWT_LEEWAY_SECONDS",
-                    30,
-                    0,
-                    300,
-                    "a whole number of seconds from 0 to 300",
-                )?,
-                jwks_ttl: seconds(
-                    "JWT_JWKS_TTL_SECONDS",
-                    600,
-                    MIN_JWKS_TTL_SECS,
-                    MAX_JWKS_TTL_SECS,
-                    "a whole number of seconds from 60 to 86400",
-                )?,
-            }))
-        }
+        Some("jwt") => read_jwt(env).map(AuthSettings::Jwt),
         Some(other) => Err(malformed("AUTH_MODE", other, MODE)),
     }
+}
+
+fn read_jwt<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<JwtSettings, ConfigError> {
+    let issuer = env.required(
+        "JWT_ISSUER",
+        "the token issuer (iss), e.g. https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEf",
+        |v| Some(v.to_owned()),
+    )?;
+    let (hs256_secret, hs256_secret_arn) = read_hs256(env)?;
+    let jwks_url = env.optional(
+        "JWT_JWKS_URL",
+        "an https:// URL of a JWKS document (http:// only on a loopback host)",
+        |v| is_acceptable_jwks_url(v).then(|| v.to_owned()),
+    )?;
+    let jwks_json = read_jwks_file(env)?;
+    if hs256_secret.is_none() && hs256_secret_arn.is_none() && jwks_url.is_none() && jwks_json.is_none() {
+        return Err(ConfigError {
+            variable: "JWT_JWKS_URL",
+            problem: "is not set (nor JWT_JWKS_FILE, nor JWT_HS256_SECRET)".into(),
+            expected: "a key source for jwt mode: a JWKS URL or file (RS256/ES256) or an HS256 secret (JWT_HS256_SECRET_ARN)",
+        });
+    }
+    Ok(JwtSettings {
+        issuer,
+        audience: env.get("JWT_AUDIENCE"),
+        client_id: env.get("JWT_CLIENT_ID"),
+        hs256_secret: hs256_secret.map(Secret::new),
+        hs256_secret_arn,
+        jwks_url,
+        jwks_json,
+        leeway: env.seconds(
+            "JWT_LEEWAY_SECONDS",
+            30,
+            0..=300,
+            "a whole number of seconds from 0 to 300",
+        )?,
+        jwks_ttl: env.seconds(
+            "JWT_JWKS_TTL_SECONDS",
+            600,
+            MIN_JWKS_TTL_SECS..=MAX_JWKS_TTL_SECS,
+            "a whole number of seconds from 60 to 86400",
+        )?,
+    })
+}
+
+/// `JWT_HS256_SECRET` (local use) or `JWT_HS256_SECRET_ARN` (in AWS), not both.
+fn read_hs256<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<(Option<String>, Option<String>), ConfigError> {
+    let secret = env.get("JWT_HS256_SECRET");
+    if let Some(secret) = &secret
+        && secret.len() < MIN_HS256_SECRET_BYTES
+    {
+        return Err(ConfigError {
+            variable: "JWT_HS256_SECRET",
+            problem: format!("is {} bytes", secret.len()),
+            expected: "a shared secret of at least 32 bytes",
+        });
+    }
+    let arn = env.optional(
+        "JWT_HS256_SECRET_ARN",
+        "a Secrets Manager secret ARN such as arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-key-AbCdEf",
+        |v| {
+            let parts: Vec<&str> = v.splitn(7, ':').collect();
+            matches!(parts.as_slice(), ["arn", _, "secretsmanager", _, _, "secret", name] if !name.is_empty())
+                .then(|| v.to_owned())
+        },
+    )?;
+    if arn.is_some() && secret.is_some() {
+        return Err(ConfigError {
+            variable: "JWT_HS256_SECRET_ARN",
+            problem: "is set together with JWT_HS256_SECRET".into(),
+            expected: "one of the two: the ARN in AWS, the plain value only for local use",
+        });
+    }
+    Ok((secret, arn))
+}
+
+/// `JWT_JWKS_FILE`: a JWKS document read (and checked) once, at start-up.
+fn read_jwks_file<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<String>, ConfigError> {
+    let Some(path) = env.get("JWT_JWKS_FILE") else {
+        return Ok(None);
+    };
+    let unusable = |why: String| ConfigError {
+        variable: "JWT_JWKS_FILE",
+        problem: format!("is {path:?}, which {why}"),
+        expected: "the path of a JWKS JSON document ({\"keys\": [...]})",
+    };
+    let json = std::fs::read_to_string(&path).map_err(|e| unusable(format!("cannot be read ({e})")))?;
+    serde_json::from_str::<jsonwebtoken::jwk::JwkSet>(&json).map_err(|e| unusable(format!("is not a JWKS ({e})")))?;
+    Ok(Some(json))
 }
 
 /// `scheme://host[:port]` with nothing after it, as browsers send in `Origin`.
