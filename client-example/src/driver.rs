@@ -162,42 +162,24 @@ impl<S: CredentialSource> Driver<S> {
     }
 
     /// Runs until `on_event` returns `Break`, `stop` resolves, or a failure before
-    /// the first successful connection.
+    /// the first successful connection. Each round: credentials → presign →
+    /// connect and subscribe → on loss, decide whether and when to try again.
     pub async fn run(
         &mut self,
         mut on_event: impl FnMut(Event) -> ControlFlow<()>,
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<(), DriverError> {
-        let tls = match &self.options.trust {
-            TrustRoots::WebPki => None,
-            roots => Some(client_config(roots)?),
-        };
-        let web_pki = client_config(&TrustRoots::WebPki)?;
+        let transports = Transports::new(&self.options.trust)?;
         tokio::pin!(stop);
         let mut backoff = self.backoff();
-        let mut ever_subscribed = false;
-        let mut force_refresh = false;
-        let mut forbidden_in_a_row = 0;
+        let mut retry = RetryState::default();
         let mut attempt = 0u32;
         loop {
-            // Credentials: background refresh done, forced, missing or due.
-            if let Some(handle) = self.next.take() {
-                if handle.is_finished() {
-                    if let Ok(Ok(vended)) = handle.await {
-                        self.current = Some((vended, SystemTime::now()));
-                    }
-                } else {
-                    handle.abort();
-                }
-            }
-            let due = self.current.as_ref().is_none_or(|(vended, fetched)| {
-                SystemTime::now()
-                    >= refresh_due(*fetched, vended.credentials.expires_at(), self.options.refresh_fraction)
-            });
-            if force_refresh || due {
+            self.adopt_background_refresh().await;
+            if retry.force_refresh || self.refresh_due() {
                 match self.fetch(&mut on_event).await {
-                    Ok(()) => force_refresh = false,
-                    Err(err) if !ever_subscribed || !err.is_transient() => return Err(err.into()),
+                    Ok(()) => retry.force_refresh = false,
+                    Err(err) if !retry.ever_subscribed || !err.is_transient() => return Err(err.into()),
                     Err(err) => {
                         let _ = on_event(Event::Disconnected {
                             reason: err.to_string(),
@@ -220,50 +202,63 @@ impl<S: CredentialSource> Driver<S> {
                 attempt,
                 signed_at,
             });
-            let mut mqtt = MqttOptions::new(&vended.client_id, url, 0);
-            mqtt.set_keep_alive(self.options.keep_alive)
-                .set_clean_session(true)
-                .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
-            mqtt.set_transport(if vended.endpoint.starts_with("wss://") {
-                Transport::wss_with_config(TlsConfiguration::Rustls(tls.clone().unwrap_or_else(|| web_pki.clone())))
-            } else {
-                Transport::Ws
-            });
+            let mqtt = self.mqtt_options(&vended, url, &transports);
             let refresh_at = refresh_due(fetched, vended.credentials.expires_at(), self.options.refresh_fraction);
-
-            match self.session(mqtt, &vended, refresh_at, &mut on_event, &mut stop).await {
+            let (reason, forbidden, subscribed) = match self
+                .connection(mqtt, &vended, refresh_at, &mut on_event, &mut stop)
+                .await
+            {
                 Ended::Stopped => return Ok(()),
                 Ended::Lost {
                     reason,
                     forbidden,
                     subscribed,
-                } => {
-                    let _ = on_event(Event::Disconnected { reason: reason.clone() });
-                    if subscribed {
-                        ever_subscribed = true;
-                        backoff = self.backoff();
-                    }
-                    if forbidden {
-                        forbidden_in_a_row += 1;
-                        force_refresh = true;
-                        if !ever_subscribed && forbidden_in_a_row >= 2 {
-                            return Err(DriverError::Forbidden);
-                        }
-                    } else {
-                        forbidden_in_a_row = 0;
-                        if !ever_subscribed {
-                            return Err(DriverError::Refused(reason));
-                        }
-                    }
-                    if forbidden && forbidden_in_a_row == 1 {
-                        continue; // retry at once with fresh credentials
-                    }
+                } => (reason, forbidden, subscribed),
+            };
+            let _ = on_event(Event::Disconnected { reason: reason.clone() });
+            if subscribed {
+                backoff = self.backoff();
+            }
+            match retry.after_loss(reason, forbidden, subscribed)? {
+                Next::RetryNow => continue,
+                Next::Backoff => {
                     if self.wait(&mut backoff, &mut on_event, &mut stop).await {
                         return Ok(());
                     }
                 }
             }
         }
+    }
+
+    /// Takes credentials a background refresh has finished fetching; abandons
+    /// one still in flight (the next connect fetches anew if it must).
+    async fn adopt_background_refresh(&mut self) {
+        if let Some(handle) = self.next.take() {
+            if handle.is_finished() {
+                if let Ok(Ok(vended)) = handle.await {
+                    self.current = Some((vended, SystemTime::now()));
+                }
+            } else {
+                handle.abort();
+            }
+        }
+    }
+
+    /// Whether there are no credentials, or they are past their refresh point.
+    fn refresh_due(&self) -> bool {
+        self.current.as_ref().is_none_or(|(vended, fetched)| {
+            SystemTime::now() >= refresh_due(*fetched, vended.credentials.expires_at(), self.options.refresh_fraction)
+        })
+    }
+
+    /// MQTT settings for one connect to the presigned `url`.
+    fn mqtt_options(&self, vended: &Vended, url: String, transports: &Transports) -> MqttOptions {
+        let mut mqtt = MqttOptions::new(&vended.client_id, url, 0);
+        mqtt.set_keep_alive(self.options.keep_alive)
+            .set_clean_session(true)
+            .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
+        mqtt.set_transport(transports.for_endpoint(&vended.endpoint));
+        mqtt
     }
 
     /// Sleeps for the next backoff delay; `true` if told to stop meanwhile.
@@ -281,7 +276,10 @@ impl<S: CredentialSource> Driver<S> {
         }
     }
 
-    async fn session(
+    /// One MQTT connection, from CONNECT to its end: subscribes once connected,
+    /// hands messages to `on_event`, and refreshes credentials in the background
+    /// at `refresh_at` for the next connect.
+    async fn connection(
         &mut self,
         mqtt: MqttOptions,
         vended: &Vended,
@@ -299,46 +297,24 @@ impl<S: CredentialSource> Driver<S> {
         let mut refresh_started = false;
         loop {
             tokio::select! {
-                event = eventloop.poll() => match event {
-                    Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
-                        let _ = on_event(Event::Connected { client_id: vended.client_id.clone() });
-                        let filters = topics.iter().map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
-                        if client.try_subscribe_many(filters).is_err() {
-                            return Ended::Lost { reason: "could not queue SUBSCRIBE".into(), forbidden: false, subscribed };
+                event = eventloop.poll() => {
+                    let packet = match event {
+                        Ok(MqttEvent::Incoming(packet)) => packet,
+                        Ok(_) => continue,
+                        Err(err) => {
+                            let forbidden = is_forbidden(&err);
+                            return Ended::Lost { reason: describe(&err), forbidden, subscribed };
                         }
-                    }
-                    Ok(MqttEvent::Incoming(Packet::SubAck(ack))) => {
-                        let refused = ack.return_codes.iter().any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure));
-                        if refused {
-                            return Ended::Lost { reason: "SUBSCRIBE refused".into(), forbidden: true, subscribed };
-                        }
-                        subscribed = true;
-                        let _ = on_event(Event::Subscribed { topics: topics.clone() });
-                        if !self.published {
-                            self.published = true;
-                            for (topic, payload) in &self.options.publish_on_connect {
-                                let _ = client.try_publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone());
-                            }
-                        }
-                    }
-                    Ok(MqttEvent::Incoming(Packet::PubAck(_))) => {
-                        if let Some((topic, _)) = self.options.publish_on_connect.first() {
-                            let _ = on_event(Event::Published { topic: topic.clone() });
-                        }
-                    }
-                    Ok(MqttEvent::Incoming(Packet::Publish(message))) => {
-                        let event = Event::Message { topic: message.topic.clone(), payload: message.payload.clone() };
-                        if on_event(event).is_break() {
+                    };
+                    match self.on_packet(packet, &client, vended, &topics, &mut subscribed, on_event) {
+                        Some(Ended::Stopped) => {
                             disconnect(&client, &mut eventloop).await;
                             return Ended::Stopped;
                         }
+                        Some(ended) => return ended,
+                        None => {}
                     }
-                    Ok(_) => {}
-                    Err(err) => {
-                        let forbidden = is_forbidden(&err);
-                        return Ended::Lost { reason: describe(&err), forbidden, subscribed };
-                    }
-                },
+                }
                 () = stop.as_mut() => {
                     disconnect(&client, &mut eventloop).await;
                     return Ended::Stopped;
@@ -351,23 +327,171 @@ impl<S: CredentialSource> Driver<S> {
                 }
                 fetched = async { self.next.as_mut().expect("guarded by the condition").await }, if self.next.is_some() => {
                     self.next = None;
-                    match fetched {
-                        Ok(Ok(fresh)) => {
-                            let _ = on_event(Event::CredentialsRefreshed {
-                                client_id: fresh.client_id.clone(),
-                                expiration: fresh.credentials.expiration.clone(),
-                            });
-                            self.current = Some((fresh, SystemTime::now()));
-                        }
-                        // The next connect fetches again; this session is unaffected.
-                        Ok(Err(err)) => {
-                            let _ = on_event(Event::RefreshFailed { reason: err.to_string() });
-                        }
-                        Err(_) => {}
-                    }
+                    self.on_refreshed(fetched, on_event);
                 }
             }
         }
+    }
+
+    /// Handles one incoming packet; `Some` when the connection ends with it.
+    fn on_packet(
+        &mut self,
+        packet: Packet,
+        client: &AsyncClient,
+        vended: &Vended,
+        topics: &[String],
+        subscribed: &mut bool,
+        on_event: &mut impl FnMut(Event) -> ControlFlow<()>,
+    ) -> Option<Ended> {
+        let lost = |reason: &str, forbidden: bool, subscribed: bool| {
+            Some(Ended::Lost {
+                reason: reason.into(),
+                forbidden,
+                subscribed,
+            })
+        };
+        match packet {
+            Packet::ConnAck(_) => {
+                let _ = on_event(Event::Connected {
+                    client_id: vended.client_id.clone(),
+                });
+                let filters = topics
+                    .iter()
+                    .map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
+                if client.try_subscribe_many(filters).is_err() {
+                    return lost("could not queue SUBSCRIBE", false, *subscribed);
+                }
+            }
+            Packet::SubAck(ack) => {
+                if ack
+                    .return_codes
+                    .iter()
+                    .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                {
+                    return lost("SUBSCRIBE refused", true, *subscribed);
+                }
+                *subscribed = true;
+                let _ = on_event(Event::Subscribed {
+                    topics: topics.to_vec(),
+                });
+                if !self.published {
+                    self.published = true;
+                    for (topic, payload) in &self.options.publish_on_connect {
+                        let _ = client.try_publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone());
+                    }
+                }
+            }
+            Packet::PubAck(_) => {
+                if let Some((topic, _)) = self.options.publish_on_connect.first() {
+                    let _ = on_event(Event::Published { topic: topic.clone() });
+                }
+            }
+            Packet::Publish(message) => {
+                let event = Event::Message {
+                    topic: message.topic.clone(),
+                    payload: message.payload.clone(),
+                };
+                if on_event(event).is_break() {
+                    return Some(Ended::Stopped);
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// A background refresh finished: use its credentials from the next connect.
+    fn on_refreshed(
+        &mut self,
+        fetched: Result<Result<Vended, FetchError>, tokio::task::JoinError>,
+        on_event: &mut impl FnMut(Event) -> ControlFlow<()>,
+    ) {
+        match fetched {
+            Ok(Ok(fresh)) => {
+                let _ = on_event(Event::CredentialsRefreshed {
+                    client_id: fresh.client_id.clone(),
+                    expiration: fresh.credentials.expiration.clone(),
+                });
+                self.current = Some((fresh, SystemTime::now()));
+            }
+            // The next connect fetches again; this connection is unaffected.
+            Ok(Err(err)) => {
+                let _ = on_event(Event::RefreshFailed {
+                    reason: err.to_string(),
+                });
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// The TLS settings of `wss://` connects: the configured trust roots, else the web PKI.
+struct Transports {
+    custom: Option<Arc<rustls::ClientConfig>>,
+    web_pki: Arc<rustls::ClientConfig>,
+}
+
+impl Transports {
+    fn new(trust: &TrustRoots) -> Result<Self, DriverError> {
+        Ok(Self {
+            custom: match trust {
+                TrustRoots::WebPki => None,
+                roots => Some(client_config(roots)?),
+            },
+            web_pki: client_config(&TrustRoots::WebPki)?,
+        })
+    }
+
+    fn for_endpoint(&self, endpoint: &str) -> Transport {
+        if endpoint.starts_with("wss://") {
+            let config = self.custom.clone().unwrap_or_else(|| self.web_pki.clone());
+            Transport::wss_with_config(TlsConfiguration::Rustls(config))
+        } else {
+            Transport::Ws
+        }
+    }
+}
+
+/// What the retry loop remembers between connections.
+#[derive(Default)]
+struct RetryState {
+    /// Whether any connection got as far as its subscription.
+    ever_subscribed: bool,
+    /// Refused handshakes (HTTP 403) in a row.
+    forbidden_in_a_row: u32,
+    /// Fetch credentials before the next connect, due or not.
+    force_refresh: bool,
+}
+
+/// What to do after a lost connection.
+enum Next {
+    RetryNow,
+    Backoff,
+}
+
+impl RetryState {
+    /// A 403 is retried once at once with fresh credentials; other losses after
+    /// a first subscription back off; before it, they are the caller's error.
+    fn after_loss(&mut self, reason: String, forbidden: bool, subscribed: bool) -> Result<Next, DriverError> {
+        self.ever_subscribed |= subscribed;
+        if !forbidden {
+            self.forbidden_in_a_row = 0;
+            return if self.ever_subscribed {
+                Ok(Next::Backoff)
+            } else {
+                Err(DriverError::Refused(reason))
+            };
+        }
+        self.forbidden_in_a_row += 1;
+        self.force_refresh = true;
+        if !self.ever_subscribed && self.forbidden_in_a_row >= 2 {
+            return Err(DriverError::Forbidden);
+        }
+        Ok(if self.forbidden_in_a_row == 1 {
+            Next::RetryNow
+        } else {
+            Next::Backoff
+        })
     }
 }
 
