@@ -41,7 +41,45 @@ fn now_nanos() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// One fan-out run: subscribe → receive in the background → publish → collect.
 pub async fn run(broker: &Broker, load: Load, tag: &str) -> anyhow::Result<Outcome> {
+    let connections = subscribe_all(broker, load, tag).await?;
+    let give_up = Arc::new(tokio::sync::Notify::new());
+    let receivers: Vec<_> = connections
+        .into_iter()
+        .map(|connection| tokio::spawn(receive(connection, load, give_up.clone())))
+        .collect();
+    let mut publisher = Connection::open(&broker.url(), &format!("{tag}-publisher")).await?;
+    let started = Instant::now();
+    publish_all(&mut publisher, load).await?;
+    // Give stragglers a bounded time, then stop waiting.
+    let notify = give_up.clone();
+    let grace = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        notify.notify_waiters();
+    });
+    let mut latencies = Vec::with_capacity(load.subscribers * load.messages);
+    let mut last = started;
+    for receiver in receivers {
+        let (mut samples, at) = receiver.await?;
+        latencies.append(&mut samples);
+        if let Some(at) = at {
+            last = last.max(at);
+        }
+    }
+    grace.abort();
+    let received = latencies.len();
+    let elapsed = (last - started).max(Duration::from_micros(1));
+    Ok(Outcome {
+        deliveries_per_s: received as f64 / elapsed.as_secs_f64(),
+        p50: quantile(&mut latencies, 0.5),
+        p99: quantile(&mut latencies, 0.99),
+        lost: load.subscribers * load.messages - received,
+    })
+}
+
+/// Opens and subscribes every subscriber, at most 32 handshakes at a time.
+async fn subscribe_all(broker: &Broker, load: Load, tag: &str) -> anyhow::Result<Vec<Connection>> {
     let opening = Arc::new(Semaphore::new(32));
     let mut subscribers = Vec::with_capacity(load.subscribers);
     for i in 0..load.subscribers {
@@ -59,41 +97,43 @@ pub async fn run(broker: &Broker, load: Load, tag: &str) -> anyhow::Result<Outco
     for subscriber in subscribers {
         connections.push(subscriber.await??);
     }
+    Ok(connections)
+}
 
-    // Receivers: count deliveries and latencies until all arrived or the wait ends.
-    let wait_until = Arc::new(tokio::sync::Notify::new());
-    let mut receivers = Vec::with_capacity(load.subscribers);
-    for mut connection in connections {
-        let wait_until = wait_until.clone();
-        receivers.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(load.messages);
-            let mut last = None;
-            let give_up = wait_until.notified();
-            tokio::pin!(give_up);
-            while latencies.len() < load.messages {
-                let packet = tokio::select! {
-                    packet = connection.next() => packet,
-                    () = &mut give_up => break,
-                };
-                match packet {
-                    Ok(Some(Packet::Publish(message))) => {
-                        let sent = u64::from_be_bytes(message.payload[..8].try_into().unwrap_or_default());
-                        latencies.push(Duration::from_nanos(now_nanos().saturating_sub(sent)));
-                        last = Some(Instant::now());
-                        if message.qos == QoS::AtLeastOnce && connection.puback(message.pkid).await.is_err() {
-                            break;
-                        }
-                    }
-                    Ok(Some(_)) => {}
-                    Ok(None) | Err(_) => break,
+/// One subscriber's latencies (and when the last message came), until every
+/// message arrived, the connection ended, or `give_up` fires.
+async fn receive(
+    mut connection: Connection,
+    load: Load,
+    give_up: Arc<tokio::sync::Notify>,
+) -> (Vec<Duration>, Option<Instant>) {
+    let mut latencies = Vec::with_capacity(load.messages);
+    let mut last = None;
+    let give_up = give_up.notified();
+    tokio::pin!(give_up);
+    while latencies.len() < load.messages {
+        let packet = tokio::select! {
+            packet = connection.next() => packet,
+            () = &mut give_up => break,
+        };
+        match packet {
+            Ok(Some(Packet::Publish(message))) => {
+                let sent = u64::from_be_bytes(message.payload[..8].try_into().unwrap_or_default());
+                latencies.push(Duration::from_nanos(now_nanos().saturating_sub(sent)));
+                last = Some(Instant::now());
+                if message.qos == QoS::AtLeastOnce && connection.puback(message.pkid).await.is_err() {
+                    break;
                 }
             }
-            (latencies, last)
-        }));
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
     }
+    (latencies, last)
+}
 
-    let mut publisher = Connection::open(&broker.url(), &format!("{tag}-publisher")).await?;
-    let started = Instant::now();
+/// Publishes `load.messages` timestamped messages, paced by `load.rate` if set.
+async fn publish_all(publisher: &mut Connection, load: Load) -> anyhow::Result<()> {
     let mut ticker = load
         .rate
         .map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(r))));
@@ -117,28 +157,5 @@ pub async fn run(broker: &Broker, load: Load, tag: &str) -> anyhow::Result<Outco
         }
     }
     publisher.flush().await?;
-    // Give stragglers a bounded time, then stop waiting.
-    let notify = wait_until.clone();
-    let grace = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(15)).await;
-        notify.notify_waiters();
-    });
-    let mut latencies = Vec::with_capacity(load.subscribers * load.messages);
-    let mut last = started;
-    for receiver in receivers {
-        let (mut samples, at) = receiver.await?;
-        latencies.append(&mut samples);
-        if let Some(at) = at {
-            last = last.max(at);
-        }
-    }
-    grace.abort();
-    let received = latencies.len();
-    let elapsed = (last - started).max(Duration::from_micros(1));
-    Ok(Outcome {
-        deliveries_per_s: received as f64 / elapsed.as_secs_f64(),
-        p50: quantile(&mut latencies, 0.5),
-        p99: quantile(&mut latencies, 0.99),
-        lost: load.subscribers * load.messages - received,
-    })
+    Ok(())
 }

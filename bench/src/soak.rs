@@ -68,10 +68,43 @@ pub struct GatewayOutcome {
     pub alive: bool,
 }
 
+/// The gateway phase: subscribers and idle connections opened, then the same
+/// load (publishing, churn) through the warm-up and the measured phase, RSS
+/// sampled each second; then every delivery counted and RSS sampled after.
 pub async fn gateway(broker: &mut Broker, plan: Plan) -> anyhow::Result<GatewayOutcome> {
     let pid = broker.pid().ok_or_else(|| anyhow::anyhow!("broker has exited"))?;
-    let received: Arc<Vec<Mutex<Seen>>> = Arc::new((0..plan.subscribers).map(|_| Mutex::default()).collect());
-    for index in 0..plan.subscribers {
+    let received = spawn_subscribers(broker, plan.subscribers).await?;
+    let idle = Arc::new(Mutex::new(open_idle(broker, plan.connections).await?));
+    let mut outcome = GatewayOutcome::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let published = Arc::new(AtomicU64::new(0));
+    let publisher = spawn_publisher(broker, plan, stop.clone(), published.clone()).await?;
+
+    churn_and_sample(broker, &idle, plan, pid, &mut outcome).await?;
+    stop.store(true, Ordering::Relaxed);
+    outcome.after_series.push(rss_bytes(pid).unwrap_or(0));
+    publisher.await??;
+    outcome.published = published.load(Ordering::Relaxed);
+    (outcome.delivered, outcome.duplicates) = wait_for_deliveries(&received, outcome.published).await;
+    outcome.lost = outcome.published.saturating_sub(outcome.delivered);
+
+    // After the churn: the median of ten per-second samples, connections still held.
+    let mut after = Vec::new();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        after.push(rss_bytes(pid).unwrap_or(0));
+    }
+    outcome.after_series.extend(&after);
+    outcome.after_rss = median(&mut after);
+    outcome.alive = broker.pid().is_some() && rss_bytes(pid).is_some();
+    drop(idle);
+    Ok(outcome)
+}
+
+/// `count` QoS 1 subscribers, one topic each, recording what arrives.
+async fn spawn_subscribers(broker: &Broker, count: usize) -> anyhow::Result<Arc<Vec<Mutex<Seen>>>> {
+    let received: Arc<Vec<Mutex<Seen>>> = Arc::new((0..count).map(|_| Mutex::default()).collect());
+    for index in 0..count {
         let mut connection = Connection::open(&broker.url(), &format!("soak-sub-{index}")).await?;
         connection.subscribe(&format!("soak/{index}"), QoS::AtLeastOnce).await?;
         let received = received.clone();
@@ -91,51 +124,63 @@ pub async fn gateway(broker: &mut Broker, plan: Plan) -> anyhow::Result<GatewayO
             }
         });
     }
-    let idle = Arc::new(Mutex::new(open_idle(broker, plan.connections).await?));
-    let mut outcome = GatewayOutcome::default();
+    Ok(received)
+}
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let published = Arc::new(AtomicU64::new(0));
-    let publisher = {
-        let (stop, published) = (stop.clone(), published.clone());
-        let mut connection = Connection::open(&broker.url(), "soak-publisher").await?;
-        let (subscribers, rate) = (plan.subscribers, plan.rate);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
-            let mut seq = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                tick.tick().await;
-                let topic = format!("soak/{}", seq as usize % subscribers);
-                let payload = Bytes::copy_from_slice(&seq.to_be_bytes());
-                let pkid = (seq % 65_535) as u16 + 1;
-                connection
-                    .send(publish(&topic, QoS::AtLeastOnce, pkid, payload))
-                    .await?;
-                loop {
-                    match connection.next().await? {
-                        Some(Packet::PubAck(ack)) if ack.pkid == pkid => break,
-                        Some(_) => continue,
-                        None => anyhow::bail!("the gateway closed the publisher"),
-                    }
+/// Publishes numbered QoS 1 messages round-robin to the subscribers' topics at
+/// `plan.rate`, each waiting for its PUBACK, until `stop`.
+async fn spawn_publisher(
+    broker: &Broker,
+    plan: Plan,
+    stop: Arc<AtomicBool>,
+    published: Arc<AtomicU64>,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let mut connection = Connection::open(&broker.url(), "soak-publisher").await?;
+    let (subscribers, rate) = (plan.subscribers, plan.rate);
+    Ok(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
+        let mut seq = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            tick.tick().await;
+            let topic = format!("soak/{}", seq as usize % subscribers);
+            let payload = Bytes::copy_from_slice(&seq.to_be_bytes());
+            let pkid = (seq % 65_535) as u16 + 1;
+            connection
+                .send(publish(&topic, QoS::AtLeastOnce, pkid, payload))
+                .await?;
+            loop {
+                match connection.next().await? {
+                    Some(Packet::PubAck(ack)) if ack.pkid == pkid => break,
+                    Some(_) => continue,
+                    None => anyhow::bail!("the gateway closed the publisher"),
                 }
-                seq += 1;
-                published.store(seq, Ordering::Relaxed);
             }
-            anyhow::Ok(())
-        })
-    };
+            seq += 1;
+            published.store(seq, Ordering::Relaxed);
+        }
+        anyhow::Ok(())
+    }))
+}
 
-    // Warm-up, then the measured phase: the same load throughout.
+/// Churns `plan.churn` idle connections a second through the warm-up and the
+/// measured phase, sampling RSS each second: the baseline is the median of the
+/// warm-up's last 30 samples (RSS moves by ±2 MiB from second to second under
+/// churn), the peak the largest measured sample.
+async fn churn_and_sample(
+    broker: &Broker,
+    idle: &Arc<Mutex<Vec<Option<Connection>>>>,
+    plan: Plan,
+    pid: u32,
+    outcome: &mut GatewayOutcome,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let measured_from = started + plan.warm_up;
     let mut second = tokio::time::interval(Duration::from_secs(1));
     let mut ticks = 0u64;
-    // RSS moves by ±2 MiB from second to second under churn: the baseline is the
-    // median of the warm-up's last 30 per-second samples, not one sample.
     let mut end_of_warm_up = std::collections::VecDeque::new();
     while started.elapsed() < plan.warm_up + plan.duration {
         second.tick().await;
-        outcome.cycles += churn(broker, &idle, plan.churn, outcome.cycles).await?;
+        outcome.cycles += churn(broker, idle, plan.churn, outcome.cycles).await?;
         let rss = rss_bytes(pid).unwrap_or(0);
         let now = Instant::now();
         if now < measured_from {
@@ -157,39 +202,26 @@ pub async fn gateway(broker: &mut Broker, plan: Plan) -> anyhow::Result<GatewayO
         }
         ticks += 1;
     }
-    stop.store(true, Ordering::Relaxed);
-    outcome.after_series.push(rss_bytes(pid).unwrap_or(0));
-    publisher.await??;
-    outcome.published = published.load(Ordering::Relaxed);
+    Ok(())
+}
 
-    // Every published message must reach its subscriber; wait for the stragglers.
+/// Delivered and duplicate counts once every published message arrived, or
+/// after 30 s of waiting for stragglers.
+async fn wait_for_deliveries(received: &[Mutex<Seen>], published: u64) -> (u64, u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let mut delivered = 0;
         let mut duplicates = 0;
-        for seen in received.iter() {
+        for seen in received {
             let seen = seen.lock().await;
             delivered += seen.0.len() as u64;
             duplicates += seen.1;
         }
-        (outcome.delivered, outcome.duplicates) = (delivered, duplicates);
-        if delivered >= outcome.published || Instant::now() > deadline {
-            break;
+        if delivered >= published || Instant::now() > deadline {
+            return (delivered, duplicates);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    outcome.lost = outcome.published.saturating_sub(outcome.delivered);
-    // After the churn: the median of ten per-second samples, connections still held.
-    let mut after = Vec::new();
-    for _ in 0..10 {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        after.push(rss_bytes(pid).unwrap_or(0));
-    }
-    outcome.after_series.extend(&after);
-    outcome.after_rss = median(&mut after);
-    outcome.alive = broker.pid().is_some() && rss_bytes(pid).is_some();
-    drop(idle);
-    Ok(outcome)
 }
 
 /// What one subscriber received: the sequence numbers, and how many came twice.
@@ -360,67 +392,8 @@ pub async fn run(binary: &Path, plan: Plan) -> anyhow::Result<Report> {
         api(binary, "STS down", &down, plan).await?,
     ];
 
-    let mib = |b: u64| b as f64 / 1_048_576.0;
-    let ratio = gateway.after_rss as f64 / gateway.baseline_rss.max(1) as f64;
-    let mut rows = vec![vec![
-        format!(
-            "gateway: {} idle + {} subscribers, {:.0} s warm-up + {:.0} s, {} churn cycles",
-            plan.connections,
-            plan.subscribers,
-            plan.warm_up.as_secs_f64(),
-            plan.duration.as_secs_f64(),
-            gateway.cycles
-        ),
-        format!(
-            "{} published, {} delivered, {} lost, {} duplicates",
-            gateway.published, gateway.delivered, gateway.lost, gateway.duplicates
-        ),
-        format!(
-            "baseline {:.1} MiB, peak {:.1} MiB, after {:.1} MiB ({ratio:.3}× baseline)",
-            mib(gateway.baseline_rss),
-            mib(gateway.peak_rss),
-            mib(gateway.after_rss)
-        ),
-        if gateway.alive && gateway.lost == 0 && ratio <= 1.05 {
-            "pass".into()
-        } else {
-            "FAIL".into()
-        },
-    ]];
-    for outcome in &api {
-        let statuses = outcome
-            .statuses
-            .iter()
-            .map(|(s, n)| format!("{n}× {s}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let expected = if outcome.condition == "STS down" {
-            outcome.statuses.iter().all(|(s, _)| *s == 502 || *s == 503)
-        } else {
-            outcome
-                .statuses
-                .iter()
-                .all(|(s, _)| *s == 200 || *s == 502 || *s == 503)
-        };
-        rows.push(vec![
-            format!("API, {}: {} callers", outcome.condition, plan.api_callers),
-            format!("{} requests: {statuses}", outcome.requests),
-            format!(
-                "p50 {}, p99 {}, max {}; RSS {:.1} → {:.1} MiB; secret in log: {}",
-                ms(outcome.p50),
-                ms(outcome.p99),
-                ms(outcome.max),
-                mib(outcome.rss_before),
-                mib(outcome.rss_after),
-                outcome.secret_in_log
-            ),
-            if expected && !outcome.secret_in_log && outcome.max < Duration::from_secs(15) {
-                "pass".into()
-            } else {
-                "FAIL".into()
-            },
-        ]);
-    }
+    let mut rows = vec![gateway_row(&gateway, plan)];
+    rows.extend(api.iter().map(|outcome| api_row(outcome, plan)));
     Ok(Report {
         title: "Soak: gateway churn and load, then the API with STS slow and down".into(),
         header: ["phase", "traffic", "latency and memory", "verdict"].map(String::from).to_vec(),
@@ -463,4 +436,74 @@ pub async fn run(binary: &Path, plan: Plan) -> anyhow::Result<Report> {
             })).collect::<Vec<_>>(),
         }),
     })
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1_048_576.0
+}
+
+/// The gateway phase's row: traffic, memory against the baseline, verdict.
+fn gateway_row(gateway: &GatewayOutcome, plan: Plan) -> Vec<String> {
+    let ratio = gateway.after_rss as f64 / gateway.baseline_rss.max(1) as f64;
+    vec![
+        format!(
+            "gateway: {} idle + {} subscribers, {:.0} s warm-up + {:.0} s, {} churn cycles",
+            plan.connections,
+            plan.subscribers,
+            plan.warm_up.as_secs_f64(),
+            plan.duration.as_secs_f64(),
+            gateway.cycles
+        ),
+        format!(
+            "{} published, {} delivered, {} lost, {} duplicates",
+            gateway.published, gateway.delivered, gateway.lost, gateway.duplicates
+        ),
+        format!(
+            "baseline {:.1} MiB, peak {:.1} MiB, after {:.1} MiB ({ratio:.3}× baseline)",
+            mib(gateway.baseline_rss),
+            mib(gateway.peak_rss),
+            mib(gateway.after_rss)
+        ),
+        if gateway.alive && gateway.lost == 0 && ratio <= 1.05 {
+            "pass".into()
+        } else {
+            "FAIL".into()
+        },
+    ]
+}
+
+/// One API phase's row: statuses, latency, memory, whether a secret was logged.
+fn api_row(outcome: &ApiOutcome, plan: Plan) -> Vec<String> {
+    let statuses = outcome
+        .statuses
+        .iter()
+        .map(|(s, n)| format!("{n}× {s}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let expected = if outcome.condition == "STS down" {
+        outcome.statuses.iter().all(|(s, _)| *s == 502 || *s == 503)
+    } else {
+        outcome
+            .statuses
+            .iter()
+            .all(|(s, _)| *s == 200 || *s == 502 || *s == 503)
+    };
+    vec![
+        format!("API, {}: {} callers", outcome.condition, plan.api_callers),
+        format!("{} requests: {statuses}", outcome.requests),
+        format!(
+            "p50 {}, p99 {}, max {}; RSS {:.1} → {:.1} MiB; secret in log: {}",
+            ms(outcome.p50),
+            ms(outcome.p99),
+            ms(outcome.max),
+            mib(outcome.rss_before),
+            mib(outcome.rss_after),
+            outcome.secret_in_log
+        ),
+        if expected && !outcome.secret_in_log && outcome.max < Duration::from_secs(15) {
+            "pass".into()
+        } else {
+            "FAIL".into()
+        },
+    ]
 }

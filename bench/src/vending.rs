@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use serverless_websockets::stack::{LocalOptions, LocalStack};
+use serverless_websockets::stack::{LocalOptions, LocalStack, ReadyInfo};
 use serverless_websockets_vending::config::Config;
 use serverless_websockets_vending::issuer::{CredentialIssuer, IssueRequest, StsError, TemporaryCredentials};
 use tower::ServiceExt;
@@ -112,73 +112,13 @@ pub async fn run(total: usize) -> anyhow::Result<Report> {
     let stack = LocalStack::start(LocalOptions::ephemeral()).await?;
     let info = stack.info().clone();
     let http = reqwest::Client::builder().pool_max_idle_per_host(128).build()?;
-    let sts = {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(info.region.clone()))
-            .credentials_provider(aws_credential_types::Credentials::new(
-                &info.admin.access_key_id,
-                &info.admin.secret_access_key,
-                None,
-                None,
-                "bench",
-            ))
-            .endpoint_url(&info.sts_endpoint)
-            .load()
-            .await;
-        aws_sdk_sts::Client::new(&config)
-    };
-    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:us-east-1:000000000000:client/bench"}]}"#;
-
+    let sts = admin_sts_client(&info).await;
     let mut rows = Vec::new();
     let mut json = Vec::new();
     for concurrency in [1, 8, 64] {
-        let (client, url) = (http.clone(), info.api_url.clone());
-        let (mut api, api_wall) = load(total, concurrency, move || {
-            let (client, url) = (client.clone(), url.clone());
-            async move {
-                let response = client.post(&url).send().await?;
-                anyhow::ensure!(response.status() == 200, "vend answered {}", response.status());
-                response.bytes().await?;
-                Ok(())
-            }
-        })
-        .await?;
-        let (sts, role) = (sts.clone(), info.client_role_arn.clone());
-        let (mut direct, sts_wall) = load(total, concurrency, move || {
-            let (sts, role) = (sts.clone(), role.clone());
-            async move {
-                sts.assume_role()
-                    .role_arn(role)
-                    .role_session_name("bench")
-                    .policy(policy)
-                    .send()
-                    .await?;
-                Ok(())
-            }
-        })
-        .await?;
-        let (p50, p99, p999) = (
-            quantile(&mut api, 0.5),
-            quantile(&mut api, 0.99),
-            quantile(&mut api, 0.999),
-        );
-        let sts50 = quantile(&mut direct, 0.5);
-        rows.push(vec![
-            concurrency.to_string(),
-            format!("{:.0}/s", total as f64 / api_wall.as_secs_f64()),
-            ms(p50),
-            ms(p99),
-            ms(p999),
-            format!("{:.0}/s, p50 {}", total as f64 / sts_wall.as_secs_f64(), ms(sts50)),
-            format!("{:.2}×", p50.as_secs_f64() / sts50.as_secs_f64()),
-        ]);
-        json.push(serde_json::json!({
-            "concurrency": concurrency,
-            "vend_per_s": total as f64 / api_wall.as_secs_f64(),
-            "vend_ms": {"p50": p50.as_secs_f64() * 1e3, "p99": p99.as_secs_f64() * 1e3, "p999": p999.as_secs_f64() * 1e3},
-            "sts_per_s": total as f64 / sts_wall.as_secs_f64(),
-            "sts_p50_ms": sts50.as_secs_f64() * 1e3,
-        }));
+        let mut row = measure_row(&http, &sts, &info, total, concurrency).await?;
+        rows.push(row.cells(total));
+        json.push(row.json(total));
     }
     stack.shutdown().await;
     Ok(Report {
@@ -200,4 +140,107 @@ pub async fn run(total: usize) -> anyhow::Result<Report> {
         )],
         json: serde_json::json!({"suite": "vending", "requests": total, "rows": json, "handler_us": handler_us}),
     })
+}
+
+/// An STS client of the local stack, signing as its admin: the reference.
+async fn admin_sts_client(info: &ReadyInfo) -> aws_sdk_sts::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(info.region.clone()))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            &info.admin.access_key_id,
+            &info.admin.secret_access_key,
+            None,
+            None,
+            "bench",
+        ))
+        .endpoint_url(&info.sts_endpoint)
+        .load()
+        .await;
+    aws_sdk_sts::Client::new(&config)
+}
+
+/// One concurrency level: vends through the API, then `AssumeRole` alone.
+struct Row {
+    concurrency: usize,
+    api: Vec<Duration>,
+    api_wall: Duration,
+    sts: Vec<Duration>,
+    sts_wall: Duration,
+}
+
+async fn measure_row(
+    http: &reqwest::Client,
+    sts: &aws_sdk_sts::Client,
+    info: &ReadyInfo,
+    total: usize,
+    concurrency: usize,
+) -> anyhow::Result<Row> {
+    const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:us-east-1:000000000000:client/bench"}]}"#;
+    let (client, url) = (http.clone(), info.api_url.clone());
+    let (api, api_wall) = load(total, concurrency, move || {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let response = client.post(&url).send().await?;
+            anyhow::ensure!(response.status() == 200, "vend answered {}", response.status());
+            response.bytes().await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let (sts, role) = (sts.clone(), info.client_role_arn.clone());
+    let (direct, sts_wall) = load(total, concurrency, move || {
+        let (sts, role) = (sts.clone(), role.clone());
+        async move {
+            sts.assume_role()
+                .role_arn(role)
+                .role_session_name("bench")
+                .policy(POLICY)
+                .send()
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(Row {
+        concurrency,
+        api,
+        api_wall,
+        sts: direct,
+        sts_wall,
+    })
+}
+
+impl Row {
+    fn cells(&mut self, total: usize) -> Vec<String> {
+        let (p50, p99, p999) = (
+            quantile(&mut self.api, 0.5),
+            quantile(&mut self.api, 0.99),
+            quantile(&mut self.api, 0.999),
+        );
+        let sts50 = quantile(&mut self.sts, 0.5);
+        vec![
+            self.concurrency.to_string(),
+            format!("{:.0}/s", total as f64 / self.api_wall.as_secs_f64()),
+            ms(p50),
+            ms(p99),
+            ms(p999),
+            format!("{:.0}/s, p50 {}", total as f64 / self.sts_wall.as_secs_f64(), ms(sts50)),
+            format!("{:.2}×", p50.as_secs_f64() / sts50.as_secs_f64()),
+        ]
+    }
+
+    fn json(&mut self, total: usize) -> serde_json::Value {
+        let (p50, p99, p999) = (
+            quantile(&mut self.api, 0.5),
+            quantile(&mut self.api, 0.99),
+            quantile(&mut self.api, 0.999),
+        );
+        serde_json::json!({
+            "concurrency": self.concurrency,
+            "vend_per_s": total as f64 / self.api_wall.as_secs_f64(),
+            "vend_ms": {"p50": p50.as_secs_f64() * 1e3, "p99": p99.as_secs_f64() * 1e3, "p999": p999.as_secs_f64() * 1e3},
+            "sts_per_s": total as f64 / self.sts_wall.as_secs_f64(),
+            "sts_p50_ms": quantile(&mut self.sts, 0.5).as_secs_f64() * 1e3,
+        })
+    }
 }
