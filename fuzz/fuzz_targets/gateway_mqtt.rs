@@ -1,5 +1,5 @@
 //! The gateway's handling of arbitrary MQTT bytes after the WebSocket handshake:
-//! a real session (decode with `rumqttc::mqttbytes`, authorize, route through the
+//! a real connection (decode with `rumqttc::mqttbytes`, authorize, route through the
 //! broker, answer) fed from memory, for an identity allowed everything. It must end
 //! with a disconnect, never a panic.
 #![no_main]
@@ -16,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 
 #[path = "fixtures.rs"]
 mod fixtures;
-use serverless_websockets::gateway::session::Session;
+use serverless_websockets::gateway::connection::Connection;
 use serverless_websockets::gateway::{Gateway, GatewayOptions};
 use serverless_websockets::identity::{Identity, IdentityStore};
 use serverless_websockets_core::arn::IotArns;
@@ -91,11 +91,11 @@ fuzz_target!(|data: &[u8]| {
         incoming.push_back(Message::Text("not mqtt".into()));
     }
     let world = &*WORLD;
-    let session = Session::new(
+    let connection = Connection::new(
         world.gateway.clone(),
         world.identity.clone(),
         "127.0.0.1:1".parse().unwrap(),
         MemorySocket { incoming },
     );
-    world.runtime.block_on(session.run());
+    world.runtime.block_on(connection.run());
 });

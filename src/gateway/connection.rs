@@ -76,7 +76,7 @@ impl<T> MessageSocket for T where
 {
 }
 
-pub struct Session<S: MessageSocket> {
+pub struct Connection<S: MessageSocket> {
     gateway: Arc<Gateway>,
     identity: Arc<Identity>,
     peer: SocketAddr,
@@ -87,7 +87,7 @@ pub struct Session<S: MessageSocket> {
     deadline: Instant,
 }
 
-impl<S: MessageSocket> Session<S> {
+impl<S: MessageSocket> Connection<S> {
     pub fn new(gateway: Arc<Gateway>, identity: Arc<Identity>, peer: SocketAddr, socket: S) -> Self {
         let deadline = Instant::now() + gateway.options.connect_timeout;
         Self {

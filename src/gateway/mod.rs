@@ -192,7 +192,7 @@ async fn websocket(
         // default would accept 16 MiB frames).
         .max_frame_size(connection::MAX_PACKET_BYTES)
         .max_message_size(connection::MAX_PACKET_BYTES)
-        .on_upgrade(move |socket| connection::Session::new(gateway, identity, peer, socket).run())
+        .on_upgrade(move |socket| connection::Connection::new(gateway, identity, peer, socket).run())
 }
 
 async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {

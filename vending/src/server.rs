@@ -15,6 +15,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -134,53 +135,104 @@ pub async fn serve(
             () = &mut stop => break,
         };
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(peer);
-            request.extensions_mut().insert(timeouts);
-            let router = router.clone();
-            async move {
-                Ok::<_, Infallible>(
-                    router
-                        .oneshot(request.map(Body::new))
-                        .await
-                        .unwrap_or_else(|e| match e {}),
-                )
-            }
-        });
-        let builder = builder.clone();
-        let acceptor = acceptor.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let result = match acceptor {
-                None => {
-                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    watcher.watch(connection.into_owned()).await
-                }
-                Some(acceptor) => match tokio::time::timeout(timeouts.tls_handshake, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => {
-                        let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-                        watcher.watch(connection.into_owned()).await
-                    }
-                    Ok(Err(err)) => {
-                        tracing::debug!(peer = %peer, "TLS handshake failed: {err}");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(peer = %peer, "TLS handshake timed out");
-                        return;
-                    }
-                },
-            };
-            if let Err(err) = result {
-                tracing::debug!(peer = %peer, "connection ended: {err}");
-            }
-        });
+        let service = service_for(router.clone(), peer, timeouts);
+        let connection = Connection {
+            builder: builder.clone(),
+            acceptor: acceptor.clone(),
+            watcher: graceful.watcher(),
+            peer,
+            tls_handshake: timeouts.tls_handshake,
+        };
+        tokio::spawn(connection.serve(stream, service));
     }
     if tokio::time::timeout(timeouts.graceful_stop, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::debug!("some connections were still open at the end of the graceful stop");
+    }
+}
+
+/// The router as a hyper service for one connection: each request carries the
+/// peer's address and the listener's deadlines as extensions.
+fn service_for(
+    router: Router,
+    peer: SocketAddr,
+    timeouts: Timeouts,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = axum::response::Response,
+    Error = Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, Infallible>> + Send,
+> + Clone
++ Send
++ 'static {
+    hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(peer);
+        request.extensions_mut().insert(timeouts);
+        let router = router.clone();
+        async move {
+            Ok::<_, Infallible>(
+                router
+                    .oneshot(request.map(Body::new))
+                    .await
+                    .unwrap_or_else(|e| match e {}),
+            )
+        }
+    })
+}
+
+/// One accepted connection: TLS first when configured, then HTTP/1.1 with
+/// upgrades, watched for the graceful stop.
+struct Connection {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    peer: SocketAddr,
+    tls_handshake: Duration,
+}
+
+impl Connection {
+    async fn serve<S>(self, stream: tokio::net::TcpStream, service: S)
+    where
+        S: hyper::service::Service<
+                hyper::Request<hyper::body::Incoming>,
+                Response = axum::response::Response,
+                Error = Infallible,
+            > + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let Self {
+            builder,
+            acceptor,
+            watcher,
+            peer,
+            tls_handshake,
+        } = self;
+        let result = match acceptor {
+            None => {
+                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                watcher.watch(connection.into_owned()).await
+            }
+            Some(acceptor) => match tokio::time::timeout(tls_handshake, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => {
+                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+                Ok(Err(err)) => {
+                    tracing::debug!(peer = %peer, "TLS handshake failed: {err}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %peer, "TLS handshake timed out");
+                    return;
+                }
+            },
+        };
+        if let Err(err) = result {
+            tracing::debug!(peer = %peer, "connection ended: {err}");
+        }
     }
 }
