@@ -2,12 +2,11 @@
 //! `lambda` (the default inside AWS Lambda) run the vending service exactly as its
 //! own binary, `serverless-websockets-vending`, does.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use serverless_websockets::cli::{self, LocalArgs};
-use serverless_websockets_vending::entry::{self, Mode};
+use serverless_websockets_vending::entry::{self, ServiceCommand};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -21,42 +20,28 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the credential-vending API over plain HTTP (outside Lambda).
-    Serve {
-        /// Address to listen on.
-        #[arg(long, env = "LISTEN", default_value = "127.0.0.1:3000")]
-        listen: SocketAddr,
-    },
-    /// Run as an AWS Lambda function behind API Gateway (the default inside Lambda).
-    Lambda,
+    #[command(flatten)]
+    Service(ServiceCommand),
     /// Run the local stack: the vending API, an STS emulator and an IoT gateway on this machine.
     Local(LocalArgs),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let command = match Cli::parse().command {
-        Some(command) => command,
-        None if entry::in_lambda() => Command::Lambda,
-        None => {
-            eprintln!(
-                "error: no command given and AWS_LAMBDA_RUNTIME_API is not set; try `serverless-websockets serve` or --help"
-            );
-            return ExitCode::from(2);
+    match Cli::parse().command {
+        Some(Command::Local(args)) => {
+            entry::init_tracing(false);
+            entry::exit_code(cli::run(args).await)
         }
-    };
-    entry::init_tracing(matches!(command, Command::Lambda));
-    let outcome = match command {
-        Command::Local(args) => cli::run(args).await,
-        Command::Serve { listen } => entry::run(Mode::Serve { listen }).await,
-        Command::Lambda => entry::run(Mode::Lambda).await,
-    };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!("{err:#}");
-            eprintln!("error: {err:#}");
-            ExitCode::from(1)
-        }
+        Some(Command::Service(command)) => entry::main(command.into()).await,
+        None => match entry::default_mode() {
+            Some(mode) => entry::main(mode).await,
+            None => {
+                eprintln!(
+                    "error: no command given and AWS_LAMBDA_RUNTIME_API is not set; try `serverless-websockets serve` or --help"
+                );
+                ExitCode::from(2)
+            }
+        },
     }
 }

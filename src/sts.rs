@@ -123,12 +123,7 @@ impl StsEmulator {
             ),
         })?;
         let payload = hex::encode(sha2::Sha256::digest(body));
-        let parts = RequestParts {
-            method: method.as_str(),
-            raw_path: uri.path(),
-            query,
-            headers,
-        };
+        let parts = RequestParts::of(method, uri, query, headers);
         let expect = Expectations {
             services: &["sts"],
             region: None,

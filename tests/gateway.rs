@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
-use common::mqtt::{Client, Seen, Vended, https_publish, https_publish_at, vend};
+use common::mqtt::{Client, PublishRequest, Seen, Vended, https_publish, https_publish_via, vend};
 use rumqttc::QoS;
 use serverless_websockets::gateway::{DenyMode, GatewayOptions};
 use serverless_websockets::identity::Identity;
@@ -101,17 +101,16 @@ async fn the_same_flow_works_over_tls_with_the_local_ca() {
     client.subscribed(&vended.topic, QoS::AtMostOnce).await;
 
     let https = common::mqtt::https_client_trusting(info.ca_cert.as_ref().unwrap());
-    let response = https_publish_at(
-        &info.iot_data_endpoint,
-        REGION,
-        &admin(&stack),
-        &vended.topic,
-        "",
-        b"over tls",
-        SystemTime::now(),
-        Some(https),
-    )
-    .await;
+    let admin = admin(&stack);
+    let publish = PublishRequest {
+        endpoint: &info.iot_data_endpoint,
+        region: REGION,
+        credentials: &admin,
+        topic: &vended.topic,
+        query: "",
+        payload: b"over tls",
+    };
+    let response = https_publish_via(&https, &publish).await;
     assert_eq!(response.status(), 200);
     assert_eq!(&client.next_publish().await.payload[..], b"over tls");
     stack.shutdown().await;

@@ -186,17 +186,15 @@ async fn the_aws_iot_device_sdk_v2_signs_its_own_url_and_receives_over_tls() {
         None,
         "a",
     );
-    let response = common::mqtt::https_publish_at(
-        &info.iot_data_endpoint,
-        &info.region,
-        &admin,
-        &topic,
-        "qos=1",
-        b"hello aws-crt",
-        std::time::SystemTime::now(),
-        Some(https),
-    )
-    .await;
+    let publish = common::mqtt::PublishRequest {
+        endpoint: &info.iot_data_endpoint,
+        region: &info.region,
+        credentials: &admin,
+        topic: &topic,
+        query: "qos=1",
+        payload: b"hello aws-crt",
+    };
+    let response = common::mqtt::https_publish_via(&https, &publish).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         crt.expect_line("MESSAGE").await,

@@ -113,6 +113,23 @@ pub struct RequestParts<'a> {
     pub headers: &'a http::HeaderMap,
 }
 
+impl<'a> RequestParts<'a> {
+    /// The parts of a received request, with its query already split by [`query_pairs`].
+    pub fn of(
+        method: &'a http::Method,
+        uri: &'a http::Uri,
+        query: &'a [(String, String)],
+        headers: &'a http::HeaderMap,
+    ) -> Self {
+        Self {
+            method: method.as_str(),
+            raw_path: uri.path(),
+            query,
+            headers,
+        }
+    }
+}
+
 /// Splits a raw query string into percent-decoded `(name, value)` pairs. A `+`
 /// stays a `+` (RFC 3986); handlers must take their parameters from these pairs.
 pub fn query_pairs(raw_query: &str) -> Vec<(String, String)> {

@@ -57,12 +57,7 @@ impl SignatureCheck {
     ) -> Result<Arc<Identity>, Refusal> {
         let query = query_pairs(uri.query().unwrap_or(""));
         let claims = SignedClaims::from_query(&query).map_err(Refusal::Signature)?;
-        let parts = RequestParts {
-            method: method.as_str(),
-            raw_path: uri.path(),
-            query: &query,
-            headers,
-        };
+        let parts = RequestParts::of(method, uri, &query, headers);
         let expect = Expectations {
             services: SERVICES,
             region: Some(&self.region),
@@ -84,12 +79,7 @@ impl SignatureCheck {
         now: SystemTime,
     ) -> Result<Arc<Identity>, Refusal> {
         let claims = SignedClaims::from_headers(headers).map_err(Refusal::Signature)?;
-        let parts = RequestParts {
-            method: method.as_str(),
-            raw_path: uri.path(),
-            query,
-            headers,
-        };
+        let parts = RequestParts::of(method, uri, query, headers);
         let expect = Expectations {
             services: SERVICES,
             region: Some(&self.region),

@@ -1,8 +1,8 @@
 //! Test fixtures shared by the integration tests: fake AWS peers on port 0,
-//! third-party tools, and a fake Lambda Runtime API.
+//! and third-party tools (the fake Lambda Runtime API is with the Lambda test, in
+//! `vending/tests/`).
 #![allow(dead_code)]
 
-pub mod lambda_runtime;
 pub mod mqtt;
 pub mod sigv4;
 pub mod sts;

@@ -139,65 +139,61 @@ pub fn https_client_trusting(ca_path: &str) -> reqwest::Client {
         .unwrap()
 }
 
-/// Signs `POST {data_endpoint}/topics/{topic}` as botocore does for
-/// `aws iot-data publish` (service `iotdata`, `/` in the topic as `%2F`) and sends it.
+/// A `POST {endpoint}/topics/{topic}[?query]` of the HTTPS data plane.
+pub struct PublishRequest<'a> {
+    pub endpoint: &'a str,
+    pub region: &'a str,
+    pub credentials: &'a Credentials,
+    pub topic: &'a str,
+    pub query: &'a str,
+    pub payload: &'a [u8],
+}
+
+/// Signs and sends a publish as botocore does for `aws iot-data publish`
+/// (service `iotdata`, `/` in the topic as `%2F`), with a default client.
 pub async fn https_publish(
-    data_endpoint: &str,
+    endpoint: &str,
     region: &str,
     credentials: &Credentials,
     topic: &str,
     query: &str,
     payload: &[u8],
 ) -> reqwest::Response {
-    https_publish_at(
-        data_endpoint,
+    let request = PublishRequest {
+        endpoint,
         region,
         credentials,
         topic,
         query,
         payload,
-        SystemTime::now(),
-        None,
-    )
-    .await
+    };
+    https_publish_via(&reqwest::Client::new(), &request).await
 }
 
-#[allow(clippy::too_many_arguments)]
-pub async fn https_publish_at(
-    data_endpoint: &str,
-    region: &str,
-    credentials: &Credentials,
-    topic: &str,
-    query: &str,
-    payload: &[u8],
-    time: SystemTime,
-    client: Option<reqwest::Client>,
-) -> reqwest::Response {
-    let encoded = percent_encoding::utf8_percent_encode(topic, percent_encoding::NON_ALPHANUMERIC).to_string();
-    let url = format!(
-        "{data_endpoint}/topics/{encoded}{}",
-        if query.is_empty() {
-            String::new()
-        } else {
-            format!("?{query}")
-        }
-    );
+/// [`https_publish`] through `client` (one that trusts the local CA, say).
+pub async fn https_publish_via(client: &reqwest::Client, publish: &PublishRequest<'_>) -> reqwest::Response {
+    let encoded = percent_encoding::utf8_percent_encode(publish.topic, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let query = if publish.query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", publish.query)
+    };
+    let url = format!("{}/topics/{encoded}{query}", publish.endpoint);
     let headers = [("host", super::sigv4::host_of(&url))];
     let signed = super::sigv4::sign_headers(
         &super::sigv4::ToSign {
             method: "POST",
             url: &url,
             headers: &headers,
-            body: payload,
+            body: publish.payload,
             service: "iotdata",
-            region,
+            region: publish.region,
             content_sha256_header: false,
         },
-        credentials,
-        time,
+        publish.credentials,
+        SystemTime::now(),
     );
-    let client = client.unwrap_or_default();
-    let mut request = client.post(&url).body(payload.to_vec());
+    let mut request = client.post(&url).body(publish.payload.to_vec());
     for (name, value) in &signed {
         request = request.header(name, value);
     }

@@ -14,6 +14,52 @@ use crate::issuer::{AssumeRoleIssuer, load_sdk_config};
 use crate::secret::SecretsManager;
 use crate::server::{Timeouts, serve};
 
+/// The commands that run the vending service, shared by both binaries' command lines.
+#[derive(Debug, Clone, Copy, clap::Subcommand)]
+pub enum ServiceCommand {
+    /// Serve the credential-vending API over plain HTTP (outside Lambda).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "LISTEN", default_value = "127.0.0.1:3000")]
+        listen: SocketAddr,
+    },
+    /// Run as an AWS Lambda function behind API Gateway (the default inside Lambda).
+    Lambda,
+}
+
+impl From<ServiceCommand> for Mode {
+    fn from(command: ServiceCommand) -> Self {
+        match command {
+            ServiceCommand::Serve { listen } => Self::Serve { listen },
+            ServiceCommand::Lambda => Self::Lambda,
+        }
+    }
+}
+
+/// The mode of a binary started without a command: Lambda inside Lambda, else
+/// none (the binary then says what to run).
+pub fn default_mode() -> Option<Mode> {
+    in_lambda().then_some(Mode::Lambda)
+}
+
+/// Runs `mode` with tracing set up for it; the process's exit code.
+pub async fn main(mode: Mode) -> std::process::ExitCode {
+    init_tracing(matches!(mode, Mode::Lambda));
+    exit_code(run(mode).await)
+}
+
+/// 0, or 1 with the error logged and printed.
+pub fn exit_code(outcome: anyhow::Result<()>) -> std::process::ExitCode {
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
 /// How the vending service is served.
 #[derive(Debug, Clone, Copy)]
 pub enum Mode {

@@ -1,18 +1,31 @@
-//! The `serverless-websockets` binary as an AWS Lambda function: a fake Runtime
-//! API hands it an API Gateway HTTP API (payload 2.0) event, a recording STS
-//! reached through `AWS_ENDPOINT_URL_STS` issues the credentials.
+//! The deployed binary, `serverless-websockets-vending`, as an AWS Lambda
+//! function: a fake Runtime API hands it an API Gateway HTTP API (payload 2.0)
+//! event, a recording STS reached through `AWS_ENDPOINT_URL_STS` issues the
+//! credentials.
 
-mod common;
+#[path = "fakes/lambda_runtime.rs"]
+mod lambda_runtime;
+#[path = "../../tests/common/sts.rs"]
+#[allow(dead_code)]
+mod sts;
+
+/// Serves `router` on a fresh loopback port: where the fakes listen.
+async fn serve(router: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    addr
+}
 
 use std::process::{Command, Stdio};
 
-use common::lambda_runtime::{FakeRuntime, Posted};
-use common::sts::{self, FakeSts, Reply};
+use lambda_runtime::{FakeRuntime, Posted};
+use sts::{FakeSts, Reply};
 
 const EVENT: &str = include_str!("data/apigw-v2-post-credentials.json");
 
 fn lambda_command(runtime: &FakeRuntime, sts_url: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_serverless-websockets"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_serverless-websockets-vending"));
     command
         .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", &runtime.address)
