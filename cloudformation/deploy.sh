@@ -45,7 +45,7 @@ build() {
   command -v cargo-lambda >/dev/null || die "cargo-lambda is not installed (pip install cargo-lambda)"
   rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
   local started=$SECONDS
-  cargo lambda build --release --arm64 --output-format zip -p serverless-websockets-vending --bin serverless-websockets-vending
+  cargo lambda build --profile deploy --arm64 --output-format zip -p serverless-websockets-vending --bin serverless-websockets-vending
   [ -f "$ZIP" ] || die "expected $ZIP after the build"
   echo "built $ZIP: $(stat -c %s "$ZIP") bytes in $((SECONDS - started)) s"
 }
