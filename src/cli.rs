@@ -148,7 +148,8 @@ Get credentials (note the clientId):
   {token_step}curl -s -X POST {api}{curl_auth}
 Or connect the example client, which prints what arrives:
   cargo run -p client-example -- --api {api}{ca_client}{client_auth}
-Push to that client as your backend would:
+Push to that client as your backend would (the AWS CLI; `pip install awscli`, or
+.tools/venv/bin/aws once tests/run.sh has run):
   {env} aws iot-data publish --endpoint-url {data}{ca_flag} --topic allowed/<clientId> --payload hello
 Check the admin identity with the AWS CLI:
   {env} aws sts get-caller-identity --endpoint-url {sts}
@@ -160,7 +161,7 @@ Check the admin identity with the AWS CLI:
             Some(jwt) => format!("AUTH_MODE=jwt, HS256, iss {}", jwt.issuer),
         },
         token_step = if info.jwt.is_some() {
-            "TOKEN=$(serverless-websockets local --print-token alice)\n  "
+            "TOKEN=$(cargo run -q -- local --print-token alice)\n  "
         } else {
             ""
         },

@@ -77,9 +77,11 @@ impl LocalOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
-    #[error("cannot listen for the {what} on {addr}: {source}")]
+    #[error("cannot listen for the {what} on {addr}: {source}{}", bind_hint(source, flag))]
     Bind {
         what: &'static str,
+        /// The command-line flag that chooses this port.
+        flag: &'static str,
         addr: SocketAddr,
         source: std::io::Error,
     },
@@ -207,6 +209,9 @@ pub struct LocalStack {
     gateway: Arc<Gateway>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    /// The CA certificate written to the temporary directory for `--tls` without
+    /// `--ca-cert`: removed at shutdown.
+    temp_ca: Option<PathBuf>,
 }
 
 impl LocalStack {
@@ -217,6 +222,10 @@ impl LocalStack {
         let sts_endpoint = format!("http://{}", listeners.sts_addr());
         let iot = serverless_websockets_core::presign::IotEndpoint::local(listeners.iot_addr(), options.tls);
         let (tls, ca_cert) = gateway_tls(&options, listeners.iot_addr())?;
+        let temp_ca = ca_cert
+            .as_ref()
+            .filter(|_| options.ca_cert_path.is_none())
+            .map(PathBuf::from);
 
         let client_role_arn = format!("arn:aws:iam::{}:role/{CLIENT_ROLE_NAME}", options.account_id);
         let config = vending_config(&options, &client_role_arn, &iot.websocket_base())?;
@@ -278,6 +287,7 @@ impl LocalStack {
             gateway,
             stop,
             tasks,
+            temp_ca,
         })
     }
 
@@ -311,6 +321,9 @@ impl LocalStack {
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
+        if let Some(path) = self.temp_ca.take() {
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     /// Resolves when any server stops on its own (an error); for the command's main loop.
@@ -335,9 +348,9 @@ struct Listeners {
 impl Listeners {
     async fn bind(options: &LocalOptions) -> Result<Self, LocalError> {
         Ok(Self {
-            sts: bind(options.host, options.sts_port, "STS emulator").await?,
-            api: bind(options.host, options.api_port, "vending API").await?,
-            iot: bind(options.host, options.iot_port, "IoT gateway").await?,
+            sts: bind(options.host, options.sts_port, "STS emulator", "--sts-port").await?,
+            api: bind(options.host, options.api_port, "vending API", "--api-port").await?,
+            iot: bind(options.host, options.iot_port, "IoT gateway", "--iot-port").await?,
         })
     }
 
@@ -428,11 +441,25 @@ async fn local_issuer(
     ))
 }
 
-async fn bind(host: IpAddr, port: u16, what: &'static str) -> Result<TcpListener, LocalError> {
+async fn bind(host: IpAddr, port: u16, what: &'static str, flag: &'static str) -> Result<TcpListener, LocalError> {
     let addr = SocketAddr::new(host, port);
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| LocalError::Bind { what, addr, source })
+    TcpListener::bind(addr).await.map_err(|source| LocalError::Bind {
+        what,
+        flag,
+        addr,
+        source,
+    })
+}
+
+/// What to do about a port that cannot be bound.
+fn bind_hint(source: &std::io::Error, flag: &str) -> String {
+    match source.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            ". Another local stack (or another program) is using that port: stop it, or choose another port with {flag} PORT (0 = any free port)"
+        ),
+        std::io::ErrorKind::PermissionDenied => format!(". Choose a port above 1023 with {flag} PORT"),
+        _ => String::new(),
+    }
 }
 
 async fn serve(

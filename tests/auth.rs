@@ -205,7 +205,8 @@ async fn every_refused_token_is_a_401_that_names_the_failed_check() {
             Some("Basic YWxpY2U6cGFzcw==".into()),
             "MalformedAuthorization",
         ),
-        ("empty bearer", Some("Bearer ".into()), "MalformedAuthorization"),
+        ("empty bearer", Some("Bearer ".into()), "EmptyToken"),
+        ("bare bearer", Some("Bearer".into()), "EmptyToken"),
         ("not a JWT", Some("Bearer not-a-jwt".into()), "MalformedToken"),
         (
             "wrong secret",

@@ -100,6 +100,8 @@ pub enum DriverError {
     Refused(String),
     #[error("the IoT endpoint forbade the connection (HTTP 403) with fresh credentials")]
     Forbidden,
+    #[error("{0}")]
+    PolicyRefused(String),
     #[error("invalid presigned URL: {0}")]
     Presign(String),
     #[error(transparent)]
@@ -114,7 +116,18 @@ enum Ended {
         reason: String,
         forbidden: bool,
         subscribed: bool,
+        /// The policy refusal this loss amounts to (a SUBSCRIBE or PUBLISH outside
+        /// the credentials' grants), worded for the user.
+        refusal: Option<String>,
     },
+}
+
+/// What this client sent that the gateway has not acknowledged yet: IoT Core
+/// answers an unauthorized SUBSCRIBE or PUBLISH by closing the connection.
+#[derive(Debug, Clone)]
+enum Pending {
+    Subscribe,
+    Publish(String),
 }
 
 pub struct Driver<S> {
@@ -204,7 +217,7 @@ impl<S: CredentialSource> Driver<S> {
             });
             let mqtt = self.mqtt_options(&vended, url, &transports);
             let refresh_at = refresh_due(fetched, vended.credentials.expires_at(), self.options.refresh_fraction);
-            let (reason, forbidden, subscribed) = match self
+            let (reason, forbidden, subscribed, refusal) = match self
                 .connection(mqtt, &vended, refresh_at, &mut on_event, &mut stop)
                 .await
             {
@@ -213,13 +226,14 @@ impl<S: CredentialSource> Driver<S> {
                     reason,
                     forbidden,
                     subscribed,
-                } => (reason, forbidden, subscribed),
+                    refusal,
+                } => (reason, forbidden, subscribed, refusal),
             };
             let _ = on_event(Event::Disconnected { reason: reason.clone() });
             if subscribed {
                 backoff = self.backoff();
             }
-            match retry.after_loss(reason, forbidden, subscribed)? {
+            match retry.after_loss(reason, forbidden, subscribed, refusal)? {
                 Next::RetryNow => continue,
                 Next::Backoff => {
                     if self.wait(&mut backoff, &mut on_event, &mut stop).await {
@@ -290,7 +304,7 @@ impl<S: CredentialSource> Driver<S> {
         let (client, mut eventloop) = AsyncClient::new(mqtt, 64);
         let mut topics = vec![vended.topic.clone()];
         topics.extend(self.options.extra_topics.iter().cloned());
-        let mut subscribed = false;
+        let mut state = ConnectionState::default();
         let refresh_in = refresh_at.duration_since(SystemTime::now()).unwrap_or_default();
         let refresh = tokio::time::sleep(refresh_in);
         tokio::pin!(refresh);
@@ -302,11 +316,16 @@ impl<S: CredentialSource> Driver<S> {
                         Ok(MqttEvent::Incoming(packet)) => packet,
                         Ok(_) => continue,
                         Err(err) => {
-                            let forbidden = is_forbidden(&err);
-                            return Ended::Lost { reason: describe(&err), forbidden, subscribed };
+                            let refusal = state.pending.as_ref().map(|pending| refusal_of(pending, vended, &topics));
+                            return Ended::Lost {
+                                reason: refusal.clone().unwrap_or_else(|| describe(&err)),
+                                forbidden: is_forbidden(&err),
+                                subscribed: state.subscribed,
+                                refusal,
+                            };
                         }
                     };
-                    match self.on_packet(packet, &client, vended, &topics, &mut subscribed, on_event) {
+                    match self.on_packet(packet, &client, vended, &topics, &mut state, on_event) {
                         Some(Ended::Stopped) => {
                             disconnect(&client, &mut eventloop).await;
                             return Ended::Stopped;
@@ -340,14 +359,16 @@ impl<S: CredentialSource> Driver<S> {
         client: &AsyncClient,
         vended: &Vended,
         topics: &[String],
-        subscribed: &mut bool,
+        state: &mut ConnectionState,
         on_event: &mut impl FnMut(Event) -> ControlFlow<()>,
     ) -> Option<Ended> {
-        let lost = |reason: &str, forbidden: bool, subscribed: bool| {
+        let subscribed = state.subscribed;
+        let lost = |reason: String, refusal: Option<String>| {
             Some(Ended::Lost {
-                reason: reason.into(),
-                forbidden,
+                reason,
+                forbidden: false,
                 subscribed,
+                refusal,
             })
         };
         match packet {
@@ -359,8 +380,9 @@ impl<S: CredentialSource> Driver<S> {
                     .iter()
                     .map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
                 if client.try_subscribe_many(filters).is_err() {
-                    return lost("could not queue SUBSCRIBE", false, *subscribed);
+                    return lost("could not queue SUBSCRIBE".into(), None);
                 }
+                state.pending = Some(Pending::Subscribe);
             }
             Packet::SubAck(ack) => {
                 if ack
@@ -368,22 +390,26 @@ impl<S: CredentialSource> Driver<S> {
                     .iter()
                     .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
                 {
-                    return lost("SUBSCRIBE refused", true, *subscribed);
+                    let refusal = refusal_of(&Pending::Subscribe, vended, topics);
+                    return lost(refusal.clone(), Some(refusal));
                 }
-                *subscribed = true;
+                state.subscribed = true;
+                state.pending = None;
                 let _ = on_event(Event::Subscribed {
                     topics: topics.to_vec(),
                 });
+                // Until acknowledged, the publish is sent again on every connect.
                 if !self.published {
-                    self.published = true;
                     for (topic, payload) in &self.options.publish_on_connect {
                         let _ = client.try_publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone());
+                        state.pending = Some(Pending::Publish(topic.clone()));
                     }
                 }
             }
             Packet::PubAck(_) => {
-                if let Some((topic, _)) = self.options.publish_on_connect.first() {
-                    let _ = on_event(Event::Published { topic: topic.clone() });
+                if let Some(Pending::Publish(topic)) = state.pending.take() {
+                    self.published = true;
+                    let _ = on_event(Event::Published { topic });
                 }
             }
             Packet::Publish(message) => {
@@ -461,6 +487,37 @@ struct RetryState {
     forbidden_in_a_row: u32,
     /// Fetch credentials before the next connect, due or not.
     force_refresh: bool,
+    /// The policy refusal that ended the last connection, if one did.
+    last_refusal: Option<String>,
+}
+
+/// One connection's progress.
+#[derive(Default)]
+struct ConnectionState {
+    subscribed: bool,
+    pending: Option<Pending>,
+}
+
+/// Says which operation the gateway refused and what the credentials allow.
+fn refusal_of(pending: &Pending, vended: &Vended, topics: &[String]) -> String {
+    let allowed = |grants: &[String]| {
+        if grants.is_empty() {
+            "nothing".to_owned()
+        } else {
+            grants.join(", ")
+        }
+    };
+    match pending {
+        Pending::Subscribe => format!(
+            "the gateway refused SUBSCRIBE to {}: these credentials may subscribe to {} only",
+            topics.join(", "),
+            allowed(&vended.grants.subscribe)
+        ),
+        Pending::Publish(topic) => format!(
+            "the gateway refused PUBLISH to {topic}: these credentials may publish to {} only",
+            allowed(&vended.grants.publish)
+        ),
+    }
 }
 
 /// What to do after a lost connection.
@@ -471,9 +528,25 @@ enum Next {
 
 impl RetryState {
     /// A 403 is retried once at once with fresh credentials; other losses after
-    /// a first subscription back off; before it, they are the caller's error.
-    fn after_loss(&mut self, reason: String, forbidden: bool, subscribed: bool) -> Result<Next, DriverError> {
+    /// a first subscription back off; before it, they are the caller's error. A
+    /// policy refusal is retried once (grants may be widened meanwhile); the same
+    /// refusal twice in a row is the caller's error.
+    fn after_loss(
+        &mut self,
+        reason: String,
+        forbidden: bool,
+        subscribed: bool,
+        refusal: Option<String>,
+    ) -> Result<Next, DriverError> {
         self.ever_subscribed |= subscribed;
+        if let Some(refusal) = refusal {
+            if !self.ever_subscribed || self.last_refusal.as_ref() == Some(&refusal) {
+                return Err(DriverError::PolicyRefused(refusal));
+            }
+            self.last_refusal = Some(refusal);
+            return Ok(Next::Backoff);
+        }
+        self.last_refusal = None;
         if !forbidden {
             self.forbidden_in_a_row = 0;
             return if self.ever_subscribed {
@@ -521,6 +594,15 @@ fn describe(err: &ConnectionError) -> String {
         ConnectionError::Websocket(tungstenite::Error::Http(response)) => {
             format!("WebSocket handshake answered HTTP {}", response.status())
         }
-        other => other.to_string(),
+        other => {
+            let text = other.to_string();
+            if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
+                format!(
+                    "the IoT endpoint's TLS certificate is not trusted ({text}); for the local stack started with --tls, pass --ca-cert with the CA file its banner prints"
+                )
+            } else {
+                text
+            }
+        }
     }
 }

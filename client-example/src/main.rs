@@ -1,9 +1,14 @@
 //! `client-example`: get credentials, connect, print every message; reconnects and
 //! refreshes credentials on its own.
 //!
-//! Exit codes: 0 success (`--count` reached or Ctrl-C), 2 bad usage, 3 could not get
-//! credentials, 4 the IoT endpoint refused or forbade the connection, 1 anything else.
+//! Exit codes: 0 success (`--count` reached, Ctrl-C, or stdout closed), 2 bad usage,
+//! 3 could not get credentials, 4 the IoT endpoint refused or forbade the connection
+//! (or refused the same SUBSCRIBE/PUBLISH twice), 1 anything else.
+//!
+//! With `--json`, a message's payload is the text itself when it is UTF-8
+//! (`"encoding": "utf-8"`), otherwise its bytes in base64 (`"encoding": "base64"`).
 
+use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,48 +51,85 @@ struct Args {
     keep_alive: u64,
 }
 
-fn print(json: bool, event: &Event) {
-    if json {
-        let value = match event {
-            Event::Message { topic, payload } => serde_json::json!({
-                "event": "message", "topic": topic, "payload": String::from_utf8_lossy(payload)
-            }),
-            Event::CredentialsRefreshed { client_id, expiration } => {
-                serde_json::json!({"event": "credentials", "clientId": client_id, "expiration": expiration})
-            }
-            Event::RefreshFailed { reason } => serde_json::json!({"event": "refresh-failed", "reason": reason}),
-            Event::Connecting { client_id, attempt, .. } => {
-                serde_json::json!({"event": "connecting", "clientId": client_id, "attempt": attempt})
-            }
-            Event::Connected { client_id } => serde_json::json!({"event": "connected", "clientId": client_id}),
-            Event::Subscribed { topics } => serde_json::json!({"event": "subscribed", "topics": topics}),
-            Event::Published { topic } => serde_json::json!({"event": "published", "topic": topic}),
-            Event::Disconnected { reason } => serde_json::json!({"event": "disconnected", "reason": reason}),
-            Event::Reconnecting { delay } => {
-                serde_json::json!({"event": "reconnecting", "delayMs": delay.as_millis() as u64})
-            }
-        };
-        println!("{value}");
-        return;
-    }
-    match event {
-        Event::Message { topic, payload } => println!("{topic} {}", String::from_utf8_lossy(payload)),
-        Event::CredentialsRefreshed { client_id, expiration } => {
-            eprintln!("credentials for client {client_id}, valid until {expiration}")
+/// A payload as JSON: the text when it is UTF-8, else base64, and which it is.
+fn payload_json(payload: &[u8]) -> (String, &'static str) {
+    match std::str::from_utf8(payload) {
+        Ok(text) => (text.to_owned(), "utf-8"),
+        Err(_) => {
+            use base64::Engine;
+            (base64::engine::general_purpose::STANDARD.encode(payload), "base64")
         }
-        Event::RefreshFailed { reason } => eprintln!("could not refresh credentials (will retry): {reason}"),
-        Event::Connecting { attempt, .. } => eprintln!("connecting (attempt {attempt})"),
-        Event::Connected { client_id } => eprintln!("connected as {client_id}"),
-        Event::Subscribed { topics } => eprintln!("subscribed to {}", topics.join(", ")),
-        Event::Published { topic } => eprintln!("published to {topic}"),
-        Event::Disconnected { reason } => eprintln!("disconnected: {reason}"),
-        Event::Reconnecting { delay } => eprintln!("reconnecting in {:.1} s", delay.as_secs_f64()),
+    }
+}
+
+fn json_of(event: &Event) -> serde_json::Value {
+    match event {
+        Event::Message { topic, payload } => {
+            let (payload, encoding) = payload_json(payload);
+            serde_json::json!({"event": "message", "topic": topic, "payload": payload, "encoding": encoding})
+        }
+        Event::CredentialsRefreshed { client_id, expiration } => {
+            serde_json::json!({"event": "credentials", "clientId": client_id, "expiration": expiration})
+        }
+        Event::RefreshFailed { reason } => serde_json::json!({"event": "refresh-failed", "reason": reason}),
+        Event::Connecting { client_id, attempt, .. } => {
+            serde_json::json!({"event": "connecting", "clientId": client_id, "attempt": attempt})
+        }
+        Event::Connected { client_id } => serde_json::json!({"event": "connected", "clientId": client_id}),
+        Event::Subscribed { topics } => serde_json::json!({"event": "subscribed", "topics": topics}),
+        Event::Published { topic } => serde_json::json!({"event": "published", "topic": topic}),
+        Event::Disconnected { reason } => serde_json::json!({"event": "disconnected", "reason": reason}),
+        Event::Reconnecting { delay } => {
+            serde_json::json!({"event": "reconnecting", "delayMs": delay.as_millis() as u64})
+        }
+    }
+}
+
+/// Prints `event`: JSON lines on stdout, or messages on stdout and the rest on
+/// stderr. An error means stdout is closed (`| head -1`): time to stop, quietly.
+fn print(json: bool, event: &Event) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        writeln!(stdout, "{}", json_of(event))?;
+        return stdout.flush();
+    }
+    let mut stderr = std::io::stderr().lock();
+    let _ = match event {
+        Event::Message { topic, payload } => {
+            writeln!(stdout, "{topic} {}", String::from_utf8_lossy(payload))?;
+            return stdout.flush();
+        }
+        Event::CredentialsRefreshed { client_id, expiration } => {
+            writeln!(stderr, "credentials for client {client_id}, valid until {expiration}")
+        }
+        Event::RefreshFailed { reason } => writeln!(stderr, "could not refresh credentials (will retry): {reason}"),
+        Event::Connecting { attempt, .. } => writeln!(stderr, "connecting (attempt {attempt})"),
+        Event::Connected { client_id } => writeln!(stderr, "connected as {client_id}"),
+        Event::Subscribed { topics } => writeln!(stderr, "subscribed to {}; waiting for messages", topics.join(", ")),
+        Event::Published { topic } => writeln!(stderr, "published to {topic}"),
+        Event::Disconnected { reason } => writeln!(stderr, "disconnected: {reason}"),
+        Event::Reconnecting { delay } => writeln!(stderr, "reconnecting in {:.1} s", delay.as_secs_f64()),
+    };
+    Ok(())
+}
+
+/// `--api` must be a whole http(s) URL; say so instead of "builder error".
+fn check_api_url(api: &str) -> Result<(), String> {
+    match reqwest::Url::parse(api) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(()),
+        _ => Err(format!(
+            "--api {api:?} is not an http:// or https:// URL; use the full URL, e.g. http://127.0.0.1:3000/credentials"
+        )),
     }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if let Err(problem) = check_api_url(&args.api) {
+        eprintln!("error: {problem}");
+        return ExitCode::from(2);
+    }
     let trust = match &args.ca_cert {
         None => TrustRoots::WebPki,
         Some(path) => match std::fs::read(path) {
@@ -113,8 +155,16 @@ async fn main() -> ExitCode {
     let mut received = 0u64;
     let json = args.json;
     let count = args.count;
+    // Set when stdout is closed; stops the client like Ctrl-C does.
+    let stdout_closed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let closed = stdout_closed.clone();
+    let mut closed_seen = false;
     let on_event = |event: Event| {
-        print(json, &event);
+        if closed_seen || print(json, &event).is_err() {
+            closed_seen = true;
+            closed.notify_one();
+            return ControlFlow::Break(());
+        }
         if matches!(event, Event::Message { .. }) {
             received += 1;
             if count.is_some_and(|n| received >= n) {
@@ -123,16 +173,29 @@ async fn main() -> ExitCode {
         }
         ControlFlow::Continue(())
     };
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+    let interrupted = std::sync::atomic::AtomicBool::new(false);
+    let stop = async {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => interrupted.store(true, std::sync::atomic::Ordering::Relaxed),
+            () = stdout_closed.notified() => {}
+        }
     };
-    match driver.run(on_event, ctrl_c).await {
+    let outcome = driver.run(on_event, stop).await;
+    if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+        let _ = print(
+            json,
+            &Event::Disconnected {
+                reason: "stopped by Ctrl-C".into(),
+            },
+        );
+    }
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
             ExitCode::from(match err {
                 DriverError::Credentials(_) => 3,
-                DriverError::Forbidden | DriverError::Refused(_) => 4,
+                DriverError::Forbidden | DriverError::Refused(_) | DriverError::PolicyRefused(_) => 4,
                 DriverError::Tls(_) => 2,
                 DriverError::Presign(_) => 1,
             })

@@ -432,3 +432,122 @@ async fn the_driver_sends_its_bearer_token_to_a_jwt_protected_api() {
         ("users/dora".to_owned(), "for dora".to_owned())
     );
 }
+
+#[tokio::test]
+async fn an_api_url_without_a_scheme_is_a_usage_error_that_shows_a_whole_url() {
+    let output = run_binary("127.0.0.1:3000/credentials").await;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("http://127.0.0.1:3000/credentials"), "{stderr}");
+    assert!(!stderr.contains("builder error"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_closed_stdout_ends_the_binary_quietly_with_exit_0() {
+    use std::io::BufRead;
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let api = stack.info().api_url.clone();
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_client-example"))
+            .args(["--api", &api, "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // `| head -1`: read one line, then close the pipe.
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(first.contains("\"event\":\"credentials\""), "{first}");
+        let output = child.wait_with_output().unwrap();
+        (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.0.code(), Some(0), "{}", status.1);
+    assert!(!status.1.contains("panicked"), "{}", status.1);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_payload_that_is_not_utf8_is_printed_as_base64_byte_for_byte() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_client-example"))
+        .args(["--api", &stack.info().api_url, "--json", "--count", "1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
+    let mut topic = None;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        match event["event"].as_str() {
+            Some("subscribed") => {
+                let subscribed = event["topics"][0].as_str().unwrap().to_owned();
+                publish_bytes(&stack, &subscribed, &[0x01, 0xff, 0x00, b'a']).await;
+                topic = Some(subscribed);
+            }
+            Some("message") => {
+                assert_eq!(event["topic"].as_str(), topic.as_deref());
+                assert_eq!(event["encoding"], "base64");
+                assert_eq!(event["payload"], "Af8AYQ==");
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(child.wait().await.unwrap().code(), Some(0));
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_publish_refused_twice_the_same_way_exits_4_naming_the_topic_and_the_grants() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_client-example"));
+    command.args(["--api", &stack.info().api_url, "--publish", "elsewhere/x", "hi"]);
+    let output = tokio::time::timeout(WAIT * 2, tokio::task::spawn_blocking(move || command.output().unwrap()))
+        .await
+        .expect("the client gives up instead of reconnecting for ever")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("refused PUBLISH to elsewhere/x") && last.contains("may publish to nothing"),
+        "{stderr}"
+    );
+    stack.shutdown().await;
+}
+
+/// Publishes raw bytes through the gateway's HTTPS API as the local admin.
+async fn publish_bytes(stack: &LocalStack, topic: &str, payload: &[u8]) {
+    let info = stack.info();
+    let credentials = SdkCredentials::new(
+        &info.admin.access_key_id,
+        &info.admin.secret_access_key,
+        None,
+        None,
+        "admin",
+    );
+    let encoded = percent_encoding::utf8_percent_encode(topic, percent_encoding::NON_ALPHANUMERIC);
+    let url = format!("{}/topics/{encoded}", info.iot_data_endpoint);
+    let signed = sigv4::sign_headers(
+        &sigv4::ToSign {
+            method: "POST",
+            url: &url,
+            headers: &[("host", sigv4::host_of(&url))],
+            body: payload,
+            service: "iotdata",
+            region: &info.region,
+            content_sha256_header: false,
+        },
+        &credentials,
+        SystemTime::now(),
+    );
+    let mut request = reqwest::Client::new().post(&url).body(payload.to_vec());
+    for (name, value) in signed {
+        request = request.header(name, value);
+    }
+    assert_eq!(request.send().await.unwrap().status(), 200);
+}

@@ -122,13 +122,39 @@ impl Gateway {
         axum::Router::new()
             .route("/mqtt", get(websocket))
             .route("/topics/{*topic}", post(publish))
-            .fallback(|| async { aws_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", "Not Found") })
+            .fallback(not_found)
             .with_state(self)
     }
 }
 
 fn trace_id() -> String {
     serverless_websockets_core::random::hex::<16>()
+}
+
+/// Anything but `/mqtt` and `/topics/…`: IoT's 404, and a log line that says
+/// where the endpoints are (a client pointed at `/ws` or `/` otherwise learns nothing).
+async fn not_found(method: Method, uri: Uri) -> Response {
+    tracing::warn!(
+        method = %method,
+        path = %uri.path().escape_debug(),
+        "no such endpoint on the IoT gateway: MQTT over WebSocket is GET /mqtt, the HTTPS publish API is POST /topics/<topic>"
+    );
+    aws_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", "Not Found")
+}
+
+/// What to add to a refused handshake's log line: the host it was signed for is
+/// part of the signature, so `localhost` and `127.0.0.1` are different hosts.
+fn host_hint(denied: &crate::identity::Refusal, headers: &HeaderMap) -> String {
+    use serverless_websockets_core::sigv4::SigError;
+    match denied {
+        crate::identity::Refusal::Signature(SigError::Mismatch) => {
+            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("-");
+            format!(
+                " (the request came for host {host:?}; a URL presigned for another host name, e.g. localhost instead of 127.0.0.1, or with another port, does not match)"
+            )
+        }
+        _ => String::new(),
+    }
 }
 
 /// AWS's JSON error shape with `x-amzn-ErrorType`.
@@ -177,7 +203,7 @@ async fn websocket(
     let identity = match gateway.auth.presigned(&method, &uri, &headers, SystemTime::now()) {
         Ok(identity) => identity,
         Err(denied) => {
-            tracing::warn!(peer = %peer, "WebSocket handshake refused: {denied}");
+            tracing::warn!(peer = %peer, "WebSocket handshake refused: {denied}{}", host_hint(&denied, &headers));
             return aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden");
         }
     };

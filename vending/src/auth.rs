@@ -59,6 +59,10 @@ pub enum AuthError {
     MissingToken,
     #[error("the Authorization header is not `Bearer <token>`")]
     MalformedHeader,
+    #[error(
+        "the token is empty: the Authorization header is `Bearer` with nothing after it (was the variable holding the token set?)"
+    )]
+    EmptyToken,
     #[error("the token is not a well-formed JWT")]
     MalformedToken,
     #[error("the token's algorithm is not accepted")]
@@ -89,6 +93,7 @@ impl AuthError {
         match self {
             AuthError::MissingToken => "MissingToken",
             AuthError::MalformedHeader => "MalformedAuthorization",
+            AuthError::EmptyToken => "EmptyToken",
             AuthError::MalformedToken => "MalformedToken",
             AuthError::Algorithm => "UnsupportedAlgorithm",
             AuthError::UnknownKey => "UnknownKey",
@@ -201,13 +206,15 @@ impl Authenticator {
         match self {
             Self::None => Ok(Caller { sub: None }),
             Self::Jwt(verifier) => {
-                let header = authorization.ok_or(AuthError::MissingToken)?;
-                let token = header
-                    .strip_prefix("Bearer ")
-                    .or_else(|| header.strip_prefix("bearer "))
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty())
-                    .ok_or(AuthError::MalformedHeader)?;
+                let header = authorization.ok_or(AuthError::MissingToken)?.trim();
+                let token = match header.split_once(' ') {
+                    Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+                    None if header.eq_ignore_ascii_case("bearer") => "",
+                    _ => return Err(AuthError::MalformedHeader),
+                };
+                if token.is_empty() {
+                    return Err(AuthError::EmptyToken);
+                }
                 verifier.verify(token).await
             }
         }

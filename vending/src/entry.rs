@@ -48,13 +48,13 @@ pub async fn main(mode: Mode) -> std::process::ExitCode {
     exit_code(run(mode).await)
 }
 
-/// 0, or 1 with the error logged and printed.
+/// 0, or 1 with the error logged once (the log goes to stderr; in Lambda it is
+/// the JSON line CloudWatch keeps).
 pub fn exit_code(outcome: anyhow::Result<()>) -> std::process::ExitCode {
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err:#}");
-            eprintln!("error: {err:#}");
             std::process::ExitCode::from(1)
         }
     }
