@@ -20,39 +20,7 @@ const WAIT: Duration = Duration::from_secs(15);
 
 /// Publishes through the gateway's HTTPS API as the local admin, signed like botocore.
 async fn publish(stack: &LocalStack, topic: &str, payload: &str) {
-    let info = stack.info();
-    let credentials = SdkCredentials::new(
-        &info.admin.access_key_id,
-        &info.admin.secret_access_key,
-        None,
-        None,
-        "admin",
-    );
-    let encoded = percent_encoding::utf8_percent_encode(topic, percent_encoding::NON_ALPHANUMERIC);
-    let url = format!("{}/topics/{encoded}?qos=1", info.iot_data_endpoint);
-    let host = sigv4::host_of(&url);
-    let signed = sigv4::sign_headers(
-        &sigv4::ToSign {
-            method: "POST",
-            url: &url,
-            headers: &[("host", host)],
-            body: payload.as_bytes(),
-            service: "iotdata",
-            region: &info.region,
-            content_sha256_header: false,
-        },
-        &credentials,
-        SystemTime::now(),
-    );
-    let mut client = reqwest::Client::builder();
-    if let Some(ca) = &info.ca_cert {
-        client = client.tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap()]);
-    }
-    let mut request = client.build().unwrap().post(&url).body(payload.to_owned());
-    for (name, value) in signed {
-        request = request.header(name, value);
-    }
-    assert_eq!(request.send().await.unwrap().status(), 200);
+    publish_bytes(stack, topic, payload.as_bytes()).await;
 }
 
 /// Runs a driver in the background; its events arrive on the returned channel.
@@ -520,7 +488,8 @@ async fn a_publish_refused_twice_the_same_way_exits_4_naming_the_topic_and_the_g
     stack.shutdown().await;
 }
 
-/// Publishes raw bytes through the gateway's HTTPS API as the local admin.
+/// Publishes raw bytes at QoS 1 through the gateway's HTTPS API as the local
+/// admin, signed like botocore (trusting the stack's CA with `--tls`).
 async fn publish_bytes(stack: &LocalStack, topic: &str, payload: &[u8]) {
     let info = stack.info();
     let credentials = SdkCredentials::new(
@@ -531,7 +500,7 @@ async fn publish_bytes(stack: &LocalStack, topic: &str, payload: &[u8]) {
         "admin",
     );
     let encoded = percent_encoding::utf8_percent_encode(topic, percent_encoding::NON_ALPHANUMERIC);
-    let url = format!("{}/topics/{encoded}", info.iot_data_endpoint);
+    let url = format!("{}/topics/{encoded}?qos=1", info.iot_data_endpoint);
     let signed = sigv4::sign_headers(
         &sigv4::ToSign {
             method: "POST",
@@ -545,7 +514,11 @@ async fn publish_bytes(stack: &LocalStack, topic: &str, payload: &[u8]) {
         &credentials,
         SystemTime::now(),
     );
-    let mut request = reqwest::Client::new().post(&url).body(payload.to_vec());
+    let mut client = reqwest::Client::builder();
+    if let Some(ca) = &info.ca_cert {
+        client = client.tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap()]);
+    }
+    let mut request = client.build().unwrap().post(&url).body(payload.to_vec());
     for (name, value) in signed {
         request = request.header(name, value);
     }
