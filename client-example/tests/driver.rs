@@ -524,3 +524,21 @@ async fn publish_bytes(stack: &LocalStack, topic: &str, payload: &[u8]) {
     }
     assert_eq!(request.send().await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn an_untrusted_tls_certificate_says_to_pass_the_stacks_ca() {
+    let stack = LocalStack::start(LocalOptions {
+        tls: true,
+        ..LocalOptions::ephemeral()
+    })
+    .await
+    .unwrap();
+    let output = run_binary(&stack.info().api_url).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("TLS certificate is not trusted") && stderr.contains("--ca-cert"),
+        "{stderr}"
+    );
+    stack.shutdown().await;
+}
