@@ -119,6 +119,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
         stack.write_ready_file(path)?;
     }
     print_banner(stack.info());
+    tracing::info!(api = %stack.info().api_url, "local stack ready");
     tokio::select! {
         _ = shutdown_signal() => {}
         _ = stack.wait() => anyhow::bail!("a local server stopped unexpectedly"),

@@ -61,3 +61,92 @@ async fn an_unknown_gateway_path_gets_iots_404() {
     assert_eq!(response.headers()["x-amzn-errortype"], "ResourceNotFoundException:");
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_url_presigned_for_another_host_name_is_refused_with_a_hint_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_serverless-websockets"))
+        .args([
+            "local",
+            "--api-port",
+            "0",
+            "--sts-port",
+            "0",
+            "--iot-port",
+            "0",
+            "--ready-file",
+        ])
+        .arg(&ready)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The log, line by line, from a reader thread.
+    let (lines, log) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait = std::time::Duration::from_secs(30);
+    std::iter::from_fn(|| log.recv_timeout(wait).ok())
+        .find(|line| line.contains("local stack ready"))
+        .expect("the local stack starts");
+    assert!(ready.is_file());
+    let info: serde_json::Value = serde_json::from_slice(&std::fs::read(&ready).unwrap()).unwrap();
+    let port = info["iot_endpoint"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    // Signed for localhost, sent to 127.0.0.1: the Host header is part of the signature.
+    let endpoint = serverless_websockets_core::presign::IotEndpoint::parse(&format!("ws://localhost:{port}")).unwrap();
+    let admin = aws_credential_types::Credentials::new(
+        info["admin"]["access_key_id"].as_str().unwrap(),
+        info["admin"]["secret_access_key"].as_str().unwrap(),
+        None,
+        None,
+        "admin",
+    );
+    let url = serverless_websockets_core::presign::presign(
+        &endpoint,
+        "us-east-1",
+        &admin,
+        std::time::SystemTime::now(),
+        serverless_websockets_core::presign::DEFAULT_EXPIRES,
+    )
+    .unwrap();
+    let refused = reqwest::Client::new()
+        .get(url.replacen(
+            &format!("ws://localhost:{port}"),
+            &format!("http://127.0.0.1:{port}"),
+            1,
+        ))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-protocol", "mqtt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let refusal = std::iter::from_fn(|| log.recv_timeout(wait).ok())
+        .find(|line| line.contains("WebSocket handshake refused"))
+        .expect("the refusal is logged");
+    assert!(
+        refusal.contains(&format!("the request came for host \"127.0.0.1:{port}\"")),
+        "{refusal}"
+    );
+    assert!(refusal.contains("localhost instead of 127.0.0.1"), "{refusal}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
