@@ -144,20 +144,7 @@ fn local_print_token_mints_a_token_the_local_jwt_api_accepts() {
     let binary = env!("CARGO_BIN_EXE_serverless-websockets");
     let dir = tempfile::tempdir().unwrap();
     let ready = dir.path().join("ready.json");
-    let mut child = Command::new(binary)
-        .args([
-            "local",
-            "--auth",
-            "jwt",
-            "--api-port",
-            "0",
-            "--sts-port",
-            "0",
-            "--iot-port",
-            "0",
-            "--ready-file",
-        ])
-        .arg(&ready)
+    let mut child = common::local_command(&ready, &["--auth", "jwt"])
         .env_remove("AUTH_MODE")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -2,6 +2,8 @@
 //! said once, with the flag that fixes it; `--tls` leaves no CA file behind; the
 //! gateway answers an unknown path with IoT's 404.
 
+mod common;
+
 use std::process::Command;
 
 use serverless_websockets::stack::{LocalOptions, LocalStack};

@@ -436,18 +436,7 @@ async fn the_aws_cli_runs_get_caller_identity_and_assume_role_against_the_emulat
 fn the_local_command_writes_its_ready_file_and_prints_the_banner() {
     let dir = tempfile::tempdir().unwrap();
     let ready = dir.path().join("ready.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_serverless-websockets"))
-        .args([
-            "local",
-            "--api-port",
-            "0",
-            "--sts-port",
-            "0",
-            "--iot-port",
-            "0",
-            "--ready-file",
-        ])
-        .arg(&ready)
+    let mut child = common::local_command(&ready, &[])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -20,3 +20,23 @@ pub async fn serve(router: axum::Router) -> SocketAddr {
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     addr
 }
+
+/// `serverless-websockets local` on ports chosen by the OS, writing its ready file
+/// to `ready`, with `extra` arguments; stdout and stderr are the caller's to set.
+pub fn local_command(ready: &std::path::Path, extra: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_serverless-websockets"));
+    command
+        .args([
+            "local",
+            "--api-port",
+            "0",
+            "--sts-port",
+            "0",
+            "--iot-port",
+            "0",
+            "--ready-file",
+        ])
+        .arg(ready)
+        .args(extra);
+    command
+}
