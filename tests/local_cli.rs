@@ -68,18 +68,7 @@ async fn an_unknown_gateway_path_gets_iots_404() {
 async fn a_url_presigned_for_another_host_name_is_refused_with_a_hint_in_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let ready = dir.path().join("ready.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_serverless-websockets"))
-        .args([
-            "local",
-            "--api-port",
-            "0",
-            "--sts-port",
-            "0",
-            "--iot-port",
-            "0",
-            "--ready-file",
-        ])
-        .arg(&ready)
+    let mut child = common::local_command(&ready, &[])
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
