@@ -332,6 +332,16 @@ impl LocalStack {
     }
 }
 
+impl Drop for LocalStack {
+    /// A stack dropped without [`LocalStack::shutdown`] (a test that ends early)
+    /// still removes its temporary CA file.
+    fn drop(&mut self) {
+        if let Some(path) = self.temp_ca.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// The admin identity may do anything, like an account's administrator.
 fn admin_policy() -> PolicyDocument {
     PolicyDocument::parse(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
