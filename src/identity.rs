@@ -25,7 +25,7 @@ use std::time::SystemTime;
 
 use subtle::ConstantTimeEq;
 
-use serverless_websockets_core::policy::{PolicyDocument, is_allowed};
+use serverless_websockets_core::policy::{Denial, PolicyDocument, authorize, is_allowed};
 use serverless_websockets_core::sigv4::{Expectations, RequestParts, SigError, SignedClaims, Verifier};
 
 /// One set of credentials and what it may do.
@@ -57,6 +57,11 @@ impl Identity {
     /// IAM evaluation of `action` on `resource` for this identity.
     pub fn is_allowed(&self, action: &str, resource: &str) -> bool {
         is_allowed(&self.policies, self.session_policies.as_deref(), action, resource)
+    }
+
+    /// [`Identity::is_allowed`], saying which rule refused (for the refusal's log line).
+    pub fn authorize(&self, action: &str, resource: &str) -> Result<(), Denial> {
+        authorize(&self.policies, self.session_policies.as_deref(), action, resource)
     }
 }
 

@@ -139,9 +139,11 @@ impl StsEmulator {
                     "InvalidClientTokenId",
                     "The security token included in the request is invalid.",
                 ),
+                // Real STS answers `ExpiredToken` with 403 here (aws/aws-sdk-java-v2#1649);
+                // `ExpiredTokenException` is for an expired token passed *in* AssumeRoleWith*.
                 Refusal::Credential(CredentialError::Expired) => Fault::new(
-                    StatusCode::BAD_REQUEST,
-                    "ExpiredTokenException",
+                    StatusCode::FORBIDDEN,
+                    "ExpiredToken",
                     "The security token included in the request is expired",
                 ),
                 Refusal::Signature(err) => {

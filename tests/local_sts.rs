@@ -278,7 +278,7 @@ async fn bad_signatures_unknown_keys_and_expired_tokens_are_refused() {
     .await;
     assert_eq!(
         fault(expired.get_caller_identity().send().await),
-        ("ExpiredTokenException".into(), 400)
+        ("ExpiredToken".into(), 403)
     );
     let tokenless = sts_client(&endpoint, "ASIAEXPIRED000000000", "expired-secret", None).await;
     assert_eq!(

@@ -1,34 +1,69 @@
-//! Message routing between the gateway's connections: the subscription table, the
-//! client-ID registry (a new connection takes the ID over), retained messages and
-//! fan-out.
+//! Message routing between the gateway's connections: sessions keyed by client
+//! ID (a new connection takes the ID over), the subscription table, persistent
+//! sessions that outlive their connection, retained messages and fan-out.
+//!
+//! A [`Subscriber`] is a *session*: its subscriptions, its queue of deliveries and
+//! its unacknowledged QoS 1 messages. A clean session lives as long as its
+//! connection; a persistent one (`cleanSession = 0`) stays in the table while its
+//! client is away, stores the QoS 1 messages that match it (bounded; QoS 0 is not
+//! stored), and is taken up again by the next connection with its client ID, which
+//! first re-sends what was in flight (with DUP) and then the stored messages, in order.
 //!
 //! Fan-out takes one read lock per *publish*, never per delivery, and never copies a
 //! payload per subscriber: a QoS 0 message is encoded once (with `rumqttc`'s
 //! `mqttbytes`) and the same `Bytes` goes to every recipient; a QoS 1 message is
 //! encoded once with a placeholder packet identifier that each connection fills in
-//! on its own copy of the few header bytes. Each connection has a bounded queue; a
-//! subscriber whose queue is full is disconnected (`THROTTLED`) instead of growing
-//! memory without bound. The queue is a `VecDeque` behind a mutex with a `Notify`,
-//! not a channel: it allocates nothing until the first delivery and gives its
-//! memory back once drained after a burst, which keeps idle connections small.
+//! on its own copy of the few header bytes. Each session has a bounded queue; a
+//! connected subscriber whose queue is full is disconnected (`THROTTLED`) instead
+//! of growing memory without bound. At most [`MAX_INFLIGHT`] QoS 1 deliveries await
+//! a PUBACK at once (IoT's limit); the rest wait in the queue.
 //!
 //! `iot:Receive` is checked on every delivery as in IoT Core; for a subscription
-//! without wildcards the topic is fixed, so the decision is made once at SUBSCRIBE.
+//! without wildcards the topic is fixed, so the decision is made once at SUBSCRIBE
+//! (and again when a persistent session resumes with new credentials).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::QoS;
 use rumqttc::mqttbytes::v4::Publish;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, oneshot, watch};
 
 use crate::identity::Identity;
 use serverless_websockets_core::arn::IotArns;
 use serverless_websockets_core::topic::{has_wildcards, matches};
 
+/// A session's key in the subscription table; stable across the reconnects of a
+/// persistent session.
 pub type ConnId = u64;
+
+/// QoS 1 deliveries awaiting PUBACK per client before the broker waits (IoT: 100).
+pub const MAX_INFLIGHT: usize = 100;
+
+/// How long `GetConnection` remembers a client that left without a session (IoT: ~30 min).
+pub const DEPARTED_RETENTION: Duration = Duration::from_secs(30 * 60);
+/// At most this many departed clients are remembered.
+const MAX_DEPARTED: usize = 100_000;
+
+/// A QoS 1 delivery whose PUBACK someone waits for (SendDirectMessage with confirmation).
+#[derive(Debug)]
+pub struct Confirm(Mutex<Option<oneshot::Sender<()>>>);
+
+impl Confirm {
+    pub fn new() -> (Arc<Self>, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        (Arc::new(Self(Mutex::new(Some(tx)))), rx)
+    }
+
+    fn fire(&self) {
+        if let Some(tx) = lock(&self.0).take() {
+            let _ = tx.send(());
+        }
+    }
+}
 
 /// What a connection is asked to write, besides its own acknowledgements.
 #[derive(Debug, Clone)]
@@ -37,12 +72,18 @@ pub enum Outgoing {
     Frame(Bytes),
     /// An encoded QoS 1 PUBLISH whose 2-byte packet identifier at `pkid_at` the
     /// connection replaces with its own.
-    Qos1 { frame: Bytes, pkid_at: usize },
+    Qos1 {
+        frame: Bytes,
+        pkid_at: usize,
+        confirm: Option<Arc<Confirm>>,
+    },
 }
 
-/// Why the gateway ended a connection: AWS's lifecycle `disconnectReason` values.
+/// Why the gateway ended a connection: AWS's lifecycle `disconnectReason` values
+/// (<https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html>).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DisconnectReason {
+    /// MQTT DISCONNECT, or a WebSocket Close frame from the client.
     ClientInitiated,
     ConnectionLost,
     DuplicateClientId,
@@ -51,6 +92,8 @@ pub enum DisconnectReason {
     ClientError,
     ServerInitiated,
     Throttled,
+    /// `DeleteConnection`.
+    ApiInitiated,
 }
 
 impl DisconnectReason {
@@ -64,54 +107,167 @@ impl DisconnectReason {
             Self::ClientError => "CLIENT_ERROR",
             Self::ServerInitiated => "SERVER_INITIATED_DISCONNECT",
             Self::Throttled => "THROTTLED",
+            Self::ApiInitiated => "API_INITIATED_DISCONNECT",
         }
     }
 }
 
-/// One connected client, as seen by the router.
+/// A request to close a connection, and what to do with its session and will.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kick {
+    pub reason: DisconnectReason,
+    /// `DeleteConnection cleanSession=true`: discard a persistent session too.
+    pub discard_session: bool,
+    /// `DeleteConnection preventWillMessage=true`.
+    pub prevent_will: bool,
+}
+
+impl Kick {
+    pub fn because(reason: DisconnectReason) -> Self {
+        Self {
+            reason,
+            discard_session: false,
+            prevent_will: false,
+        }
+    }
+}
+
+/// What `GetConnection` reports about a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    pub clean_session: bool,
+    pub keep_alive_secs: u64,
+    /// Milliseconds since the epoch.
+    pub connected_since: u64,
+    pub session_expiry_secs: u64,
+    /// The client's address (`includeSocketInformation`).
+    pub source: std::net::SocketAddr,
+}
+
+/// A client's state as `GetConnection` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presence {
+    pub connected: bool,
+    pub info: ConnectionInfo,
+    /// When and why it left, while it is not connected.
+    pub departed: Option<(u64, DisconnectReason)>,
+}
+
+struct Link {
+    attachment: u64,
+    kick: watch::Sender<Option<Kick>>,
+}
+
+struct State {
+    queue: VecDeque<Outgoing>,
+    /// The connection currently serving this session; `None` while a persistent
+    /// session's client is away.
+    link: Option<Link>,
+    filters: HashMap<String, QoS>,
+    /// QoS 1 deliveries written and not yet acknowledged, oldest first.
+    inflight: Vec<(u16, Outgoing)>,
+    next_pkid: u16,
+    persistent: bool,
+    /// Set once the session is discarded: it takes no more deliveries.
+    ended: bool,
+}
+
+/// One session, as seen by the router.
 pub struct Subscriber {
     pub conn_id: ConnId,
     pub client_id: String,
-    pub identity: Arc<Identity>,
-    queue: Mutex<VecDeque<Outgoing>>,
+    identity: RwLock<Arc<Identity>>,
+    state: Mutex<State>,
     queue_len: usize,
     ready: Notify,
-    kick: watch::Sender<Option<DisconnectReason>>,
 }
 
 /// A drained queue keeps at most this much capacity.
 const KEPT_CAPACITY: usize = 16;
 
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Subscriber {
-    /// Asks the connection to close for `reason` (the first reason wins).
-    pub fn kick(&self, reason: DisconnectReason) {
-        self.kick.send_if_modified(|current| {
-            if current.is_none() {
-                *current = Some(reason);
-                true
-            } else {
-                false
-            }
-        });
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
     }
 
-    fn offer(&self, outgoing: Outgoing) {
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        if queue.len() >= self.queue_len {
-            drop(queue);
-            tracing::warn!(client_id = %self.client_id, "subscriber cannot keep up; disconnecting it");
-            self.kick(DisconnectReason::Throttled);
-            return;
+    /// The credentials of the connection serving (or that last served) the session.
+    pub fn identity(&self) -> Arc<Identity> {
+        self.identity.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Asks the attached connection, if any, to close (the first request wins).
+    pub fn kick(&self, kick: Kick) {
+        if let Some(link) = &self.state().link {
+            link.kick.send_if_modified(|current| {
+                if current.is_none() {
+                    *current = Some(kick);
+                    true
+                } else {
+                    false
+                }
+            });
         }
-        queue.push_back(outgoing);
-        drop(queue);
-        self.ready.notify_one();
     }
 
-    /// The next delivery, waiting for one.
-    pub async fn next_delivery(&self) -> Outgoing {
+    pub fn is_connected(&self) -> bool {
+        self.state().link.is_some()
+    }
+
+    /// The session's subscriptions, sorted by filter.
+    pub fn filters(&self) -> Vec<(String, QoS)> {
+        let mut filters: Vec<_> = self.state().filters.iter().map(|(f, q)| (f.clone(), *q)).collect();
+        filters.sort_by(|a, b| a.0.cmp(&b.0));
+        filters
+    }
+
+    pub fn subscription_count(&self) -> usize {
+        self.state().filters.len()
+    }
+
+    pub fn has_filter(&self, filter: &str) -> bool {
+        self.state().filters.contains_key(filter)
+    }
+
+    /// Queues a delivery. A connected session that cannot keep up is kicked; an
+    /// offline persistent session stores QoS 1 messages up to its bound and drops
+    /// the rest, as IoT does not store QoS 0.
+    fn offer(&self, outgoing: Outgoing) -> bool {
+        let mut state = self.state();
+        if state.ended {
+            return false;
+        }
+        if state.link.is_none() {
+            if !matches!(outgoing, Outgoing::Qos1 { .. }) {
+                return false;
+            }
+            if state.queue.len() >= self.queue_len {
+                tracing::warn!(client_id = %self.client_id, "persistent session's queue is full; message not stored");
+                return false;
+            }
+            state.queue.push_back(outgoing);
+            return true;
+        }
+        if state.queue.len() >= self.queue_len {
+            drop(state);
+            tracing::warn!(client_id = %self.client_id, "subscriber cannot keep up; disconnecting it");
+            self.kick(Kick::because(DisconnectReason::Throttled));
+            return false;
+        }
+        state.queue.push_back(outgoing);
+        drop(state);
+        self.ready.notify_one();
+        true
+    }
+
+    /// The next delivery for the connection `attachment`, waiting for one; a QoS 1
+    /// delivery gets its packet identifier and is in flight from here on.
+    pub async fn next_delivery(&self, attachment: u64) -> (Outgoing, Option<u16>) {
         loop {
-            if let Some(next) = self.try_next_delivery() {
+            if let Some(next) = self.try_next_delivery(attachment) {
                 return next;
             }
             // `notify_one` leaves a permit when nobody waits, so an offer made
@@ -120,20 +276,91 @@ impl Subscriber {
         }
     }
 
-    /// The next delivery if one is queued.
-    pub fn try_next_delivery(&self) -> Option<Outgoing> {
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        let next = queue.pop_front();
-        if queue.is_empty() && queue.capacity() > KEPT_CAPACITY {
-            queue.shrink_to(KEPT_CAPACITY);
+    /// The next delivery if one is queued and may be sent now.
+    pub fn try_next_delivery(&self, attachment: u64) -> Option<(Outgoing, Option<u16>)> {
+        let mut state = self.state();
+        if state.link.as_ref().is_none_or(|l| l.attachment != attachment) {
+            return None;
         }
-        next
+        let qos1 = matches!(state.queue.front()?, Outgoing::Qos1 { .. });
+        if qos1 && state.inflight.len() >= MAX_INFLIGHT {
+            return None;
+        }
+        let next = state.queue.pop_front()?;
+        if state.queue.is_empty() && state.queue.capacity() > KEPT_CAPACITY {
+            state.queue.shrink_to(KEPT_CAPACITY);
+        }
+        let pkid = qos1.then(|| {
+            let pkid = next_free_pkid(&state);
+            state.next_pkid = pkid;
+            state.inflight.push((pkid, next.clone()));
+            pkid
+        });
+        Some((next, pkid))
+    }
+
+    /// A PUBACK: the delivery is no longer in flight; whoever waits for it is told.
+    pub fn acknowledge(&self, pkid: u16) {
+        let mut state = self.state();
+        let Some(at) = state.inflight.iter().position(|(id, _)| *id == pkid) else {
+            return;
+        };
+        let (_, outgoing) = state.inflight.remove(at);
+        let was_full = state.inflight.len() + 1 == MAX_INFLIGHT;
+        drop(state);
+        if let Outgoing::Qos1 {
+            confirm: Some(confirm), ..
+        } = outgoing
+        {
+            confirm.fire();
+        }
+        if was_full {
+            self.ready.notify_one();
+        }
+    }
+
+    /// Puts a delivery written outside the queue (a retained message) in flight;
+    /// returns its packet identifier.
+    pub fn track(&self, outgoing: Outgoing) -> u16 {
+        let mut state = self.state();
+        let pkid = next_free_pkid(&state);
+        state.next_pkid = pkid;
+        state.inflight.push((pkid, outgoing));
+        pkid
+    }
+
+    /// What the connection that takes the session up re-sends first, with DUP.
+    pub fn in_flight(&self) -> Vec<(u16, Outgoing)> {
+        self.state().inflight.clone()
+    }
+}
+
+/// The packet identifier after the last one that is not in flight (never 0).
+fn next_free_pkid(state: &State) -> u16 {
+    let mut pkid = state.next_pkid;
+    loop {
+        pkid = pkid.checked_add(1).unwrap_or(1);
+        if !state.inflight.iter().any(|(id, _)| *id == pkid) {
+            return pkid;
+        }
     }
 }
 
 /// What a connection watches besides its deliveries: the request to close.
 pub struct Mailbox {
-    pub kicked: watch::Receiver<Option<DisconnectReason>>,
+    pub kicked: watch::Receiver<Option<Kick>>,
+}
+
+/// A connection attached to its session by [`Broker::connect`].
+pub struct Attached {
+    pub subscriber: Arc<Subscriber>,
+    pub mailbox: Mailbox,
+    pub attachment: u64,
+    /// CONNACK's session-present flag.
+    pub session_present: bool,
+    /// Filters of a resumed session that the new credentials may not subscribe to
+    /// (dropped from the session), with the reason.
+    pub refused: Vec<(String, String)>,
 }
 
 #[derive(Clone)]
@@ -151,19 +378,45 @@ struct Table {
     wildcard: Vec<(String, Entry)>,
 }
 
-#[derive(Clone)]
-struct Retained {
-    payload: Bytes,
-    qos: QoS,
+/// A retained message, as the retained-message APIs report it.
+#[derive(Clone, Debug)]
+pub struct Retained {
+    pub payload: Bytes,
+    pub qos: QoS,
+    /// Milliseconds since the epoch.
+    pub last_modified: u64,
+}
+
+struct Record {
+    subscriber: Arc<Subscriber>,
+    info: ConnectionInfo,
+    /// While a persistent session's client is away: when it left, why, and when
+    /// the session expires.
+    away: Option<(u64, DisconnectReason, tokio::time::Instant)>,
+}
+
+struct Departed {
+    info: ConnectionInfo,
+    at: u64,
+    reason: DisconnectReason,
+}
+
+#[derive(Default)]
+struct Registry {
+    sessions: HashMap<String, Record>,
+    departed: HashMap<String, Departed>,
+    /// Departure order, for forgetting departed clients after the retention.
+    departures: VecDeque<(tokio::time::Instant, String, u64)>,
 }
 
 pub struct Broker {
     arns: IotArns,
     queue_len: usize,
     next_conn: AtomicU64,
+    next_attachment: AtomicU64,
     table: RwLock<Table>,
-    sessions: Mutex<HashMap<String, Arc<Subscriber>>>,
-    retained: Mutex<HashMap<String, Retained>>,
+    registry: Mutex<Registry>,
+    retained: Mutex<BTreeMap<String, Retained>>,
 }
 
 /// Encodes a PUBLISH once. Returns the frame and, for QoS 1, the offset of its
@@ -178,14 +431,42 @@ pub fn encode_publish(topic: &str, payload: &Bytes, qos: QoS, retain: bool) -> (
     (buffer.freeze(), pkid_at)
 }
 
+/// An encoded delivery at `qos`.
+pub fn outgoing(topic: &str, payload: &Bytes, qos: QoS, retain: bool, confirm: Option<Arc<Confirm>>) -> Outgoing {
+    let (frame, pkid_at) = encode_publish(topic, payload, qos, retain);
+    if qos == QoS::AtLeastOnce {
+        Outgoing::Qos1 {
+            frame,
+            pkid_at,
+            confirm,
+        }
+    } else {
+        Outgoing::Frame(frame)
+    }
+}
+
+pub fn millis(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Why a direct message was not delivered.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DirectError {
+    NotConnected,
+    Forbidden(String),
+    Throttled,
+}
+
 impl Broker {
     pub fn new(arns: IotArns, queue_len: usize) -> Self {
         Self {
             arns,
             queue_len,
             next_conn: AtomicU64::new(1),
+            next_attachment: AtomicU64::new(1),
             table: RwLock::default(),
-            sessions: Mutex::default(),
+            registry: Mutex::default(),
             retained: Mutex::default(),
         }
     }
@@ -194,87 +475,251 @@ impl Broker {
         &self.arns
     }
 
-    /// Registers a connection under `client_id`; an older connection with the same
-    /// ID is told to close (`DUPLICATE_CLIENTID`).
-    pub fn register(&self, client_id: &str, identity: Arc<Identity>) -> (Arc<Subscriber>, Mailbox) {
-        let (kick, kicked) = watch::channel(None);
-        let subscriber = Arc::new(Subscriber {
-            conn_id: self.next_conn.fetch_add(1, Ordering::Relaxed),
-            client_id: client_id.to_owned(),
-            identity,
-            queue: Mutex::new(VecDeque::new()),
-            queue_len: self.queue_len,
-            ready: Notify::new(),
-            kick,
-        });
-        let previous = self
-            .sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(client_id.to_owned(), subscriber.clone());
-        if let Some(previous) = previous {
-            previous.kick(DisconnectReason::DuplicateClientId);
-        }
-        (subscriber, Mailbox { kicked })
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        lock(&self.registry)
     }
 
-    /// Forgets a connection and its subscriptions.
-    pub fn unregister(&self, subscriber: &Subscriber, filters: impl IntoIterator<Item = String>) {
-        for filter in filters {
-            self.unsubscribe(subscriber.conn_id, &filter);
+    /// Attaches a connection to the session of `client_id`: takes an existing
+    /// connection's place (it is told to close, `DUPLICATE_CLIENTID`), resumes a
+    /// persistent session unless `clean_session`, else starts a new one.
+    pub fn connect(&self, client_id: &str, identity: Arc<Identity>, info: ConnectionInfo) -> Attached {
+        let clean_session = info.clean_session;
+        let (kick, kicked) = watch::channel(None);
+        let attachment = self.next_attachment.fetch_add(1, Ordering::Relaxed);
+        let mut registry = self.registry();
+        registry.departed.remove(client_id);
+        let previous = registry.sessions.remove(client_id);
+        if let Some(previous) = &previous {
+            previous.subscriber.kick(Kick::because(DisconnectReason::DuplicateClientId));
         }
-        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        if sessions
-            .get(&subscriber.client_id)
-            .is_some_and(|s| s.conn_id == subscriber.conn_id)
+        let resume = previous
+            .as_ref()
+            .is_some_and(|p| !clean_session && p.subscriber.state().persistent);
+        let (subscriber, session_present, refused) = match previous {
+            Some(previous) if resume => {
+                let subscriber = previous.subscriber;
+                *subscriber.identity.write().unwrap_or_else(|e| e.into_inner()) = identity;
+                let refused = self.reauthorize(&subscriber);
+                (subscriber, true, refused)
+            }
+            previous => {
+                if let Some(previous) = previous {
+                    self.discard(&previous.subscriber);
+                }
+                let subscriber = Arc::new(Subscriber {
+                    conn_id: self.next_conn.fetch_add(1, Ordering::Relaxed),
+                    client_id: client_id.to_owned(),
+                    identity: RwLock::new(identity),
+                    state: Mutex::new(State {
+                        queue: VecDeque::new(),
+                        link: None,
+                        filters: HashMap::new(),
+                        inflight: Vec::new(),
+                        next_pkid: 0,
+                        persistent: !clean_session,
+                        ended: false,
+                    }),
+                    queue_len: self.queue_len,
+                    ready: Notify::new(),
+                });
+                (subscriber, false, Vec::new())
+            }
+        };
         {
-            sessions.remove(&subscriber.client_id);
+            let mut state = subscriber.state();
+            state.link = Some(Link { attachment, kick });
+            state.persistent = !clean_session;
         }
+        registry.sessions.insert(
+            client_id.to_owned(),
+            Record {
+                subscriber: subscriber.clone(),
+                info,
+                away: None,
+            },
+        );
+        drop(registry);
+        // Stored messages wait for this connection.
+        subscriber.ready.notify_one();
+        Attached {
+            subscriber,
+            mailbox: Mailbox { kicked },
+            attachment,
+            session_present,
+            refused,
+        }
+    }
+
+    /// Re-authorizes a resumed session's subscriptions against its new credentials:
+    /// refused filters are dropped, the others' `iot:Receive` decisions recomputed.
+    fn reauthorize(&self, subscriber: &Arc<Subscriber>) -> Vec<(String, String)> {
+        let identity = subscriber.identity();
+        let mut refused = Vec::new();
+        for (filter, qos) in subscriber.filters() {
+            match identity.authorize("iot:Subscribe", &self.arns.topic_filter(&filter)) {
+                Ok(()) => self.subscribe(subscriber, &filter, qos),
+                Err(denial) => {
+                    self.unsubscribe(subscriber, &filter);
+                    refused.push((filter, denial.to_string()));
+                }
+            }
+        }
+        refused
+    }
+
+    /// Ends a session for good: out of the table, nothing more queued; whoever
+    /// waits for a confirmation from it is released.
+    fn discard(&self, subscriber: &Arc<Subscriber>) {
+        let filters: Vec<String> = {
+            let mut state = subscriber.state();
+            state.ended = true;
+            state.queue.clear();
+            state.inflight.clear();
+            state.filters.keys().cloned().collect()
+        };
+        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        for filter in filters {
+            table.remove(subscriber.conn_id, &filter);
+        }
+    }
+
+    /// The connection `attachment` has ended. A persistent session stays (until
+    /// `expiry`) unless `discard`; a clean one is gone. Returns whether the session
+    /// was kept.
+    pub fn disconnect(
+        &self,
+        subscriber: &Arc<Subscriber>,
+        attachment: u64,
+        reason: DisconnectReason,
+        discard: bool,
+        expiry: Duration,
+    ) -> bool {
+        let now = millis(SystemTime::now());
+        let mut registry = self.registry();
+        let current = {
+            let mut state = subscriber.state();
+            let current = state.link.as_ref().is_some_and(|l| l.attachment == attachment);
+            if current {
+                state.link = None;
+            }
+            current
+        };
+        let is_registered = registry
+            .sessions
+            .get(&subscriber.client_id)
+            .is_some_and(|r| Arc::ptr_eq(&r.subscriber, subscriber));
+        if !is_registered {
+            // Replaced by a new session of the same client ID: this one is over.
+            drop(registry);
+            self.discard(subscriber);
+            return false;
+        }
+        if !current {
+            // Resumed by a newer connection, which now serves it.
+            return false;
+        }
+        let keep = subscriber.state().persistent && !discard;
+        if keep {
+            if let Some(record) = registry.sessions.get_mut(&subscriber.client_id) {
+                record.away = Some((now, reason, tokio::time::Instant::now() + expiry));
+            }
+            return true;
+        }
+        if let Some(record) = registry.sessions.remove(&subscriber.client_id) {
+            remember_departed(&mut registry, &subscriber.client_id, record.info, now, reason);
+        }
+        drop(registry);
+        self.discard(subscriber);
+        false
+    }
+
+    /// Discards the persistent session of `client_id` if its client is still away
+    /// after its expiry.
+    pub fn expire(&self, client_id: &str) {
+        let mut registry = self.registry();
+        let expired = registry
+            .sessions
+            .get(client_id)
+            .and_then(|r| r.away)
+            .is_some_and(|(_, _, expires)| expires <= tokio::time::Instant::now());
+        if !expired {
+            return;
+        }
+        if let Some(record) = registry.sessions.remove(client_id) {
+            let (at, reason, _) = record.away.expect("expired means away");
+            remember_departed(&mut registry, client_id, record.info, at, reason);
+            drop(registry);
+            tracing::info!(client_id = %client_id, "persistent session expired");
+            self.discard(&record.subscriber);
+        }
+    }
+
+    /// `GetConnection`: the client's connection, its offline persistent session, or
+    /// how it left (for [`DEPARTED_RETENTION`]).
+    pub fn presence(&self, client_id: &str) -> Option<Presence> {
+        let registry = self.registry();
+        if let Some(record) = registry.sessions.get(client_id) {
+            return Some(Presence {
+                connected: record.away.is_none(),
+                info: record.info.clone(),
+                departed: record.away.map(|(at, reason, _)| (at, reason)),
+            });
+        }
+        registry.departed.get(client_id).map(|d| Presence {
+            connected: false,
+            info: d.info.clone(),
+            departed: Some((d.at, d.reason)),
+        })
+    }
+
+    /// The session of `client_id`, connected or not.
+    pub fn session(&self, client_id: &str) -> Option<Arc<Subscriber>> {
+        self.registry().sessions.get(client_id).map(|r| r.subscriber.clone())
+    }
+
+    /// The session of `client_id` if a connection serves it now.
+    pub fn connected(&self, client_id: &str) -> Option<Arc<Subscriber>> {
+        self.session(client_id).filter(|s| s.is_connected())
     }
 
     /// Adds or replaces `subscriber`'s subscription to `filter` (already authorized).
     pub fn subscribe(&self, subscriber: &Arc<Subscriber>, filter: &str, qos: QoS) {
-        let receive =
-            (!has_wildcards(filter)).then(|| subscriber.identity.is_allowed("iot:Receive", &self.arns.topic(filter)));
+        let identity = subscriber.identity();
+        let receive = (!has_wildcards(filter)).then(|| identity.is_allowed("iot:Receive", &self.arns.topic(filter)));
         let entry = Entry {
             subscriber: subscriber.clone(),
             qos,
             receive,
         };
+        subscriber.state().filters.insert(filter.to_owned(), qos);
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
         let conn = subscriber.conn_id;
+        table.remove(conn, filter);
         if has_wildcards(filter) {
-            table
-                .wildcard
-                .retain(|(f, e)| !(f == filter && e.subscriber.conn_id == conn));
             table.wildcard.push((filter.to_owned(), entry));
         } else {
-            let list = table.exact.entry(filter.to_owned()).or_default();
-            list.retain(|e| e.subscriber.conn_id != conn);
-            list.push(entry);
+            table.exact.entry(filter.to_owned()).or_default().push(entry);
         }
     }
 
-    pub fn unsubscribe(&self, conn: ConnId, filter: &str) {
-        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
-        if has_wildcards(filter) {
-            table
-                .wildcard
-                .retain(|(f, e)| !(f == filter && e.subscriber.conn_id == conn));
-        } else if let Some(list) = table.exact.get_mut(filter) {
-            list.retain(|e| e.subscriber.conn_id != conn);
-            if list.is_empty() {
-                table.exact.remove(filter);
-            }
+    /// Removes a subscription; returns whether there was one.
+    pub fn unsubscribe(&self, subscriber: &Subscriber, filter: &str) -> bool {
+        let had = subscriber.state().filters.remove(filter).is_some();
+        if had {
+            self.table
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(subscriber.conn_id, filter);
         }
+        had
     }
 
     /// Routes a message to every matching subscription allowed to receive it, and
     /// stores or deletes it as the retained message of `topic` when `retain`.
-    /// Returns how many deliveries were queued.
+    /// Returns how many deliveries were queued or stored.
     pub fn publish(&self, topic: &str, payload: Bytes, qos: QoS, retain: bool) -> usize {
         if retain {
-            let mut retained = self.retained.lock().unwrap_or_else(|e| e.into_inner());
+            let mut retained = lock(&self.retained);
             if payload.is_empty() {
                 retained.remove(topic);
             } else {
@@ -283,6 +728,7 @@ impl Broker {
                     Retained {
                         payload: payload.clone(),
                         qos,
+                        last_modified: millis(SystemTime::now()),
                     },
                 );
             }
@@ -301,7 +747,7 @@ impl Broker {
         for entry in exact.chain(wildcard) {
             let allowed = entry.receive.unwrap_or_else(|| {
                 let resource = receive_resource.get_or_insert_with(|| self.arns.topic(topic));
-                entry.subscriber.identity.is_allowed("iot:Receive", resource)
+                entry.subscriber.identity().is_allowed("iot:Receive", resource)
             });
             if !allowed {
                 continue;
@@ -310,39 +756,111 @@ impl Broker {
                 let (frame, pkid_at) = qos1
                     .get_or_insert_with(|| encode_publish(topic, &payload, QoS::AtLeastOnce, false))
                     .clone();
-                Outgoing::Qos1 { frame, pkid_at }
+                Outgoing::Qos1 {
+                    frame,
+                    pkid_at,
+                    confirm: None,
+                }
             } else {
                 Outgoing::Frame(
                     qos0.get_or_insert_with(|| encode_publish(topic, &payload, QoS::AtMostOnce, false).0)
                         .clone(),
                 )
             };
-            entry.subscriber.offer(outgoing);
-            delivered += 1;
+            if entry.subscriber.offer(outgoing) {
+                delivered += 1;
+            }
         }
         delivered
+    }
+
+    /// `SendDirectMessage`: one PUBLISH to the connected client `client_id`, no
+    /// subscription needed, if its credentials may receive on `topic`. With a
+    /// confirmation, at QoS 1, and the receiver resolves when its PUBACK arrives.
+    pub fn direct(
+        &self,
+        client_id: &str,
+        topic: &str,
+        payload: &Bytes,
+        confirm: Option<Arc<Confirm>>,
+    ) -> Result<(), DirectError> {
+        let subscriber = self.connected(client_id).ok_or(DirectError::NotConnected)?;
+        subscriber
+            .identity()
+            .authorize("iot:Receive", &self.arns.topic(topic))
+            .map_err(|denial| DirectError::Forbidden(denial.to_string()))?;
+        let qos = if confirm.is_some() {
+            QoS::AtLeastOnce
+        } else {
+            QoS::AtMostOnce
+        };
+        if subscriber.offer(outgoing(topic, payload, qos, false, confirm)) {
+            Ok(())
+        } else {
+            Err(DirectError::Throttled)
+        }
     }
 
     /// The retained message for exactly `topic`, if any, as an encoded PUBLISH with
     /// the retain flag, at most `max_qos`.
     pub fn retained_for(&self, topic: &str, max_qos: QoS) -> Option<Outgoing> {
-        let retained = self
-            .retained
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(topic)
-            .cloned()?;
+        let retained = self.retained(topic)?;
         let qos = if retained.qos == QoS::AtLeastOnce && max_qos == QoS::AtLeastOnce {
             QoS::AtLeastOnce
         } else {
             QoS::AtMostOnce
         };
-        let (frame, pkid_at) = encode_publish(topic, &retained.payload, qos, true);
-        Some(if qos == QoS::AtLeastOnce {
-            Outgoing::Qos1 { frame, pkid_at }
-        } else {
-            Outgoing::Frame(frame)
-        })
+        Some(outgoing(topic, &retained.payload, qos, true, None))
+    }
+
+    /// `GetRetainedMessage`.
+    pub fn retained(&self, topic: &str) -> Option<Retained> {
+        lock(&self.retained).get(topic).cloned()
+    }
+
+    /// `ListRetainedMessages`: up to `limit` retained topics after `after`, in topic order.
+    pub fn retained_page(&self, after: Option<&str>, limit: usize) -> (Vec<(String, Retained)>, bool) {
+        let retained = lock(&self.retained);
+        let mut page: Vec<(String, Retained)> = retained
+            .iter()
+            .filter(|(topic, _)| after.is_none_or(|after| topic.as_str() > after))
+            .take(limit.saturating_add(1))
+            .map(|(t, r)| (t.clone(), r.clone()))
+            .collect();
+        let more = page.len() > limit;
+        page.truncate(limit);
+        (page, more)
+    }
+}
+
+fn remember_departed(registry: &mut Registry, client_id: &str, info: ConnectionInfo, at: u64, reason: DisconnectReason) {
+    let now = tokio::time::Instant::now();
+    while let Some((when, _, _)) = registry.departures.front() {
+        if now.duration_since(*when) < DEPARTED_RETENTION && registry.departures.len() < MAX_DEPARTED {
+            break;
+        }
+        let (_, old, old_at) = registry.departures.pop_front().expect("front exists");
+        if registry.departed.get(&old).is_some_and(|d| d.at == old_at) {
+            registry.departed.remove(&old);
+        }
+    }
+    registry
+        .departed
+        .insert(client_id.to_owned(), Departed { info, at, reason });
+    registry.departures.push_back((now, client_id.to_owned(), at));
+}
+
+impl Table {
+    fn remove(&mut self, conn: ConnId, filter: &str) {
+        if has_wildcards(filter) {
+            self.wildcard
+                .retain(|(f, e)| !(f == filter && e.subscriber.conn_id == conn));
+        } else if let Some(list) = self.exact.get_mut(filter) {
+            list.retain(|e| e.subscriber.conn_id != conn);
+            if list.is_empty() {
+                self.exact.remove(filter);
+            }
+        }
     }
 }
 

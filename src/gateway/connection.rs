@@ -6,10 +6,11 @@
 //!
 //! Packets are decoded and encoded with `rumqttc::mqttbytes::v4`; the WebSocket is
 //! a byte stream (an MQTT packet may span messages, and one message may carry
-//! several). Sessions are clean: subscriptions and unacknowledged QoS 1 messages do
-//! not outlive the connection.
+//! several). With `cleanSession = 0` the session (subscriptions, stored and
+//! unacknowledged QoS 1 messages) outlives the connection; see [`super::broker`].
+//! A Last Will, authorized at CONNECT, is published on every end that is not the
+//! client's own (DISCONNECT or a WebSocket Close frame).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -18,12 +19,13 @@ use axum::extract::ws::Message;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use rumqttc::mqttbytes::v4::{
-    ConnAck, ConnectReturnCode, Packet, PubAck, Publish, SubAck, Subscribe, SubscribeReasonCode, UnsubAck, Unsubscribe,
+    ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PubAck, Publish, SubAck, Subscribe, SubscribeReasonCode,
+    UnsubAck, Unsubscribe,
 };
 use rumqttc::mqttbytes::{Error as WireError, QoS};
 use tokio::time::{Instant, sleep_until};
 
-use super::broker::{DisconnectReason, Mailbox, Outgoing, Subscriber};
+use super::broker::{ConnectionInfo, DisconnectReason, Kick, Mailbox, Outgoing, Subscriber};
 use super::{DenyMode, Gateway, lifecycle};
 use crate::identity::Identity;
 use serverless_websockets_core::topic::{check_filter, has_wildcards, is_publishable};
@@ -53,15 +55,19 @@ pub fn effective_keep_alive(requested_secs: u16, min: Duration) -> Duration {
 struct Connected {
     subscriber: Arc<Subscriber>,
     mailbox: Mailbox,
-    filters: HashMap<String, QoS>,
+    attachment: u64,
     session_id: String,
     keep_alive: Duration,
+    /// Boxed: most clients set no will, and an idle connection stays small.
+    will: Option<Box<LastWill>>,
 }
 
 /// What handling a packet asks of the loop.
 enum Step {
     Continue,
     Close(DisconnectReason),
+    /// Closed from outside: takeover, overflow, `DeleteConnection`.
+    Kicked(Kick),
 }
 
 /// What a session reads packets from and writes them to: the upgraded WebSocket
@@ -82,7 +88,6 @@ pub struct Connection<S: MessageSocket> {
     peer: SocketAddr,
     socket: S,
     buffer: BytesMut,
-    next_pkid: u16,
     connected: Option<Connected>,
     deadline: Instant,
 }
@@ -96,7 +101,6 @@ impl<S: MessageSocket> Connection<S> {
             peer,
             socket,
             buffer: BytesMut::new(),
-            next_pkid: 0,
             connected: None,
             deadline,
         }
@@ -110,45 +114,79 @@ impl<S: MessageSocket> Connection<S> {
                 // idle connection's task stays small (the idle-memory benchmark).
                 message = self.socket.next() => Box::pin(self.on_message(message)).await,
                 event = mailbox_event(&mut self.connected) => match event {
-                    MailboxEvent::Delivery(outgoing) => {
+                    MailboxEvent::Delivery(outgoing, pkid) => {
                         // A write blocked by a client that stopped reading still
                         // yields to a kick (queue overflow, takeover) or a stall limit.
                         let mut kicked = self.connected.as_ref().map(|c| c.mailbox.kicked.clone());
                         tokio::select! {
-                            written = tokio::time::timeout(WRITE_STALL, Box::pin(self.write_outgoing(outgoing))) => {
+                            written = tokio::time::timeout(WRITE_STALL, Box::pin(self.write_outgoing(outgoing, pkid))) => {
                                 written.unwrap_or(Step::Close(DisconnectReason::Throttled))
                             }
-                            reason = kick_reason(&mut kicked) => Step::Close(reason),
+                            kick = kick_reason(&mut kicked) => Step::Kicked(kick),
                         }
                     }
-                    MailboxEvent::Kicked(reason) => Step::Close(reason),
+                    MailboxEvent::Kicked(kick) => Step::Kicked(kick),
                 },
                 () = sleep_until(self.deadline) => Step::Close(DisconnectReason::KeepAliveTimeout),
                 () = stopping(&mut shutdown) => Step::Close(DisconnectReason::ServerInitiated),
             };
-            if let Step::Close(reason) = step {
-                break reason;
+            match step {
+                Step::Continue => {}
+                Step::Close(reason) => break Kick::because(reason),
+                Step::Kicked(kick) => break kick,
             }
         };
         // A client that stopped reading must not hold the session open.
         let _ = tokio::time::timeout(Duration::from_secs(1), self.socket.send(Message::Close(None))).await;
-        if let Some(connected) = self.connected.take() {
-            let filters = connected.filters.into_keys();
-            self.gateway.broker.unregister(&connected.subscriber, filters);
-            tracing::info!(client_id = %connected.subscriber.client_id, reason = reason.as_aws(), "MQTT client disconnected");
-            let event = lifecycle::disconnected(
-                &connected.subscriber.client_id,
-                &connected.session_id,
-                &self.identity.user_id,
-                reason,
-                self.gateway.next_version(),
-                SystemTime::now(),
-            );
-            self.gateway
-                .publish_event("disconnected", &connected.subscriber.client_id, event);
-        } else {
-            tracing::info!(peer = %self.peer, reason = reason.as_aws(), "connection closed before CONNECT was accepted");
+        match self.connected.take() {
+            Some(connected) => self.finish(connected, reason),
+            None => {
+                tracing::info!(peer = %self.peer, reason = reason.reason.as_aws(), "connection closed before CONNECT was accepted");
+            }
         }
+    }
+
+    /// After the connection ended: the session kept or discarded, the will, the
+    /// lifecycle event.
+    fn finish(&self, connected: Connected, kick: Kick) {
+        let reason = kick.reason;
+        let client_id = &connected.subscriber.client_id;
+        let expiry = self.gateway.options.session_expiry;
+        let kept = self.gateway.broker.disconnect(
+            &connected.subscriber,
+            connected.attachment,
+            reason,
+            kick.discard_session,
+            expiry,
+        );
+        if kept {
+            let gateway = self.gateway.clone();
+            let client_id = client_id.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(expiry).await;
+                gateway.broker.expire(&client_id);
+            });
+        }
+        tracing::info!(client_id = %client_id, reason = reason.as_aws(), session_kept = kept, "MQTT client disconnected");
+        if let Some(will) = connected.will
+            && reason != DisconnectReason::ClientInitiated
+            && !kick.prevent_will
+        {
+            let delivered = self
+                .gateway
+                .broker
+                .publish(&will.topic, will.message.clone(), will.qos, will.retain);
+            tracing::info!(client_id = %client_id, topic = %will.topic, delivered, "published the Last Will");
+        }
+        let event = lifecycle::disconnected(
+            client_id,
+            &connected.session_id,
+            &self.identity.user_id,
+            reason,
+            self.gateway.next_version(),
+            SystemTime::now(),
+        );
+        self.gateway.publish_event("disconnected", client_id, event);
     }
 
     async fn on_message(&mut self, message: Option<Result<Message, axum::Error>>) -> Step {
@@ -156,7 +194,9 @@ impl<S: MessageSocket> Connection<S> {
             Some(Ok(Message::Binary(bytes))) => self.buffer.extend_from_slice(&bytes),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Step::Continue,
             Some(Ok(Message::Text(_))) => return Step::Close(DisconnectReason::ClientError),
-            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Step::Close(DisconnectReason::ConnectionLost),
+            // IoT counts a WebSocket Close frame as the client's own disconnect.
+            Some(Ok(Message::Close(_))) => return Step::Close(DisconnectReason::ClientInitiated),
+            Some(Err(_)) | None => return Step::Close(DisconnectReason::ConnectionLost),
         }
         loop {
             match Packet::read(&mut self.buffer, MAX_PACKET_BYTES) {
@@ -164,8 +204,9 @@ impl<S: MessageSocket> Connection<S> {
                     if let Some(connected) = &self.connected {
                         self.deadline = Instant::now() + connected.keep_alive.mul_f32(1.5);
                     }
-                    if let Step::Close(reason) = self.on_packet(packet).await {
-                        return Step::Close(reason);
+                    let step = self.on_packet(packet).await;
+                    if !matches!(step, Step::Continue) {
+                        return step;
                     }
                 }
                 Err(WireError::InsufficientBytes(_)) => return Step::Continue,
@@ -179,24 +220,39 @@ impl<S: MessageSocket> Connection<S> {
 
     async fn on_packet(&mut self, packet: Packet) -> Step {
         match (packet, self.connected.is_some()) {
-            (Packet::Connect(connect), false) => self.on_connect(connect.client_id, connect.keep_alive).await,
+            (Packet::Connect(connect), false) => self.on_connect(connect).await,
             (_, false) | (Packet::Connect(_), true) => Step::Close(DisconnectReason::ClientError),
             (Packet::Publish(publish), true) => self.on_publish(publish).await,
             (Packet::Subscribe(subscribe), true) => self.on_subscribe(subscribe).await,
             (Packet::Unsubscribe(unsubscribe), true) => self.on_unsubscribe(unsubscribe).await,
             (Packet::PingReq, true) => self.write_packet(Packet::PingResp).await,
-            (Packet::PubAck(_), true) => Step::Continue,
+            (Packet::PubAck(ack), true) => {
+                if let Some(connected) = &self.connected {
+                    connected.subscriber.acknowledge(ack.pkid);
+                }
+                Step::Continue
+            }
             (Packet::Disconnect, true) => Step::Close(DisconnectReason::ClientInitiated),
             // QoS 2 flow and server-only packets.
             (_, true) => Step::Close(DisconnectReason::ClientError),
         }
     }
 
-    async fn on_connect(&mut self, client_id: String, keep_alive_secs: u16) -> Step {
+    async fn on_connect(&mut self, connect: Connect) -> Step {
         let arns = self.gateway.broker.arns();
+        let client_id = connect.client_id;
         let valid = !client_id.is_empty() && client_id.len() <= serverless_websockets_core::topic::MAX_CLIENT_ID_BYTES;
-        if !valid || !self.identity.is_allowed("iot:Connect", &arns.client(&client_id)) {
-            tracing::warn!(client_id = %client_id.escape_debug(), principal = %self.identity.arn, "CONNECT not authorized");
+        let refusal = if valid {
+            self.identity
+                .authorize("iot:Connect", &arns.client(&client_id))
+                .err()
+                .map(|denial| denial.to_string())
+                .or_else(|| connect.last_will.as_ref().and_then(|will| self.will_refusal(will)))
+        } else {
+            Some("the client ID is empty or longer than 128 bytes".to_owned())
+        };
+        if let Some(refusal) = refusal {
+            tracing::warn!(client_id = %client_id.escape_debug(), principal = %self.identity.arn, "CONNECT not authorized: {refusal}");
             if self.gateway.options.connect_deny == DenyMode::Reply {
                 let _ = self
                     .write_packet(Packet::ConnAck(ConnAck::new(ConnectReturnCode::NotAuthorized, false)))
@@ -204,24 +260,41 @@ impl<S: MessageSocket> Connection<S> {
             }
             return Step::Close(DisconnectReason::ForbiddenAccess);
         }
-        let (subscriber, mailbox) = self.gateway.broker.register(&client_id, self.identity.clone());
-        let keep_alive = effective_keep_alive(keep_alive_secs, self.gateway.options.min_keep_alive);
+        let keep_alive = effective_keep_alive(connect.keep_alive, self.gateway.options.min_keep_alive);
+        let info = ConnectionInfo {
+            clean_session: connect.clean_session,
+            keep_alive_secs: keep_alive.as_secs(),
+            connected_since: super::broker::millis(SystemTime::now()),
+            session_expiry_secs: if connect.clean_session {
+                0
+            } else {
+                self.gateway.options.session_expiry.as_secs()
+            },
+            source: self.peer,
+        };
+        let attached = self.gateway.broker.connect(&client_id, self.identity.clone(), info);
+        for (filter, why) in &attached.refused {
+            tracing::warn!(client_id = %client_id, filter = %filter, "resumed subscription dropped: {why}");
+        }
         self.deadline = Instant::now() + keep_alive.mul_f32(1.5);
         let session_id = serverless_websockets_core::random::hex::<16>();
+        let resend = attached.subscriber.in_flight();
+        let session_present = attached.session_present;
         self.connected = Some(Connected {
-            subscriber,
-            mailbox,
-            filters: HashMap::new(),
+            subscriber: attached.subscriber,
+            mailbox: attached.mailbox,
+            attachment: attached.attachment,
             session_id: session_id.clone(),
             keep_alive,
+            will: connect.last_will.map(Box::new),
         });
         if let Step::Close(reason) = self
-            .write_packet(Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false)))
+            .write_packet(Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, session_present)))
             .await
         {
             return Step::Close(reason);
         }
-        tracing::info!(client_id = %client_id, principal = %self.identity.arn, keep_alive_s = keep_alive.as_secs(), "MQTT client connected");
+        tracing::info!(client_id = %client_id, principal = %self.identity.arn, keep_alive_s = keep_alive.as_secs(), clean_session = connect.clean_session, session_present, "MQTT client connected");
         let event = lifecycle::connected(
             &client_id,
             &session_id,
@@ -231,7 +304,33 @@ impl<S: MessageSocket> Connection<S> {
             SystemTime::now(),
         );
         self.gateway.publish_event("connected", &client_id, event);
+        // What the last connection left unacknowledged goes first, marked DUP.
+        for (pkid, outgoing) in resend {
+            let messages = Self::messages(outgoing, Some(pkid), true);
+            if let Step::Close(reason) = self.send_all(messages).await {
+                return Step::Close(reason);
+            }
+        }
         Step::Continue
+    }
+
+    /// Why the will of a CONNECT may not be accepted: IoT authorizes it at CONNECT
+    /// as a publish (and a retained publish when it is retained).
+    fn will_refusal(&self, will: &LastWill) -> Option<String> {
+        if !is_publishable(&will.topic) || will.qos == QoS::ExactlyOnce {
+            return Some(format!(
+                "the will topic {:?} is not a valid topic or its QoS is 2",
+                will.topic
+            ));
+        }
+        let resource = self.gateway.broker.arns().topic(&will.topic);
+        let publish = self.identity.authorize("iot:Publish", &resource);
+        let retain = if will.retain {
+            self.identity.authorize("iot:RetainPublish", &resource)
+        } else {
+            Ok(())
+        };
+        publish.and(retain).err().map(|denial| format!("the will: {denial}"))
     }
 
     async fn on_publish(&mut self, publish: Publish) -> Step {
@@ -241,15 +340,24 @@ impl<S: MessageSocket> Connection<S> {
             return Step::Close(DisconnectReason::ClientError);
         }
         let resource = arns.topic(&publish.topic);
-        let allowed = self.identity.is_allowed("iot:Publish", &resource)
-            && (!publish.retain || self.identity.is_allowed("iot:RetainPublish", &resource));
-        if !allowed {
-            tracing::warn!(topic = %publish.topic, principal = %self.identity.arn, "PUBLISH not authorized");
+        let allowed = self.identity.authorize("iot:Publish", &resource).and_then(|()| {
+            if publish.retain {
+                self.identity.authorize("iot:RetainPublish", &resource)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(denial) = allowed {
+            tracing::warn!(topic = %publish.topic, principal = %self.identity.arn, "PUBLISH not authorized: {denial}");
             return Step::Close(DisconnectReason::ForbiddenAccess);
         }
-        self.gateway
+        let delivered = self
+            .gateway
             .broker
             .publish(&publish.topic, publish.payload, publish.qos, publish.retain);
+        if delivered == 0 {
+            tracing::warn!(topic = %publish.topic, "no subscriber for topic {}", publish.topic);
+        }
         if publish.qos == QoS::AtLeastOnce {
             return self.write_packet(Packet::PubAck(PubAck::new(publish.pkid))).await;
         }
@@ -261,24 +369,27 @@ impl<S: MessageSocket> Connection<S> {
             return Step::Close(DisconnectReason::ClientError);
         }
         let arns = self.gateway.broker.arns().clone();
-        let connected = self.connected.as_mut().expect("subscribe after connect");
+        let connected = self.connected.as_ref().expect("subscribe after connect");
+        let subscriber = connected.subscriber.clone();
         let mut codes = Vec::with_capacity(subscribe.filters.len());
         let mut retained = Vec::new();
+        let mut subscribed = Vec::new();
         for wanted in &subscribe.filters {
             let filter = wanted.path.as_str();
             if check_filter(filter).is_err() {
                 codes.push(SubscribeReasonCode::Failure);
                 continue;
             }
-            if !self.identity.is_allowed("iot:Subscribe", &arns.topic_filter(filter)) {
-                tracing::warn!(filter = %filter, principal = %self.identity.arn, "SUBSCRIBE not authorized");
+            if let Err(denial) = self.identity.authorize("iot:Subscribe", &arns.topic_filter(filter)) {
+                tracing::warn!(filter = %filter, principal = %self.identity.arn, "SUBSCRIBE not authorized: {denial}");
                 if self.gateway.options.subscribe_deny == DenyMode::Close {
                     return Step::Close(DisconnectReason::ForbiddenAccess);
                 }
                 codes.push(SubscribeReasonCode::Failure);
                 continue;
             }
-            if !connected.filters.contains_key(filter) && connected.filters.len() >= MAX_SUBSCRIPTIONS {
+            if !subscriber.has_filter(filter) && subscriber.subscription_count() >= MAX_SUBSCRIPTIONS {
+                tracing::warn!(filter = %filter, "SUBSCRIBE refused: {MAX_SUBSCRIPTIONS} subscriptions per connection at most");
                 codes.push(SubscribeReasonCode::Failure);
                 continue;
             }
@@ -287,8 +398,8 @@ impl<S: MessageSocket> Connection<S> {
             } else {
                 QoS::AtLeastOnce
             };
-            self.gateway.broker.subscribe(&connected.subscriber, filter, qos);
-            connected.filters.insert(filter.to_owned(), qos);
+            self.gateway.broker.subscribe(&subscriber, filter, qos);
+            subscribed.push(filter.to_owned());
             codes.push(SubscribeReasonCode::Success(qos));
             // IoT delivers a retained message only to a filter equal to its topic.
             if !has_wildcards(filter)
@@ -304,8 +415,15 @@ impl<S: MessageSocket> Connection<S> {
         {
             return Step::Close(reason);
         }
+        self.subscription_event("subscribed", subscribed);
         for message in retained {
-            if let Step::Close(reason) = self.write_outgoing(message).await {
+            // Retained messages go straight out; a QoS 1 one takes the session's
+            // next packet identifier like any delivery.
+            let pkid = match &message {
+                Outgoing::Qos1 { .. } => Some(subscriber.track(message.clone())),
+                Outgoing::Frame(_) => None,
+            };
+            if let Step::Close(reason) = self.send_all(Self::messages(message, pkid, false)).await {
                 return Step::Close(reason);
             }
         }
@@ -313,14 +431,36 @@ impl<S: MessageSocket> Connection<S> {
     }
 
     async fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) -> Step {
-        let connected = self.connected.as_mut().expect("unsubscribe after connect");
-        for filter in &unsubscribe.topics {
-            if connected.filters.remove(filter).is_some() {
-                self.gateway.broker.unsubscribe(connected.subscriber.conn_id, filter);
-            }
+        let connected = self.connected.as_ref().expect("unsubscribe after connect");
+        let removed: Vec<String> = unsubscribe
+            .topics
+            .iter()
+            .filter(|filter| self.gateway.broker.unsubscribe(&connected.subscriber, filter))
+            .cloned()
+            .collect();
+        let step = self
+            .write_packet(Packet::UnsubAck(UnsubAck::new(unsubscribe.pkid)))
+            .await;
+        self.subscription_event("unsubscribed", removed);
+        step
+    }
+
+    /// `$aws/events/subscriptions/{subscribed,unsubscribed}/<clientId>`.
+    fn subscription_event(&self, event: &str, topics: Vec<String>) {
+        let Some(connected) = &self.connected else { return };
+        if topics.is_empty() {
+            return;
         }
-        self.write_packet(Packet::UnsubAck(UnsubAck::new(unsubscribe.pkid)))
-            .await
+        let client_id = &connected.subscriber.client_id;
+        let body = lifecycle::subscriptions(
+            event,
+            client_id,
+            &connected.session_id,
+            &self.identity.user_id,
+            &topics,
+            SystemTime::now(),
+        );
+        self.gateway.publish_subscription_event(event, client_id, body);
     }
 
     async fn write_packet(&mut self, packet: Packet) -> Step {
@@ -334,21 +474,34 @@ impl<S: MessageSocket> Connection<S> {
         }
     }
 
+    /// Writes messages and flushes once.
+    async fn send_all(&mut self, messages: impl Iterator<Item = Message>) -> Step {
+        for message in messages {
+            if self.socket.feed(message).await.is_err() {
+                return Step::Close(DisconnectReason::ConnectionLost);
+            }
+        }
+        match self.socket.flush().await {
+            Ok(()) => Step::Continue,
+            Err(_) => Step::Close(DisconnectReason::ConnectionLost),
+        }
+    }
+
     /// Writes one delivery and whatever else is already queued, then flushes once.
-    async fn write_outgoing(&mut self, first: Outgoing) -> Step {
-        let mut next = Some(first);
+    async fn write_outgoing(&mut self, first: Outgoing, pkid: Option<u16>) -> Step {
+        let mut next = Some((first, pkid));
         let mut written = 0;
-        while let Some(outgoing) = next.take() {
-            for message in self.messages(outgoing) {
+        while let Some((outgoing, pkid)) = next.take() {
+            for message in Self::messages(outgoing, pkid, false) {
                 if self.socket.feed(message).await.is_err() {
                     return Step::Close(DisconnectReason::ConnectionLost);
                 }
             }
             written += 1;
             if written < WRITE_BATCH
-                && let Some(connected) = self.connected.as_mut()
+                && let Some(connected) = self.connected.as_ref()
             {
-                next = connected.subscriber.try_next_delivery();
+                next = connected.subscriber.try_next_delivery(connected.attachment);
             }
         }
         match self.socket.flush().await {
@@ -358,27 +511,33 @@ impl<S: MessageSocket> Connection<S> {
     }
 
     /// The WebSocket messages for one delivery: the shared frame as is, or for QoS 1
-    /// this connection's header bytes followed by the shared payload.
-    fn messages(&mut self, outgoing: Outgoing) -> impl Iterator<Item = Message> + use<S> {
-        match outgoing {
-            Outgoing::Frame(frame) => [Some(Message::Binary(frame)), None].into_iter().flatten(),
-            Outgoing::Qos1 { frame, pkid_at } => {
-                self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
+    /// this delivery's header bytes (packet identifier, DUP when re-sent) followed
+    /// by the shared payload.
+    fn messages(outgoing: Outgoing, pkid: Option<u16>, dup: bool) -> impl Iterator<Item = Message> {
+        match (outgoing, pkid) {
+            (Outgoing::Qos1 { frame, pkid_at, .. }, Some(pkid)) => {
                 let mut head = BytesMut::from(&frame[..pkid_at + 2]);
-                head[pkid_at..pkid_at + 2].copy_from_slice(&self.next_pkid.to_be_bytes());
+                head[pkid_at..pkid_at + 2].copy_from_slice(&pkid.to_be_bytes());
+                if dup {
+                    head[0] |= 0x08;
+                }
                 let rest: Bytes = frame.slice(pkid_at + 2..);
                 let payload = (!rest.is_empty()).then(|| Message::Binary(rest));
                 [Some(Message::Binary(head.freeze())), payload].into_iter().flatten()
+            }
+            (Outgoing::Qos1 { frame, .. } | Outgoing::Frame(frame), _) => {
+                [Some(Message::Binary(frame)), None].into_iter().flatten()
             }
         }
     }
 }
 
-async fn kick_reason(kicked: &mut Option<tokio::sync::watch::Receiver<Option<DisconnectReason>>>) -> DisconnectReason {
+async fn kick_reason(kicked: &mut Option<tokio::sync::watch::Receiver<Option<Kick>>>) -> Kick {
+    let server = Kick::because(DisconnectReason::ServerInitiated);
     match kicked {
         Some(kicked) => match kicked.wait_for(Option::is_some).await {
-            Ok(reason) => reason.unwrap_or(DisconnectReason::ServerInitiated),
-            Err(_) => DisconnectReason::ServerInitiated,
+            Ok(kick) => kick.unwrap_or(server),
+            Err(_) => server,
         },
         None => std::future::pending().await,
     }
@@ -389,8 +548,8 @@ async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
 }
 
 enum MailboxEvent {
-    Delivery(Outgoing),
-    Kicked(DisconnectReason),
+    Delivery(Outgoing, Option<u16>),
+    Kicked(Kick),
 }
 
 /// The next delivery or request to close; never resolves before CONNECT.
@@ -402,9 +561,14 @@ async fn mailbox_event(connected: &mut Option<Connected>) -> MailboxEvent {
     tokio::select! {
         biased;
         kicked = connected.mailbox.kicked.wait_for(Option::is_some) => {
-            MailboxEvent::Kicked(kicked.ok().and_then(|reason| *reason).unwrap_or(DisconnectReason::ServerInitiated))
+            MailboxEvent::Kicked(
+                kicked
+                    .ok()
+                    .and_then(|kick| *kick)
+                    .unwrap_or(Kick::because(DisconnectReason::ServerInitiated)),
+            )
         }
-        outgoing = subscriber.next_delivery() => MailboxEvent::Delivery(outgoing),
+        (outgoing, pkid) = subscriber.next_delivery(connected.attachment) => MailboxEvent::Delivery(outgoing, pkid),
     }
 }
 

@@ -1,6 +1,9 @@
-//! Lifecycle events the broker publishes when a client connects or disconnects
+//! Lifecycle events the broker publishes when a client connects, disconnects,
+//! subscribes or unsubscribes
 //! (<https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html>),
-//! on `$aws/events/presence/{connected,disconnected}/<clientId>`.
+//! on `$aws/events/presence/{connected,disconnected}/<clientId>` and
+//! `$aws/events/subscriptions/{subscribed,unsubscribed}/<clientId>`. Client IDs
+//! containing `#` or `+` get none (IoT's rule).
 
 use std::time::SystemTime;
 
@@ -8,13 +11,38 @@ use serde_json::{Value, json};
 
 use super::broker::DisconnectReason;
 
-fn millis(time: SystemTime) -> u64 {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+use super::broker::millis;
+
+/// Whether IoT publishes lifecycle events for this client ID.
+pub fn has_events(client_id: &str) -> bool {
+    !client_id.contains(['#', '+'])
 }
 
 pub fn topic(event: &str, client_id: &str) -> String {
     format!("$aws/events/presence/{event}/{client_id}")
+}
+
+pub fn subscription_topic(event: &str, client_id: &str) -> String {
+    format!("$aws/events/subscriptions/{event}/{client_id}")
+}
+
+/// A `subscribed` or `unsubscribed` event for the filters of one request.
+pub fn subscriptions(
+    event: &str,
+    client_id: &str,
+    session: &str,
+    principal: &str,
+    topics: &[String],
+    now: SystemTime,
+) -> Value {
+    json!({
+        "clientId": client_id,
+        "timestamp": millis(now),
+        "eventType": event,
+        "sessionIdentifier": session,
+        "principalIdentifier": principal,
+        "topics": topics,
+    })
 }
 
 pub fn connected(client_id: &str, session: &str, principal: &str, ip: &str, version: u64, now: SystemTime) -> Value {
@@ -67,5 +95,13 @@ mod tests {
         assert_eq!(d["clientInitiatedDisconnect"], false);
         assert!(d.get("ipAddress").is_none());
         assert_eq!(topic("connected", "c1"), "$aws/events/presence/connected/c1");
+        let s = subscriptions("subscribed", "c1", "s1", "AROA:c1", &["a/b".into()], t);
+        assert_eq!(s["eventType"], "subscribed");
+        assert_eq!(s["topics"], json!(["a/b"]));
+        assert_eq!(
+            subscription_topic("unsubscribed", "c1"),
+            "$aws/events/subscriptions/unsubscribed/c1"
+        );
+        assert!(has_events("c1") && !has_events("a#") && !has_events("a+b"));
     }
 }

@@ -1,22 +1,24 @@
 //! A local AWS IoT Core device gateway: MQTT 3.1.1 over WebSocket with SigV4
-//! presigned URLs, IoT policy enforcement, and the HTTPS publish API that
-//! `aws iot-data publish` calls — on one port, plain or TLS.
+//! presigned URLs, IoT policy enforcement, persistent sessions and Last Will, and
+//! the HTTPS data plane that `aws iot-data` calls (publish, direct messages,
+//! connections, retained messages) — on one port, plain or TLS.
 //!
 //! * [`auth`] — presigned-URL and `Authorization`-header authentication.
-//! * [`session`] — one MQTT connection: CONNECT to disconnect, per-packet authorization.
-//! * [`broker`] — subscriptions, client-ID takeover, retained messages, fan-out.
-//! * [`filter`] — IoT topic and filter rules.
-//! * [`lifecycle`] — `$aws/events/presence/…` events.
+//! * [`connection`] — one MQTT connection: CONNECT to disconnect, per-packet authorization.
+//! * [`broker`] — sessions, subscriptions, client-ID takeover, retained messages, fan-out.
+//! * [`dataplane`] — the HTTPS operations.
+//! * [`lifecycle`] — `$aws/events/presence/…` and `$aws/events/subscriptions/…` events.
 //! * [`tls`] — the throwaway CA and server certificate for `--tls`.
 //!
 //! The gateway routes between its own connections in-process; no external broker
-//! is involved. What it does not emulate: persistent sessions, QoS 2 (refused, as
-//! by IoT), MQTT 5, Last Will, shadows and other reserved `$aws` topics, custom
-//! authorizers, and the 24-hour connection limit.
+//! is involved. What it does not emulate: QoS 2 (refused, as by IoT), MQTT 5,
+//! shadows and other reserved `$aws` topics, custom authorizers, policy condition
+//! keys, and the 24-hour connection limit.
 
 pub mod auth;
 pub mod broker;
 pub mod connection;
+pub mod dataplane;
 pub mod lifecycle;
 pub mod tls;
 
@@ -32,14 +34,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rumqttc::mqttbytes::QoS;
-use sha2::Digest;
 use tokio::sync::watch;
 
 use crate::identity::IdentityStore;
 use broker::Broker;
 use serverless_websockets_core::arn::IotArns;
-use serverless_websockets_core::topic::is_publishable;
-use serverless_websockets_vending::server::BodyError;
 
 /// What the gateway does when a CONNECT or SUBSCRIBE is not authorized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +59,8 @@ pub struct GatewayOptions {
     pub queue_len: usize,
     /// How long a new WebSocket may take to send CONNECT before it is closed.
     pub connect_timeout: Duration,
+    /// How long a persistent session outlives its client's disconnect (IoT: 1 hour).
+    pub session_expiry: Duration,
 }
 
 impl Default for GatewayOptions {
@@ -70,6 +71,7 @@ impl Default for GatewayOptions {
             subscribe_deny: DenyMode::Close,
             queue_len: 1024,
             connect_timeout: connection::CONNECT_TIMEOUT,
+            session_expiry: DEFAULT_SESSION_EXPIRY,
         }
     }
 }
@@ -86,8 +88,10 @@ pub struct Gateway {
 /// The WebSocket read buffer each connection keeps.
 const READ_BUFFER_BYTES: usize = 512;
 
-/// IoT's largest message, for the HTTPS publish API too.
-pub const MAX_PUBLISH_BODY: usize = serverless_websockets_core::topic::MAX_PAYLOAD_BYTES;
+pub use dataplane::MAX_PUBLISH_BODY;
+
+/// IoT's default persistent-session expiry.
+pub const DEFAULT_SESSION_EXPIRY: Duration = Duration::from_secs(3600);
 
 impl Gateway {
     pub fn new(
@@ -112,16 +116,39 @@ impl Gateway {
     }
 
     fn publish_event(&self, event: &str, client_id: &str, body: serde_json::Value) {
-        let payload = Bytes::from(body.to_string());
-        self.broker
-            .publish(&lifecycle::topic(event, client_id), payload, QoS::AtMostOnce, false);
+        if lifecycle::has_events(client_id) {
+            let payload = Bytes::from(body.to_string());
+            self.broker
+                .publish(&lifecycle::topic(event, client_id), payload, QoS::AtMostOnce, false);
+        }
     }
 
-    /// `GET /mqtt` (WebSocket) and `POST /topics/{topic}` (HTTPS publish).
+    fn publish_subscription_event(&self, event: &str, client_id: &str, body: serde_json::Value) {
+        if lifecycle::has_events(client_id) {
+            let payload = Bytes::from(body.to_string());
+            self.broker.publish(
+                &lifecycle::subscription_topic(event, client_id),
+                payload,
+                QoS::AtMostOnce,
+                false,
+            );
+        }
+    }
+
+    /// `GET /mqtt` (WebSocket) and the HTTPS data plane.
     pub fn router(self: Arc<Self>) -> axum::Router {
+        use axum::routing::delete;
         axum::Router::new()
             .route("/mqtt", get(websocket))
-            .route("/topics/{*topic}", post(publish))
+            .route("/topics/{*topic}", post(dataplane::publish))
+            .route("/connections/{client_id}/messages", post(dataplane::send_direct_message))
+            .route("/connections/{client_id}/subscriptions", get(dataplane::list_subscriptions))
+            .route(
+                "/connections/{client_id}",
+                get(dataplane::get_connection).merge(delete(dataplane::delete_connection)),
+            )
+            .route("/retainedMessage", get(dataplane::list_retained_messages))
+            .route("/retainedMessage/{*topic}", get(dataplane::get_retained_message))
             .fallback(not_found)
             .with_state(self)
     }
@@ -137,7 +164,7 @@ async fn not_found(method: Method, uri: Uri) -> Response {
     tracing::warn!(
         method = %method,
         path = %uri.path().escape_debug(),
-        "no such endpoint on the IoT gateway: MQTT over WebSocket is GET /mqtt, the HTTPS publish API is POST /topics/<topic>"
+        "no such endpoint on the IoT gateway: MQTT over WebSocket is GET /mqtt; the HTTPS data plane is POST /topics/<topic>, /connections/<clientId>[/messages|/subscriptions], /retainedMessage[/<topic>]"
     );
     aws_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", "Not Found")
 }
@@ -155,6 +182,11 @@ fn host_hint(denied: &crate::identity::Refusal, headers: &HeaderMap) -> String {
         }
         _ => String::new(),
     }
+}
+
+/// The answer to a request whose signature or credentials were refused.
+fn signature_refusal(_denied: &crate::identity::Refusal) -> Response {
+    aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden")
 }
 
 /// AWS's JSON error shape with `x-amzn-ErrorType`.
@@ -219,70 +251,4 @@ async fn websocket(
         .max_frame_size(connection::MAX_PACKET_BYTES)
         .max_message_size(connection::MAX_PACKET_BYTES)
         .on_upgrade(move |socket| connection::Connection::new(gateway, identity, peer, socket).run())
-}
-
-async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
-    let invalid = |message: &str| aws_error(StatusCode::BAD_REQUEST, "InvalidRequestException", message);
-    let (parts, body) = request.into_parts();
-    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
-    let body = match serverless_websockets_vending::server::read_body(&parts, body, MAX_PUBLISH_BODY).await {
-        Ok(body) => body,
-        Err(BodyError::TooLarge { .. }) => {
-            return aws_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestEntityTooLargeException",
-                "The payload exceeds the maximum size allowed",
-            );
-        }
-        Err(err) => {
-            tracing::warn!("HTTPS publish body not read: {err}");
-            return invalid("The request body could not be read in time.");
-        }
-    };
-    let payload_hash = hex::encode(sha2::Sha256::digest(&body));
-    // One parse of the query, for the signature and for the handler alike.
-    let query = serverless_websockets_core::sigv4::query_pairs(uri.query().unwrap_or(""));
-    let param = |name: &str| query.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
-    let identity = match gateway
-        .auth
-        .signed_header(method, uri, &query, headers, &payload_hash, SystemTime::now())
-    {
-        Ok(identity) => identity,
-        Err(denied) => {
-            tracing::warn!("HTTPS publish refused: {denied}");
-            return aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden");
-        }
-    };
-    // botocore sends `/` inside the topic as %2F: decode the raw path segment.
-    let raw = uri.path().strip_prefix("/topics/").unwrap_or_default();
-    let topic = percent_encoding::percent_decode_str(raw)
-        .decode_utf8_lossy()
-        .into_owned();
-    if !is_publishable(&topic) {
-        return invalid("The topic is not a valid MQTT topic name.");
-    }
-    let qos = match param("qos") {
-        None | Some("0") => QoS::AtMostOnce,
-        Some("1") => QoS::AtLeastOnce,
-        Some(_) => return invalid("qos must be 0 or 1."),
-    };
-    let retain = match param("retain") {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => return invalid("retain must be true or false."),
-    };
-    let resource = gateway.broker.arns().topic(&topic);
-    if !identity.is_allowed("iot:Publish", &resource)
-        || (retain && !identity.is_allowed("iot:RetainPublish", &resource))
-    {
-        tracing::warn!(topic = %topic, principal = %identity.arn, "HTTPS publish not authorized");
-        return aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden");
-    }
-    let delivered = gateway.broker.publish(&topic, body, qos, retain);
-    tracing::info!(topic = %topic, principal = %identity.arn, delivered, "HTTPS publish");
-    (
-        StatusCode::OK,
-        axum::Json(serde_json::json!({"message": "OK", "traceId": trace_id()})),
-    )
-        .into_response()
 }

@@ -60,6 +60,56 @@ pub fn is_allowed(
         && session.is_none_or(|policies| evaluate(policies, action, resource) == Decision::Allow)
 }
 
+/// Why a request was refused: the action, the resource, and which rule decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub action: String,
+    pub resource: String,
+    /// `true`: a `Deny` statement matched; `false`: no statement allowed it.
+    pub explicit: bool,
+    /// `true` when the session policy decided (the role's own policies allowed it).
+    pub by_session_policy: bool,
+}
+
+impl std::fmt::Display for Denial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rule = if self.explicit {
+            "an explicit Deny matched"
+        } else {
+            "no statement allows it"
+        };
+        let policies = if self.by_session_policy {
+            "the session policy"
+        } else {
+            "the identity's policies"
+        };
+        write!(f, "{} on {} refused: {rule} in {policies}", self.action, self.resource)
+    }
+}
+
+/// [`is_allowed`], saying which rule refused.
+pub fn authorize(
+    identity: &[PolicyDocument],
+    session: Option<&[PolicyDocument]>,
+    action: &str,
+    resource: &str,
+) -> Result<(), Denial> {
+    let denial = |decision: Decision, by_session_policy: bool| Denial {
+        action: action.to_owned(),
+        resource: resource.to_owned(),
+        explicit: decision == Decision::Deny,
+        by_session_policy,
+    };
+    match evaluate(identity, action, resource) {
+        Decision::Allow => {}
+        other => return Err(denial(other, false)),
+    }
+    match session.map(|policies| evaluate(policies, action, resource)) {
+        None | Some(Decision::Allow) => Ok(()),
+        Some(other) => Err(denial(other, true)),
+    }
+}
+
 fn applies(statement: &Statement, action: &str, resource: &str) -> bool {
     let action_matches = match (&statement.action, &statement.not_action) {
         (Some(actions), _) => actions.as_slice().iter().any(|p| glob(p, action, true)),
@@ -143,6 +193,26 @@ mod tests {
     }
 
     const ARN: &str = "arn:aws:iot:us-east-1:123456789012";
+
+    #[test]
+    fn a_refusal_says_whether_a_deny_matched_or_nothing_allowed_and_in_which_policy() {
+        let role = doc(&format!(
+            r#"{{"Statement":[{{"Effect":"Allow","Action":"iot:*","Resource":"*"}},{{"Effect":"Deny","Action":"iot:Publish","Resource":"{ARN}:topic/secret"}}]}}"#
+        ));
+        let session = doc(&format!(
+            r#"{{"Statement":{{"Effect":"Allow","Action":"iot:Publish","Resource":"{ARN}:topic/*"}}}}"#
+        ));
+        let (role, session) = (std::slice::from_ref(&role), std::slice::from_ref(&session));
+        let denied = authorize(role, Some(session), "iot:Publish", &format!("{ARN}:topic/secret")).unwrap_err();
+        assert!(denied.explicit && !denied.by_session_policy, "{denied:?}");
+        let denied = authorize(role, Some(session), "iot:Connect", &format!("{ARN}:client/c")).unwrap_err();
+        assert!(!denied.explicit && denied.by_session_policy, "{denied:?}");
+        assert_eq!(
+            denied.to_string(),
+            format!("iot:Connect on {ARN}:client/c refused: no statement allows it in the session policy")
+        );
+        assert!(authorize(role, Some(session), "iot:Publish", &format!("{ARN}:topic/open")).is_ok());
+    }
 
     #[test]
     fn glob_follows_iam_wildcard_rules() {

@@ -16,6 +16,6 @@ pub mod role;
 pub mod session;
 
 pub use document::{PolicyDocument, PolicyParseError};
-pub use eval::{Decision, evaluate, is_allowed};
+pub use eval::{Decision, Denial, authorize, evaluate, is_allowed};
 pub use role::client_role_policy;
 pub use session::{Grants, SessionPolicyError, session_policy};

@@ -1,0 +1,490 @@
+//! The HTTPS data plane of AWS IoT Core, on the gateway's port: what `aws
+//! iot-data publish | send-direct-message | get-connection | list-subscriptions |
+//! delete-connection | get-retained-message | list-retained-messages` call.
+//!
+//! Every request is SigV4-signed (service `iotdata` or `iotdevicegateway`) and
+//! authorized with IoT's action on IoT's resource
+//! (<https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsiot.html>):
+//!
+//! | operation | action | resource |
+//! |---|---|---|
+//! | Publish | `iot:Publish` (+ `iot:RetainPublish`) | `topic/<t>` |
+//! | SendDirectMessage | `iot:SendDirectMessage` | `client/<id>` |
+//! | GetConnection | `iot:GetConnection` | `client/<id>` |
+//! | ListSubscriptions | `iot:ListSubscriptions` | `client/<id>` |
+//! | DeleteConnection | `iot:DeleteConnection` | `client/<id>` |
+//! | GetRetainedMessage | `iot:GetRetainedMessage` | `topic/<t>` |
+//! | ListRetainedMessages | `iot:ListRetainedMessages` | `*` |
+//!
+//! Answers and errors follow the service's API model (botocore's `iot-data`):
+//! JSON bodies with the model's field names, `x-amzn-ErrorType` with the error
+//! shape, 404 `ResourceNotFoundException` for a client that is not there, 504
+//! `GatewayTimeoutException` for a direct message not acknowledged in time.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use rumqttc::mqttbytes::QoS;
+use serde_json::json;
+use sha2::Digest;
+
+use super::broker::{Confirm, DirectError, DisconnectReason, Kick};
+use super::{Gateway, aws_error, trace_id};
+use crate::identity::Identity;
+use serverless_websockets_core::topic::{MAX_CLIENT_ID_BYTES, is_publishable};
+use serverless_websockets_vending::server::BodyError;
+
+/// IoT's largest message, for the HTTPS publish API too.
+pub const MAX_PUBLISH_BODY: usize = serverless_websockets_core::topic::MAX_PAYLOAD_BYTES;
+
+/// `SendDirectMessage`'s `timeout`: 1 to 15 s, 5 s by default.
+const DIRECT_TIMEOUT_DEFAULT: u64 = 5;
+const DIRECT_TIMEOUT_MAX: u64 = 15;
+
+/// The page size of the list operations: 1 to 200, 20 by default.
+const PAGE_DEFAULT: usize = 20;
+const PAGE_MAX: usize = 200;
+
+/// An authenticated request: who signed it, its body and its query pairs.
+struct Signed {
+    identity: Arc<Identity>,
+    uri: Uri,
+    body: Bytes,
+    query: Vec<(String, String)>,
+}
+
+impl Signed {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The path after `prefix` up to `suffix`, percent-decoded: botocore sends `/`
+    /// inside a client ID or topic as `%2F`.
+    fn path_label(&self, prefix: &str, suffix: &str) -> Option<String> {
+        let raw = self.uri.path().strip_prefix(prefix)?.strip_suffix(suffix)?;
+        percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .ok()
+            .map(|s| s.into_owned())
+    }
+
+    /// Authorizes `action` on `resource`, or the refusal as `kind` (403
+    /// `ForbiddenException`, or 401 `UnauthorizedException` where the model has no 403).
+    fn authorize(&self, operation: &str, action: &str, resource: &str, forbidden: Refused) -> Result<(), Response> {
+        self.identity.authorize(action, resource).map_err(|denial| {
+            tracing::warn!(principal = %self.identity.arn, "{operation} refused: {denial}");
+            match forbidden {
+                Refused::Forbidden => aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden"),
+                Refused::Unauthorized => aws_error(StatusCode::UNAUTHORIZED, "UnauthorizedException", "Unauthorized"),
+            }
+        })
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Refused {
+    Forbidden,
+    Unauthorized,
+}
+
+fn invalid(message: &str) -> Response {
+    aws_error(StatusCode::BAD_REQUEST, "InvalidRequestException", message)
+}
+
+fn not_found(message: &str) -> Response {
+    aws_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", message)
+}
+
+fn ok(body: serde_json::Value) -> Response {
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// Reads the body (at most IoT's message size) and checks the SigV4 `Authorization`.
+async fn signed(gateway: &Gateway, operation: &str, request: axum::extract::Request) -> Result<Signed, Response> {
+    let (parts, body) = request.into_parts();
+    let body = match serverless_websockets_vending::server::read_body(&parts, body, MAX_PUBLISH_BODY).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge { .. }) => {
+            return Err(aws_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLargeException",
+                "The payload exceeds the maximum size allowed",
+            ));
+        }
+        Err(err) => {
+            tracing::warn!("{operation}: body not read: {err}");
+            return Err(invalid("The request body could not be read in time."));
+        }
+    };
+    let payload_hash = hex::encode(sha2::Sha256::digest(&body));
+    // One parse of the query, for the signature and for the handler alike.
+    let query = serverless_websockets_core::sigv4::query_pairs(parts.uri.query().unwrap_or(""));
+    match gateway.auth.signed_header(
+        &parts.method,
+        &parts.uri,
+        &query,
+        &parts.headers,
+        &payload_hash,
+        SystemTime::now(),
+    ) {
+        Ok(identity) => Ok(Signed {
+            identity,
+            uri: parts.uri,
+            body,
+            query,
+        }),
+        Err(denied) => {
+            tracing::warn!("{operation} refused: {denied}");
+            Err(super::signature_refusal(&denied))
+        }
+    }
+}
+
+fn parse_bool(value: Option<&str>, name: &str) -> Result<bool, Response> {
+    match value {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(invalid(&format!("{name} must be true or false."))),
+    }
+}
+
+/// A client ID from the path: 1 to 128 bytes, not starting with `$` (the model's rule).
+fn client_id_of(signed: &Signed, suffix: &str) -> Result<String, Response> {
+    let client_id = signed
+        .path_label("/connections/", suffix)
+        .ok_or_else(|| invalid("The client ID is not valid UTF-8 after percent-decoding."))?;
+    if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_BYTES || client_id.starts_with('$') {
+        return Err(invalid("A client ID has 1 to 128 bytes and does not start with $."));
+    }
+    Ok(client_id)
+}
+
+/// `maxResults` and `nextToken` of a list operation.
+fn page_of(signed: &Signed) -> Result<(usize, Option<String>), Response> {
+    let limit = match signed.param("maxResults") {
+        None => PAGE_DEFAULT,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=PAGE_MAX).contains(&n) => n,
+            _ => return Err(invalid("maxResults must be an integer from 1 to 200.")),
+        },
+    };
+    let after = match signed.param("nextToken") {
+        None => None,
+        Some(token) => Some(decode_token(token).ok_or_else(|| invalid("The nextToken is not valid."))?),
+    };
+    Ok((limit, after))
+}
+
+/// Page tokens are opaque to callers: the last item of the page, base64url.
+fn encode_token(last: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last)
+}
+
+fn decode_token(token: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// `POST /topics/{topic}?qos=&retain=` — Publish.
+pub async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
+    let signed = match signed(&gateway, "HTTPS publish", request).await {
+        Ok(signed) => signed,
+        Err(response) => return response,
+    };
+    let Some(topic) = signed.path_label("/topics/", "") else {
+        return invalid("The topic is not valid UTF-8 after percent-decoding.");
+    };
+    if !is_publishable(&topic) {
+        return invalid("The topic is not a valid MQTT topic name.");
+    }
+    let qos = match signed.param("qos") {
+        None | Some("0") => QoS::AtMostOnce,
+        Some("1") => QoS::AtLeastOnce,
+        Some(_) => return invalid("qos must be 0 or 1."),
+    };
+    let retain = match parse_bool(signed.param("retain"), "retain") {
+        Ok(retain) => retain,
+        Err(response) => return response,
+    };
+    let resource = gateway.broker.arns().topic(&topic);
+    let mut allowed = signed.authorize("HTTPS publish", "iot:Publish", &resource, Refused::Forbidden);
+    if retain && allowed.is_ok() {
+        allowed = signed.authorize("HTTPS publish", "iot:RetainPublish", &resource, Refused::Forbidden);
+    }
+    if let Err(response) = allowed {
+        return response;
+    }
+    let delivered = gateway.broker.publish(&topic, signed.body, qos, retain);
+    if delivered == 0 {
+        tracing::warn!(topic = %topic, principal = %signed.identity.arn, "HTTPS publish: no subscriber for topic {topic}");
+    } else {
+        tracing::info!(topic = %topic, principal = %signed.identity.arn, delivered, "HTTPS publish");
+    }
+    ok(json!({"message": "OK", "traceId": trace_id()}))
+}
+
+/// `POST /connections/{clientId}/messages?topic=&confirmation=&timeout=` — SendDirectMessage.
+pub async fn send_direct_message(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
+    const OP: &str = "SendDirectMessage";
+    let signed = match signed(&gateway, OP, request).await {
+        Ok(signed) => signed,
+        Err(response) => return response,
+    };
+    let client_id = match client_id_of(&signed, "/messages") {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let Some(topic) = signed.param("topic").map(str::to_owned) else {
+        return invalid("topic is required.");
+    };
+    if !is_publishable(&topic) {
+        return invalid("The topic is not a valid MQTT topic name.");
+    }
+    let confirmation = match parse_bool(signed.param("confirmation"), "confirmation") {
+        Ok(c) => c,
+        Err(response) => return response,
+    };
+    let timeout = match signed.param("timeout") {
+        None => DIRECT_TIMEOUT_DEFAULT,
+        Some(text) => match text.parse::<u64>() {
+            Ok(n) if (1..=DIRECT_TIMEOUT_MAX).contains(&n) => n,
+            _ => return invalid("timeout must be an integer from 1 to 15 (seconds)."),
+        },
+    };
+    let resource = gateway.broker.arns().client(&client_id);
+    if let Err(response) = signed.authorize(OP, "iot:SendDirectMessage", &resource, Refused::Forbidden) {
+        return response;
+    }
+    let (confirm, confirmed) = if confirmation {
+        let (confirm, confirmed) = Confirm::new();
+        (Some(confirm), Some(confirmed))
+    } else {
+        (None, None)
+    };
+    match gateway.broker.direct(&client_id, &topic, &signed.body, confirm) {
+        Ok(()) => {}
+        Err(DirectError::NotConnected) => {
+            tracing::warn!(client_id = %client_id, "{OP}: the client is not connected (direct messages are not queued)");
+            return not_found(&format!("The client {client_id} is not connected."));
+        }
+        Err(DirectError::Forbidden(why)) => {
+            tracing::warn!(client_id = %client_id, "{OP}: the receiver may not receive on {topic}: {why}");
+            return aws_error(
+                StatusCode::FORBIDDEN,
+                "ForbiddenException",
+                "The receiving client is not authorized to receive on this topic.",
+            );
+        }
+        Err(DirectError::Throttled) => {
+            return aws_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "ThrottlingException",
+                "The receiving client cannot keep up.",
+            );
+        }
+    }
+    if let Some(confirmed) = confirmed {
+        match tokio::time::timeout(Duration::from_secs(timeout), confirmed).await {
+            Ok(Ok(())) => {
+                tracing::info!(client_id = %client_id, topic = %topic, principal = %signed.identity.arn, "{OP}: delivered and acknowledged");
+            }
+            Ok(Err(_)) | Err(_) => {
+                tracing::warn!(client_id = %client_id, topic = %topic, "{OP}: no PUBACK within {timeout} s");
+                return aws_error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "GatewayTimeoutException",
+                    "The delivery confirmation was not received from the client within the timeout.",
+                );
+            }
+        }
+    } else {
+        tracing::info!(client_id = %client_id, topic = %topic, principal = %signed.identity.arn, "{OP}: delivered");
+    }
+    ok(json!({"message": "OK", "traceId": trace_id()}))
+}
+
+/// `GET /connections/{clientId}[?includeSocketInformation=]` — GetConnection.
+pub async fn get_connection(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
+    const OP: &str = "GetConnection";
+    let signed = match signed(&gateway, OP, request).await {
+        Ok(signed) => signed,
+        Err(response) => return response,
+    };
+    let client_id = match client_id_of(&signed, "") {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let socket = match parse_bool(signed.param("includeSocketInformation"), "includeSocketInformation") {
+        Ok(socket) => socket,
+        Err(response) => return response,
+    };
+    let resource = gateway.broker.arns().client(&client_id);
+    if let Err(response) = signed.authorize(OP, "iot:GetConnection", &resource, Refused::Forbidden) {
+        return response;
+    }
+    let Some(presence) = gateway.broker.presence(&client_id) else {
+        return not_found(&format!("No connection or session is known for client {client_id}."));
+    };
+    let info = &presence.info;
+    let mut body = json!({
+        "connected": presence.connected,
+        "clientId": client_id,
+        "cleanSession": info.clean_session,
+        "keepAliveDuration": info.keep_alive_secs,
+        "sessionExpiry": info.session_expiry_secs,
+    });
+    match presence.departed {
+        None => body["connectedSince"] = info.connected_since.into(),
+        Some((at, reason)) => {
+            body["disconnectedSince"] = at.into();
+            body["disconnectReason"] = reason.as_aws().into();
+        }
+    }
+    if socket {
+        body["sourceIp"] = info.source.ip().to_string().into();
+        body["sourcePort"] = info.source.port().into();
+    }
+    ok(body)
+}
+
+/// `GET /connections/{clientId}/subscriptions?maxResults=&nextToken=` — ListSubscriptions.
+pub async fn list_subscriptions(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
+    const OP: &str = "ListSubscriptions";
+    let signed = match signed(&gateway, OP, request).await {
+        Ok(signed) => signed,
+        Err(response) => return response,
+    };
+    let client_id = match client_id_of(&signed, "/subscriptions") {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let (limit, after) = match page_of(&signed) {
+        Ok(page) => page,
+        Err(response) => return response,
+    };
+    let resource = gateway.broker.arns().client(&client_id);
+    if let Err(response) = signed.authorize(OP, "iot:ListSubscriptions", &resource, Refused::Forbidden) {
+        return response;
+    }
+    let Some(session) = gateway.broker.session(&client_id) else {
+        return not_found(&format!("No active session is known for client {client_id}."));
+    };
+    let filters = session.filters();
+    let rest: Vec<_> = filters
+        .iter()
+        .filter(|(filter, _)| after.as_deref().is_none_or(|after| filter.as_str() > after))
+        .collect();
+    let page: Vec<_> = rest.iter().take(limit).collect();
+    let mut body = json!({
+        "subscriptions": page
+            .iter()
+            .map(|(filter, qos)| json!({"topicFilter": filter, "qos": *qos as u8}))
+            .collect::<Vec<_>>(),
+    });
+    if rest.len() > limit
+        && let Some((last, _)) = page.last()
+    {
+        body["nextToken"] = encode_token(last).into();
+    }
+    ok(body)
+}
+
+/// `DELETE /connections/{clientId}?cleanSession=&preventWillMessage=` — DeleteConnection.
+pub async fn delete_connection(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
+    const OP: &str = "DeleteConnection";
+    let signed = match signed(&gateway, OP, request).await {
+        Ok(signed) => signed,
+        Err(response) => return response,
+    };
+    let client_id = match client_id_of(&signed, "") {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let discard_session = match parse_bool(signed.param("cleanSession"), "cleanSession") {
+        Ok(b) => b,
+        Err(response) => return response,
+    };
+    let prevent_will = match parse_bool(signed.param("preventWillMessage"), "preventWillMessage") {
+        Ok(b) => b,
+        Err(response) => return response,
+    };
+    let resource = gateway.broker.arns().client(&client_id);
+    if let Err(response) = signed.authorize(OP, "iot:DeleteConnection", &resource, Refused::Forbidden) {
+        return response;
+    }
+    let Some(subscriber) = gateway.broker.connected(&client_id) else {
+        return not_found(&format!("The client {client_id} is not connected."));
+    };
+    subscriber.kick(Kick {
+        reason: DisconnectReason::ApiInitiated,
+        discard_session,
+        prevent_will,
+    });
+    tracing::info!(client_id = %client_id, principal = %signed.identity.arn, discard_session, prevent_will, "{OP}: disconnecting the client");
+    StatusCode::OK.into_response()
+}
+
+/// `GET /retainedMessage/{topic}` — GetRetainedMessage.
+pub async fn get_retained_message(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
+    const OP: &str = "GetRetainedMessage";
+    let signed = match signed(&gateway, OP, request).await {
+        Ok(signed) => signed,
+        Err(response) => return response,
+    };
+    let Some(topic) = signed.path_label("/retainedMessage/", "") else {
+        return invalid("The topic is not valid UTF-8 after percent-decoding.");
+    };
+    if !is_publishable(&topic) {
+        return invalid("The topic is not a valid MQTT topic name.");
+    }
+    let resource = gateway.broker.arns().topic(&topic);
+    if let Err(response) = signed.authorize(OP, "iot:GetRetainedMessage", &resource, Refused::Unauthorized) {
+        return response;
+    }
+    let Some(retained) = gateway.broker.retained(&topic) else {
+        return not_found(&format!("No retained message for topic {topic}."));
+    };
+    ok(json!({
+        "topic": topic,
+        "payload": base64::engine::general_purpose::STANDARD.encode(&retained.payload),
+        "qos": retained.qos as u8,
+        "lastModifiedTime": retained.last_modified,
+    }))
+}
+
+/// `GET /retainedMessage?maxResults=&nextToken=` — ListRetainedMessages.
+pub async fn list_retained_messages(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
+    const OP: &str = "ListRetainedMessages";
+    let signed = match signed(&gateway, OP, request).await {
+        Ok(signed) => signed,
+        Err(response) => return response,
+    };
+    let (limit, after) = match page_of(&signed) {
+        Ok(page) => page,
+        Err(response) => return response,
+    };
+    if let Err(response) = signed.authorize(OP, "iot:ListRetainedMessages", "*", Refused::Unauthorized) {
+        return response;
+    }
+    let (page, more) = gateway.broker.retained_page(after.as_deref(), limit);
+    let mut body = json!({
+        "retainedTopics": page
+            .iter()
+            .map(|(topic, r)| json!({
+                "topic": topic,
+                "payloadSize": r.payload.len(),
+                "qos": r.qos as u8,
+                "lastModifiedTime": r.last_modified,
+            }))
+            .collect::<Vec<_>>(),
+    });
+    if more && let Some((last, _)) = page.last() {
+        body["nextToken"] = encode_token(last).into();
+    }
+    ok(body)
+}
