@@ -70,6 +70,22 @@ pub struct LocalArgs {
         hide_env_values = true
     )]
     pub admin_secret_access_key: String,
+    /// Access key ID of the local backend identity (least privilege: publish to
+    /// client topics, direct messages, presence, kick — the template's BackendPolicy).
+    #[arg(long, env = "LOCAL_BACKEND_ACCESS_KEY_ID", default_value = "AKIALOCALBACKEND0000")]
+    pub backend_access_key_id: String,
+    /// Secret access key of the local backend identity.
+    #[arg(
+        long,
+        env = "LOCAL_BACKEND_SECRET_ACCESS_KEY",
+        default_value = "local-backend-secret",
+        hide_env_values = true
+    )]
+    pub backend_secret_access_key: String,
+    /// How long a persistent session (cleanSession = 0) outlives its client's
+    /// disconnect, in seconds (IoT Core's default: 3600).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub session_expiry: u64,
 }
 
 impl LocalArgs {
@@ -85,12 +101,15 @@ impl LocalArgs {
             account_id: self.account_id.clone(),
             admin_access_key_id: self.admin_access_key_id.clone(),
             admin_secret_access_key: self.admin_secret_access_key.clone(),
+            backend_access_key_id: self.backend_access_key_id.clone(),
+            backend_secret_access_key: self.backend_secret_access_key.clone(),
             tls: self.tls,
             ca_cert_path: self.ca_cert.clone(),
             gateway: GatewayOptions {
                 min_keep_alive: Duration::from_secs(self.min_keep_alive),
                 connect_deny: deny(self.connack_on_deny),
                 subscribe_deny: deny(self.suback_on_deny),
+                session_expiry: Duration::from_secs(self.session_expiry),
                 ..GatewayOptions::default()
             },
             timeouts: Timeouts::default(),
@@ -130,11 +149,14 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
 }
 
 fn print_banner(info: &ReadyInfo) {
-    let admin = &info.admin;
-    let env = format!(
-        "AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION={}",
-        admin.access_key_id, admin.secret_access_key, info.region
-    );
+    let credentials = |key: &str, secret: &str| {
+        format!(
+            "AWS_ACCESS_KEY_ID={key} AWS_SECRET_ACCESS_KEY={secret} AWS_DEFAULT_REGION={}",
+            info.region
+        )
+    };
+    let env = credentials(&info.admin.access_key_id, &info.admin.secret_access_key);
+    let backend = credentials(&info.backend.access_key_id, &info.backend.secret_access_key);
     println!(
         "serverless-websockets local stack (region {region}, account {account})
 
@@ -143,15 +165,18 @@ fn print_banner(info: &ReadyInfo) {
   IoT gateway    {iot}/mqtt  (HTTPS publish: {data}){ca}
   client role    {role}
   admin          {env}
+  backend        {backend}
   callers        {auth}
 
 Get credentials (note the clientId):
   {token_step}curl -s -X POST {api}{curl_auth}
 Or connect the example client, which prints what arrives:
   cargo run -p client-example -- --api {api}{ca_client}{client_auth}
-Push to that client as your backend would (the AWS CLI; `pip install awscli`, or
-.tools/venv/bin/aws once tests/run.sh has run):
-  {env} aws iot-data publish --endpoint-url {data}{ca_flag} --topic allowed/<clientId> --payload hello
+Push to that client as your backend would, with the backend identity (the AWS CLI v1;
+`pip install awscli`, or .tools/venv/bin/aws once tests/run.sh has run):
+  {backend} aws iot-data publish --endpoint-url {data}{ca_flag} --topic allowed/<clientId> --payload hello
+  {backend} aws iot-data send-direct-message --endpoint-url {data}{ca_flag} --client-id <clientId> --topic allowed/<clientId> --confirmation --payload hello
+  {backend} aws iot-data get-connection --endpoint-url {data}{ca_flag} --client-id <clientId>
 Check the admin identity with the AWS CLI:
   {env} aws sts get-caller-identity --endpoint-url {sts}
 ",

@@ -25,7 +25,7 @@ use crate::gateway::{Gateway, GatewayOptions};
 use crate::identity::{Identity, IdentityStore};
 use crate::sts::{LocalRole, StsEmulator};
 use serverless_websockets_core::arn::IotArns;
-use serverless_websockets_core::policy::{PolicyDocument, client_role_policy};
+use serverless_websockets_core::policy::{PolicyDocument, backend_policy, client_role_policy};
 use serverless_websockets_vending::config::{AuthSettings, Config, ConfigError};
 
 /// The name of the local client role.
@@ -42,6 +42,9 @@ pub struct LocalOptions {
     pub account_id: String,
     pub admin_access_key_id: String,
     pub admin_secret_access_key: String,
+    /// The local backend identity: the template's backend policy, least privilege.
+    pub backend_access_key_id: String,
+    pub backend_secret_access_key: String,
     /// Serve the gateway over TLS with a throwaway CA written to `ca_cert_path`.
     pub tls: bool,
     /// Where `--tls` writes the CA certificate; a fresh temporary file when `None`.
@@ -66,6 +69,8 @@ impl LocalOptions {
             account_id: "000000000000".into(),
             admin_access_key_id: "AKIALOCALADMIN000000".into(),
             admin_secret_access_key: "local-admin-secret".into(),
+            backend_access_key_id: "AKIALOCALBACKEND0000".into(),
+            backend_secret_access_key: "local-backend-secret".into(),
             tls: false,
             ca_cert_path: None,
             gateway: GatewayOptions::default(),
@@ -110,6 +115,9 @@ pub struct ReadyInfo {
     pub account_id: String,
     pub client_role_arn: String,
     pub admin: AdminCredentials,
+    /// Least privilege for a backend: publish to client topics, direct messages,
+    /// presence, subscriptions, kick (the template's `BackendPolicy`).
+    pub backend: BackendCredentials,
     /// Path of the PEM file of the gateway's local CA with `--tls`; `null` otherwise.
     pub ca_cert: Option<String>,
     /// With `AUTH_MODE=jwt` and an HS256 secret: what a test token needs.
@@ -202,6 +210,13 @@ pub struct AdminCredentials {
     pub secret_access_key: String,
 }
 
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub arn: String,
+}
+
 /// A running local stack. Dropping it does not stop it; call [`LocalStack::shutdown`].
 pub struct LocalStack {
     info: ReadyInfo,
@@ -233,6 +248,7 @@ impl LocalStack {
             .map_err(|e| LocalError::Setting(e.to_string()))?;
         let store = Arc::new(IdentityStore::new());
         let admin_arn = seed_admin(&store, &options);
+        let backend_arn = seed_backend(&store, &options, &arns, &config.grants);
         let client_role = LocalRole {
             arn: client_role_arn.clone(),
             name: CLIENT_ROLE_NAME.into(),
@@ -277,6 +293,11 @@ impl LocalStack {
             admin: AdminCredentials {
                 access_key_id: options.admin_access_key_id,
                 secret_access_key: options.admin_secret_access_key,
+            },
+            backend: BackendCredentials {
+                access_key_id: options.backend_access_key_id,
+                secret_access_key: options.backend_secret_access_key,
+                arn: backend_arn,
             },
             ca_cert,
             jwt,
@@ -424,6 +445,32 @@ fn seed_admin(store: &IdentityStore, options: &LocalOptions) -> String {
         SystemTime::now(),
     );
     admin_arn
+}
+
+/// Records the local backend identity, with the template's backend policy; returns its ARN.
+fn seed_backend(
+    store: &IdentityStore,
+    options: &LocalOptions,
+    arns: &IotArns,
+    grants: &serverless_websockets_core::grants::GrantTemplates,
+) -> String {
+    let arn = format!("arn:aws:iam::{}:user/backend", options.account_id);
+    store.insert(
+        Identity {
+            access_key_id: options.backend_access_key_id.clone(),
+            secret_access_key: options.backend_secret_access_key.clone(),
+            session_token: None,
+            expiration: None,
+            arn: arn.clone(),
+            user_id: format!("AIDA{}", crate::sts::random_base32(17)),
+            account: options.account_id.clone(),
+            policies: Arc::from(vec![backend_policy(arns, grants)]),
+            session_policies: None,
+            source_identity: None,
+        },
+        SystemTime::now(),
+    );
+    arn
 }
 
 /// The vending API's issuer: the same `aws-sdk-sts` code as in Lambda, pointed

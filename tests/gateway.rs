@@ -139,7 +139,7 @@ async fn with_connack_on_deny_an_unauthorized_connect_gets_return_code_5() {
     let mut client = Client::start(common::mqtt::options(&vended.url, "someone-else", None));
     match client.next().await {
         Seen::Closed(why) => assert!(why.contains("NotAuthorized"), "{why}"),
-        Seen::ConnAck(code) => assert_eq!(code, rumqttc::ConnectReturnCode::NotAuthorized),
+        Seen::ConnAck(code, _) => assert_eq!(code, rumqttc::ConnectReturnCode::NotAuthorized),
         other => panic!("{other:?}"),
     }
     stack.shutdown().await;

@@ -490,7 +490,9 @@ impl Broker {
         registry.departed.remove(client_id);
         let previous = registry.sessions.remove(client_id);
         if let Some(previous) = &previous {
-            previous.subscriber.kick(Kick::because(DisconnectReason::DuplicateClientId));
+            previous
+                .subscriber
+                .kick(Kick::because(DisconnectReason::DuplicateClientId));
         }
         let resume = previous
             .as_ref()
@@ -833,7 +835,13 @@ impl Broker {
     }
 }
 
-fn remember_departed(registry: &mut Registry, client_id: &str, info: ConnectionInfo, at: u64, reason: DisconnectReason) {
+fn remember_departed(
+    registry: &mut Registry,
+    client_id: &str,
+    info: ConnectionInfo,
+    at: u64,
+    reason: DisconnectReason,
+) {
     let now = tokio::time::Instant::now();
     while let Some((when, _, _)) = registry.departures.front() {
         if now.duration_since(*when) < DEPARTED_RETENTION && registry.departures.len() < MAX_DEPARTED {

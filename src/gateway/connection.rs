@@ -289,7 +289,10 @@ impl<S: MessageSocket> Connection<S> {
             will: connect.last_will.map(Box::new),
         });
         if let Step::Close(reason) = self
-            .write_packet(Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, session_present)))
+            .write_packet(Packet::ConnAck(ConnAck::new(
+                ConnectReturnCode::Success,
+                session_present,
+            )))
             .await
         {
             return Step::Close(reason);

@@ -75,12 +75,14 @@ impl Signed {
 
     /// Authorizes `action` on `resource`, or the refusal as `kind` (403
     /// `ForbiddenException`, or 401 `UnauthorizedException` where the model has no 403).
-    fn authorize(&self, operation: &str, action: &str, resource: &str, forbidden: Refused) -> Result<(), Response> {
+    fn authorize(&self, operation: &str, action: &str, resource: &str, forbidden: Refused) -> Result<(), ApiError> {
         self.identity.authorize(action, resource).map_err(|denial| {
             tracing::warn!(principal = %self.identity.arn, "{operation} refused: {denial}");
             match forbidden {
-                Refused::Forbidden => aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden"),
-                Refused::Unauthorized => aws_error(StatusCode::UNAUTHORIZED, "UnauthorizedException", "Unauthorized"),
+                Refused::Forbidden => ApiError::new(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden"),
+                Refused::Unauthorized => {
+                    ApiError::new(StatusCode::UNAUTHORIZED, "UnauthorizedException", "Unauthorized")
+                }
             }
         })
     }
@@ -92,25 +94,52 @@ enum Refused {
     Unauthorized,
 }
 
-fn invalid(message: &str) -> Response {
-    aws_error(StatusCode::BAD_REQUEST, "InvalidRequestException", message)
+/// An error answer of the API model: status, error shape, message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
 }
 
-fn not_found(message: &str) -> Response {
-    aws_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", message)
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            message: message.into(),
+        }
+    }
 }
 
-fn ok(body: serde_json::Value) -> Response {
-    (StatusCode::OK, axum::Json(body)).into_response()
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        aws_error(self.status, self.kind, &self.message)
+    }
+}
+
+/// What a handler answers.
+type Answer = Result<Response, ApiError>;
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "InvalidRequestException", message)
+}
+
+fn not_found(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", message)
+}
+
+fn ok(body: serde_json::Value) -> Answer {
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
 /// Reads the body (at most IoT's message size) and checks the SigV4 `Authorization`.
-async fn signed(gateway: &Gateway, operation: &str, request: axum::extract::Request) -> Result<Signed, Response> {
+async fn signed(gateway: &Gateway, operation: &str, request: axum::extract::Request) -> Result<Signed, ApiError> {
     let (parts, body) = request.into_parts();
     let body = match serverless_websockets_vending::server::read_body(&parts, body, MAX_PUBLISH_BODY).await {
         Ok(body) => body,
         Err(BodyError::TooLarge { .. }) => {
-            return Err(aws_error(
+            return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RequestEntityTooLargeException",
                 "The payload exceeds the maximum size allowed",
@@ -140,21 +169,21 @@ async fn signed(gateway: &Gateway, operation: &str, request: axum::extract::Requ
         }),
         Err(denied) => {
             tracing::warn!("{operation} refused: {denied}");
-            Err(super::signature_refusal(&denied))
+            Err(ApiError::new(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden"))
         }
     }
 }
 
-fn parse_bool(value: Option<&str>, name: &str) -> Result<bool, Response> {
+fn parse_bool(value: Option<&str>, name: &str) -> Result<bool, ApiError> {
     match value {
         None | Some("false") => Ok(false),
         Some("true") => Ok(true),
-        Some(_) => Err(invalid(&format!("{name} must be true or false."))),
+        Some(_) => Err(invalid(format!("{name} must be true or false."))),
     }
 }
 
 /// A client ID from the path: 1 to 128 bytes, not starting with `$` (the model's rule).
-fn client_id_of(signed: &Signed, suffix: &str) -> Result<String, Response> {
+fn client_id_of(signed: &Signed, suffix: &str) -> Result<String, ApiError> {
     let client_id = signed
         .path_label("/connections/", suffix)
         .ok_or_else(|| invalid("The client ID is not valid UTF-8 after percent-decoding."))?;
@@ -165,7 +194,7 @@ fn client_id_of(signed: &Signed, suffix: &str) -> Result<String, Response> {
 }
 
 /// `maxResults` and `nextToken` of a list operation.
-fn page_of(signed: &Signed) -> Result<(usize, Option<String>), Response> {
+fn page_of(signed: &Signed) -> Result<(usize, Option<String>), ApiError> {
     let limit = match signed.param("maxResults") {
         None => PAGE_DEFAULT,
         Some(text) => match text.parse::<usize>() {
@@ -191,34 +220,26 @@ fn decode_token(token: &str) -> Option<String> {
 }
 
 /// `POST /topics/{topic}?qos=&retain=` — Publish.
-pub async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
-    let signed = match signed(&gateway, "HTTPS publish", request).await {
-        Ok(signed) => signed,
-        Err(response) => return response,
-    };
+pub async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Answer {
+    let signed = signed(&gateway, "HTTPS publish", request).await?;
     let Some(topic) = signed.path_label("/topics/", "") else {
-        return invalid("The topic is not valid UTF-8 after percent-decoding.");
+        return Err(invalid("The topic is not valid UTF-8 after percent-decoding."));
     };
     if !is_publishable(&topic) {
-        return invalid("The topic is not a valid MQTT topic name.");
+        return Err(invalid("The topic is not a valid MQTT topic name."));
     }
     let qos = match signed.param("qos") {
         None | Some("0") => QoS::AtMostOnce,
         Some("1") => QoS::AtLeastOnce,
-        Some(_) => return invalid("qos must be 0 or 1."),
+        Some(_) => return Err(invalid("qos must be 0 or 1.")),
     };
-    let retain = match parse_bool(signed.param("retain"), "retain") {
-        Ok(retain) => retain,
-        Err(response) => return response,
-    };
+    let retain = parse_bool(signed.param("retain"), "retain")?;
     let resource = gateway.broker.arns().topic(&topic);
     let mut allowed = signed.authorize("HTTPS publish", "iot:Publish", &resource, Refused::Forbidden);
     if retain && allowed.is_ok() {
         allowed = signed.authorize("HTTPS publish", "iot:RetainPublish", &resource, Refused::Forbidden);
     }
-    if let Err(response) = allowed {
-        return response;
-    }
+    allowed?;
     let delivered = gateway.broker.publish(&topic, signed.body, qos, retain);
     if delivered == 0 {
         tracing::warn!(topic = %topic, principal = %signed.identity.arn, "HTTPS publish: no subscriber for topic {topic}");
@@ -229,37 +250,27 @@ pub async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract
 }
 
 /// `POST /connections/{clientId}/messages?topic=&confirmation=&timeout=` — SendDirectMessage.
-pub async fn send_direct_message(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
+pub async fn send_direct_message(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Answer {
     const OP: &str = "SendDirectMessage";
-    let signed = match signed(&gateway, OP, request).await {
-        Ok(signed) => signed,
-        Err(response) => return response,
-    };
-    let client_id = match client_id_of(&signed, "/messages") {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    let Some(topic) = signed.param("topic").map(str::to_owned) else {
-        return invalid("topic is required.");
-    };
+    let signed = signed(&gateway, OP, request).await?;
+    let client_id = client_id_of(&signed, "/messages")?;
+    let topic = signed
+        .param("topic")
+        .map(str::to_owned)
+        .ok_or_else(|| invalid("topic is required."))?;
     if !is_publishable(&topic) {
-        return invalid("The topic is not a valid MQTT topic name.");
+        return Err(invalid("The topic is not a valid MQTT topic name."));
     }
-    let confirmation = match parse_bool(signed.param("confirmation"), "confirmation") {
-        Ok(c) => c,
-        Err(response) => return response,
-    };
+    let confirmation = parse_bool(signed.param("confirmation"), "confirmation")?;
     let timeout = match signed.param("timeout") {
         None => DIRECT_TIMEOUT_DEFAULT,
         Some(text) => match text.parse::<u64>() {
             Ok(n) if (1..=DIRECT_TIMEOUT_MAX).contains(&n) => n,
-            _ => return invalid("timeout must be an integer from 1 to 15 (seconds)."),
+            _ => return Err(invalid("timeout must be an integer from 1 to 15 (seconds).")),
         },
     };
     let resource = gateway.broker.arns().client(&client_id);
-    if let Err(response) = signed.authorize(OP, "iot:SendDirectMessage", &resource, Refused::Forbidden) {
-        return response;
-    }
+    signed.authorize(OP, "iot:SendDirectMessage", &resource, Refused::Forbidden)?;
     let (confirm, confirmed) = if confirmation {
         let (confirm, confirmed) = Confirm::new();
         (Some(confirm), Some(confirmed))
@@ -270,22 +281,22 @@ pub async fn send_direct_message(State(gateway): State<Arc<Gateway>>, request: a
         Ok(()) => {}
         Err(DirectError::NotConnected) => {
             tracing::warn!(client_id = %client_id, "{OP}: the client is not connected (direct messages are not queued)");
-            return not_found(&format!("The client {client_id} is not connected."));
+            return Err(not_found(format!("The client {client_id} is not connected.")));
         }
         Err(DirectError::Forbidden(why)) => {
             tracing::warn!(client_id = %client_id, "{OP}: the receiver may not receive on {topic}: {why}");
-            return aws_error(
+            return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "ForbiddenException",
                 "The receiving client is not authorized to receive on this topic.",
-            );
+            ));
         }
         Err(DirectError::Throttled) => {
-            return aws_error(
+            return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "ThrottlingException",
                 "The receiving client cannot keep up.",
-            );
+            ));
         }
     }
     if let Some(confirmed) = confirmed {
@@ -295,11 +306,11 @@ pub async fn send_direct_message(State(gateway): State<Arc<Gateway>>, request: a
             }
             Ok(Err(_)) | Err(_) => {
                 tracing::warn!(client_id = %client_id, topic = %topic, "{OP}: no PUBACK within {timeout} s");
-                return aws_error(
+                return Err(ApiError::new(
                     StatusCode::GATEWAY_TIMEOUT,
                     "GatewayTimeoutException",
                     "The delivery confirmation was not received from the client within the timeout.",
-                );
+                ));
             }
         }
     } else {
@@ -309,26 +320,17 @@ pub async fn send_direct_message(State(gateway): State<Arc<Gateway>>, request: a
 }
 
 /// `GET /connections/{clientId}[?includeSocketInformation=]` — GetConnection.
-pub async fn get_connection(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
+pub async fn get_connection(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Answer {
     const OP: &str = "GetConnection";
-    let signed = match signed(&gateway, OP, request).await {
-        Ok(signed) => signed,
-        Err(response) => return response,
-    };
-    let client_id = match client_id_of(&signed, "") {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    let socket = match parse_bool(signed.param("includeSocketInformation"), "includeSocketInformation") {
-        Ok(socket) => socket,
-        Err(response) => return response,
-    };
+    let signed = signed(&gateway, OP, request).await?;
+    let client_id = client_id_of(&signed, "")?;
+    let socket = parse_bool(signed.param("includeSocketInformation"), "includeSocketInformation")?;
     let resource = gateway.broker.arns().client(&client_id);
-    if let Err(response) = signed.authorize(OP, "iot:GetConnection", &resource, Refused::Forbidden) {
-        return response;
-    }
+    signed.authorize(OP, "iot:GetConnection", &resource, Refused::Forbidden)?;
     let Some(presence) = gateway.broker.presence(&client_id) else {
-        return not_found(&format!("No connection or session is known for client {client_id}."));
+        return Err(not_found(format!(
+            "No connection or session is known for client {client_id}."
+        )));
     };
     let info = &presence.info;
     let mut body = json!({
@@ -353,26 +355,15 @@ pub async fn get_connection(State(gateway): State<Arc<Gateway>>, request: axum::
 }
 
 /// `GET /connections/{clientId}/subscriptions?maxResults=&nextToken=` — ListSubscriptions.
-pub async fn list_subscriptions(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
+pub async fn list_subscriptions(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Answer {
     const OP: &str = "ListSubscriptions";
-    let signed = match signed(&gateway, OP, request).await {
-        Ok(signed) => signed,
-        Err(response) => return response,
-    };
-    let client_id = match client_id_of(&signed, "/subscriptions") {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    let (limit, after) = match page_of(&signed) {
-        Ok(page) => page,
-        Err(response) => return response,
-    };
+    let signed = signed(&gateway, OP, request).await?;
+    let client_id = client_id_of(&signed, "/subscriptions")?;
+    let (limit, after) = page_of(&signed)?;
     let resource = gateway.broker.arns().client(&client_id);
-    if let Err(response) = signed.authorize(OP, "iot:ListSubscriptions", &resource, Refused::Forbidden) {
-        return response;
-    }
+    signed.authorize(OP, "iot:ListSubscriptions", &resource, Refused::Forbidden)?;
     let Some(session) = gateway.broker.session(&client_id) else {
-        return not_found(&format!("No active session is known for client {client_id}."));
+        return Err(not_found(format!("No active session is known for client {client_id}.")));
     };
     let filters = session.filters();
     let rest: Vec<_> = filters
@@ -395,30 +386,16 @@ pub async fn list_subscriptions(State(gateway): State<Arc<Gateway>>, request: ax
 }
 
 /// `DELETE /connections/{clientId}?cleanSession=&preventWillMessage=` — DeleteConnection.
-pub async fn delete_connection(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
+pub async fn delete_connection(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Answer {
     const OP: &str = "DeleteConnection";
-    let signed = match signed(&gateway, OP, request).await {
-        Ok(signed) => signed,
-        Err(response) => return response,
-    };
-    let client_id = match client_id_of(&signed, "") {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    let discard_session = match parse_bool(signed.param("cleanSession"), "cleanSession") {
-        Ok(b) => b,
-        Err(response) => return response,
-    };
-    let prevent_will = match parse_bool(signed.param("preventWillMessage"), "preventWillMessage") {
-        Ok(b) => b,
-        Err(response) => return response,
-    };
+    let signed = signed(&gateway, OP, request).await?;
+    let client_id = client_id_of(&signed, "")?;
+    let discard_session = parse_bool(signed.param("cleanSession"), "cleanSession")?;
+    let prevent_will = parse_bool(signed.param("preventWillMessage"), "preventWillMessage")?;
     let resource = gateway.broker.arns().client(&client_id);
-    if let Err(response) = signed.authorize(OP, "iot:DeleteConnection", &resource, Refused::Forbidden) {
-        return response;
-    }
+    signed.authorize(OP, "iot:DeleteConnection", &resource, Refused::Forbidden)?;
     let Some(subscriber) = gateway.broker.connected(&client_id) else {
-        return not_found(&format!("The client {client_id} is not connected."));
+        return Err(not_found(format!("The client {client_id} is not connected.")));
     };
     subscriber.kick(Kick {
         reason: DisconnectReason::ApiInitiated,
@@ -426,28 +403,23 @@ pub async fn delete_connection(State(gateway): State<Arc<Gateway>>, request: axu
         prevent_will,
     });
     tracing::info!(client_id = %client_id, principal = %signed.identity.arn, discard_session, prevent_will, "{OP}: disconnecting the client");
-    StatusCode::OK.into_response()
+    Ok(StatusCode::OK.into_response())
 }
 
 /// `GET /retainedMessage/{topic}` — GetRetainedMessage.
-pub async fn get_retained_message(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
+pub async fn get_retained_message(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Answer {
     const OP: &str = "GetRetainedMessage";
-    let signed = match signed(&gateway, OP, request).await {
-        Ok(signed) => signed,
-        Err(response) => return response,
-    };
+    let signed = signed(&gateway, OP, request).await?;
     let Some(topic) = signed.path_label("/retainedMessage/", "") else {
-        return invalid("The topic is not valid UTF-8 after percent-decoding.");
+        return Err(invalid("The topic is not valid UTF-8 after percent-decoding."));
     };
     if !is_publishable(&topic) {
-        return invalid("The topic is not a valid MQTT topic name.");
+        return Err(invalid("The topic is not a valid MQTT topic name."));
     }
     let resource = gateway.broker.arns().topic(&topic);
-    if let Err(response) = signed.authorize(OP, "iot:GetRetainedMessage", &resource, Refused::Unauthorized) {
-        return response;
-    }
+    signed.authorize(OP, "iot:GetRetainedMessage", &resource, Refused::Unauthorized)?;
     let Some(retained) = gateway.broker.retained(&topic) else {
-        return not_found(&format!("No retained message for topic {topic}."));
+        return Err(not_found(format!("No retained message for topic {topic}.")));
     };
     ok(json!({
         "topic": topic,
@@ -458,19 +430,11 @@ pub async fn get_retained_message(State(gateway): State<Arc<Gateway>>, request: 
 }
 
 /// `GET /retainedMessage?maxResults=&nextToken=` — ListRetainedMessages.
-pub async fn list_retained_messages(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Response {
+pub async fn list_retained_messages(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Answer {
     const OP: &str = "ListRetainedMessages";
-    let signed = match signed(&gateway, OP, request).await {
-        Ok(signed) => signed,
-        Err(response) => return response,
-    };
-    let (limit, after) = match page_of(&signed) {
-        Ok(page) => page,
-        Err(response) => return response,
-    };
-    if let Err(response) = signed.authorize(OP, "iot:ListRetainedMessages", "*", Refused::Unauthorized) {
-        return response;
-    }
+    let signed = signed(&gateway, OP, request).await?;
+    let (limit, after) = page_of(&signed)?;
+    signed.authorize(OP, "iot:ListRetainedMessages", "*", Refused::Unauthorized)?;
     let (page, more) = gateway.broker.retained_page(after.as_deref(), limit);
     let mut body = json!({
         "retainedTopics": page

@@ -141,8 +141,14 @@ impl Gateway {
         axum::Router::new()
             .route("/mqtt", get(websocket))
             .route("/topics/{*topic}", post(dataplane::publish))
-            .route("/connections/{client_id}/messages", post(dataplane::send_direct_message))
-            .route("/connections/{client_id}/subscriptions", get(dataplane::list_subscriptions))
+            .route(
+                "/connections/{client_id}/messages",
+                post(dataplane::send_direct_message),
+            )
+            .route(
+                "/connections/{client_id}/subscriptions",
+                get(dataplane::list_subscriptions),
+            )
             .route(
                 "/connections/{client_id}",
                 get(dataplane::get_connection).merge(delete(dataplane::delete_connection)),
@@ -182,11 +188,6 @@ fn host_hint(denied: &crate::identity::Refusal, headers: &HeaderMap) -> String {
         }
         _ => String::new(),
     }
-}
-
-/// The answer to a request whose signature or credentials were refused.
-fn signature_refusal(_denied: &crate::identity::Refusal) -> Response {
-    aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden")
 }
 
 /// AWS's JSON error shape with `x-amzn-ErrorType`.

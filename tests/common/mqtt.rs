@@ -21,7 +21,8 @@ pub async fn vend(api_url: &str) -> Vended {
 /// What a client's event loop reported.
 #[derive(Debug)]
 pub enum Seen {
-    ConnAck(rumqttc::ConnectReturnCode),
+    /// The return code and the session-present flag.
+    ConnAck(rumqttc::ConnectReturnCode, bool),
     SubAck(Vec<rumqttc::SubscribeReasonCode>),
     Publish(rumqttc::Publish),
     PubAck(u16),
@@ -55,7 +56,7 @@ impl Client {
         tokio::spawn(async move {
             loop {
                 let seen = match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::ConnAck(ack))) => Seen::ConnAck(ack.code),
+                    Ok(Event::Incoming(Packet::ConnAck(ack))) => Seen::ConnAck(ack.code, ack.session_present),
                     Ok(Event::Incoming(Packet::SubAck(ack))) => Seen::SubAck(ack.return_codes),
                     Ok(Event::Incoming(Packet::Publish(publish))) => Seen::Publish(publish),
                     Ok(Event::Incoming(Packet::PubAck(ack))) => Seen::PubAck(ack.pkid),
@@ -75,9 +76,15 @@ impl Client {
 
     /// Connects and waits for a successful CONNACK.
     pub async fn connect(url: &str, client_id: &str, ca_pem: Option<&[u8]>) -> Self {
-        let mut client = Self::start(options(url, client_id, ca_pem));
+        Self::connected(options(url, client_id, ca_pem)).await.0
+    }
+
+    /// Connects with `options` and waits for a successful CONNACK; returns its
+    /// session-present flag too.
+    pub async fn connected(options: MqttOptions) -> (Self, bool) {
+        let mut client = Self::start(options);
         match client.next().await {
-            Seen::ConnAck(rumqttc::ConnectReturnCode::Success) => client,
+            Seen::ConnAck(rumqttc::ConnectReturnCode::Success, session_present) => (client, session_present),
             other => panic!("expected CONNACK, got {other:?}"),
         }
     }

@@ -17,5 +17,5 @@ pub mod session;
 
 pub use document::{PolicyDocument, PolicyParseError};
 pub use eval::{Decision, Denial, authorize, evaluate, is_allowed};
-pub use role::client_role_policy;
+pub use role::{BACKEND_CLIENT_ACTIONS, backend_policy, client_role_policy};
 pub use session::{Grants, SessionPolicyError, session_policy};

@@ -33,12 +33,58 @@ pub fn client_role_policy(arns: &IotArns, templates: &GrantTemplates) -> PolicyD
     PolicyDocument::of(statements)
 }
 
+/// The actions a backend needs to reach clients through IoT's data plane, on
+/// `client/*`: push to one client, check presence, list its subscriptions, kick it.
+pub const BACKEND_CLIENT_ACTIONS: [&str; 4] = [
+    "iot:SendDirectMessage",
+    "iot:GetConnection",
+    "iot:DeleteConnection",
+    "iot:ListSubscriptions",
+];
+
+/// The least privilege of a backend that pushes to clients: `iot:Publish` on the
+/// topics clients receive on (the subscribe templates' role patterns) and the
+/// data-plane actions of [`BACKEND_CLIENT_ACTIONS`] on `client/*`. The
+/// CloudFormation template's `BackendPolicy` is the same document; the local
+/// stack's backend identity has it.
+pub fn backend_policy(arns: &IotArns, templates: &GrantTemplates) -> PolicyDocument {
+    let publish: Vec<String> = templates
+        .subscribe
+        .iter()
+        .map(|t| arns.topic(&t.role_pattern()))
+        .collect();
+    let mut statements = vec![Statement::allow("iot:Publish", publish)];
+    for action in BACKEND_CLIENT_ACTIONS {
+        statements.push(Statement::allow(action, vec![arns.client("*")]));
+    }
+    PolicyDocument::of(statements)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::client_id::ClientId;
     use crate::policy::{Grants, is_allowed, session_policy};
     use crate::topic::Topic;
+
+    #[test]
+    fn the_backend_policy_publishes_to_client_topics_and_reaches_clients_but_cannot_connect() {
+        let arns = IotArns::new("aws", "us-east-1", "123456789012").unwrap();
+        let backend = [backend_policy(
+            &arns,
+            &GrantTemplates::parse("allowed/{clientId},broadcast/all", "").unwrap(),
+        )];
+        let allowed = |action: &str, resource: String| is_allowed(&backend, None, action, &resource);
+        assert!(allowed("iot:Publish", arns.topic("allowed/abc")));
+        assert!(allowed("iot:Publish", arns.topic("broadcast/all")));
+        assert!(!allowed("iot:Publish", arns.topic("elsewhere")));
+        for action in BACKEND_CLIENT_ACTIONS {
+            assert!(allowed(action, arns.client("any-client")), "{action}");
+        }
+        assert!(!allowed("iot:Connect", arns.client("any-client")));
+        assert!(!allowed("iot:Subscribe", arns.topic_filter("allowed/abc")));
+        assert!(!allowed("iot:GetRetainedMessage", arns.topic("allowed/abc")));
+    }
 
     #[test]
     fn role_and_session_policy_together_allow_only_the_own_client() {
