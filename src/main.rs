@@ -23,7 +23,7 @@ enum Command {
     #[command(flatten)]
     Service(ServiceCommand),
     /// Run the local stack: the vending API, an STS emulator and an IoT gateway on this machine.
-    Local(LocalArgs),
+    Local(Box<LocalArgs>),
 }
 
 #[tokio::main]
@@ -31,7 +31,7 @@ async fn main() -> ExitCode {
     match Cli::parse().command {
         Some(Command::Local(args)) => {
             entry::init_tracing(false);
-            entry::exit_code(cli::run(args).await)
+            entry::exit_code(cli::run(*args).await)
         }
         Some(Command::Service(command)) => entry::main(command.into()).await,
         None => match entry::default_mode() {
