@@ -1,6 +1,7 @@
-"""Prints, as JSON, the client role's identity policy from the CloudFormation
-template as CloudFormation would resolve it for the given parameters, so the Rust
-test can compare it with the local stack's client-role policy for the same grants.
+"""Prints, as JSON, the client role's identity policy and the backend policy from
+the CloudFormation template as CloudFormation would resolve them for the given
+parameters, so the Rust test can compare them with the local stack's policies for
+the same grants.
 
 Usage: cfn_client_role_policy.py TEMPLATE PARTITION REGION ACCOUNT [Param=Value ...]
 (CommaDelimitedList values are comma-separated, as on the AWS CLI.)
@@ -78,7 +79,13 @@ def main() -> int:
     role = template["Resources"]["ClientRole"]["Properties"]
     (policy,) = [p for p in role["Policies"] if p["PolicyName"] == "iot-client"]
     document = resolver.value(json.loads(json.dumps(policy["PolicyDocument"])))
-    print(json.dumps({"policy": document, "maxSessionDuration": role["MaxSessionDuration"]}))
+    backend = template["Resources"]["BackendPolicy"]["Properties"]["PolicyDocument"]
+    backend = resolver.value(json.loads(json.dumps(backend)))
+    print(json.dumps({
+        "policy": document,
+        "maxSessionDuration": role["MaxSessionDuration"],
+        "backendPolicy": backend,
+    }))
     return 0
 
 

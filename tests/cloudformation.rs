@@ -9,7 +9,7 @@ use std::process::Command;
 use common::tools::{aws_env, tool};
 use serverless_websockets_core::arn::IotArns;
 use serverless_websockets_core::grants::{GrantTemplate, GrantTemplates};
-use serverless_websockets_core::policy::{PolicyDocument, client_role_policy};
+use serverless_websockets_core::policy::{PolicyDocument, backend_policy, client_role_policy};
 
 const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/template.yaml");
 
@@ -66,7 +66,7 @@ fn parameters(templates: &GrantTemplates, subscribe: &str, publish: &str) -> Vec
 }
 
 #[test]
-fn the_templates_client_role_policy_is_the_local_stacks() {
+fn the_templates_client_role_and_backend_policies_are_the_local_stacks() {
     let cases = [
         ("us-east-1", "000000000000", "allowed/{clientId}", ""),
         ("eu-west-1", "123456789012", "app/push/{clientId}", ""),
@@ -95,6 +95,12 @@ fn the_templates_client_role_policy_is_the_local_stacks() {
             "template vs local for {region} {account} {subscribe} / {publish}"
         );
         assert_eq!(deployed["maxSessionDuration"], 3600);
+        let backend: PolicyDocument = serde_json::from_value(deployed["backendPolicy"].clone()).unwrap();
+        assert_eq!(
+            normalized(&backend),
+            normalized(&backend_policy(&arns, &templates)),
+            "backend policy, template vs local, for {region} {account} {subscribe}"
+        );
     }
     // With no parameters at all the template's defaults match the local default.
     let deployed = deployed_policy("us-east-1", "000000000000", &[]);
@@ -147,6 +153,7 @@ fn deploy_sh_deploys_the_stack_with_its_parameters_and_outputs() {
         ])
         .arg("SubscribeTopics=allowed/{clientId},users/{sub},broadcast/#")
         .arg("PublishTopics=from/{clientId}")
+        .arg("BackendPrincipals=arn:aws:iam::123456789012:role/my-backend")
         .env("PATH", path)
         .env("AWS_ENDPOINT_URL", &moto.url);
     let output = aws_env(&mut deploy, "test", "test", None, "us-east-1")
@@ -199,7 +206,15 @@ fn deploy_sh_deploys_the_stack_with_its_parameters_and_outputs() {
         .iter()
         .map(|r| r["LogicalResourceId"].as_str().unwrap())
         .collect();
-    for logical in ["Function", "FunctionRole", "ClientRole", "LogGroup", "InvokePermission"] {
+    for logical in [
+        "Function",
+        "FunctionRole",
+        "ClientRole",
+        "LogGroup",
+        "InvokePermission",
+        "BackendPolicy",
+        "BackendRole",
+    ] {
         assert!(created.contains(&logical), "{logical} missing from {created:?}");
     }
     let function: serde_json::Value = serde_json::from_str(&aws(&[
