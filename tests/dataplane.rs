@@ -1033,3 +1033,81 @@ async fn the_aws_cli_reads_retained_messages() {
     assert_eq!(body["retainedTopics"][0]["payloadSize"], 5);
     stack.shutdown().await;
 }
+
+/// The AWS SDK for Rust client of the data plane, pointed at the local gateway.
+async fn sdk_client(stack: &LocalStack) -> aws_sdk_iotdataplane::Client {
+    let b = &stack.info().backend;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(Credentials::new(
+            &b.access_key_id,
+            &b.secret_access_key,
+            None,
+            None,
+            "backend",
+        ))
+        .endpoint_url(&stack.info().iot_data_endpoint)
+        .load()
+        .await;
+    aws_sdk_iotdataplane::Client::new(&config)
+}
+
+#[tokio::test]
+async fn the_rust_sdk_publishes_sends_a_confirmed_direct_message_checks_presence_and_kicks() {
+    use aws_sdk_iotdataplane::primitives::Blob;
+    let stack = stack().await;
+    let vended = vend(&stack.info().api_url).await;
+    let mut client = Client::connect(&vended.url, &vended.client_id, None).await;
+    client.subscribed(&vended.topic, QoS::AtLeastOnce).await;
+    let iot = sdk_client(&stack).await;
+
+    iot.publish()
+        .topic(&vended.topic)
+        .qos(1)
+        .payload(Blob::new("published"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next_message(&mut client).await.1, "published");
+
+    let send = iot
+        .send_direct_message()
+        .client_id(&vended.client_id)
+        .topic(&vended.topic)
+        .confirmation(true)
+        .timeout(5)
+        .payload(Blob::new("direct"))
+        .send();
+    let (sent, (_, payload, _)) = tokio::join!(send, next_message(&mut client));
+    sent.unwrap();
+    assert_eq!(payload, "direct");
+
+    let presence = iot.get_connection().client_id(&vended.client_id).send().await.unwrap();
+    assert!(presence.connected());
+    assert_eq!(presence.keep_alive_duration(), 30);
+
+    let subscriptions = iot
+        .list_subscriptions()
+        .client_id(&vended.client_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscriptions.subscriptions()[0].topic_filter(), vended.topic);
+
+    iot.delete_connection()
+        .client_id(&vended.client_id)
+        .send()
+        .await
+        .unwrap();
+    client.closed().await;
+    let err = iot
+        .send_direct_message()
+        .client_id(&vended.client_id)
+        .topic(&vended.topic)
+        .payload(Blob::new("too late"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.into_service_error().is_resource_not_found_exception());
+    stack.shutdown().await;
+}
