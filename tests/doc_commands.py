@@ -10,8 +10,14 @@ that can be checked without AWS or a running stack:
 - scripts (`tests/run.sh`, `fuzz/run.sh`, `cloudformation/deploy.sh SUB`): the file
   exists and is executable, and the subcommand is one the script has.
 
-Commands that need a running local stack, AWS or a browser (`curl`, `aws`, `node`,
-…) are listed as not checked. Exit status 1 if any checked command fails.
+- `aws iot-data …` and `aws sts …` (also as `.tools/…/bin/aws`): the AWS CLI v1 the
+  tests install parses the command with `--generate-cli-skeleton` added, which
+  checks the operation and every option without sending anything (lines for the
+  CLI v2 only, with `--cli-binary-format`, are not checked).
+
+Commands that need a running local stack, AWS or a browser (`curl`, other `aws`
+commands, `node`, …) are listed as not checked. Exit status 1 if any checked
+command fails.
 Usage: python3 tests/doc_commands.py [DOC ...]
 """
 
@@ -46,17 +52,17 @@ def commands(block):
             continue
         # `$(...)` substitutions are commands too.
         for inner in re.findall(r"\$\(([^()]*)\)", line):
-            yield inner.strip()
+            yield inner.strip(), inner.strip()
         try:
             words = shlex.split(line, comments=True)
         except ValueError:
-            yield line
+            yield line, line
             continue
         # Leading VAR=value assignments only set the environment.
         while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
             words.pop(0)
         if words:
-            yield shlex.join(words)
+            yield shlex.join(words), line
 
 
 def workspace():
@@ -83,10 +89,49 @@ def run_help(package, args):
     return None
 
 
-def check(line, packages):
+def aws_cli():
+    """The AWS CLI v1 the tests install; a missing one fails loudly."""
+    for directory in (os.environ.get("SW_TOOLS_BIN"), str(ROOT / ".tools/venv/bin")):
+        if directory and os.access(os.path.join(directory, "aws"), os.X_OK):
+            return os.path.join(directory, "aws")
+    raise SystemExit("doc_commands: the AWS CLI is not installed: run tests/run.sh, which installs it into .tools/venv")
+
+
+def check_aws(words):
+    """Parses an `aws SERVICE OPERATION …` line with the real CLI, offline."""
+    if "--cli-binary-format" in words:
+        return ("skip", "an AWS CLI v2 command")
+    if len(words) < 3 or words[1] not in ("iot-data", "sts"):
+        return ("skip", "aws: needs a running stack or AWS")
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_DEFAULT_REGION="us-east-1",
+               AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+    result = subprocess.run([aws_cli()] + words[1:] + ["--generate-cli-skeleton"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120, env=env)
+    if result.returncode != 0:
+        return f"the AWS CLI does not accept it: {result.stderr.strip()[-300:]}"
+    return None
+
+
+def placeholder(line):
+    """An unquoted `<name>`: the shell reads it as a redirection, not a value."""
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+    tokens = list(lexer)
+    for before, name, after in zip(tokens, tokens[1:], tokens[2:]):
+        if before == "<" and after.startswith(">") and re.match(r"^[\w .-]+$", name):
+            return f"<{name}> is a placeholder the shell reads as a redirection: use a variable"
+    return None
+
+
+def check(line, packages, raw=None):
     """None if fine, a string if not, or ("skip", reason)."""
     words = shlex.split(line)
     program = words[0]
+    if program in ("aws", "cargo") or program.startswith(".tools/"):
+        problem = placeholder(raw or line)
+        if problem:
+            return problem
+    if program == "aws" or re.match(r"^\.tools/[\w-]+/bin/aws$", program):
+        return check_aws(words)
     if program == "cargo" and len(words) > 1 and words[1] == "run":
         args = words[2:]
         package, rest = None, []
@@ -150,8 +195,8 @@ def main():
     failures, checked, skipped = [], 0, 0
     for doc in docs:
         for block in shell_blocks((ROOT / doc).read_text()):
-            for line in commands(block):
-                outcome = check(line, packages)
+            for line, raw in commands(block):
+                outcome = check(line, packages, raw)
                 if isinstance(outcome, tuple):
                     skipped += 1
                     continue

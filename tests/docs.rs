@@ -21,12 +21,12 @@ fn every_offline_command_in_the_docs_runs_as_printed() {
 }
 
 #[test]
-fn the_check_catches_a_missing_bin_target_and_an_unknown_flag() {
+fn the_check_catches_a_missing_bin_target_an_unknown_flag_and_a_placeholder_in_an_aws_command() {
     let dir = tempfile::tempdir().unwrap();
     let doc = dir.path().join("broken.md");
     std::fs::write(
         &doc,
-        "```sh\ncargo build --release --bin serverless-websockets -p bench\ncargo run -- local --no-such-flag\n```\n",
+        "```sh\ncargo build --release --bin serverless-websockets -p bench\ncargo run -- local --no-such-flag\naws iot-data send-direct-message --client-id x --topic allowed/<clientId> --payload hi\n```\n",
     )
     .unwrap();
     let output = Command::new("python3")
@@ -37,7 +37,8 @@ fn the_check_catches_a_missing_bin_target_and_an_unknown_flag() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("2 failed"), "{stdout}");
+    assert!(stdout.contains("3 failed"), "{stdout}");
+    assert!(stdout.contains("<clientId> is a placeholder"), "{stdout}");
     assert!(
         stdout.contains("no bin target serverless-websockets in ['bench']"),
         "{stdout}"
