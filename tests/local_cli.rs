@@ -64,33 +64,97 @@ async fn an_unknown_gateway_path_gets_iots_404() {
     stack.shutdown().await;
 }
 
+/// `serverless-websockets local` as a process on free ports, with its log read
+/// line by line from a reader thread; killed on drop.
+struct LocalProcess {
+    child: std::process::Child,
+    log: std::sync::mpsc::Receiver<String>,
+    info: serde_json::Value,
+    _dir: tempfile::TempDir,
+}
+
+const LOG_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl LocalProcess {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("ready.json");
+        let mut child = common::local_command(&ready, &[])
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (lines, log) = std::sync::mpsc::channel::<String>();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut process = Self {
+            child,
+            log,
+            info: serde_json::Value::Null,
+            _dir: dir,
+        };
+        process.log_line("local stack ready");
+        process.info = serde_json::from_slice(&std::fs::read(&ready).unwrap()).unwrap();
+        process
+    }
+
+    /// The next log line containing `needle`.
+    fn log_line(&self, needle: &str) -> String {
+        std::iter::from_fn(|| self.log.recv_timeout(LOG_WAIT).ok())
+            .find(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("no log line with {needle:?}"))
+    }
+
+    fn credentials(&self, who: &str) -> aws_credential_types::Credentials {
+        aws_credential_types::Credentials::new(
+            self.info[who]["access_key_id"].as_str().unwrap(),
+            self.info[who]["secret_access_key"].as_str().unwrap(),
+            None,
+            None,
+            "local",
+        )
+    }
+}
+
+impl Drop for LocalProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_publish_that_reaches_nobody_and_a_refused_one_are_logged_with_the_topic_and_the_rule() {
+    let local = LocalProcess::start();
+    let endpoint = local.info["iot_data_endpoint"].as_str().unwrap().to_owned();
+    let backend = local.credentials("backend");
+    let nobody = common::mqtt::https_publish(&endpoint, "us-east-1", &backend, "allowed/nobody", "", b"x").await;
+    assert_eq!(nobody.status(), 200);
+    let line = local.log_line("no subscriber");
+    assert!(line.contains("WARN") && line.contains("no subscriber for topic allowed/nobody"), "{line}");
+
+    let refused = common::mqtt::https_publish(&endpoint, "us-east-1", &backend, "elsewhere/x", "", b"x").await;
+    assert_eq!(refused.status(), 403);
+    let line = local.log_line("refused");
+    assert!(line.contains("WARN"), "{line}");
+    assert!(
+        line.contains("iot:Publish on arn:aws:iot:us-east-1:000000000000:topic/elsewhere/x refused: no statement allows it in the identity's policies"),
+        "{line}"
+    );
+}
+
 #[tokio::test]
 async fn a_url_presigned_for_another_host_name_is_refused_with_a_hint_in_the_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let ready = dir.path().join("ready.json");
-    let mut child = common::local_command(&ready, &[])
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The log, line by line, from a reader thread.
-    let (lines, log) = std::sync::mpsc::channel::<String>();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let wait = std::time::Duration::from_secs(30);
-    std::iter::from_fn(|| log.recv_timeout(wait).ok())
-        .find(|line| line.contains("local stack ready"))
-        .expect("the local stack starts");
-    assert!(ready.is_file());
-    let info: serde_json::Value = serde_json::from_slice(&std::fs::read(&ready).unwrap()).unwrap();
+    let local = LocalProcess::start();
+    let info = &local.info;
     let port = info["iot_endpoint"]
         .as_str()
         .unwrap()
@@ -100,13 +164,7 @@ async fn a_url_presigned_for_another_host_name_is_refused_with_a_hint_in_the_log
         .to_owned();
     // Signed for localhost, sent to 127.0.0.1: the Host header is part of the signature.
     let endpoint = serverless_websockets_core::presign::IotEndpoint::parse(&format!("ws://localhost:{port}")).unwrap();
-    let admin = aws_credential_types::Credentials::new(
-        info["admin"]["access_key_id"].as_str().unwrap(),
-        info["admin"]["secret_access_key"].as_str().unwrap(),
-        None,
-        None,
-        "admin",
-    );
+    let admin = local.credentials("admin");
     let url = serverless_websockets_core::presign::presign(
         &endpoint,
         "us-east-1",
@@ -130,14 +188,10 @@ async fn a_url_presigned_for_another_host_name_is_refused_with_a_hint_in_the_log
         .await
         .unwrap();
     assert_eq!(refused.status(), 403);
-    let refusal = std::iter::from_fn(|| log.recv_timeout(wait).ok())
-        .find(|line| line.contains("WebSocket handshake refused"))
-        .expect("the refusal is logged");
+    let refusal = local.log_line("WebSocket handshake refused");
     assert!(
         refusal.contains(&format!("the request came for host \"127.0.0.1:{port}\"")),
         "{refusal}"
     );
     assert!(refusal.contains("localhost instead of 127.0.0.1"), "{refusal}");
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
