@@ -910,6 +910,28 @@ async fn a_websocket_close_frame_counts_as_the_clients_own_disconnect() {
     stack.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_refused_subscribe_ends_the_connection_with_auth_error() {
+    let stack = stack().await;
+    let mut watcher = Client::connect(&presigned(&stack, &admin(&stack)), "watcher", None).await;
+    watcher
+        .subscribed("$aws/events/presence/disconnected/+", QoS::AtMostOnce)
+        .await;
+    let vended = vend(&stack.info().api_url).await;
+    let mut client = Client::connect(&vended.url, &vended.client_id, None).await;
+    client
+        .client
+        .subscribe("allowed/someone-else", QoS::AtMostOnce)
+        .await
+        .unwrap();
+    client.closed().await;
+    let (topic, payload, _) = next_message(&mut watcher).await;
+    assert_eq!(topic, format!("$aws/events/presence/disconnected/{}", vended.client_id));
+    let event: Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(event["disconnectReason"], "AUTH_ERROR");
+    stack.shutdown().await;
+}
+
 /// Runs `aws iot-data ARGS` against the stack with the given access key, on a
 /// blocking thread (the stack serves on this test's runtime); returns (exit
 /// success, stdout, stderr).

@@ -139,7 +139,10 @@ async fn a_publish_that_reaches_nobody_and_a_refused_one_are_logged_with_the_top
     let nobody = common::mqtt::https_publish(&endpoint, "us-east-1", &backend, "allowed/nobody", "", b"x").await;
     assert_eq!(nobody.status(), 200);
     let line = local.log_line("no subscriber");
-    assert!(line.contains("WARN") && line.contains("no subscriber for topic allowed/nobody"), "{line}");
+    assert!(
+        line.contains("WARN") && line.contains("no subscriber for topic allowed/nobody"),
+        "{line}"
+    );
 
     let refused = common::mqtt::https_publish(&endpoint, "us-east-1", &backend, "elsewhere/x", "", b"x").await;
     assert_eq!(refused.status(), 403);

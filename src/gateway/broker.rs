@@ -87,7 +87,10 @@ pub enum DisconnectReason {
     ClientInitiated,
     ConnectionLost,
     DuplicateClientId,
+    /// Not allowed to connect at all.
     ForbiddenAccess,
+    /// A SUBSCRIBE or PUBLISH the policy refuses ("authorization failed").
+    AuthError,
     KeepAliveTimeout,
     ClientError,
     ServerInitiated,
@@ -103,6 +106,7 @@ impl DisconnectReason {
             Self::ConnectionLost => "CONNECTION_LOST",
             Self::DuplicateClientId => "DUPLICATE_CLIENTID",
             Self::ForbiddenAccess => "FORBIDDEN_ACCESS",
+            Self::AuthError => "AUTH_ERROR",
             Self::KeepAliveTimeout => "MQTT_KEEP_ALIVE_TIMEOUT",
             Self::ClientError => "CLIENT_ERROR",
             Self::ServerInitiated => "SERVER_INITIATED_DISCONNECT",
@@ -752,6 +756,10 @@ impl Broker {
                 entry.subscriber.identity().is_allowed("iot:Receive", resource)
             });
             if !allowed {
+                let identity = entry.subscriber.identity();
+                if let Err(denial) = identity.authorize("iot:Receive", &self.arns.topic(topic)) {
+                    tracing::warn!(client_id = %entry.subscriber.client_id, principal = %identity.arn, "delivery dropped: {denial}");
+                }
                 continue;
             }
             let outgoing = if qos == QoS::AtLeastOnce && entry.qos == QoS::AtLeastOnce {

@@ -352,7 +352,7 @@ impl<S: MessageSocket> Connection<S> {
         });
         if let Err(denial) = allowed {
             tracing::warn!(topic = %publish.topic, principal = %self.identity.arn, "PUBLISH not authorized: {denial}");
-            return Step::Close(DisconnectReason::ForbiddenAccess);
+            return Step::Close(DisconnectReason::AuthError);
         }
         let delivered = self
             .gateway
@@ -386,7 +386,7 @@ impl<S: MessageSocket> Connection<S> {
             if let Err(denial) = self.identity.authorize("iot:Subscribe", &arns.topic_filter(filter)) {
                 tracing::warn!(filter = %filter, principal = %self.identity.arn, "SUBSCRIBE not authorized: {denial}");
                 if self.gateway.options.subscribe_deny == DenyMode::Close {
-                    return Step::Close(DisconnectReason::ForbiddenAccess);
+                    return Step::Close(DisconnectReason::AuthError);
                 }
                 codes.push(SubscribeReasonCode::Failure);
                 continue;
