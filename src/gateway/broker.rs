@@ -169,8 +169,11 @@ struct State {
     link: Option<Link>,
     filters: HashMap<String, QoS>,
     /// QoS 1 deliveries written and not yet acknowledged, oldest first.
-    inflight: Vec<(u16, Outgoing)>,
+    inflight: VecDeque<(u16, Outgoing)>,
     next_pkid: u16,
+    /// Set once packet identifiers have wrapped past 65535: from then on a new one
+    /// is checked against those still in flight.
+    pkids_wrapped: bool,
     persistent: bool,
     /// Set once the session is discarded: it takes no more deliveries.
     ended: bool,
@@ -294,22 +297,25 @@ impl Subscriber {
         if state.queue.is_empty() && state.queue.capacity() > KEPT_CAPACITY {
             state.queue.shrink_to(KEPT_CAPACITY);
         }
-        let pkid = qos1.then(|| {
-            let pkid = next_free_pkid(&state);
-            state.next_pkid = pkid;
-            state.inflight.push((pkid, next.clone()));
-            pkid
-        });
+        let pkid = qos1.then(|| take_pkid(&mut state, next.clone()));
         Some((next, pkid))
     }
 
     /// A PUBACK: the delivery is no longer in flight; whoever waits for it is told.
     pub fn acknowledge(&self, pkid: u16) {
         let mut state = self.state();
-        let Some(at) = state.inflight.iter().position(|(id, _)| *id == pkid) else {
+        // Clients mostly acknowledge in order: the oldest first.
+        let at = if state.inflight.front().is_some_and(|(id, _)| *id == pkid) {
+            0
+        } else {
+            match state.inflight.iter().position(|(id, _)| *id == pkid) {
+                Some(at) => at,
+                None => return,
+            }
+        };
+        let Some((_, outgoing)) = state.inflight.remove(at) else {
             return;
         };
-        let (_, outgoing) = state.inflight.remove(at);
         let was_full = state.inflight.len() + 1 == MAX_INFLIGHT;
         drop(state);
         if let Outgoing::Qos1 {
@@ -326,28 +332,34 @@ impl Subscriber {
     /// Puts a delivery written outside the queue (a retained message) in flight;
     /// returns its packet identifier.
     pub fn track(&self, outgoing: Outgoing) -> u16 {
-        let mut state = self.state();
-        let pkid = next_free_pkid(&state);
-        state.next_pkid = pkid;
-        state.inflight.push((pkid, outgoing));
-        pkid
+        take_pkid(&mut self.state(), outgoing)
     }
 
     /// What the connection that takes the session up re-sends first, with DUP.
     pub fn in_flight(&self) -> Vec<(u16, Outgoing)> {
-        self.state().inflight.clone()
+        self.state().inflight.iter().cloned().collect()
     }
 }
 
-/// The packet identifier after the last one that is not in flight (never 0).
-fn next_free_pkid(state: &State) -> u16 {
+/// Puts `outgoing` in flight under the packet identifier after the last one that
+/// is not in flight (never 0); returns it.
+fn take_pkid(state: &mut State, outgoing: Outgoing) -> u16 {
     let mut pkid = state.next_pkid;
     loop {
-        pkid = pkid.checked_add(1).unwrap_or(1);
-        if !state.inflight.iter().any(|(id, _)| *id == pkid) {
-            return pkid;
+        pkid = match pkid.checked_add(1) {
+            Some(next) => next,
+            None => {
+                state.pkids_wrapped = true;
+                1
+            }
+        };
+        if !state.pkids_wrapped || !state.inflight.iter().any(|(id, _)| *id == pkid) {
+            break;
         }
     }
+    state.next_pkid = pkid;
+    state.inflight.push_back((pkid, outgoing));
+    pkid
 }
 
 /// What a connection watches besides its deliveries: the request to close.
@@ -520,8 +532,9 @@ impl Broker {
                         queue: VecDeque::new(),
                         link: None,
                         filters: HashMap::new(),
-                        inflight: Vec::new(),
+                        inflight: VecDeque::new(),
                         next_pkid: 0,
+                        pkids_wrapped: false,
                         persistent: !clean_session,
                         ended: false,
                     }),
@@ -885,6 +898,36 @@ mod tests {
     use rumqttc::mqttbytes::v4::Packet;
 
     use super::*;
+
+    fn empty_state(next_pkid: u16) -> State {
+        State {
+            queue: VecDeque::new(),
+            link: None,
+            filters: HashMap::new(),
+            inflight: VecDeque::new(),
+            next_pkid,
+            pkids_wrapped: false,
+            persistent: false,
+            ended: false,
+        }
+    }
+
+    #[test]
+    fn packet_identifiers_wrap_past_65535_to_1_and_skip_those_still_in_flight() {
+        let frame = Outgoing::Frame(Bytes::from_static(b"x"));
+        let mut state = empty_state(0);
+        assert_eq!(take_pkid(&mut state, frame.clone()), 1);
+        assert_eq!(take_pkid(&mut state, frame.clone()), 2);
+        state.next_pkid = 65534;
+        assert_eq!(take_pkid(&mut state, frame.clone()), 65535);
+        // 1 and 2 are still in flight: after the wrap the next free one is 3.
+        assert_eq!(take_pkid(&mut state, frame.clone()), 3);
+        assert!(state.pkids_wrapped);
+        assert_eq!(
+            state.inflight.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            [1, 2, 65535, 3]
+        );
+    }
 
     #[test]
     fn a_qos1_frame_carries_its_packet_identifier_at_the_reported_offset() {
