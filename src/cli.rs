@@ -162,7 +162,7 @@ fn print_banner(info: &ReadyInfo) {
 
   vending API    {api}
   STS emulator   {sts}
-  IoT gateway    {iot}/mqtt  (HTTPS publish: {data}){ca}
+  IoT gateway    {iot}/mqtt  (HTTPS data plane: {data}){ca}
   client role    {role}
   admin          {env}
   backend        {backend}
@@ -173,10 +173,11 @@ Get credentials (note the clientId):
 Or connect the example client, which prints what arrives:
   cargo run -p client-example -- --api {api}{ca_client}{client_auth}
 Push to that client as your backend would, with the backend identity (the AWS CLI v1;
-`pip install awscli`, or .tools/venv/bin/aws once tests/run.sh has run):
-  {backend} aws iot-data publish --endpoint-url {data}{ca_flag} --topic allowed/<clientId> --payload hello
-  {backend} aws iot-data send-direct-message --endpoint-url {data}{ca_flag} --client-id <clientId> --topic allowed/<clientId> --confirmation --payload hello
-  {backend} aws iot-data get-connection --endpoint-url {data}{ca_flag} --client-id <clientId>
+`pip install awscli`, or .tools/venv/bin/aws once tests/run.sh has run), ID set to its clientId:
+  ID=the-client-id
+  {backend} aws iot-data publish --endpoint-url {data}{ca_flag} --topic allowed/$ID --payload hello
+  {backend} aws iot-data send-direct-message --endpoint-url {data}{ca_flag} --client-id $ID --topic allowed/$ID --confirmation --payload hello
+  {backend} aws iot-data get-connection --endpoint-url {data}{ca_flag} --client-id $ID
 Check the admin identity with the AWS CLI:
   {env} aws sts get-caller-identity --endpoint-url {sts}
 ",
