@@ -465,6 +465,12 @@ fn the_local_command_writes_its_ready_file_and_prints_the_banner() {
     assert_eq!(info["account_id"], "000000000000");
     assert_eq!(info["client_role_arn"], CLIENT_ROLE);
     assert_eq!(info["admin"]["access_key_id"], ADMIN_KEY);
+    assert_eq!(info["backend"]["access_key_id"], "AKIALOCALBACKEND0000");
+    assert_eq!(info["backend"]["arn"], "arn:aws:iam::000000000000:user/backend");
+    assert!(banner.contains("AWS_ACCESS_KEY_ID=AKIALOCALBACKEND0000"), "{banner}");
+    assert!(banner.contains("aws iot-data send-direct-message"), "{banner}");
+    // Commands meant to be pasted carry no <placeholder> (a shell redirection).
+    assert!(!banner.contains('<'), "{banner}");
     assert_eq!(info["ca_cert"], serde_json::Value::Null);
 
     assert_eq!(post_status(api), 200);
