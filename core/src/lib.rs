@@ -14,6 +14,7 @@
 //! * [`sts`] — STS's limits (policy size, durations, name pattern), for caller and emulator.
 //! * [`wire`] — the vend response, the one JSON contract between API and clients, and its ISO-8601 times.
 //! * [`random`] — OS randomness for client IDs and keys.
+//! * [`resume`] — resume tokens: fresh credentials for the same client ID, HMAC-signed.
 //!
 //! Not here: HTTP serving, AWS calls, the MQTT broker (the `serverless-websockets-vending`
 //! crate and the local stack, `serverless-websockets`).
@@ -45,6 +46,7 @@ pub mod grants;
 pub mod policy;
 pub mod presign;
 pub mod random;
+pub mod resume;
 pub mod sigv4;
 pub mod sts;
 pub mod topic;
