@@ -82,6 +82,10 @@ pub struct LocalArgs {
         hide_env_values = true
     )]
     pub backend_secret_access_key: String,
+    /// The key that signs resume tokens (at least 32 bytes; sets RESUME_KEY). By
+    /// default a random key per start: tokens from an earlier run are refused.
+    #[arg(long, env = "RESUME_KEY", hide_env_values = true)]
+    pub resume_key: Option<String>,
     /// How long a persistent session (cleanSession = 0) outlives its client's
     /// disconnect, in seconds (IoT Core's default: 3600).
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
@@ -113,10 +117,12 @@ impl LocalArgs {
                 ..GatewayOptions::default()
             },
             timeouts: Timeouts::default(),
-            settings: match &self.auth {
-                Some(mode) => vec![("AUTH_MODE".into(), mode.clone())],
-                None => Vec::new(),
-            },
+            settings: self
+                .auth
+                .iter()
+                .map(|mode| ("AUTH_MODE".to_owned(), mode.clone()))
+                .chain(self.resume_key.iter().map(|key| ("RESUME_KEY".to_owned(), key.clone())))
+                .collect(),
         }
     }
 }

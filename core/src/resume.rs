@@ -2,7 +2,8 @@
 //! has, so its topic, its persistent session and its queued messages stay its own.
 //!
 //! A token is stateless: `v1.<payload>.<mac>`, where the payload is base64url JSON
-//! `{"v":1,"cid":…,"sub":…|null,"iat":…,"exp":…}` (seconds since the epoch) and the
+//! `{"v":1,"cid":…,"sub":…|null,"iat":…,"exp":…,"n":…}` (seconds since the epoch; `n`
+//! a random nonce, so that no two tokens are alike) and the
 //! MAC is HMAC-SHA256 over `v1.<payload>` with a server key, base64url. It is a
 //! bearer secret: whoever holds it may take the client ID over until it expires.
 //!
@@ -79,6 +80,8 @@ struct Payload {
     sub: Option<String>,
     iat: u64,
     exp: u64,
+    /// Random, so every token differs even when issued in the same second.
+    n: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,6 +117,7 @@ impl ResumeKeys {
             sub: claims.sub.clone(),
             iat: claims.issued_at,
             exp: claims.expires_at,
+            n: crate::random::hex::<8>(),
         };
         let json = serde_json::to_vec(&payload).expect("the payload serialises");
         let signed = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(json));
@@ -180,6 +184,7 @@ mod tests {
         let claims = claims(Some("alice"));
         let token = keys.issue(&claims);
         assert!(token.starts_with("v1."));
+        assert_ne!(keys.issue(&claims), token, "two tokens for the same claims differ");
         assert_eq!(keys.verify(&token, 1_500), Ok(claims));
         assert_eq!(keys.verify(&token, 2_000), Err(ResumeError::Expired(2_000)));
     }

@@ -24,6 +24,24 @@ pub struct Vended {
     #[serde(default)]
     pub grants: VendedGrants,
     pub credentials: VendedCredentials,
+    /// Send back as `{"resumeToken": …}` for fresh credentials for the same client
+    /// ID. A bearer secret: `Debug` does not show it. Absent from older services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_token: Option<ResumeToken>,
+    /// When the resume token expires, ISO-8601 UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_expiration: Option<String>,
+}
+
+/// A resume token as it travels: opaque to clients; `Debug` never shows it.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct ResumeToken(pub String);
+
+impl std::fmt::Debug for ResumeToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResumeToken(** redacted **)")
+    }
 }
 
 /// The topic filters the credentials allow, after expansion for this client.

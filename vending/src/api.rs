@@ -36,8 +36,9 @@ use serverless_websockets_core::client_id::ClientId;
 use serverless_websockets_core::grants::GrantError;
 use serverless_websockets_core::policy::session_policy;
 use serverless_websockets_core::presign::{DEFAULT_EXPIRES, presign};
+use serverless_websockets_core::resume::{ResumeClaims, ResumeError, ResumeKeys};
 use serverless_websockets_core::topic::TopicFilter;
-use serverless_websockets_core::wire::{Vended, VendedCredentials, VendedGrants, format_iso8601};
+use serverless_websockets_core::wire::{ResumeToken, Vended, VendedCredentials, VendedGrants, format_iso8601};
 
 /// The largest request body accepted. The body carries at most a few options.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -147,10 +148,23 @@ async fn vend(State(state): State<AppState>, request: Request) -> Result<Respons
     let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let caller = state.auth.authenticate(authorization).await?;
     let body = crate::server::read_body(&parts, body, MAX_BODY_BYTES).await?;
-    check_json_object(&parts.headers, &body)?;
+    let body = parse_body(&parts.headers, &body)?;
 
     let config = &state.config;
-    let client_id = ClientId::generate();
+    let keys = config
+        .resume
+        .keys
+        .as_ref()
+        .ok_or_else(|| ApiError::Internal("the resume keys were not fetched at start-up".into()))?;
+    let now = unix_seconds(SystemTime::now());
+    // A resume keeps the client ID the token names; anything else gets a new one.
+    let resumed = match body.as_ref().and_then(|b| b.get("resumeToken")) {
+        None => None,
+        Some(serde_json::Value::String(token)) => Some(resume(keys, token, caller.sub.as_deref(), now)?),
+        Some(_) => return Err(ApiError::Resume(ResumeError::Invalid)),
+    };
+    let is_resume = resumed.is_some();
+    let client_id = resumed.unwrap_or_else(ClientId::generate);
     let grants = config.grants.expand(&client_id, caller.sub.as_deref())?;
     let policy = session_policy(&config.iot_arns, &client_id, &grants)
         .map_err(|e| ApiError::Internal(format!("session policy: {e}")))?;
@@ -175,11 +189,19 @@ async fn vend(State(state): State<AppState>, request: Request) -> Result<Respons
     .map_err(|e| ApiError::Internal(format!("presign: {e}")))?;
 
     let expiration = format_iso8601(credentials.expiration);
+    let resume_expires = now.saturating_add(config.resume.ttl.as_secs());
+    let resume_token = keys.issue(&ResumeClaims {
+        client_id: client_id.clone(),
+        sub: caller.sub.clone(),
+        issued_at: now,
+        expires_at: resume_expires,
+    });
     tracing::info!(
         client_id = %client_id,
         sub = caller.sub.as_deref().unwrap_or("-"),
         source_identity = source.as_deref().unwrap_or("-"),
         expiration = %expiration,
+        resumed = is_resume,
         "issued credentials"
     );
     let as_strings = |filters: &[TopicFilter]| filters.iter().map(|f| f.as_str().to_owned()).collect();
@@ -199,15 +221,39 @@ async fn vend(State(state): State<AppState>, request: Request) -> Result<Respons
             session_token: credentials.session_token,
             expiration,
         },
+        resume_token: Some(ResumeToken(resume_token)),
+        resume_expiration: Some(format_iso8601(
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(resume_expires),
+        )),
     };
     Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response())
 }
 
-/// An empty body is fine; otherwise it must be declared JSON and be a JSON object.
-/// Unknown fields are ignored so that newer clients work with older deployments.
-fn check_json_object(headers: &HeaderMap, body: &Bytes) -> Result<(), ApiError> {
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The client ID a resume token names, if the token is genuine, unexpired, and
+/// was issued to this caller's `sub` (or to no `sub` when there is none).
+fn resume(keys: &ResumeKeys, token: &str, sub: Option<&str>, now: u64) -> Result<ClientId, ApiError> {
+    let claims = keys.verify(token, now).map_err(ApiError::Resume)?;
+    if claims.sub.as_deref() != sub {
+        return Err(ApiError::ResumeForbidden {
+            client_id: claims.client_id.as_str().to_owned(),
+        });
+    }
+    Ok(claims.client_id)
+}
+
+/// An empty body is fine; otherwise it must be declared JSON and be a JSON object,
+/// which is returned. Unknown fields are ignored so that newer clients work with
+/// older deployments.
+fn parse_body(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(());
+        return Ok(None);
     }
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -218,7 +264,7 @@ fn check_json_object(headers: &HeaderMap, body: &Bytes) -> Result<(), ApiError> 
         return Err(ApiError::UnsupportedMediaType(content_type.to_owned()));
     }
     match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(serde_json::Value::Object(_)) => Ok(()),
+        Ok(serde_json::Value::Object(object)) => Ok(Some(object)),
         Ok(_) => Err(ApiError::NotAnObject),
         Err(e) => Err(ApiError::InvalidJson(e.to_string())),
     }
@@ -259,6 +305,10 @@ pub enum ApiError {
     Auth(#[from] AuthError),
     #[error("grants cannot be made for this caller: {0}")]
     Grant(#[from] GrantError),
+    #[error("resume refused: {0}")]
+    Resume(ResumeError),
+    #[error("resume refused: the token for client {client_id} was issued to another caller")]
+    ResumeForbidden { client_id: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -341,6 +391,21 @@ impl ApiError {
                 "The token's sub cannot be used in a topic grant: STS session policies carry only characters U+0020 to U+00FF, and this sub has others.".into(),
             ),
             Grant(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Misconfigured", "The service's grants are misconfigured.".into()),
+            Resume(ResumeError::Expired(_)) => (
+                StatusCode::UNAUTHORIZED,
+                "ResumeTokenExpired",
+                "The resume token has expired; request credentials without it for a new client ID.".into(),
+            ),
+            Resume(_) => (
+                StatusCode::UNAUTHORIZED,
+                "InvalidResumeToken",
+                "The resume token is not one this service issued (malformed, altered, or signed with another key).".into(),
+            ),
+            ResumeForbidden { .. } => (
+                StatusCode::FORBIDDEN,
+                "ResumeForbidden",
+                "The resume token was issued to another caller.".into(),
+            ),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalError",

@@ -11,6 +11,7 @@ use crate::secret::{Secret, SecretError, SecretsManager, Stage};
 use serverless_websockets_core::arn::{IotArns, RoleArn};
 use serverless_websockets_core::grants::GrantTemplates;
 use serverless_websockets_core::presign::IotEndpoint;
+use serverless_websockets_core::resume::{ResumeKey, ResumeKeys};
 use serverless_websockets_core::topic::Topic;
 
 /// STS accepts 900 s at least; role chaining (a Lambda role assuming the client
@@ -92,7 +93,30 @@ pub struct Config {
     pub grants: GrantTemplates,
     pub cors_allow_origins: CorsOrigins,
     pub auth: AuthSettings,
+    /// Resume tokens: fresh credentials for the same client ID.
+    pub resume: ResumeSettings,
 }
+
+/// How resume tokens are signed and how long they live.
+#[derive(Debug, Clone)]
+pub struct ResumeSettings {
+    /// `RESUME_TOKEN_TTL_SECONDS`.
+    pub ttl: Duration,
+    /// `RESUME_KEY_SECRET_ARN`: a Secrets Manager secret whose current and
+    /// previous versions are the keys, read by [`Config::fetch_secrets`].
+    pub key_arn: Option<String>,
+    /// The keys, once known: from `RESUME_KEY` (local use), from the secret, or a
+    /// random key for this process when neither is set ([`Self::ephemeral`]).
+    pub keys: Option<ResumeKeys>,
+    /// The keys are random for this process: tokens stop working at a restart and
+    /// are not accepted by another instance.
+    pub ephemeral: bool,
+}
+
+/// Resume tokens live a day unless configured: long enough for a laptop's night.
+pub const DEFAULT_RESUME_TTL_SECS: u64 = 86_400;
+pub const MIN_RESUME_TTL_SECS: u64 = 300;
+pub const MAX_RESUME_TTL_SECS: u64 = 7 * 86_400;
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -125,6 +149,7 @@ impl Config {
         let grants = read_grants(&env, &iot_arns)?;
         let cors_allow_origins = read_cors(&env)?;
         let auth = read_auth(&env)?;
+        let resume = read_resume(&env)?;
         if auth == AuthSettings::None && grants.uses_sub() {
             return Err(ConfigError {
                 variable: "AUTH_MODE",
@@ -141,8 +166,54 @@ impl Config {
             grants,
             cors_allow_origins,
             auth,
+            resume,
         })
     }
+}
+
+const SECRET_ARN: &str =
+    "a Secrets Manager secret ARN such as arn:aws:secretsmanager:us-east-1:123456789012:secret:name-AbCdEf";
+
+fn parse_secret_arn(value: &str) -> Option<String> {
+    let parts: Vec<&str> = value.splitn(7, ':').collect();
+    matches!(parts.as_slice(), ["arn", _, "secretsmanager", _, _, "secret", name] if !name.is_empty())
+        .then(|| value.to_owned())
+}
+
+/// `RESUME_TOKEN_TTL_SECONDS`, and the key: `RESUME_KEY_SECRET_ARN` (AWS),
+/// `RESUME_KEY` (local use), or a random key for this process.
+fn read_resume<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<ResumeSettings, ConfigError> {
+    let ttl = env.seconds(
+        "RESUME_TOKEN_TTL_SECONDS",
+        DEFAULT_RESUME_TTL_SECS,
+        MIN_RESUME_TTL_SECS..=MAX_RESUME_TTL_SECS,
+        "a whole number of seconds from 300 to 604800 (7 days)",
+    )?;
+    let key_arn = env.optional("RESUME_KEY_SECRET_ARN", SECRET_ARN, parse_secret_arn)?;
+    let value = env.optional(
+        "RESUME_KEY",
+        "a secret of at least 32 bytes (for local use; in AWS use RESUME_KEY_SECRET_ARN)",
+        |v| ResumeKey::new(v.as_bytes().to_vec()).ok(),
+    )?;
+    if key_arn.is_some() && value.is_some() {
+        return Err(ConfigError {
+            variable: "RESUME_KEY_SECRET_ARN",
+            problem: "is set together with RESUME_KEY".into(),
+            expected: "one of the two: the ARN in AWS, the plain value only for local use",
+        });
+    }
+    let ephemeral = key_arn.is_none() && value.is_none();
+    let keys = match (value, &key_arn) {
+        (Some(key), _) => Some(ResumeKeys::new(key, None)),
+        (None, Some(_)) => None,
+        (None, None) => Some(ResumeKeys::new(ResumeKey::random(), None)),
+    };
+    Ok(ResumeSettings {
+        ttl,
+        key_arn,
+        keys,
+        ephemeral,
+    })
 }
 
 /// Settings read by name: values trimmed, an empty value the same as none, and
@@ -272,6 +343,23 @@ impl Config {
                 });
             }
             jwt.hs256_secret = Some(secret);
+        }
+        if let Some(arn) = &self.resume.key_arn {
+            let key = |secret: Secret| {
+                ResumeKey::new(secret.expose().as_bytes().to_vec()).map_err(|e| SecretError::Refused {
+                    arn: arn.clone(),
+                    code: "TooShort".into(),
+                    message: e.to_string(),
+                })
+            };
+            let current = key(secrets.get(arn, Stage::Current).await?)?;
+            // A secret that was never rotated has no previous version.
+            let previous = match secrets.get(arn, Stage::Previous).await {
+                Ok(secret) => Some(key(secret)?),
+                Err(SecretError::NotFound { .. }) => None,
+                Err(other) => return Err(other),
+            };
+            self.resume.keys = Some(ResumeKeys::new(current, previous));
         }
         Ok(())
     }

@@ -135,6 +135,13 @@ fn warn_about(config: &Config) {
             }
         }
     }
+    if config.resume.ephemeral {
+        tracing::warn!(
+            "neither RESUME_KEY_SECRET_ARN nor RESUME_KEY is set: resume tokens are signed with a key random to this process; they stop working at a restart, and other instances (other Lambda execution environments) refuse them"
+        );
+    } else if config.resume.key_arn.is_none() && in_lambda() {
+        tracing::warn!("RESUME_KEY is a plain environment variable: use RESUME_KEY_SECRET_ARN in AWS");
+    }
     for warning in config.grants.warnings() {
         tracing::warn!("{warning}");
     }
