@@ -81,10 +81,20 @@ def main() -> int:
     document = resolver.value(json.loads(json.dumps(policy["PolicyDocument"])))
     backend = template["Resources"]["BackendPolicy"]["Properties"]["PolicyDocument"]
     backend = resolver.value(json.loads(json.dumps(backend)))
+    resources = template["Resources"]
+    variables = resources["Function"]["Properties"]["Environment"]["Variables"]
+    resume = {
+        "env": json.loads(json.dumps(variables.get("RESUME_KEY_SECRET_ARN"))),
+        "ttl": variables.get("RESUME_TOKEN_TTL_SECONDS", {}).get("Ref"),
+        "generated": "GenerateSecretString" in resources["ResumeKeySecret"]["Properties"],
+        "read": json.loads(json.dumps(
+            resources["FunctionReadResumeKey"]["Properties"]["PolicyDocument"]["Statement"][0])),
+    }
     print(json.dumps({
         "policy": document,
         "maxSessionDuration": role["MaxSessionDuration"],
         "backendPolicy": backend,
+        "resume": resume,
     }))
     return 0
 

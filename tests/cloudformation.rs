@@ -238,10 +238,29 @@ fn deploy_sh_deploys_the_stack_with_its_parameters_and_outputs() {
         "arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-AbCdEf"
     );
     assert!(env.get("JWT_HS256_SECRET").is_none(), "{env}");
+    // The resume key is never a value in the environment (moto does not create
+    // AWS::SecretsManager::Secret; the template's wiring of it is checked by
+    // the_template_generates_the_resume_key_and_passes_only_its_arn).
+    assert!(env.get("RESUME_KEY").is_none(), "{env}");
+    assert_eq!(env["RESUME_TOKEN_TTL_SECONDS"].to_string().trim_matches('"'), "86400");
     assert!(
         env["CLIENT_ROLE_ARN"].as_str().unwrap().starts_with("arn:aws:iam::"),
         "{env}"
     );
     let uploaded = aws(&["s3", "ls", "s3://code-bucket/serverless-websockets/"]);
     assert!(uploaded.contains("bootstrap-"), "{uploaded}");
+}
+
+#[test]
+fn the_template_generates_the_resume_key_and_passes_only_its_arn() {
+    let deployed = deployed_policy("us-east-1", "123456789012", &[]);
+    let resume = &deployed["resume"];
+    assert_eq!(resume["env"], serde_json::json!({"Ref": "ResumeKeySecret"}), "{resume}");
+    assert_eq!(resume["generated"], true, "{resume}");
+    assert_eq!(
+        resume["read"],
+        serde_json::json!({"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": {"Ref": "ResumeKeySecret"}}),
+        "the function may read that one secret only"
+    );
+    assert_eq!(resume["ttl"], "ResumeTokenTtlSeconds");
 }
