@@ -216,3 +216,48 @@ async fn the_resume_token_ttl_is_configurable_and_bounded() {
     let short = config_from(&[("RESUME_KEY", "too short")], BASE).unwrap_err();
     assert_eq!(short.variable, "RESUME_KEY");
 }
+
+#[tokio::test]
+async fn serve_reads_the_resume_key_by_arn_and_a_token_survives_a_key_rotation() {
+    use common::tools::{Moto, ServeProcess, secretsmanager};
+    let moto = Moto::start();
+    let first_key = "the-first-resume-key-from-secrets-manager-0123";
+    let created = secretsmanager(
+        &moto,
+        &["create-secret", "--name", "resume", "--secret-string", first_key],
+    );
+    let arn = created["ARN"].as_str().unwrap().to_owned();
+    let settings = [("AUTH_MODE", "none"), ("RESUME_KEY_SECRET_ARN", arn.as_str())];
+
+    let serve = ServeProcess::start(&moto, &settings);
+    let client = reqwest::Client::new();
+    let vended: Value = client.post(&serve.url).send().await.unwrap().json().await.unwrap();
+    let token = vended["resumeToken"].as_str().unwrap().to_owned();
+    let log = serve.stop();
+
+    // Rotate: the new value becomes AWSCURRENT, the first one AWSPREVIOUS.
+    let second_key = "the-second-resume-key-from-secrets-manager-456";
+    secretsmanager(
+        &moto,
+        &["put-secret-value", "--secret-id", &arn, "--secret-string", second_key],
+    );
+    let serve = ServeProcess::start(&moto, &settings);
+    let resumed = client
+        .post(&serve.url)
+        .json(&json!({"resumeToken": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), StatusCode::OK.as_u16());
+    let resumed: Value = resumed.json().await.unwrap();
+    assert_eq!(
+        resumed["clientId"], vended["clientId"],
+        "same client ID after the rotation"
+    );
+    let next = resumed["resumeToken"].as_str().unwrap().to_owned();
+    let log = log + &serve.stop();
+    assert!(log.contains("read a secret from Secrets Manager"), "{log}");
+    for secret in [first_key, second_key, token.as_str(), next.as_str()] {
+        assert!(!log.contains(secret), "a key or a resume token reached the log");
+    }
+}

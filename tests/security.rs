@@ -6,14 +6,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use common::mqtt::{Client, vend};
 use common::sigv4::{ToSign, host_of, sign_headers};
-use common::tools::{Moto, aws_env, tool};
+use common::tools::Moto;
 use serverless_websockets::stack::{LocalOptions, LocalStack};
 use serverless_websockets_core::arn::IotArns;
 use serverless_websockets_core::presign::{DEFAULT_EXPIRES, IotEndpoint, presign};
@@ -445,57 +443,21 @@ async fn managed_session_policies_are_honoured_and_unknown_ones_refused() {
 async fn serve_reads_the_hs256_key_from_secrets_manager_by_arn() {
     let moto = Moto::start();
     let secret = "a-shared-secret-from-secrets-manager-0123456789";
-    let mut create = Command::new(tool("aws"));
-    aws_env(&mut create, "AKIATESTTESTTESTTEST", "test", None, "us-east-1");
-    let output = create
-        .args([
-            "secretsmanager",
-            "create-secret",
-            "--name",
-            "jwt-hs256",
-            "--secret-string",
-            secret,
-            "--endpoint-url",
-            &moto.url,
-            "--output",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let arn = serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()["ARN"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-
-    let mut child = Command::new(env!("CARGO_BIN_EXE_serverless-websockets"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env_clear()
-        .env("AWS_ENDPOINT_URL_STS", &moto.url)
-        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &moto.url)
-        .env("AWS_ACCESS_KEY_ID", "AKIATESTTESTTESTTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("CLIENT_ROLE_ARN", "arn:aws:iam::123456789012:role/ClientRole")
-        .env("IOT_ENDPOINT", "abc-ats.iot.us-east-1.amazonaws.com")
-        .env("AUTH_MODE", "jwt")
-        .env("JWT_ISSUER", "https://issuer.example")
-        .env("JWT_AUDIENCE", "app")
-        .env("JWT_HS256_SECRET_ARN", &arn)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut start_up = String::new();
-    let url = loop {
-        let line = lines.next().expect("serve exited before listening").unwrap();
-        start_up.push_str(&line);
-        start_up.push('\n');
-        if let Some(at) = line.find("http://") {
-            break line[at..].trim().to_owned();
-        }
-    };
-    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+    let created = common::tools::secretsmanager(
+        &moto,
+        &["create-secret", "--name", "jwt-hs256", "--secret-string", secret],
+    );
+    let arn = created["ARN"].as_str().unwrap();
+    let serve = common::tools::ServeProcess::start(
+        &moto,
+        &[
+            ("AUTH_MODE", "jwt"),
+            ("JWT_ISSUER", "https://issuer.example"),
+            ("JWT_AUDIENCE", "app"),
+            ("JWT_HS256_SECRET_ARN", arn),
+        ],
+    );
+    let url = serve.url.clone();
 
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -522,9 +484,7 @@ async fn serve_reads_the_hs256_key_from_secrets_manager_by_arn() {
         .unwrap();
     assert_eq!(forged.status(), 401);
 
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    child.wait().unwrap();
-    let log = start_up + &log.join().unwrap();
+    let log = serve.stop();
     assert!(log.contains("read a secret from Secrets Manager"), "{log}");
     assert!(!log.contains(secret), "the secret reached the log");
 }

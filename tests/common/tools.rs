@@ -164,3 +164,75 @@ pub fn aws_env<'c>(
         None => command.env_remove("AWS_SESSION_TOKEN"),
     }
 }
+
+/// `aws secretsmanager ARGS` against moto; the JSON answer.
+pub fn secretsmanager(moto: &Moto, args: &[&str]) -> serde_json::Value {
+    let mut command = Command::new(tool("aws"));
+    aws_env(&mut command, "AKIATESTTESTTESTTEST", "test", None, "us-east-1");
+    let output = command
+        .arg("secretsmanager")
+        .args(args)
+        .args(["--endpoint-url", &moto.url, "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// `serverless-websockets serve` on a free port with AWS at moto and the given
+/// settings; its log collected until [`ServeProcess::stop`].
+pub struct ServeProcess {
+    child: Child,
+    pub url: String,
+    start_up: String,
+    log: std::thread::JoinHandle<String>,
+}
+
+impl ServeProcess {
+    pub fn start(moto: &Moto, settings: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_serverless-websockets"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env_clear()
+            .env("AWS_ENDPOINT_URL_STS", &moto.url)
+            .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &moto.url)
+            .env("AWS_ACCESS_KEY_ID", "AKIATESTTESTTESTTEST")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("CLIENT_ROLE_ARN", "arn:aws:iam::123456789012:role/ClientRole")
+            .env("IOT_ENDPOINT", "abc-ats.iot.us-east-1.amazonaws.com")
+            .envs(settings.iter().copied())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut start_up = String::new();
+        let url = loop {
+            let line = lines.next().expect("serve exited before listening").unwrap();
+            start_up.push_str(&line);
+            start_up.push('\n');
+            if let Some(at) = line.find("http://") {
+                break line[at..].trim().to_owned();
+            }
+        };
+        let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+        Self {
+            child,
+            url,
+            start_up,
+            log,
+        }
+    }
+
+    /// SIGTERM, wait for the graceful exit (status 0), and the whole log.
+    pub fn stop(mut self) -> String {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = self.child.wait().unwrap();
+        let log = self.start_up + &self.log.join().unwrap();
+        assert!(status.success(), "graceful shutdown exits 0, got {status}: {log}");
+        log
+    }
+}
