@@ -3,11 +3,18 @@
 //! [`CredentialSource`] is the seam: [`HttpSource`] POSTs to the API with
 //! `reqwest` (rustls, timeouts, optional bearer token); tests hand out credentials
 //! of their own. The API's JSON error body is surfaced in [`FetchError::Api`].
+//!
+//! A fetch may carry the resume token of the credentials in use: the API then
+//! answers with fresh credentials for the *same* client ID, so the client keeps
+//! its topic and its persistent session ([`obtain`] falls back to a new client ID
+//! when the API refuses the resume).
 
 use std::time::{Duration, SystemTime};
 
 /// The vending API's 200 body and its credentials: the service's own wire types.
-pub use serverless_websockets_core::wire::{Vended, VendedCredentials as Credentials, VendedGrants as Grants};
+pub use serverless_websockets_core::wire::{
+    ResumeToken, Vended, VendedCredentials as Credentials, VendedGrants as Grants,
+};
 
 /// When to fetch new credentials: after `fraction` of the time from `fetched_at` to
 /// the expiration has passed. Unknown expirations refresh after 5 minutes.
@@ -39,9 +46,49 @@ impl FetchError {
     }
 }
 
-/// Something that hands out credentials for a new client.
+impl FetchError {
+    /// Whether the API refused a resume token (invalid, expired, another caller's).
+    pub fn is_resume_refused(&self) -> bool {
+        matches!(self, FetchError::Api { code, .. }
+            if matches!(code.as_str(), "InvalidResumeToken" | "ResumeTokenExpired" | "ResumeForbidden"))
+    }
+}
+
+/// Something that hands out credentials: for a new client, or with `resume` for
+/// the client ID that token names.
 pub trait CredentialSource: Send + Sync + 'static {
-    fn fetch(&self) -> impl std::future::Future<Output = Result<Vended, FetchError>> + Send;
+    fn fetch(
+        &self,
+        resume: Option<&ResumeToken>,
+    ) -> impl std::future::Future<Output = Result<Vended, FetchError>> + Send;
+}
+
+/// Credentials and whether the client ID changed against the caller's wish.
+#[derive(Debug)]
+pub struct Obtained {
+    pub vended: Vended,
+    /// The resume was refused and a new client ID was vended instead: the old
+    /// client ID and why.
+    pub replaced: Option<(String, String)>,
+}
+
+/// Fresh credentials for the client `current` names (by its resume token), or
+/// for a new client when there is none, or when the API refuses the resume.
+pub async fn obtain<S: CredentialSource>(source: &S, current: Option<&Vended>) -> Result<Obtained, FetchError> {
+    let Some((old, token)) = current.and_then(|v| v.resume_token.as_ref().map(|t| (v.client_id.clone(), t))) else {
+        return Ok(Obtained {
+            vended: source.fetch(None).await?,
+            replaced: None,
+        });
+    };
+    match source.fetch(Some(token)).await {
+        Ok(vended) => Ok(Obtained { vended, replaced: None }),
+        Err(err) if err.is_resume_refused() => Ok(Obtained {
+            vended: source.fetch(None).await?,
+            replaced: Some((old, err.to_string())),
+        }),
+        Err(err) => Err(err),
+    }
 }
 
 /// The vending API over HTTPS.
@@ -68,12 +115,17 @@ impl HttpSource {
 }
 
 impl CredentialSource for HttpSource {
-    async fn fetch(&self) -> Result<Vended, FetchError> {
+    async fn fetch(&self, resume: Option<&ResumeToken>) -> Result<Vended, FetchError> {
+        // The token travels in the body only, never in a URL.
+        let body = match resume {
+            Some(token) => serde_json::json!({ "resumeToken": token }).to_string(),
+            None => "{}".to_owned(),
+        };
         let mut request = self
             .client
             .post(&self.url)
             .header("content-type", "application/json")
-            .body("{}");
+            .body(body);
         if let Some(token) = &self.bearer_token {
             request = request.bearer_auth(token);
         }
@@ -103,7 +155,7 @@ impl CredentialSource for HttpSource {
 
 /// Fetches credentials once from the vending API at `api_url`.
 pub async fn fetch_credentials(api_url: &str, bearer_token: Option<&str>) -> Result<Vended, FetchError> {
-    HttpSource::new(api_url, bearer_token).fetch().await
+    HttpSource::new(api_url, bearer_token).fetch(None).await
 }
 
 #[cfg(test)]

@@ -4,9 +4,14 @@
 //!   accepting a URL about 15 minutes after it was signed.
 //! * Credentials are fetched again at a fraction (default 80 %) of their lifetime,
 //!   in the background while connected, and used from the next connect on; a `403`
-//!   at the handshake also forces a fetch. New credentials carry a new client ID.
-//! * Reconnects back off exponentially with full jitter, capped (`backon`), and
-//!   resubscribe: sessions are clean, so nothing survives a reconnect otherwise.
+//!   at the handshake also forces a fetch. Every fetch after the first *resumes*:
+//!   the new credentials are for the same client ID. If the API refuses the resume
+//!   (token expired, key rotated away), a new client ID is vended and reported
+//!   ([`Event::NewClientId`]): what was queued for the old one is lost.
+//! * The session is persistent (`cleanSession = 0`) with QoS 1 subscriptions, so
+//!   IoT queues messages while the client is away; a reconnect whose CONNACK says
+//!   the session is present does not subscribe again.
+//! * Reconnects back off exponentially with full jitter, capped (`backon`).
 //! * Before the first successful connection, failures are returned to the caller
 //!   (wrong URL, API down, forbidden) instead of being retried for ever.
 
@@ -21,7 +26,7 @@ use rumqttc::{
 };
 use tokio::task::JoinHandle;
 
-use crate::credentials::{CredentialSource, FetchError, Vended, refresh_due};
+use crate::credentials::{CredentialSource, FetchError, Obtained, Vended, obtain, refresh_due};
 use crate::tls::{TrustRoots, client_config};
 
 pub use serverless_websockets_core::topic::MAX_PACKET_BYTES;
@@ -62,6 +67,13 @@ pub enum Event {
         client_id: String,
         expiration: String,
     },
+    /// The API refused to resume `previous` (the reason says why) and vended a new
+    /// client ID: messages queued for the old one are lost.
+    NewClientId {
+        previous: String,
+        client_id: String,
+        reason: String,
+    },
     /// A background refresh failed; the next connect tries again.
     RefreshFailed {
         reason: String,
@@ -73,6 +85,8 @@ pub enum Event {
     },
     Connected {
         client_id: String,
+        /// IoT kept the session (subscriptions, queued messages) from before.
+        session_present: bool,
     },
     Subscribed {
         topics: Vec<String>,
@@ -135,7 +149,7 @@ pub struct Driver<S> {
     options: Options,
     current: Option<(Vended, SystemTime)>,
     /// Credentials fetched in the background for the next connect.
-    next: Option<JoinHandle<Result<Vended, FetchError>>>,
+    next: Option<JoinHandle<Result<Obtained, FetchError>>>,
     published: bool,
 }
 
@@ -165,13 +179,26 @@ impl<S: CredentialSource> Driver<S> {
     }
 
     async fn fetch(&mut self, on_event: &mut impl FnMut(Event) -> ControlFlow<()>) -> Result<(), FetchError> {
-        let vended = self.source.fetch().await?;
+        let obtained = obtain(self.source.as_ref(), self.credentials()).await?;
+        self.adopt(obtained, on_event);
+        Ok(())
+    }
+
+    /// Uses `obtained` from the next connect on, and says so.
+    fn adopt(&mut self, obtained: Obtained, on_event: &mut impl FnMut(Event) -> ControlFlow<()>) {
+        let vended = obtained.vended;
+        if let Some((previous, reason)) = obtained.replaced {
+            let _ = on_event(Event::NewClientId {
+                previous,
+                client_id: vended.client_id.clone(),
+                reason,
+            });
+        }
         let _ = on_event(Event::CredentialsRefreshed {
             client_id: vended.client_id.clone(),
             expiration: vended.credentials.expiration.clone(),
         });
         self.current = Some((vended, SystemTime::now()));
-        Ok(())
     }
 
     /// Runs until `on_event` returns `Break`, `stop` resolves, or a failure before
@@ -188,7 +215,7 @@ impl<S: CredentialSource> Driver<S> {
         let mut retry = RetryState::default();
         let mut attempt = 0u32;
         loop {
-            self.adopt_background_refresh().await;
+            self.adopt_background_refresh(&mut on_event).await;
             if retry.force_refresh || self.refresh_due() {
                 match self.fetch(&mut on_event).await {
                     Ok(()) => retry.force_refresh = false,
@@ -246,11 +273,11 @@ impl<S: CredentialSource> Driver<S> {
 
     /// Takes credentials a background refresh has finished fetching; abandons
     /// one still in flight (the next connect fetches anew if it must).
-    async fn adopt_background_refresh(&mut self) {
+    async fn adopt_background_refresh(&mut self, on_event: &mut impl FnMut(Event) -> ControlFlow<()>) {
         if let Some(handle) = self.next.take() {
             if handle.is_finished() {
-                if let Ok(Ok(vended)) = handle.await {
-                    self.current = Some((vended, SystemTime::now()));
+                if let Ok(Ok(obtained)) = handle.await {
+                    self.adopt(obtained, on_event);
                 }
             } else {
                 handle.abort();
@@ -269,7 +296,7 @@ impl<S: CredentialSource> Driver<S> {
     fn mqtt_options(&self, vended: &Vended, url: String, transports: &Transports) -> MqttOptions {
         let mut mqtt = MqttOptions::new(&vended.client_id, url, 0);
         mqtt.set_keep_alive(self.options.keep_alive)
-            .set_clean_session(true)
+            .set_clean_session(false)
             .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
         mqtt.set_transport(transports.for_endpoint(&vended.endpoint));
         mqtt
@@ -339,10 +366,12 @@ impl<S: CredentialSource> Driver<S> {
                     return Ended::Stopped;
                 }
                 () = &mut refresh, if !refresh_started => {
-                    // Fetch the next credentials now; they are used from the next connect.
+                    // Fetch the next credentials now (a resume: the same client ID);
+                    // they are used from the next connect.
                     refresh_started = true;
                     let source = self.source.clone();
-                    self.next = Some(tokio::spawn(async move { source.fetch().await }));
+                    let current = vended.clone();
+                    self.next = Some(tokio::spawn(async move { obtain(source.as_ref(), Some(&current)).await }));
                 }
                 fetched = async { self.next.as_mut().expect("guarded by the condition").await }, if self.next.is_some() => {
                     self.next = None;
@@ -372,10 +401,20 @@ impl<S: CredentialSource> Driver<S> {
             })
         };
         match packet {
-            Packet::ConnAck(_) => {
+            Packet::ConnAck(ack) => {
                 let _ = on_event(Event::Connected {
                     client_id: vended.client_id.clone(),
+                    session_present: ack.session_present,
                 });
+                if ack.session_present {
+                    // IoT kept the subscriptions: nothing to send again.
+                    state.subscribed = true;
+                    let _ = on_event(Event::Subscribed {
+                        topics: topics.to_vec(),
+                    });
+                    self.publish_once(client, state);
+                    return None;
+                }
                 let filters = topics
                     .iter()
                     .map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
@@ -398,13 +437,7 @@ impl<S: CredentialSource> Driver<S> {
                 let _ = on_event(Event::Subscribed {
                     topics: topics.to_vec(),
                 });
-                // Until acknowledged, the publish is sent again on every connect.
-                if !self.published {
-                    for (topic, payload) in &self.options.publish_on_connect {
-                        let _ = client.try_publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone());
-                        state.pending = Some(Pending::Publish(topic.clone()));
-                    }
-                }
+                self.publish_once(client, state);
             }
             Packet::PubAck(_) => {
                 if let Some(Pending::Publish(topic)) = state.pending.take() {
@@ -426,20 +459,25 @@ impl<S: CredentialSource> Driver<S> {
         None
     }
 
+    /// The `--publish` messages, once subscribed; until acknowledged they are sent
+    /// again on every connect.
+    fn publish_once(&self, client: &AsyncClient, state: &mut ConnectionState) {
+        if !self.published {
+            for (topic, payload) in &self.options.publish_on_connect {
+                let _ = client.try_publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone());
+                state.pending = Some(Pending::Publish(topic.clone()));
+            }
+        }
+    }
+
     /// A background refresh finished: use its credentials from the next connect.
     fn on_refreshed(
         &mut self,
-        fetched: Result<Result<Vended, FetchError>, tokio::task::JoinError>,
+        fetched: Result<Result<Obtained, FetchError>, tokio::task::JoinError>,
         on_event: &mut impl FnMut(Event) -> ControlFlow<()>,
     ) {
         match fetched {
-            Ok(Ok(fresh)) => {
-                let _ = on_event(Event::CredentialsRefreshed {
-                    client_id: fresh.client_id.clone(),
-                    expiration: fresh.credentials.expiration.clone(),
-                });
-                self.current = Some((fresh, SystemTime::now()));
-            }
+            Ok(Ok(obtained)) => self.adopt(obtained, on_event),
             // The next connect fetches again; this connection is unaffected.
             Ok(Err(err)) => {
                 let _ = on_event(Event::RefreshFailed {

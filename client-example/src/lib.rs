@@ -38,7 +38,9 @@ pub mod tls;
 
 use std::time::SystemTime;
 
-pub use credentials::{CredentialSource, Credentials, FetchError, HttpSource, Vended, fetch_credentials};
+pub use credentials::{
+    CredentialSource, Credentials, FetchError, HttpSource, Obtained, ResumeToken, Vended, fetch_credentials, obtain,
+};
 pub use driver::{Driver, DriverError, Event, Options};
 use serverless_websockets_core::presign::{DEFAULT_EXPIRES, EndpointError, IotEndpoint, PresignError};
 

@@ -49,6 +49,17 @@ struct Args {
     /// MQTT keep-alive in seconds (30–1200).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(30..=1200))]
     keep_alive: u64,
+    /// Refresh credentials (resuming: same client ID) after this fraction of their
+    /// lifetime, 0.01–1 (demos and tests use a small one).
+    #[arg(long, default_value_t = 0.8, value_parser = refresh_fraction)]
+    refresh_fraction: f64,
+}
+
+fn refresh_fraction(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(f) if (0.01..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("{value:?} is not a number from 0.01 to 1")),
+    }
 }
 
 /// A payload as JSON: the text when it is UTF-8, else base64, and which it is.
@@ -75,7 +86,17 @@ fn json_of(event: &Event) -> serde_json::Value {
         Event::Connecting { client_id, attempt, .. } => {
             serde_json::json!({"event": "connecting", "clientId": client_id, "attempt": attempt})
         }
-        Event::Connected { client_id } => serde_json::json!({"event": "connected", "clientId": client_id}),
+        Event::Connected {
+            client_id,
+            session_present,
+        } => serde_json::json!({"event": "connected", "clientId": client_id, "sessionPresent": session_present}),
+        Event::NewClientId {
+            previous,
+            client_id,
+            reason,
+        } => {
+            serde_json::json!({"event": "new-client-id", "previous": previous, "clientId": client_id, "reason": reason})
+        }
         Event::Subscribed { topics } => serde_json::json!({"event": "subscribed", "topics": topics}),
         Event::Published { topic } => serde_json::json!({"event": "published", "topic": topic}),
         Event::Disconnected { reason } => serde_json::json!({"event": "disconnected", "reason": reason}),
@@ -104,7 +125,22 @@ fn print(json: bool, event: &Event) -> std::io::Result<()> {
         }
         Event::RefreshFailed { reason } => writeln!(stderr, "could not refresh credentials (will retry): {reason}"),
         Event::Connecting { attempt, .. } => writeln!(stderr, "connecting (attempt {attempt})"),
-        Event::Connected { client_id } => writeln!(stderr, "connected as {client_id}"),
+        Event::Connected {
+            client_id,
+            session_present: true,
+        } => writeln!(
+            stderr,
+            "connected as {client_id} (session resumed: queued messages follow)"
+        ),
+        Event::Connected { client_id, .. } => writeln!(stderr, "connected as {client_id}"),
+        Event::NewClientId {
+            previous,
+            client_id,
+            reason,
+        } => writeln!(
+            stderr,
+            "new client ID {client_id}: the API refused to resume {previous} ({reason}); queued messages for the old one are lost"
+        ),
         Event::Subscribed { topics } => writeln!(stderr, "subscribed to {}; waiting for messages", topics.join(", ")),
         Event::Published { topic } => writeln!(stderr, "published to {topic}"),
         Event::Disconnected { reason } => writeln!(stderr, "disconnected: {reason}"),
@@ -149,6 +185,7 @@ async fn main() -> ExitCode {
             .map(|p| vec![(p[0].clone(), bytes::Bytes::from(p[1].clone()))])
             .unwrap_or_default(),
         trust,
+        refresh_fraction: args.refresh_fraction,
         ..Options::default()
     };
     let mut driver = Driver::new(HttpSource::new(&args.api, args.token.as_deref()), options);

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials as SdkCredentials;
 use client_example::tls::TrustRoots;
-use client_example::{CredentialSource, Driver, Event, FetchError, HttpSource, Options, Vended};
+use client_example::{CredentialSource, Driver, Event, FetchError, HttpSource, Options, ResumeToken, Vended};
 use serverless_websockets::stack::{LocalOptions, LocalStack};
 use tokio::sync::mpsc;
 
@@ -134,8 +134,8 @@ struct Scripted {
 }
 
 impl CredentialSource for Scripted {
-    async fn fetch(&self) -> Result<Vended, FetchError> {
-        let mut vended = self.api.fetch().await?;
+    async fn fetch(&self, resume: Option<&ResumeToken>) -> Result<Vended, FetchError> {
+        let mut vended = self.api.fetch(resume).await?;
         let call = {
             let mut calls = self.calls.lock().unwrap();
             *calls += 1;
@@ -249,7 +249,7 @@ async fn after_a_takeover_the_driver_reconnects_with_a_fresh_url_and_resubscribe
 }
 
 #[tokio::test]
-async fn credentials_are_refreshed_before_they_expire_and_used_on_the_next_connect() {
+async fn credentials_are_refreshed_by_resuming_before_they_expire_and_the_client_id_stays() {
     // Real tokio time: rumqttc's network timeouts would fire early under a paused clock.
     let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
     let calls = Arc::new(Mutex::new(0));
@@ -273,7 +273,10 @@ async fn credentials_are_refreshed_before_they_expire_and_used_on_the_next_conne
     else {
         unreachable!()
     };
-    assert_ne!(first, second, "fresh credentials come with a fresh client ID");
+    assert_eq!(
+        first, second,
+        "a refresh resumes: fresh credentials for the same client ID"
+    );
     assert!(*calls.lock().unwrap() >= 2);
 
     // The live connection is kept; the next connect uses the new credentials.
@@ -283,7 +286,7 @@ async fn credentials_are_refreshed_before_they_expire_and_used_on_the_next_conne
     else {
         unreachable!()
     };
-    assert_ne!(client_id, first);
+    assert_eq!(client_id, first);
     next_matching(&mut events, "the resubscription", |e| {
         matches!(e, Event::Subscribed { .. })
     })
