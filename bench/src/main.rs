@@ -8,6 +8,7 @@
 
 mod brokers;
 mod connections;
+mod continuity;
 mod fanout;
 mod lambda_startup;
 mod mqtt_ws;
@@ -212,6 +213,19 @@ enum Suite {
         #[arg(long, default_value_t = 100)]
         churn: usize,
     },
+    /// Session continuity: a QoS 1 stream per client across kicks and credential
+    /// refreshes, with resume + persistent sessions vs fresh vends + clean sessions.
+    Continuity {
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        /// Messages per second to each client.
+        #[arg(long, default_value_t = 10)]
+        rate: u32,
+        #[arg(long, default_value_t = 15)]
+        seconds: u64,
+        #[arg(long, default_value_t = 3)]
+        kicks: usize,
+    },
     /// Lambda cold start: process start → first /runtime/invocation/next, and → first response.
     LambdaStartup {
         /// The Lambda artifact to start (build it with --release first).
@@ -285,6 +299,31 @@ async fn main() -> anyhow::Result<()> {
                 }
             };
             soak::run(&binary, plan).await?
+        }
+        Suite::Continuity {
+            clients,
+            rate,
+            seconds,
+            kicks,
+        } => {
+            let plan = if cli.smoke {
+                continuity::Plan {
+                    clients: 5,
+                    rate: 5,
+                    duration: std::time::Duration::from_secs(4),
+                    kicks_per_client: 1,
+                    lifetime: std::time::Duration::from_secs(4),
+                }
+            } else {
+                continuity::Plan {
+                    clients,
+                    rate,
+                    duration: std::time::Duration::from_secs(seconds),
+                    kicks_per_client: kicks,
+                    lifetime: std::time::Duration::from_secs(seconds).max(std::time::Duration::from_secs(4)),
+                }
+            };
+            continuity::run(plan).await?
         }
         Suite::LambdaStartup { binary, runs } => lambda_startup::run(&binary, if cli.smoke { 3 } else { runs }).await?,
     };

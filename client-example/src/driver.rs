@@ -44,6 +44,10 @@ pub struct Options {
     /// Messages to publish once, after the first subscription.
     pub publish_on_connect: Vec<(String, Bytes)>,
     pub trust: TrustRoots,
+    /// Keep one client ID and a persistent session (the default). `false`: clean
+    /// sessions and a new client ID at every refresh (what a client without resume
+    /// tokens gets; the continuity benchmark's reference).
+    pub persistent: bool,
 }
 
 impl Default for Options {
@@ -56,6 +60,7 @@ impl Default for Options {
             extra_topics: Vec::new(),
             publish_on_connect: Vec::new(),
             trust: TrustRoots::WebPki,
+            persistent: true,
         }
     }
 }
@@ -178,8 +183,13 @@ impl<S: CredentialSource> Driver<S> {
             .build()
     }
 
+    /// The credentials whose client ID the next fetch resumes, if any.
+    fn to_resume(&self) -> Option<&Vended> {
+        self.credentials().filter(|_| self.options.persistent)
+    }
+
     async fn fetch(&mut self, on_event: &mut impl FnMut(Event) -> ControlFlow<()>) -> Result<(), FetchError> {
-        let obtained = obtain(self.source.as_ref(), self.credentials()).await?;
+        let obtained = obtain(self.source.as_ref(), self.to_resume()).await?;
         self.adopt(obtained, on_event);
         Ok(())
     }
@@ -296,7 +306,7 @@ impl<S: CredentialSource> Driver<S> {
     fn mqtt_options(&self, vended: &Vended, url: String, transports: &Transports) -> MqttOptions {
         let mut mqtt = MqttOptions::new(&vended.client_id, url, 0);
         mqtt.set_keep_alive(self.options.keep_alive)
-            .set_clean_session(false)
+            .set_clean_session(!self.options.persistent)
             .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
         mqtt.set_transport(transports.for_endpoint(&vended.endpoint));
         mqtt
@@ -370,8 +380,8 @@ impl<S: CredentialSource> Driver<S> {
                     // they are used from the next connect.
                     refresh_started = true;
                     let source = self.source.clone();
-                    let current = vended.clone();
-                    self.next = Some(tokio::spawn(async move { obtain(source.as_ref(), Some(&current)).await }));
+                    let current = self.options.persistent.then(|| vended.clone());
+                    self.next = Some(tokio::spawn(async move { obtain(source.as_ref(), current.as_ref()).await }));
                 }
                 fetched = async { self.next.as_mut().expect("guarded by the condition").await }, if self.next.is_some() => {
                     self.next = None;
