@@ -633,3 +633,45 @@ async fn an_untrusted_tls_certificate_says_to_pass_the_stacks_ca() {
     );
     stack.shutdown().await;
 }
+
+/// A vending API whose resume tokens have all expired: every resume is refused.
+struct ExpiredResumes(HttpSource);
+
+impl CredentialSource for ExpiredResumes {
+    async fn fetch(&self, resume: Option<&ResumeToken>) -> Result<Vended, FetchError> {
+        if resume.is_some() {
+            return Err(FetchError::Api {
+                status: 401,
+                code: "ResumeTokenExpired".into(),
+                message: "The resume token has expired.".into(),
+            });
+        }
+        let mut vended = self.0.fetch(None).await?;
+        // Due for a refresh almost at once.
+        vended.credentials.expiration =
+            serverless_websockets_core::wire::format_iso8601(SystemTime::now() + Duration::from_secs(2));
+        Ok(vended)
+    }
+}
+
+#[tokio::test]
+async fn a_refused_resume_falls_back_to_a_new_client_id_and_says_that_queued_messages_are_lost() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let options = Options {
+        refresh_fraction: 0.1,
+        ..fast_options()
+    };
+    let (mut events, _stop) = spawn_driver(ExpiredResumes(HttpSource::new(&stack.info().api_url, None)), options);
+    let first = subscribed_client(&mut events).await;
+    let Event::NewClientId {
+        previous,
+        client_id,
+        reason,
+    } = next_matching(&mut events, "the fallback", |e| matches!(e, Event::NewClientId { .. })).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(previous, first);
+    assert_ne!(client_id, first);
+    assert!(reason.contains("ResumeTokenExpired"), "{reason}");
+}
