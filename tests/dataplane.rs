@@ -193,6 +193,22 @@ fn presigned(stack: &LocalStack, credentials: &Credentials) -> String {
     presign(&endpoint, REGION, credentials, SystemTime::now(), DEFAULT_EXPIRES).unwrap()
 }
 
+/// The admin, connected as "watcher" and subscribed to `filters`.
+async fn watcher(stack: &LocalStack, filters: &[(&str, QoS)]) -> Client {
+    let mut watcher = Client::connect(&presigned(stack, &admin(stack)), "watcher", None).await;
+    for (filter, qos) in filters {
+        watcher.subscribed(filter, *qos).await;
+    }
+    watcher
+}
+
+/// The admin, connected as `client_id` with a QoS 1 Last Will.
+async fn with_will(stack: &LocalStack, client_id: &str, topic: &str, payload: &str) -> Client {
+    let mut options = client_options(&presigned(stack, &admin(stack)), client_id);
+    options.set_last_will(LastWill::new(topic, payload.to_owned(), QoS::AtLeastOnce, false));
+    Client::connected(options).await.0
+}
+
 /// Waits for the next PUBLISH and returns (topic, payload, dup).
 async fn next_message(client: &mut Client) -> (String, String, bool) {
     let p = client.next_publish().await;
@@ -457,9 +473,7 @@ async fn kicking_a_client_closes_it_with_api_initiated_disconnect_and_publishes_
 
     // Vended credentials may not publish with the default grants, so the client
     // with a will connects as the admin.
-    let mut opts = client_options(&presigned(&stack, &admin(&stack)), "with-a-will");
-    opts.set_last_will(LastWill::new("wills/with-a-will", "gone", QoS::AtLeastOnce, false));
-    let (mut kicked, _) = Client::connected(opts).await;
+    let mut kicked = with_will(&stack, "with-a-will", "wills/with-a-will", "gone").await;
     watcher.subscribed("wills/+", QoS::AtLeastOnce).await;
 
     let answer = delete_connection(&stack, "with-a-will", "").await;
@@ -492,19 +506,15 @@ async fn kicking_a_client_closes_it_with_api_initiated_disconnect_and_publishes_
 #[tokio::test]
 async fn a_kick_with_prevent_will_message_publishes_no_will() {
     let stack = stack().await;
-    let mut watcher = Client::connect(&presigned(&stack, &admin(&stack)), "watcher", None).await;
-    watcher.subscribed("wills/+", QoS::AtLeastOnce).await;
-    watcher
-        .subscribed("$aws/events/presence/disconnected/+", QoS::AtMostOnce)
-        .await;
-    let mut opts = client_options(&presigned(&stack, &admin(&stack)), "quiet");
-    opts.set_last_will(LastWill::new(
-        "wills/quiet",
-        "should not appear",
-        QoS::AtLeastOnce,
-        false,
-    ));
-    let (mut kicked, _) = Client::connected(opts).await;
+    let mut watcher = watcher(
+        &stack,
+        &[
+            ("wills/+", QoS::AtLeastOnce),
+            ("$aws/events/presence/disconnected/+", QoS::AtMostOnce),
+        ],
+    )
+    .await;
+    let mut kicked = with_will(&stack, "quiet", "wills/quiet", "should not appear").await;
 
     assert_eq!(
         delete_connection(&stack, "quiet", "preventWillMessage=true")
@@ -523,25 +533,24 @@ async fn a_kick_with_prevent_will_message_publishes_no_will() {
 #[tokio::test]
 async fn a_lost_connection_publishes_the_will_and_a_clean_disconnect_does_not() {
     let stack = stack().await;
-    let mut watcher = Client::connect(&presigned(&stack, &admin(&stack)), "watcher", None).await;
-    watcher.subscribed("wills/+", QoS::AtLeastOnce).await;
-    watcher
-        .subscribed("$aws/events/presence/disconnected/+", QoS::AtMostOnce)
-        .await;
+    let mut watcher = watcher(
+        &stack,
+        &[
+            ("wills/+", QoS::AtLeastOnce),
+            ("$aws/events/presence/disconnected/+", QoS::AtMostOnce),
+        ],
+    )
+    .await;
 
     // A DISCONNECT: no will.
-    let mut opts = client_options(&presigned(&stack, &admin(&stack)), "polite");
-    opts.set_last_will(LastWill::new("wills/polite", "polite will", QoS::AtLeastOnce, false));
-    let (mut polite, _) = Client::connected(opts).await;
+    let mut polite = with_will(&stack, "polite", "wills/polite", "polite will").await;
     polite.client.disconnect().await.unwrap();
     polite.closed().await;
     let (topic, _, _) = next_message(&mut watcher).await;
     assert_eq!(topic, "$aws/events/presence/disconnected/polite");
 
     // A connection taken over by the same client ID: the will is published.
-    let mut opts = client_options(&presigned(&stack, &admin(&stack)), "twice");
-    opts.set_last_will(LastWill::new("wills/twice", "taken over", QoS::AtLeastOnce, false));
-    let (mut first, _) = Client::connected(opts).await;
+    let mut first = with_will(&stack, "twice", "wills/twice", "taken over").await;
     let _second = Client::connect(&presigned(&stack, &admin(&stack)), "twice", None).await;
     first.closed().await;
     let (topic, payload, _) = next_message(&mut watcher).await;
@@ -844,10 +853,7 @@ async fn vended_client_credentials_are_refused_every_data_plane_operation() {
 #[tokio::test]
 async fn subscribing_and_unsubscribing_publish_subscription_events() {
     let stack = stack().await;
-    let mut watcher = Client::connect(&presigned(&stack, &admin(&stack)), "watcher", None).await;
-    watcher
-        .subscribed("$aws/events/subscriptions/+/+", QoS::AtMostOnce)
-        .await;
+    let mut watcher = watcher(&stack, &[("$aws/events/subscriptions/+/+", QoS::AtMostOnce)]).await;
     let vended = vend(&stack.info().api_url).await;
     let mut client = Client::connect(&vended.url, &vended.client_id, None).await;
     client.subscribed(&vended.topic, QoS::AtLeastOnce).await;
@@ -886,10 +892,7 @@ async fn subscribing_and_unsubscribing_publish_subscription_events() {
 async fn a_websocket_close_frame_counts_as_the_clients_own_disconnect() {
     use futures_util::SinkExt;
     let stack = stack().await;
-    let mut watcher = Client::connect(&presigned(&stack, &admin(&stack)), "watcher", None).await;
-    watcher
-        .subscribed("$aws/events/presence/disconnected/+", QoS::AtMostOnce)
-        .await;
+    let mut watcher = watcher(&stack, &[("$aws/events/presence/disconnected/+", QoS::AtMostOnce)]).await;
     let mut socket = common::mqtt::admin_websocket(&stack).await;
     let mut connect = bytes::BytesMut::new();
     rumqttc::mqttbytes::v4::Connect::new("closer")
@@ -913,10 +916,7 @@ async fn a_websocket_close_frame_counts_as_the_clients_own_disconnect() {
 #[tokio::test]
 async fn a_refused_subscribe_ends_the_connection_with_auth_error() {
     let stack = stack().await;
-    let mut watcher = Client::connect(&presigned(&stack, &admin(&stack)), "watcher", None).await;
-    watcher
-        .subscribed("$aws/events/presence/disconnected/+", QoS::AtMostOnce)
-        .await;
+    let mut watcher = watcher(&stack, &[("$aws/events/presence/disconnected/+", QoS::AtMostOnce)]).await;
     let vended = vend(&stack.info().api_url).await;
     let mut client = Client::connect(&vended.url, &vended.client_id, None).await;
     client
