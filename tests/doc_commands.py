@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ["README.md", "BENCHMARKS.md"]
+DOCS = ["README.md", "BENCHMARKS.md", "web/README.md"]
 # Programs whose commands need the network, AWS, a running stack or a shell session.
 NOT_OFFLINE = {
     "curl", "aws", "node", "python3", "sudo", "export", "cd", "echo", "cat", "kill",

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command: installs the third-party test tools into .tools/
 # (a Python virtualenv with moto, the AWS CLI, cfn-lint, paho-mqtt and awsiotsdk;
-# MQTT.js under .tools/node), then runs every test in the workspace. Extra
-# arguments go to `cargo test`.
+# MQTT.js under .tools/node), then runs every test in the workspace and the
+# browser client's Node tests (web/, its npm dev dependencies into web/node_modules).
+# Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,10 @@ export SW_NODE_MODULES="$PWD/$node_dir/node_modules"
 # Tests look here first for moto_server, aws, … and fail loudly if one is missing.
 export SW_TOOLS_BIN="$PWD/$venv/bin"
 cargo test --workspace "$@"
+
+# The browser client (web/): its build, type check and Node unit tests (the
+# presigner against botocore's vectors, the MQTT codec against mqtt-packet).
+(cd web && npm ci --no-audit --no-fund --loglevel=error && npm test)
 
 # The binaries as the README runs them (`cargo run -- local`, `cargo run -p
 # client-example`): Cargo resolves their dependencies' features without the tests'
