@@ -1,4 +1,5 @@
-// What the unit tests reach into: the presigner and the MQTT codec. Not part of
-// the package's public API.
+// What the unit tests reach into: the presigner, the MQTT codec and the client.
+// Not part of the package's public API.
 export { presign, signedHost, uriEncode } from "./sigv4";
 export * from "./mqtt";
+export { connect, Client, ClientError } from "./client";

@@ -1,0 +1,407 @@
+// The browser client: credentials from the vending API, a presigned URL made in
+// the browser for every connect, MQTT 3.1.1 over one WebSocket, a persistent
+// session with QoS 1 subscriptions, resume before the credentials expire, and
+// reconnects with exponential backoff and full jitter.
+
+import { Decoder, DISCONNECT, PINGREQ, encodeConnect, encodePuback, encodePublish, encodeSubscribe } from "./mqtt";
+import type { Packet } from "./mqtt";
+import { presign } from "./sigv4";
+import type { Credentials } from "./sigv4";
+
+export type State = "connecting" | "connected" | "reconnecting" | "closed" | "failed";
+
+export type ErrorCode =
+  | "Unauthorized"
+  | "Forbidden"
+  | "ResumeRefused"
+  | "Network"
+  | "Misconfigured"
+  | "Protocol"
+  | "Api";
+
+/** An error the client reports: `code` says what kind, `message` what happened. */
+export class ClientError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+    this.name = "ClientError";
+  }
+}
+
+export interface Message {
+  topic: string;
+  payload: Uint8Array;
+  /** The payload as UTF-8 text (with U+FFFD for invalid bytes). */
+  text: string;
+}
+
+export interface ConnectOptions {
+  /** The vending API's URL, e.g. `https://…/credentials`. */
+  credentialsUrl: string;
+  /** A bearer token (JWT) for the API, or a function that returns one. */
+  token?: string | (() => string | Promise<string>);
+  /** Topics to subscribe to besides the client's own (they need grants). */
+  topics?: string[];
+  /** MQTT keep-alive in seconds (IoT accepts 30–1200). Default 60. */
+  keepAliveSeconds?: number;
+  /** Refresh (resume) the credentials after this fraction of their lifetime. Default 0.8. */
+  refreshFraction?: number;
+  /** Where the resume token lives; `sessionStorage` by default: one client ID per tab. */
+  storage?: Pick<Storage, "getItem" | "setItem" | "removeItem"> | null;
+  /** Backoff bounds in milliseconds. Default 500 and 30000. */
+  backoffMinMs?: number;
+  backoffMaxMs?: number;
+  /** For tests and other runtimes: the WebSocket, fetch, clock and randomness to use. */
+  WebSocket?: new (url: string, protocols: string[]) => WebSocketLike;
+  fetch?: typeof fetch;
+  now?: () => number;
+  random?: () => number;
+}
+
+/** The part of the browser's WebSocket the client uses. */
+export interface WebSocketLike {
+  binaryType: string;
+  readyState: number;
+  onopen: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+  send(data: Uint8Array): void;
+  close(code?: number, reason?: string): void;
+}
+
+interface Vended {
+  clientId: string;
+  region: string;
+  endpoint: string;
+  topic: string;
+  credentials: Credentials & { expiration: string };
+  resumeToken?: string;
+}
+
+type Events = {
+  state: (state: State) => void;
+  message: (message: Message) => void;
+  error: (error: ClientError) => void;
+};
+
+const textDecoder = new TextDecoder();
+const textEncoder = new TextEncoder();
+
+export class Client {
+  state: State = "connecting";
+  clientId: string | undefined;
+
+  private readonly options: Required<
+    Pick<ConnectOptions, "keepAliveSeconds" | "refreshFraction" | "backoffMinMs" | "backoffMaxMs">
+  > &
+    ConnectOptions;
+  private readonly handlers: { [K in keyof Events]: Events[K][] } = { state: [], message: [], error: [] };
+  private vended: Vended | undefined;
+  private fetchedAt = 0;
+  private socket: WebSocketLike | undefined;
+  private decoder = new Decoder();
+  private nextPacketId = 0;
+  private readonly pendingPublishes = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  private attempt = 0;
+  private timers = new Set<ReturnType<typeof setTimeout>>();
+  private pinger: ReturnType<typeof setInterval> | undefined;
+  private closing = false;
+  private readonly storageKey: string;
+
+  constructor(options: ConnectOptions) {
+    this.options = { keepAliveSeconds: 60, refreshFraction: 0.8, backoffMinMs: 500, backoffMaxMs: 30_000, ...options };
+    this.storageKey = `serverless-websockets:resume:${options.credentialsUrl}`;
+    if (typeof globalThis.addEventListener === "function") {
+      globalThis.addEventListener("online", this.onOnline);
+    }
+    queueMicrotask(() => void this.run());
+  }
+
+  on<K extends keyof Events>(event: K, handler: Events[K]): this {
+    this.handlers[event].push(handler);
+    return this;
+  }
+
+  /** Publishes `data` at QoS 1; resolves when the gateway acknowledges it. */
+  publish(topic: string, data: string | Uint8Array): Promise<void> {
+    const socket = this.socket;
+    if (this.state !== "connected" || !socket) {
+      return Promise.reject(new ClientError("Network", "not connected"));
+    }
+    const payload = typeof data === "string" ? textEncoder.encode(data) : data;
+    const id = this.packetId();
+    return new Promise((resolve, reject) => {
+      this.pendingPublishes.set(id, { resolve, reject });
+      socket.send(encodePublish(topic, payload, 1, id));
+    });
+  }
+
+  /** Disconnects for good (the persistent session stays with IoT until it expires). */
+  close(): void {
+    this.closing = true;
+    this.clearTimers();
+    if (typeof globalThis.removeEventListener === "function") {
+      globalThis.removeEventListener("online", this.onOnline);
+    }
+    if (this.socket && this.socket.readyState === 1) this.socket.send(DISCONNECT);
+    this.socket?.close(1000, "closed by the client");
+    this.socket = undefined;
+    this.setState("closed");
+  }
+
+  private emit<K extends keyof Events>(event: K, ...args: Parameters<Events[K]>): void {
+    for (const handler of this.handlers[event]) (handler as (...a: Parameters<Events[K]>) => void)(...args);
+  }
+
+  private setState(state: State): void {
+    if (this.state !== state) {
+      this.state = state;
+      this.emit("state", state);
+    }
+  }
+
+  private now(): number {
+    return (this.options.now ?? Date.now)();
+  }
+
+  private get storage(): ConnectOptions["storage"] {
+    if (this.options.storage !== undefined) return this.options.storage;
+    return typeof sessionStorage === "undefined" ? null : sessionStorage;
+  }
+
+  private packetId(): number {
+    this.nextPacketId = (this.nextPacketId % 0xffff) + 1;
+    return this.nextPacketId;
+  }
+
+  private later(ms: number, f: () => void): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      f();
+    }, ms);
+    this.timers.add(timer);
+  }
+
+  private clearTimers(): void {
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    if (this.pinger !== undefined) clearInterval(this.pinger);
+    this.pinger = undefined;
+  }
+
+  private readonly onOnline = (): void => {
+    if (this.state === "reconnecting" && !this.socket) {
+      this.clearTimers();
+      void this.run();
+    }
+  };
+
+  /** Credentials are due for a refresh (or there are none). */
+  private refreshDue(): boolean {
+    if (!this.vended) return true;
+    const expires = Date.parse(this.vended.credentials.expiration);
+    if (Number.isNaN(expires)) return this.now() - this.fetchedAt > 300_000;
+    return this.now() >= this.fetchedAt + (expires - this.fetchedAt) * this.options.refreshFraction;
+  }
+
+  private async token(): Promise<string | undefined> {
+    const token = this.options.token;
+    return typeof token === "function" ? await token() : token;
+  }
+
+  /** POSTs to the API, resuming with the stored token when there is one. */
+  private async fetchCredentials(): Promise<Vended> {
+    const stored = this.storage?.getItem(this.storageKey) ?? undefined;
+    try {
+      return await this.post(stored);
+    } catch (err) {
+      if (stored && err instanceof ClientError && err.code === "ResumeRefused") {
+        this.storage?.removeItem(this.storageKey);
+        this.emit("error", err);
+        return this.post(undefined);
+      }
+      throw err;
+    }
+  }
+
+  private async post(resumeToken: string | undefined): Promise<Vended> {
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    const token = await this.token();
+    if (token) headers.authorization = `Bearer ${token}`;
+    const fetchImpl = this.options.fetch ?? fetch;
+    let response: Response;
+    try {
+      response = await fetchImpl(this.options.credentialsUrl, {
+        method: "POST",
+        headers,
+        body: JSON.stringify(resumeToken ? { resumeToken } : {}),
+        cache: "no-store",
+      });
+    } catch (err) {
+      throw new ClientError("Network", `could not reach the credentials API: ${String(err)}`);
+    }
+    const body = (await response.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
+    if (!response.ok) {
+      const code = body.error?.code ?? "Error";
+      const message = `the credentials API answered ${response.status} ${code}: ${body.error?.message ?? ""}`;
+      if (["InvalidResumeToken", "ResumeTokenExpired", "ResumeForbidden"].includes(code)) {
+        throw new ClientError("ResumeRefused", message, response.status);
+      }
+      if (response.status === 401) throw new ClientError("Unauthorized", message, 401);
+      if (response.status === 403) throw new ClientError("Forbidden", message, 403);
+      if (response.status === 404 || response.status === 405) throw new ClientError("Misconfigured", message, response.status);
+      throw new ClientError("Api", message, response.status);
+    }
+    const vended = body as unknown as Vended;
+    if (vended.resumeToken) this.storage?.setItem(this.storageKey, vended.resumeToken);
+    return vended;
+  }
+
+  /** One round: credentials if due, presign, connect. */
+  private async run(): Promise<void> {
+    if (this.closing) return;
+    if (typeof navigator !== "undefined" && navigator.onLine === false) {
+      // Wait for the `online` event without burning retries.
+      this.setState("reconnecting");
+      return;
+    }
+    this.attempt += 1;
+    try {
+      if (this.refreshDue()) {
+        const previous = this.vended?.clientId;
+        this.vended = await this.fetchCredentials();
+        this.fetchedAt = this.now();
+        if (previous && previous !== this.vended.clientId) {
+          this.emit("error", new ClientError("ResumeRefused", `new client ID ${this.vended.clientId}: messages queued for ${previous} are lost`));
+        }
+        this.clientId = this.vended.clientId;
+      }
+      const vended = this.vended!;
+      const url = await presign(vended.endpoint, vended.region, vended.credentials, new Date(this.now()));
+      this.open(url, vended);
+    } catch (err) {
+      const error = err instanceof ClientError ? err : new ClientError("Network", String(err));
+      this.emit("error", error);
+      if (["Unauthorized", "Forbidden", "Misconfigured"].includes(error.code)) {
+        this.setState("failed");
+        return;
+      }
+      this.retry();
+    }
+  }
+
+  private retry(): void {
+    if (this.closing) return;
+    this.setState("reconnecting");
+    const cap = Math.min(this.options.backoffMaxMs, this.options.backoffMinMs * 2 ** Math.min(this.attempt - 1, 16));
+    const delay = Math.floor((this.options.random ?? Math.random)() * cap);
+    this.later(delay, () => void this.run());
+  }
+
+  private open(url: string, vended: Vended): void {
+    const WebSocketImpl = this.options.WebSocket ?? (globalThis.WebSocket as unknown as ConnectOptions["WebSocket"]);
+    if (!WebSocketImpl) throw new ClientError("Misconfigured", "no WebSocket in this environment");
+    const socket = new WebSocketImpl(url, ["mqtt"]);
+    socket.binaryType = "arraybuffer";
+    this.socket = socket;
+    this.decoder = new Decoder();
+    let opened = false;
+    socket.onopen = () => {
+      opened = true;
+      socket.send(encodeConnect(vended.clientId, this.options.keepAliveSeconds, false));
+    };
+    socket.onmessage = (event) => {
+      const data = event.data instanceof ArrayBuffer ? new Uint8Array(event.data) : (event.data as Uint8Array);
+      let packets: Packet[];
+      try {
+        packets = this.decoder.push(data);
+      } catch (err) {
+        this.emit("error", new ClientError("Protocol", String(err)));
+        socket.close(4000, "malformed MQTT");
+        return;
+      }
+      for (const packet of packets) this.onPacket(packet, socket, vended);
+    };
+    socket.onerror = () => {};
+    socket.onclose = (event) => {
+      if (this.socket !== socket) return;
+      this.socket = undefined;
+      if (this.pinger !== undefined) clearInterval(this.pinger);
+      this.pinger = undefined;
+      for (const pending of this.pendingPublishes.values()) pending.reject(new ClientError("Network", "connection lost"));
+      this.pendingPublishes.clear();
+      if (this.closing) return;
+      if (!opened) {
+        // A refused handshake (an expired URL or credentials look the same from
+        // here): fetch credentials before the next try.
+        this.fetchedAt = 0;
+      }
+      this.emit("error", new ClientError("Network", `connection closed (${event.code}${event.reason ? ": " + event.reason : ""})`));
+      this.retry();
+    };
+  }
+
+  private onPacket(packet: Packet, socket: WebSocketLike, vended: Vended): void {
+    switch (packet.type) {
+      case "connack": {
+        if (packet.returnCode !== 0) {
+          this.emit("error", new ClientError("Forbidden", `the gateway refused CONNECT (return code ${packet.returnCode})`));
+          socket.close(4001, "refused");
+          return;
+        }
+        this.attempt = 0;
+        this.pinger = setInterval(() => socket.readyState === 1 && socket.send(PINGREQ), this.options.keepAliveSeconds * 1000);
+        if (!packet.sessionPresent) {
+          const filters = [vended.topic, ...(this.options.topics ?? [])].map((topic) => ({ topic, qos: 1 as const }));
+          socket.send(encodeSubscribe(this.packetId(), filters));
+        }
+        this.setState("connected");
+        this.scheduleRefresh();
+        return;
+      }
+      case "suback":
+        if (packet.granted.some((code) => code === 0x80)) {
+          this.emit("error", new ClientError("Forbidden", "the gateway refused a subscription: check the topics' grants"));
+        }
+        return;
+      case "publish": {
+        this.emit("message", { topic: packet.topic, payload: packet.payload, text: textDecoder.decode(packet.payload) });
+        if (packet.qos === 1 && packet.packetId !== undefined) socket.send(encodePuback(packet.packetId));
+        return;
+      }
+      case "puback": {
+        const pending = this.pendingPublishes.get(packet.packetId);
+        this.pendingPublishes.delete(packet.packetId);
+        pending?.resolve();
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  /** Fetches resumed credentials at the refresh point, for the next connect. */
+  private scheduleRefresh(): void {
+    if (!this.vended) return;
+    const expires = Date.parse(this.vended.credentials.expiration);
+    const at = this.fetchedAt + (expires - this.fetchedAt) * this.options.refreshFraction;
+    this.later(Math.max(0, at - this.now()), () => {
+      this.fetchCredentials()
+        .then((vended) => {
+          this.vended = vended;
+          this.fetchedAt = this.now();
+          this.clientId = vended.clientId;
+        })
+        .catch((err) => this.emit("error", err instanceof ClientError ? err : new ClientError("Network", String(err))));
+    });
+  }
+}
+
+/** Starts a client: it connects, stays connected and reports through its events. */
+export function connect(options: ConnectOptions): Client {
+  return new Client(options);
+}

@@ -1,0 +1,206 @@
+// The client's state machine against a fake vending API and a fake WebSocket that
+// speaks MQTT through mqtt-packet: connect, subscribe, receive and acknowledge,
+// resume from storage, no resubscribe when the session is present, reconnect
+// after a close, and a refused token that fails for good.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import mqtt from "mqtt-packet";
+import { connect } from "../build/internal.js";
+
+const VENDED = (clientId, resumeToken) => ({
+  clientId,
+  region: "us-east-1",
+  endpoint: "ws://127.0.0.1:8443",
+  url: "ignored",
+  topic: `allowed/${clientId}`,
+  grants: { subscribe: [`allowed/${clientId}`], publish: [] },
+  credentials: {
+    accessKeyId: "ASIATEST",
+    secretAccessKey: "secret",
+    sessionToken: "token",
+    expiration: new Date(Date.now() + 3600_000).toISOString(),
+  },
+  resumeToken,
+});
+
+/** A vending API that answers with `answers` in turn and records the request bodies. */
+function fakeApi(answers) {
+  const requests = [];
+  const fetch = async (url, init) => {
+    requests.push(JSON.parse(init.body));
+    const [status, body] = answers.length > 1 ? answers.shift() : answers[0];
+    return { ok: status === 200, status, json: async () => body };
+  };
+  return { fetch, requests };
+}
+
+/** WebSockets that record what the client sends, as mqtt-packet parses it. */
+function fakeSockets() {
+  const sockets = [];
+  class FakeSocket {
+    constructor(url, protocols) {
+      this.url = url;
+      this.protocols = protocols;
+      this.readyState = 0;
+      this.sent = [];
+      this.waiters = [];
+      this.parser = mqtt.parser({ protocolVersion: 4 });
+      this.parser.on("packet", (p) => {
+        this.sent.push(p);
+        this.waiters.splice(0).forEach((w) => w());
+      });
+      sockets.push(this);
+      queueMicrotask(() => {
+        this.readyState = 1;
+        this.onopen?.({});
+      });
+    }
+    send(bytes) {
+      this.parser.parse(Buffer.from(bytes));
+    }
+    close(code = 1000, reason = "") {
+      if (this.readyState === 3) return;
+      this.readyState = 3;
+      queueMicrotask(() => this.onclose?.({ code, reason }));
+    }
+    /** The server's side: a packet to the client. */
+    deliver(packet) {
+      const bytes = mqtt.generate(packet);
+      this.onmessage?.({ data: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) });
+    }
+    /** Waits until the client has sent a packet of `cmd`. */
+    async sentPacket(cmd) {
+      for (;;) {
+        const found = this.sent.find((p) => p.cmd === cmd);
+        if (found) return found;
+        await new Promise((resolve) => this.waiters.push(resolve));
+      }
+    }
+  }
+  const next = async (n) => {
+    while (sockets.length < n) await new Promise((resolve) => setImmediate(resolve));
+    return sockets[n - 1];
+  };
+  return { FakeSocket, sockets, next };
+}
+
+function memoryStorage() {
+  const map = new Map();
+  return { getItem: (k) => map.get(k) ?? null, setItem: (k, v) => map.set(k, v), removeItem: (k) => map.delete(k), map };
+}
+
+const states = (client) => {
+  const seen = [];
+  client.on("state", (s) => seen.push(s));
+  return seen;
+};
+
+test("connects, subscribes at QoS 1 on a persistent session, receives and acknowledges", async () => {
+  const api = fakeApi([[200, VENDED("abc", "tok-1")]]);
+  const ws = fakeSockets();
+  const storage = memoryStorage();
+  const client = connect({ credentialsUrl: "http://api/credentials", fetch: api.fetch, WebSocket: ws.FakeSocket, storage, random: () => 0 });
+  const seen = states(client);
+  const messages = [];
+  client.on("message", (m) => messages.push(m));
+  const socket = await ws.next(1);
+  assert.deepEqual(socket.protocols, ["mqtt"]);
+  assert.match(socket.url, /^ws:\/\/127\.0\.0\.1:8443\/mqtt\?X-Amz-Algorithm=AWS4-HMAC-SHA256&/);
+  assert.match(socket.url, /&X-Amz-Security-Token=token$/);
+  const connectPacket = await socket.sentPacket("connect");
+  assert.equal(connectPacket.clientId, "abc");
+  assert.equal(connectPacket.clean, false, "a persistent session");
+  socket.deliver({ cmd: "connack", returnCode: 0, sessionPresent: false });
+  const subscribe = await socket.sentPacket("subscribe");
+  assert.deepEqual(subscribe.subscriptions.map((s) => [s.topic, s.qos]), [["allowed/abc", 1]]);
+  assert.equal(client.state, "connected");
+  assert.equal(client.clientId, "abc");
+  socket.deliver({ cmd: "publish", topic: "allowed/abc", payload: Buffer.from("héllo"), qos: 1, messageId: 7 });
+  assert.equal(messages[0].text, "héllo");
+  assert.equal((await socket.sentPacket("puback")).messageId, 7);
+  assert.equal(storage.getItem("serverless-websockets:resume:http://api/credentials"), "tok-1");
+  assert.deepEqual(api.requests, [{}]);
+  assert.deepEqual(seen, ["connected"]);
+  client.close();
+  assert.equal(client.state, "closed");
+  assert.ok(socket.sent.some((p) => p.cmd === "disconnect"));
+});
+
+test("a stored resume token is sent, and a present session is not subscribed again", async () => {
+  const api = fakeApi([[200, VENDED("abc", "tok-2")]]);
+  const ws = fakeSockets();
+  const storage = memoryStorage();
+  storage.setItem("serverless-websockets:resume:http://api/credentials", "tok-1");
+  const client = connect({ credentialsUrl: "http://api/credentials", fetch: api.fetch, WebSocket: ws.FakeSocket, storage, random: () => 0 });
+  const socket = await ws.next(1);
+  await socket.sentPacket("connect");
+  socket.deliver({ cmd: "connack", returnCode: 0, sessionPresent: true });
+  assert.equal(client.state, "connected");
+  assert.deepEqual(api.requests, [{ resumeToken: "tok-1" }]);
+  assert.ok(!socket.sent.some((p) => p.cmd === "subscribe"), "the session kept the subscriptions");
+  client.close();
+});
+
+test("a lost connection reconnects with a freshly signed URL and the same client ID", async () => {
+  const api = fakeApi([[200, VENDED("abc", "tok-1")]]);
+  const ws = fakeSockets();
+  const client = connect({ credentialsUrl: "http://api/credentials", fetch: api.fetch, WebSocket: ws.FakeSocket, storage: memoryStorage(), random: () => 0 });
+  const seen = states(client);
+  const first = await ws.next(1);
+  await first.sentPacket("connect");
+  first.deliver({ cmd: "connack", returnCode: 0, sessionPresent: false });
+  first.close(1006, "");
+  const second = await ws.next(2);
+  assert.equal((await second.sentPacket("connect")).clientId, "abc");
+  second.deliver({ cmd: "connack", returnCode: 0, sessionPresent: true });
+  assert.deepEqual(seen, ["connected", "reconnecting", "connected"]);
+  assert.equal(api.requests.length, 1, "no API call for a reconnect within the credentials' life");
+  client.close();
+});
+
+test("a refused resume falls back to a new client ID and says so", async () => {
+  const api = fakeApi([
+    [401, { error: { code: "ResumeTokenExpired", message: "expired" } }],
+    [200, VENDED("new", "tok-9")],
+  ]);
+  const ws = fakeSockets();
+  const storage = memoryStorage();
+  storage.setItem("serverless-websockets:resume:http://api/credentials", "old-token");
+  const client = connect({ credentialsUrl: "http://api/credentials", fetch: api.fetch, WebSocket: ws.FakeSocket, storage, random: () => 0 });
+  const errors = [];
+  client.on("error", (e) => errors.push(e.code));
+  const socket = await ws.next(1);
+  assert.equal((await socket.sentPacket("connect")).clientId, "new");
+  assert.deepEqual(api.requests, [{ resumeToken: "old-token" }, {}]);
+  assert.deepEqual(errors, ["ResumeRefused"]);
+  client.close();
+});
+
+test("a refused bearer token fails for good with Unauthorized", async () => {
+  const api = fakeApi([[401, { error: { code: "TokenExpired", message: "expired" } }]]);
+  const ws = fakeSockets();
+  const client = connect({ credentialsUrl: "http://api/credentials", token: async () => "jwt", fetch: api.fetch, WebSocket: ws.FakeSocket, storage: memoryStorage() });
+  const failed = new Promise((resolve) => client.on("state", (s) => s === "failed" && resolve()));
+  const errors = [];
+  client.on("error", (e) => errors.push(e));
+  await failed;
+  assert.equal(errors[0].code, "Unauthorized");
+  assert.equal(errors[0].status, 401);
+  assert.equal(ws.sockets.length, 0);
+});
+
+test("publish resolves on the gateway's PUBACK", async () => {
+  const api = fakeApi([[200, VENDED("abc", "tok-1")]]);
+  const ws = fakeSockets();
+  const client = connect({ credentialsUrl: "http://api/credentials", fetch: api.fetch, WebSocket: ws.FakeSocket, storage: memoryStorage() });
+  const socket = await ws.next(1);
+  await socket.sentPacket("connect");
+  socket.deliver({ cmd: "connack", returnCode: 0, sessionPresent: true });
+  const done = client.publish("from/abc", "hi");
+  const publish = await socket.sentPacket("publish");
+  assert.equal(publish.qos, 1);
+  assert.equal(publish.payload.toString(), "hi");
+  socket.deliver({ cmd: "puback", messageId: publish.messageId });
+  await done;
+  client.close();
+});
