@@ -415,14 +415,27 @@ struct Departed {
     info: ConnectionInfo,
     at: u64,
     reason: DisconnectReason,
+    /// Its key in [`Registry::departures`].
+    order: (tokio::time::Instant, u64),
 }
 
+/// Sessions by client ID, and clients that left without one (for `GetConnection`),
+/// one entry per client ID however often it comes and goes.
 #[derive(Default)]
 struct Registry {
     sessions: HashMap<String, Record>,
     departed: HashMap<String, Departed>,
-    /// Departure order, for forgetting departed clients after the retention.
-    departures: VecDeque<(tokio::time::Instant, String, u64)>,
+    /// Departures in time order, for forgetting them after the retention.
+    departures: BTreeMap<(tokio::time::Instant, u64), String>,
+    next_departure: u64,
+}
+
+impl Registry {
+    fn forget_departed(&mut self, client_id: &str) {
+        if let Some(departed) = self.departed.remove(client_id) {
+            self.departures.remove(&departed.order);
+        }
+    }
 }
 
 pub struct Broker {
@@ -503,7 +516,7 @@ impl Broker {
         let (kick, kicked) = watch::channel(None);
         let attachment = self.next_attachment.fetch_add(1, Ordering::Relaxed);
         let mut registry = self.registry();
-        registry.departed.remove(client_id);
+        registry.forget_departed(client_id);
         let previous = registry.sessions.remove(client_id);
         if let Some(previous) = &previous {
             previous
@@ -864,19 +877,27 @@ fn remember_departed(
     reason: DisconnectReason,
 ) {
     let now = tokio::time::Instant::now();
-    while let Some((when, _, _)) = registry.departures.front() {
-        if now.duration_since(*when) < DEPARTED_RETENTION && registry.departures.len() < MAX_DEPARTED {
+    registry.forget_departed(client_id);
+    while let Some((&(when, seq), _)) = registry.departures.first_key_value() {
+        if now.duration_since(when) < DEPARTED_RETENTION && registry.departures.len() < MAX_DEPARTED {
             break;
         }
-        let (_, old, old_at) = registry.departures.pop_front().expect("front exists");
-        if registry.departed.get(&old).is_some_and(|d| d.at == old_at) {
+        if let Some(old) = registry.departures.remove(&(when, seq)) {
             registry.departed.remove(&old);
         }
     }
-    registry
-        .departed
-        .insert(client_id.to_owned(), Departed { info, at, reason });
-    registry.departures.push_back((now, client_id.to_owned(), at));
+    let order = (now, registry.next_departure);
+    registry.next_departure += 1;
+    registry.departures.insert(order, client_id.to_owned());
+    registry.departed.insert(
+        client_id.to_owned(),
+        Departed {
+            info,
+            at,
+            reason,
+            order,
+        },
+    );
 }
 
 impl Table {
@@ -910,6 +931,39 @@ mod tests {
             persistent: false,
             ended: false,
         }
+    }
+
+    #[test]
+    fn a_client_that_comes_and_goes_is_remembered_once_however_often_it_leaves() {
+        let mut registry = Registry::default();
+        let info = ConnectionInfo {
+            clean_session: true,
+            keep_alive_secs: 30,
+            connected_since: 0,
+            session_expiry_secs: 0,
+            source: "127.0.0.1:1".parse().unwrap(),
+        };
+        for n in 0..1000 {
+            remember_departed(
+                &mut registry,
+                "churner",
+                info.clone(),
+                n,
+                DisconnectReason::ConnectionLost,
+            );
+            remember_departed(
+                &mut registry,
+                &format!("other-{}", n % 3),
+                info.clone(),
+                n,
+                DisconnectReason::ClientInitiated,
+            );
+        }
+        assert_eq!(registry.departed.len(), 4);
+        assert_eq!(registry.departures.len(), 4);
+        assert_eq!(registry.departed["churner"].at, 999);
+        registry.forget_departed("churner");
+        assert_eq!((registry.departed.len(), registry.departures.len()), (3, 3));
     }
 
     #[test]
