@@ -167,6 +167,7 @@ fn print_banner(info: &ReadyInfo) {
         "serverless-websockets local stack (region {region}, account {account})
 
   vending API    {api}
+  demo page      {demo}  (open it in a browser; the browser client is at {client_js})
   STS emulator   {sts}
   IoT gateway    {iot}/mqtt  (HTTPS data plane: {data}){ca}
   client role    {role}
@@ -222,6 +223,8 @@ Check the admin identity with the AWS CLI:
         region = info.region,
         account = info.account_id,
         api = info.api_url,
+        demo = info.demo_url,
+        client_js = info.client_js_url,
         sts = info.sts_endpoint,
         role = info.client_role_arn,
     );

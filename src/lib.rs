@@ -17,6 +17,7 @@
 //! and the service (`serverless-websockets-vending`); both are used as they are.
 
 pub mod cli;
+pub mod demo;
 pub mod gateway;
 pub mod identity;
 pub mod stack;

@@ -106,6 +106,9 @@ pub enum LocalError {
 #[derive(Debug, Clone, Serialize)]
 pub struct ReadyInfo {
     pub api_url: String,
+    /// The browser demo page, and the browser client it loads.
+    pub demo_url: String,
+    pub client_js_url: String,
     pub sts_endpoint: String,
     /// `ws://host:port` (or `wss://` with `--tls`): MQTT over WebSocket at `/mqtt`.
     pub iot_endpoint: String,
@@ -260,7 +263,18 @@ impl LocalStack {
         let emulator = Arc::new(StsEmulator::new(&options.account_id, vec![client_role], store.clone()));
         let jwt = LocalJwt::of(&config);
         let issuer = local_issuer(&options, &sts_endpoint, &client_role_arn).await;
-        let api = serverless_websockets_vending::api::build(config, issuer)?;
+        let api_base = format!("http://{}", listeners.api.local_addr().expect("bound"));
+        let demo = crate::demo::router(crate::demo::DemoConfig {
+            credentials_url: format!("{api_base}/credentials"),
+            iot_data_endpoint: iot.https_base(),
+            region: options.region.clone(),
+            backend: crate::demo::DemoBackend {
+                access_key_id: options.backend_access_key_id.clone(),
+                secret_access_key: options.backend_secret_access_key.clone(),
+            },
+            jwt: matches!(config.auth, AuthSettings::Jwt(_)),
+        });
+        let api = serverless_websockets_vending::api::build(config, issuer)?.merge(demo);
 
         let (stop, stopped) = watch::channel(false);
         let gateway = Arc::new(Gateway::new(
@@ -269,7 +283,7 @@ impl LocalStack {
             options.gateway.clone(),
             stopped.clone(),
         ));
-        let api_url = format!("http://{}/credentials", listeners.api.local_addr().expect("bound"));
+        let api_url = format!("{api_base}/credentials");
         let mut tasks = JoinSet::new();
         let timeouts = options.timeouts;
         tasks.spawn(serve(listeners.sts, emulator.router(), None, timeouts, stopped.clone()));
@@ -283,6 +297,8 @@ impl LocalStack {
         tasks.spawn(serve(listeners.api, api, None, timeouts, stopped));
 
         let info = ReadyInfo {
+            demo_url: format!("{api_base}/demo"),
+            client_js_url: format!("{api_base}/client.js"),
             api_url,
             sts_endpoint,
             iot_endpoint: iot.websocket_base(),

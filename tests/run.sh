@@ -18,6 +18,14 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements-sha256" 2>/dev/n
   echo "$want" > "$venv/.requirements-sha256"
 fi
 
+# Debian's chromium, for the browser tests (driven headless by playwright-core).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "tests/run.sh: installing Debian's chromium for the browser tests" >&2
+  sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+
 node_dir=$tools/node
 want_node=$(sha256sum tests/clients/package.json | cut -d' ' -f1)
 if [ ! -d "$node_dir/node_modules/mqtt" ] || [ "$(cat "$node_dir/.package-sha256" 2>/dev/null)" != "$want_node" ]; then

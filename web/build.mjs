@@ -1,16 +1,38 @@
-// Builds the browser bundle (dist/, minified ES module) and the unit tests'
-// unminified build of the internals (build/). Run: node build.mjs
+// Builds the browser bundle and the unit tests' build of the internals.
+//
+//   node build.mjs          writes dist/serverless-websockets.js (minified ES module,
+//                           committed: the local stack embeds it) and build/internal.js
+//   node build.mjs --check  the same, but fails if the committed bundle differs from
+//                           what the sources build to (CI runs this through npm test)
 import { build } from "esbuild";
+import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 
-await build({
+const check = process.argv.includes("--check");
+const BUNDLE = "dist/serverless-websockets.js";
+
+const bundle = await build({
   entryPoints: ["src/index.ts"],
   bundle: true,
   format: "esm",
   target: "es2020",
   minify: true,
-  outfile: "dist/serverless-websockets.js",
+  write: false,
   logLevel: "warning",
 });
+const built = bundle.outputFiles[0].text;
+if (check) {
+  let committed = "";
+  try {
+    committed = readFileSync(BUNDLE, "utf8");
+  } catch {}
+  if (committed !== built) {
+    console.error(`${BUNDLE} does not match its sources: run \`npm run build\` in web/ and commit it.`);
+    process.exit(1);
+  }
+} else {
+  mkdirSync("dist", { recursive: true });
+  writeFileSync(BUNDLE, built);
+}
 await build({
   entryPoints: ["src/internal.ts"],
   bundle: true,

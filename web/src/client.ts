@@ -140,6 +140,21 @@ export class Client {
     });
   }
 
+  /**
+   * Fetches fresh credentials now (resuming: the same client ID) for the next
+   * connect; the live connection is not interrupted. The client also does this on
+   * its own at `refreshFraction` of the credentials' lifetime.
+   */
+  async refresh(): Promise<void> {
+    const vended = await this.fetchCredentials();
+    if (this.vended && vended.clientId !== this.vended.clientId) {
+      this.emit("error", new ClientError("ResumeRefused", `new client ID ${vended.clientId}: messages queued for ${this.vended.clientId} are lost`));
+    }
+    this.vended = vended;
+    this.fetchedAt = this.now();
+    this.clientId = vended.clientId;
+  }
+
   /** Disconnects for good (the persistent session stays with IoT until it expires). */
   close(): void {
     this.closing = true;
@@ -390,13 +405,9 @@ export class Client {
     const expires = Date.parse(this.vended.credentials.expiration);
     const at = this.fetchedAt + (expires - this.fetchedAt) * this.options.refreshFraction;
     this.later(Math.max(0, at - this.now()), () => {
-      this.fetchCredentials()
-        .then((vended) => {
-          this.vended = vended;
-          this.fetchedAt = this.now();
-          this.clientId = vended.clientId;
-        })
-        .catch((err) => this.emit("error", err instanceof ClientError ? err : new ClientError("Network", String(err))));
+      this.refresh().catch((err) =>
+        this.emit("error", err instanceof ClientError ? err : new ClientError("Network", String(err))),
+      );
     });
   }
 }

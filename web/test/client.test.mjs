@@ -204,3 +204,19 @@ test("publish resolves on the gateway's PUBACK", async () => {
   await done;
   client.close();
 });
+
+test("refresh() resumes: fresh credentials, the same client ID, used at the next connect", async () => {
+  const api = fakeApi([[200, VENDED("abc", "tok-1")], [200, { ...VENDED("abc", "tok-2"), credentials: { ...VENDED("abc").credentials, accessKeyId: "ASIANEW" } }]]);
+  const ws = fakeSockets();
+  const client = connect({ credentialsUrl: "http://api/credentials", fetch: api.fetch, WebSocket: ws.FakeSocket, storage: memoryStorage(), random: () => 0 });
+  const first = await ws.next(1);
+  await first.sentPacket("connect");
+  first.deliver({ cmd: "connack", returnCode: 0, sessionPresent: false });
+  await client.refresh();
+  assert.deepEqual(api.requests, [{}, { resumeToken: "tok-1" }]);
+  assert.equal(client.clientId, "abc");
+  first.close(1006, "");
+  const second = await ws.next(2);
+  assert.match(second.url, /X-Amz-Credential=ASIANEW%2F/);
+  client.close();
+});

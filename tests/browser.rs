@@ -1,0 +1,92 @@
+//! The browser client in a real headless Chromium against the local stack's demo
+//! page (`tests/clients/browser_demo.js`, playwright-core driving Debian's
+//! `/usr/bin/chromium`): messages through the HTTPS API and a confirmed direct
+//! message reach the page, a kick loses no QoS 1 message, a forced refresh and a
+//! reload keep the client ID, two tabs get two client IDs, no console errors. The
+//! screenshot is left in `target/browser-demo.png`.
+
+mod common;
+
+use common::tools::{node_modules, tool};
+use serverless_websockets::stack::{LocalOptions, LocalStack};
+
+#[tokio::test]
+async fn the_demo_page_in_headless_chromium_stays_connected_and_loses_nothing() {
+    let chromium = std::path::Path::new("/usr/bin/chromium");
+    assert!(
+        chromium.is_file(),
+        "Debian's chromium is not installed: run `tests/run.sh`, which installs it (apt-get install chromium)"
+    );
+    let modules = node_modules();
+    assert!(
+        modules.join("playwright-core").is_dir(),
+        "playwright-core is not installed in {}: run `tests/run.sh`",
+        modules.display()
+    );
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready.json");
+    stack.write_ready_file(&ready).unwrap();
+    let screenshot = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-demo.png");
+    let _ = std::fs::remove_file(&screenshot);
+
+    // On a blocking thread: the stack serves on this test's runtime meanwhile.
+    let mut command = std::process::Command::new(tool("node"));
+    command
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/browser_demo.js"))
+        .arg(&ready)
+        .arg(&screenshot)
+        .env("NODE_PATH", &modules)
+        .env("SW_TOOLS_BIN", tool("aws").parent().unwrap());
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let id = summary["clientId"].as_str().unwrap();
+    assert_eq!(id.len(), 32, "{summary}");
+    assert_eq!(summary["published"], true);
+    assert_eq!(summary["direct"], "OK", "the direct message was confirmed");
+    assert_eq!(
+        summary["stream"],
+        serde_json::json!(["n=1", "n=2", "n=3", "n=4", "n=5", "n=6", "n=7", "n=8"]),
+        "every message of the stream, in order, across the kick"
+    );
+    for key in ["afterKick", "afterRefresh", "afterRefreshReconnect", "afterReload"] {
+        assert_eq!(summary[key], id, "{key}: {summary}");
+    }
+    assert_ne!(summary["secondTab"], id, "a second tab has its own client ID");
+    assert_eq!(summary["bothConnected"], true);
+    assert_eq!(summary["consoleErrors"], serde_json::json!([]), "{summary}");
+    assert!(screenshot.is_file());
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_local_stack_serves_the_committed_bundle_and_the_demo_page() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let info = stack.info().clone();
+    let client = reqwest::Client::new();
+    let js = client.get(&info.client_js_url).send().await.unwrap();
+    assert_eq!(js.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert_eq!(js.text().await.unwrap(), serverless_websockets::demo::CLIENT_JS);
+    let page = client.get(&info.demo_url).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(r#"import { connect } from "/client.js""#));
+    let config: serde_json::Value = client
+        .get(info.demo_url.replace("/demo", "/demo/config.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config["credentialsUrl"], info.api_url.as_str());
+    assert_eq!(config["iotDataEndpoint"], info.iot_data_endpoint.as_str());
+    assert_eq!(config["jwt"], false);
+    stack.shutdown().await;
+}
