@@ -220,3 +220,21 @@ test("refresh() resumes: fresh credentials, the same client ID, used at the next
   assert.match(second.url, /X-Amz-Credential=ASIANEW%2F/);
   client.close();
 });
+
+test("credentials are resumed at the refresh fraction of their lifetime, by the injected clock", async () => {
+  // The clock says the credentials are already past 80 % of their life.
+  const vended = VENDED("abc", "tok-1");
+  const issued = Date.parse(vended.credentials.expiration) - 3600_000;
+  let now = issued;
+  const api = fakeApi([[200, vended], [200, VENDED("abc", "tok-2")]]);
+  const ws = fakeSockets();
+  const client = connect({ credentialsUrl: "http://api/credentials", fetch: api.fetch, WebSocket: ws.FakeSocket, storage: memoryStorage(), now: () => now, random: () => 0 });
+  const socket = await ws.next(1);
+  await socket.sentPacket("connect");
+  now = issued + 0.81 * 3600_000;
+  socket.deliver({ cmd: "connack", returnCode: 0, sessionPresent: false });
+  while (api.requests.length < 2) await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(api.requests[1], { resumeToken: "tok-1" });
+  assert.equal(client.clientId, "abc");
+  client.close();
+});

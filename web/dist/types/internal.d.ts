@@ -1,0 +1,3 @@
+export { presign, signedHost, uriEncode } from "./sigv4";
+export * from "./mqtt";
+export { connect, Client, ClientError } from "./client";
