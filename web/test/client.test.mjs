@@ -238,3 +238,30 @@ test("credentials are resumed at the refresh fraction of their lifetime, by the 
   assert.equal(client.clientId, "abc");
   client.close();
 });
+
+test("while the browser is offline it waits for the online event instead of burning retries", async () => {
+  const listeners = {};
+  globalThis.addEventListener = (type, f) => (listeners[type] = f);
+  globalThis.removeEventListener = (type) => delete listeners[type];
+  const previous = Object.getOwnPropertyDescriptor(globalThis, "navigator");
+  Object.defineProperty(globalThis, "navigator", { value: { onLine: false }, configurable: true, writable: true });
+  try {
+    const api = fakeApi([[200, VENDED("abc", "tok-1")]]);
+    const ws = fakeSockets();
+    const client = connect({ credentialsUrl: "http://api/credentials", fetch: api.fetch, WebSocket: ws.FakeSocket, storage: memoryStorage() });
+    while (client.state !== "reconnecting") await new Promise((resolve) => setImmediate(resolve));
+    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(api.requests.length, 0, "no API call while offline");
+    assert.equal(ws.sockets.length, 0, "no connect attempt while offline");
+    globalThis.navigator.onLine = true;
+    listeners.online();
+    const socket = await ws.next(1);
+    assert.equal((await socket.sentPacket("connect")).clientId, "abc");
+    client.close();
+  } finally {
+    delete globalThis.addEventListener;
+    delete globalThis.removeEventListener;
+    if (previous) Object.defineProperty(globalThis, "navigator", previous);
+    else delete globalThis.navigator;
+  }
+});
