@@ -193,6 +193,12 @@ fn presigned(stack: &LocalStack, credentials: &Credentials) -> String {
     presign(&endpoint, REGION, credentials, SystemTime::now(), DEFAULT_EXPIRES).unwrap()
 }
 
+/// What the will tests watch: the wills and the disconnect events.
+const WILLS_AND_DISCONNECTS: [(&str, QoS); 2] = [
+    ("wills/+", QoS::AtLeastOnce),
+    ("$aws/events/presence/disconnected/+", QoS::AtMostOnce),
+];
+
 /// The admin, connected as "watcher" and subscribed to `filters`.
 async fn watcher(stack: &LocalStack, filters: &[(&str, QoS)]) -> Client {
     let mut watcher = Client::connect(&presigned(stack, &admin(stack)), "watcher", None).await;
@@ -506,14 +512,7 @@ async fn kicking_a_client_closes_it_with_api_initiated_disconnect_and_publishes_
 #[tokio::test]
 async fn a_kick_with_prevent_will_message_publishes_no_will() {
     let stack = stack().await;
-    let mut watcher = watcher(
-        &stack,
-        &[
-            ("wills/+", QoS::AtLeastOnce),
-            ("$aws/events/presence/disconnected/+", QoS::AtMostOnce),
-        ],
-    )
-    .await;
+    let mut watcher = watcher(&stack, &WILLS_AND_DISCONNECTS).await;
     let mut kicked = with_will(&stack, "quiet", "wills/quiet", "should not appear").await;
 
     assert_eq!(
@@ -533,14 +532,7 @@ async fn a_kick_with_prevent_will_message_publishes_no_will() {
 #[tokio::test]
 async fn a_lost_connection_publishes_the_will_and_a_clean_disconnect_does_not() {
     let stack = stack().await;
-    let mut watcher = watcher(
-        &stack,
-        &[
-            ("wills/+", QoS::AtLeastOnce),
-            ("$aws/events/presence/disconnected/+", QoS::AtMostOnce),
-        ],
-    )
-    .await;
+    let mut watcher = watcher(&stack, &WILLS_AND_DISCONNECTS).await;
 
     // A DISCONNECT: no will.
     let mut polite = with_will(&stack, "polite", "wills/polite", "polite will").await;

@@ -206,6 +206,15 @@ impl Subscriber {
         self.identity.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// `iot:Receive` on `resource` for the session's credentials, read in place
+    /// (no `Arc` clone: this runs per delivery on wildcard subscriptions).
+    fn may_receive(&self, resource: &str) -> bool {
+        self.identity
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_allowed("iot:Receive", resource)
+    }
+
     /// Asks the attached connection, if any, to close (the first request wins).
     pub fn kick(&self, kick: Kick) {
         if let Some(link) = &self.state().link {
@@ -779,7 +788,7 @@ impl Broker {
         for entry in exact.chain(wildcard) {
             let allowed = entry.receive.unwrap_or_else(|| {
                 let resource = receive_resource.get_or_insert_with(|| self.arns.topic(topic));
-                entry.subscriber.identity().is_allowed("iot:Receive", resource)
+                entry.subscriber.may_receive(resource)
             });
             if !allowed {
                 let identity = entry.subscriber.identity();

@@ -186,7 +186,8 @@ impl<S: MessageSocket> Connection<S> {
             self.gateway.next_version(),
             SystemTime::now(),
         );
-        self.gateway.publish_event("disconnected", client_id, event);
+        self.gateway
+            .publish_event(&lifecycle::topic("disconnected", client_id), client_id, event);
     }
 
     async fn on_message(&mut self, message: Option<Result<Message, axum::Error>>) -> Step {
@@ -306,7 +307,8 @@ impl<S: MessageSocket> Connection<S> {
             self.gateway.next_version(),
             SystemTime::now(),
         );
-        self.gateway.publish_event("connected", &client_id, event);
+        self.gateway
+            .publish_event(&lifecycle::topic("connected", &client_id), &client_id, event);
         // What the last connection left unacknowledged goes first, marked DUP.
         for (pkid, outgoing) in resend {
             let messages = Self::messages(outgoing, Some(pkid), true);
@@ -463,7 +465,8 @@ impl<S: MessageSocket> Connection<S> {
             &topics,
             SystemTime::now(),
         );
-        self.gateway.publish_subscription_event(event, client_id, body);
+        self.gateway
+            .publish_event(&lifecycle::subscription_topic(event, client_id), client_id, body);
     }
 
     async fn write_packet(&mut self, packet: Packet) -> Step {

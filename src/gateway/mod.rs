@@ -115,23 +115,12 @@ impl Gateway {
         self.versions.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn publish_event(&self, event: &str, client_id: &str, body: serde_json::Value) {
+    /// Publishes a lifecycle event on `topic` (see [`lifecycle`]), unless the
+    /// client ID is one IoT sends no events for.
+    fn publish_event(&self, topic: &str, client_id: &str, body: serde_json::Value) {
         if lifecycle::has_events(client_id) {
             let payload = Bytes::from(body.to_string());
-            self.broker
-                .publish(&lifecycle::topic(event, client_id), payload, QoS::AtMostOnce, false);
-        }
-    }
-
-    fn publish_subscription_event(&self, event: &str, client_id: &str, body: serde_json::Value) {
-        if lifecycle::has_events(client_id) {
-            let payload = Bytes::from(body.to_string());
-            self.broker.publish(
-                &lifecycle::subscription_topic(event, client_id),
-                payload,
-                QoS::AtMostOnce,
-                false,
-            );
+            self.broker.publish(topic, payload, QoS::AtMostOnce, false);
         }
     }
 
