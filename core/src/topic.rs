@@ -96,6 +96,30 @@ pub fn check_filter(filter: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// The prefix of a shared subscription, `$share/<group>/<filter>`: each message
+/// matching `<filter>` goes to one member of the group
+/// (<https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html#mqtt5-shared-subscription>).
+pub const SHARED_PREFIX: &str = "$share/";
+
+/// The group and the filter of a shared subscription; `Ok(None)` for any other
+/// filter. The group is one non-empty level without wildcards; the filter follows
+/// [`check_filter`]'s rules.
+pub fn split_shared(filter: &str) -> Result<Option<(&str, &str)>, NameError> {
+    let Some(rest) = filter.strip_prefix(SHARED_PREFIX) else {
+        return Ok(None);
+    };
+    let (group, inner) = rest.split_once('/').ok_or(NameError::EmptyLevel)?;
+    if group.is_empty() {
+        return Err(NameError::EmptyLevel);
+    }
+    if has_wildcards(group) {
+        return Err(NameError::Wildcard);
+    }
+    check_shape(filter, "topic filter")?;
+    check_filter(inner)?;
+    Ok(Some((group, inner)))
+}
+
 /// Whether a topic is reserved for IoT itself (`$aws/…`): clients do not publish there.
 pub fn is_reserved(topic: &str) -> bool {
     topic.starts_with('$')
@@ -248,6 +272,16 @@ impl fmt::Display for TopicFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_subscription_splits_into_its_group_and_filter() {
+        assert_eq!(split_shared("$share/workers/jobs/+"), Ok(Some(("workers", "jobs/+"))));
+        assert_eq!(split_shared("jobs/+"), Ok(None));
+        assert_eq!(split_shared("$share/workers"), Err(NameError::EmptyLevel));
+        assert_eq!(split_shared("$share//jobs"), Err(NameError::EmptyLevel));
+        assert_eq!(split_shared("$share/w+/jobs"), Err(NameError::Wildcard));
+        assert_eq!(split_shared("$share/workers/jobs/#/x"), Err(NameError::Wildcard));
+    }
 
     #[test]
     fn plain_multi_level_topics_are_accepted() {

@@ -23,7 +23,7 @@
 //! (and again when a persistent session resumes with new credentials).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -34,7 +34,7 @@ use tokio::sync::{Notify, oneshot, watch};
 
 use crate::identity::Identity;
 use serverless_websockets_core::arn::IotArns;
-use serverless_websockets_core::topic::{has_wildcards, matches};
+use serverless_websockets_core::topic::{SHARED_PREFIX, has_wildcards, matches, split_shared};
 
 /// A session's key in the subscription table; stable across the reconnects of a
 /// persistent session.
@@ -65,6 +65,49 @@ impl Confirm {
     }
 }
 
+/// MQTT 5 properties a message carries to MQTT 5 receivers.
+pub use rumqttc::v5::mqttbytes::v5::PublishProperties as Properties;
+
+/// A message as the router carries it, whichever MQTT version sent it and
+/// whichever receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: QoS,
+    pub retain: bool,
+    /// MQTT 5 properties, for MQTT 5 receivers only (no topic alias, no
+    /// subscription identifiers; the expiry is `expires`).
+    pub properties: Option<Box<Properties>>,
+    /// When the message expires (MQTT 5 message expiry): it is not delivered after.
+    pub expires: Option<tokio::time::Instant>,
+}
+
+impl Message {
+    pub fn new(topic: String, payload: Bytes, qos: QoS, retain: bool) -> Self {
+        Self {
+            topic,
+            payload,
+            qos,
+            retain,
+            properties: None,
+            expires: None,
+        }
+    }
+
+    /// Sets the expiry `secs` from now, capped at IoT's seven days.
+    pub fn set_expiry(&mut self, secs: Option<u32>) {
+        self.expires = secs.map(|secs| {
+            let secs = secs.min(super::packet::MAX_MESSAGE_EXPIRY);
+            tokio::time::Instant::now() + Duration::from_secs(u64::from(secs))
+        });
+    }
+
+    pub fn expired(&self, now: tokio::time::Instant) -> bool {
+        self.expires.is_some_and(|expires| expires <= now)
+    }
+}
+
 /// What a connection is asked to write, besides its own acknowledgements.
 #[derive(Debug, Clone)]
 pub enum Outgoing {
@@ -77,6 +120,35 @@ pub enum Outgoing {
         pkid_at: usize,
         confirm: Option<Arc<Confirm>>,
     },
+    /// A message encoded by the connection for its own MQTT version: MQTT 5
+    /// receivers (properties) and messages that expire (the remaining interval).
+    Message {
+        message: Arc<Message>,
+        qos: QoS,
+        retain: bool,
+        confirm: Option<Arc<Confirm>>,
+    },
+}
+
+impl Outgoing {
+    pub fn is_qos1(&self) -> bool {
+        match self {
+            Self::Frame(_) => false,
+            Self::Qos1 { .. } => true,
+            Self::Message { qos, .. } => *qos == QoS::AtLeastOnce,
+        }
+    }
+
+    fn confirm(&self) -> Option<&Arc<Confirm>> {
+        match self {
+            Self::Frame(_) => None,
+            Self::Qos1 { confirm, .. } | Self::Message { confirm, .. } => confirm.as_ref(),
+        }
+    }
+
+    fn expired(&self, now: tokio::time::Instant) -> bool {
+        matches!(self, Self::Message { message, .. } if message.expired(now))
+    }
 }
 
 /// Why the gateway ended a connection: AWS's lifecycle `disconnectReason` values
@@ -183,6 +255,8 @@ struct State {
 pub struct Subscriber {
     pub conn_id: ConnId,
     pub client_id: String,
+    /// The session was made by an MQTT 5 connection (and only such resumes it).
+    pub v5: bool,
     identity: RwLock<Arc<Identity>>,
     state: Mutex<State>,
     queue_len: usize,
@@ -257,7 +331,7 @@ impl Subscriber {
             return false;
         }
         if state.link.is_none() {
-            if !matches!(outgoing, Outgoing::Qos1 { .. }) {
+            if !outgoing.is_qos1() {
                 return false;
             }
             if state.queue.len() >= self.queue_len {
@@ -298,7 +372,12 @@ impl Subscriber {
         if state.link.as_ref().is_none_or(|l| l.attachment != attachment) {
             return None;
         }
-        let qos1 = matches!(state.queue.front()?, Outgoing::Qos1 { .. });
+        // Expired messages are dropped, never sent.
+        let now = tokio::time::Instant::now();
+        while state.queue.front()?.expired(now) {
+            state.queue.pop_front();
+        }
+        let qos1 = state.queue.front()?.is_qos1();
         if qos1 && state.inflight.len() >= MAX_INFLIGHT {
             return None;
         }
@@ -327,10 +406,7 @@ impl Subscriber {
         };
         let was_full = state.inflight.len() + 1 == MAX_INFLIGHT;
         drop(state);
-        if let Outgoing::Qos1 {
-            confirm: Some(confirm), ..
-        } = outgoing
-        {
+        if let Some(confirm) = outgoing.confirm() {
             confirm.fire();
         }
         if was_full {
@@ -396,18 +472,29 @@ struct Entry {
     receive: Option<bool>,
 }
 
+/// The members of one shared subscription `$share/<group>/<filter>`: each message
+/// goes to one of them, in turn.
+struct Shared {
+    /// The whole `$share/…` filter, as the members subscribed to it.
+    key: String,
+    filter: String,
+    members: Vec<Entry>,
+    next: AtomicUsize,
+}
+
 #[derive(Default)]
 struct Table {
     /// Filters without wildcards, keyed by the one topic they match.
     exact: HashMap<String, Vec<Entry>>,
     wildcard: Vec<(String, Entry)>,
+    shared: Vec<Shared>,
 }
 
 /// A retained message, as the retained-message APIs report it.
 #[derive(Clone, Debug)]
 pub struct Retained {
-    pub payload: Bytes,
-    pub qos: QoS,
+    /// As it was published: topic, payload, QoS, MQTT 5 properties and expiry.
+    pub message: Arc<Message>,
     /// Milliseconds since the epoch.
     pub last_modified: u64,
 }
@@ -519,8 +606,17 @@ impl Broker {
 
     /// Attaches a connection to the session of `client_id`: takes an existing
     /// connection's place (it is told to close, `DUPLICATE_CLIENTID`), resumes a
-    /// persistent session unless `clean_session`, else starts a new one.
-    pub fn connect(&self, client_id: &str, identity: Arc<Identity>, info: ConnectionInfo) -> Attached {
+    /// persistent session of the same MQTT version unless `info.clean_session`
+    /// (MQTT 5: clean start), else starts a new one, kept after the connection
+    /// ends if `persistent`.
+    pub fn connect(
+        &self,
+        client_id: &str,
+        identity: Arc<Identity>,
+        info: ConnectionInfo,
+        v5: bool,
+        persistent: bool,
+    ) -> Attached {
         let clean_session = info.clean_session;
         let (kick, kicked) = watch::channel(None);
         let attachment = self.next_attachment.fetch_add(1, Ordering::Relaxed);
@@ -534,7 +630,7 @@ impl Broker {
         }
         let resume = previous
             .as_ref()
-            .is_some_and(|p| !clean_session && p.subscriber.state().persistent);
+            .is_some_and(|p| !clean_session && p.subscriber.v5 == v5 && p.subscriber.state().persistent);
         let (subscriber, session_present, refused) = match previous {
             Some(previous) if resume => {
                 let subscriber = previous.subscriber;
@@ -549,6 +645,7 @@ impl Broker {
                 let subscriber = Arc::new(Subscriber {
                     conn_id: self.next_conn.fetch_add(1, Ordering::Relaxed),
                     client_id: client_id.to_owned(),
+                    v5,
                     identity: RwLock::new(identity),
                     state: Mutex::new(State {
                         queue: VecDeque::new(),
@@ -557,7 +654,7 @@ impl Broker {
                         inflight: VecDeque::new(),
                         next_pkid: 0,
                         pkids_wrapped: false,
-                        persistent: !clean_session,
+                        persistent,
                         ended: false,
                     }),
                     queue_len: self.queue_len,
@@ -569,7 +666,7 @@ impl Broker {
         {
             let mut state = subscriber.state();
             state.link = Some(Link { attachment, kick });
-            state.persistent = !clean_session;
+            state.persistent = persistent;
         }
         registry.sessions.insert(
             client_id.to_owned(),
@@ -726,7 +823,10 @@ impl Broker {
     /// Adds or replaces `subscriber`'s subscription to `filter` (already authorized).
     pub fn subscribe(&self, subscriber: &Arc<Subscriber>, filter: &str, qos: QoS) {
         let identity = subscriber.identity();
-        let receive = (!has_wildcards(filter)).then(|| identity.is_allowed("iot:Receive", &self.arns.topic(filter)));
+        let shared = split_shared(filter).ok().flatten();
+        let matched = shared.map_or(filter, |(_, inner)| inner);
+        let receive =
+            (!has_wildcards(matched)).then(|| identity.is_allowed("iot:Receive", &self.arns.topic(matched)));
         let entry = Entry {
             subscriber: subscriber.clone(),
             qos,
@@ -736,7 +836,17 @@ impl Broker {
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
         let conn = subscriber.conn_id;
         table.remove(conn, filter);
-        if has_wildcards(filter) {
+        if shared.is_some() {
+            match table.shared.iter_mut().find(|s| s.key == filter) {
+                Some(group) => group.members.push(entry),
+                None => table.shared.push(Shared {
+                    key: filter.to_owned(),
+                    filter: matched.to_owned(),
+                    members: vec![entry],
+                    next: AtomicUsize::new(0),
+                }),
+            }
+        } else if has_wildcards(filter) {
             table.wildcard.push((filter.to_owned(), entry));
         } else {
             table.exact.entry(filter.to_owned()).or_default().push(entry);
@@ -755,27 +865,33 @@ impl Broker {
         had
     }
 
-    /// Routes a message to every matching subscription allowed to receive it, and
-    /// stores or deletes it as the retained message of `topic` when `retain`.
-    /// Returns how many deliveries were queued or stored.
+    /// Routes a message without MQTT 5 properties; see [`Self::route`].
     pub fn publish(&self, topic: &str, payload: Bytes, qos: QoS, retain: bool) -> usize {
-        if retain {
+        self.route(Message::new(topic.to_owned(), payload, qos, retain))
+    }
+
+    /// Routes a message to every matching subscription allowed to receive it (to
+    /// one member of each matching shared subscription), and stores or deletes it
+    /// as the retained message of its topic when it is retained. Returns how many
+    /// deliveries were queued or stored.
+    pub fn route(&self, message: Message) -> usize {
+        let message = Arc::new(message);
+        let topic = message.topic.as_str();
+        if message.retain {
             let mut retained = lock(&self.retained);
-            if payload.is_empty() {
+            if message.payload.is_empty() {
                 retained.remove(topic);
             } else {
                 retained.insert(
                     topic.to_owned(),
                     Retained {
-                        payload: payload.clone(),
-                        qos,
+                        message: message.clone(),
                         last_modified: millis(SystemTime::now()),
                     },
                 );
             }
         }
-        let mut qos0: Option<Bytes> = None;
-        let mut qos1: Option<(Bytes, usize)> = None;
+        let mut frames = Frames::default();
         let mut delivered = 0;
         let table = self.table.read().unwrap_or_else(|e| e.into_inner());
         let exact = table.exact.get(topic).into_iter().flatten();
@@ -786,60 +902,68 @@ impl Broker {
             .map(|(_, e)| e);
         let mut receive_resource: Option<String> = None;
         for entry in exact.chain(wildcard) {
-            let allowed = entry.receive.unwrap_or_else(|| {
-                let resource = receive_resource.get_or_insert_with(|| self.arns.topic(topic));
-                entry.subscriber.may_receive(resource)
-            });
-            if !allowed {
-                let identity = entry.subscriber.identity();
-                if let Err(denial) = identity.authorize("iot:Receive", &self.arns.topic(topic)) {
-                    tracing::warn!(client_id = %entry.subscriber.client_id, principal = %identity.arn, "delivery dropped: {denial}");
-                }
-                continue;
-            }
-            let outgoing = if qos == QoS::AtLeastOnce && entry.qos == QoS::AtLeastOnce {
-                let (frame, pkid_at) = qos1
-                    .get_or_insert_with(|| encode_publish(topic, &payload, QoS::AtLeastOnce, false))
-                    .clone();
-                Outgoing::Qos1 {
-                    frame,
-                    pkid_at,
-                    confirm: None,
-                }
-            } else {
-                Outgoing::Frame(
-                    qos0.get_or_insert_with(|| encode_publish(topic, &payload, QoS::AtMostOnce, false).0)
-                        .clone(),
-                )
-            };
-            if entry.subscriber.offer(outgoing) {
+            if self.may_deliver(entry, topic, &mut receive_resource) && entry.subscriber.offer(frames.for_entry(&message, entry)) {
                 delivered += 1;
+            }
+        }
+        for group in table.shared.iter().filter(|group| matches(&group.filter, topic)) {
+            // Each message to one member, in turn; one that may not receive it or
+            // cannot take it passes it to the next.
+            let count = group.members.len();
+            let start = group.next.fetch_add(1, Ordering::Relaxed);
+            for k in 0..count {
+                let entry = &group.members[start.wrapping_add(k) % count];
+                if self.may_deliver(entry, topic, &mut receive_resource)
+                    && entry.subscriber.offer(frames.for_entry(&message, entry))
+                {
+                    delivered += 1;
+                    break;
+                }
             }
         }
         delivered
     }
 
+    /// Whether `entry`'s session may receive on `topic` (`iot:Receive`), logging a refusal.
+    fn may_deliver(&self, entry: &Entry, topic: &str, resource: &mut Option<String>) -> bool {
+        let allowed = entry.receive.unwrap_or_else(|| {
+            let resource = resource.get_or_insert_with(|| self.arns.topic(topic));
+            entry.subscriber.may_receive(resource)
+        });
+        if !allowed {
+            let identity = entry.subscriber.identity();
+            if let Err(denial) = identity.authorize("iot:Receive", &self.arns.topic(topic)) {
+                tracing::warn!(client_id = %entry.subscriber.client_id, principal = %identity.arn, "delivery dropped: {denial}");
+            }
+        }
+        allowed
+    }
+
     /// `SendDirectMessage`: one PUBLISH to the connected client `client_id`, no
     /// subscription needed, if its credentials may receive on `topic`. With a
     /// confirmation, at QoS 1, and the receiver resolves when its PUBACK arrives.
-    pub fn direct(
-        &self,
-        client_id: &str,
-        topic: &str,
-        payload: &Bytes,
-        confirm: Option<Arc<Confirm>>,
-    ) -> Result<(), DirectError> {
+    pub fn direct(&self, client_id: &str, mut message: Message, confirm: Option<Arc<Confirm>>) -> Result<(), DirectError> {
         let subscriber = self.connected(client_id).ok_or(DirectError::NotConnected)?;
         subscriber
             .identity()
-            .authorize("iot:Receive", &self.arns.topic(topic))
+            .authorize("iot:Receive", &self.arns.topic(&message.topic))
             .map_err(|denial| DirectError::Forbidden(denial.to_string()))?;
-        let qos = if confirm.is_some() {
+        message.qos = if confirm.is_some() {
             QoS::AtLeastOnce
         } else {
             QoS::AtMostOnce
         };
-        if subscriber.offer(outgoing(topic, payload, qos, false, confirm)) {
+        let outgoing = if subscriber.v5 || message.expires.is_some() {
+            Outgoing::Message {
+                qos: message.qos,
+                retain: false,
+                message: Arc::new(message),
+                confirm,
+            }
+        } else {
+            outgoing(&message.topic, &message.payload, message.qos, false, confirm)
+        };
+        if subscriber.offer(outgoing) {
             Ok(())
         } else {
             Err(DirectError::Throttled)
@@ -848,33 +972,96 @@ impl Broker {
 
     /// The retained message for exactly `topic`, if any, as an encoded PUBLISH with
     /// the retain flag, at most `max_qos`.
-    pub fn retained_for(&self, topic: &str, max_qos: QoS) -> Option<Outgoing> {
-        let retained = self.retained(topic)?;
-        let qos = if retained.qos == QoS::AtLeastOnce && max_qos == QoS::AtLeastOnce {
+    pub fn retained_for(&self, topic: &str, max_qos: QoS, v5: bool) -> Option<Outgoing> {
+        let message = self.retained(topic)?.message;
+        let qos = if message.qos == QoS::AtLeastOnce && max_qos == QoS::AtLeastOnce {
             QoS::AtLeastOnce
         } else {
             QoS::AtMostOnce
         };
-        Some(outgoing(topic, &retained.payload, qos, true, None))
+        if v5 || message.expires.is_some() {
+            return Some(Outgoing::Message {
+                message,
+                qos,
+                retain: true,
+                confirm: None,
+            });
+        }
+        Some(outgoing(topic, &message.payload, qos, true, None))
     }
 
     /// `GetRetainedMessage`.
     pub fn retained(&self, topic: &str) -> Option<Retained> {
-        lock(&self.retained).get(topic).cloned()
+        let mut retained = lock(&self.retained);
+        // An expired retained message is gone.
+        if retained
+            .get(topic)
+            .is_some_and(|r| r.message.expired(tokio::time::Instant::now()))
+        {
+            retained.remove(topic);
+        }
+        retained.get(topic).cloned()
     }
 
     /// `ListRetainedMessages`: up to `limit` retained topics after `after`, in topic order.
     pub fn retained_page(&self, after: Option<&str>, limit: usize) -> (Vec<(String, Retained)>, bool) {
         let retained = lock(&self.retained);
+        let now = tokio::time::Instant::now();
         let mut page: Vec<(String, Retained)> = retained
             .iter()
-            .filter(|(topic, _)| after.is_none_or(|after| topic.as_str() > after))
+            .filter(|(topic, r)| after.is_none_or(|after| topic.as_str() > after) && !r.message.expired(now))
             .take(limit.saturating_add(1))
             .map(|(t, r)| (t.clone(), r.clone()))
             .collect();
         let more = page.len() > limit;
         page.truncate(limit);
         (page, more)
+    }
+}
+
+/// The encodings of one routed message, made once and shared by every receiver
+/// that takes the same one.
+#[derive(Default)]
+struct Frames {
+    qos0: Option<Bytes>,
+    qos1: Option<(Bytes, usize)>,
+}
+
+impl Frames {
+    /// The delivery for `entry`: the shared 3.1.1 frames, or the message itself for
+    /// an MQTT 5 session or a message that expires.
+    fn for_entry(&mut self, message: &Arc<Message>, entry: &Entry) -> Outgoing {
+        let qos = if message.qos == QoS::AtLeastOnce && entry.qos == QoS::AtLeastOnce {
+            QoS::AtLeastOnce
+        } else {
+            QoS::AtMostOnce
+        };
+        if entry.subscriber.v5 || message.expires.is_some() {
+            return Outgoing::Message {
+                message: message.clone(),
+                qos,
+                retain: false,
+                confirm: None,
+            };
+        }
+        let (topic, payload) = (&message.topic, &message.payload);
+        if qos == QoS::AtLeastOnce {
+            let (frame, pkid_at) = self
+                .qos1
+                .get_or_insert_with(|| encode_publish(topic, payload, QoS::AtLeastOnce, false))
+                .clone();
+            Outgoing::Qos1 {
+                frame,
+                pkid_at,
+                confirm: None,
+            }
+        } else {
+            Outgoing::Frame(
+                self.qos0
+                    .get_or_insert_with(|| encode_publish(topic, payload, QoS::AtMostOnce, false).0)
+                    .clone(),
+            )
+        }
     }
 }
 
@@ -911,7 +1098,14 @@ fn remember_departed(
 
 impl Table {
     fn remove(&mut self, conn: ConnId, filter: &str) {
-        if has_wildcards(filter) {
+        if filter.starts_with(SHARED_PREFIX) {
+            if let Some(at) = self.shared.iter().position(|s| s.key == filter) {
+                self.shared[at].members.retain(|e| e.subscriber.conn_id != conn);
+                if self.shared[at].members.is_empty() {
+                    self.shared.swap_remove(at);
+                }
+            }
+        } else if has_wildcards(filter) {
             self.wildcard
                 .retain(|(f, e)| !(f == filter && e.subscriber.conn_id == conn));
         } else if let Some(list) = self.exact.get_mut(filter) {

@@ -1,12 +1,16 @@
-//! One MQTT 3.1.1 connection over WebSocket, from CONNECT to disconnect, with AWS
-//! IoT Core's rules (<https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html>):
+//! One MQTT connection (3.1.1 or 5) over WebSocket, from CONNECT to disconnect,
+//! with AWS IoT Core's rules (<https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html>):
 //! authorization on every CONNECT, SUBSCRIBE and PUBLISH, QoS 0 and 1 only, a
 //! clamped keep-alive with a 1.5× timeout, 8 filters per SUBSCRIBE and 50
 //! subscriptions per connection, and lifecycle events on connect and disconnect.
 //!
-//! Packets are decoded and encoded with `rumqttc::mqttbytes::v4`; the WebSocket is
-//! a byte stream (an MQTT packet may span messages, and one message may carry
-//! several). With `cleanSession = 0` the session (subscriptions, stored and
+//! Packets are decoded and encoded with `rumqttc`'s v4 or v5 codec, picked by the
+//! protocol level of CONNECT (see [`super::packet`]); the WebSocket is a byte
+//! stream (an MQTT packet may span messages, and one message may carry several).
+//! With MQTT 5 every refusal is a reason code (CONNACK, SUBACK and PUBACK 0x87,
+//! server DISCONNECT with its reason), properties travel end to end, topic aliases
+//! from the client are resolved, and the session lives for its Session Expiry
+//! Interval, capped by the gateway's. With `cleanSession = 0` the session (subscriptions, stored and
 //! unacknowledged QoS 1 messages) outlives the connection; see [`super::broker`].
 //! A Last Will, authorized at CONNECT, is published on every end that is not the
 //! client's own (DISCONNECT or a WebSocket Close frame).
@@ -15,20 +19,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::extract::ws::Message;
+use axum::extract::ws::Message as WsMessage;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use rumqttc::mqttbytes::v4::{
-    ConnAck, Connect, ConnectReturnCode, LastWill, Packet, PubAck, Publish, SubAck, Subscribe, SubscribeReasonCode,
-    UnsubAck, Unsubscribe,
-};
-use rumqttc::mqttbytes::{Error as WireError, QoS};
+use rumqttc::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Code5;
 use tokio::time::{Instant, sleep_until};
 
-use super::broker::{ConnectionInfo, DisconnectReason, Kick, Mailbox, Outgoing, Subscriber};
+use super::broker::{ConnectionInfo, DisconnectReason, Kick, Mailbox, Message, Outgoing, Subscriber};
+use super::packet::{self, Announced, ConnectCode, ConnectIn, FilterIn, Inbound, PublishIn, ReadError, SubCode, Version};
 use super::{DenyMode, Gateway, lifecycle};
 use crate::identity::Identity;
-use serverless_websockets_core::topic::{check_filter, has_wildcards, is_publishable};
+use serverless_websockets_core::topic::{check_filter, check_topic_name, has_wildcards, is_publishable, split_shared};
 
 pub use serverless_websockets_core::topic::MAX_PACKET_BYTES;
 pub const MAX_FILTERS_PER_SUBSCRIBE: usize = 8;
@@ -58,8 +60,16 @@ struct Connected {
     attachment: u64,
     session_id: String,
     keep_alive: Duration,
+    /// How long the session outlives this connection (0: not at all).
+    session_expiry: Duration,
     /// Boxed: most clients set no will, and an idle connection stays small.
-    will: Option<Box<LastWill>>,
+    will: Option<Box<packet::Will>>,
+    /// MQTT 5 DISCONNECT 0x04: the client asks for its will on its own disconnect.
+    will_on_disconnect: bool,
+    /// MQTT 5 topic aliases the client set, at most [`packet::TOPIC_ALIAS_MAX`].
+    aliases: Vec<(u16, String)>,
+    /// MQTT 5 Maximum Packet Size of the client: larger deliveries are dropped.
+    max_packet: Option<u32>,
 }
 
 /// What handling a packet asks of the loop.
@@ -73,12 +83,12 @@ enum Step {
 /// What a session reads packets from and writes them to: the upgraded WebSocket
 /// in the gateway, an in-memory double in the fuzzer.
 pub trait MessageSocket:
-    Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send + 'static
+    Stream<Item = Result<WsMessage, axum::Error>> + Sink<WsMessage, Error = axum::Error> + Unpin + Send + 'static
 {
 }
 
 impl<T> MessageSocket for T where
-    T: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send + 'static
+    T: Stream<Item = Result<WsMessage, axum::Error>> + Sink<WsMessage, Error = axum::Error> + Unpin + Send + 'static
 {
 }
 
@@ -88,8 +98,30 @@ pub struct Connection<S: MessageSocket> {
     peer: SocketAddr,
     socket: S,
     buffer: BytesMut,
+    /// The protocol level of the CONNECT, once read.
+    version: Option<Version>,
     connected: Option<Connected>,
     deadline: Instant,
+    /// An MQTT 5 client's reason for a close caused by what it sent, more precise
+    /// than its [`DisconnectReason`] (0x81 malformed, 0x94 topic alias, …).
+    close_code: Option<Code5>,
+}
+
+/// The MQTT 5 DISCONNECT reason the gateway sends when it ends a connection
+/// for `reason`; `None` when the client ended it.
+fn disconnect_code(reason: DisconnectReason) -> Option<Code5> {
+    Some(match reason {
+        DisconnectReason::ClientInitiated | DisconnectReason::ConnectionLost | DisconnectReason::ForbiddenAccess => {
+            return None;
+        }
+        DisconnectReason::DuplicateClientId => Code5::SessionTakenOver,
+        DisconnectReason::AuthError => Code5::NotAuthorized,
+        DisconnectReason::KeepAliveTimeout => Code5::KeepAliveTimeout,
+        DisconnectReason::ClientError => Code5::ProtocolError,
+        DisconnectReason::ServerInitiated => Code5::ServerShuttingDown,
+        DisconnectReason::Throttled => Code5::QuotaExceeded,
+        DisconnectReason::ApiInitiated => Code5::AdministrativeAction,
+    })
 }
 
 impl<S: MessageSocket> Connection<S> {
@@ -101,9 +133,22 @@ impl<S: MessageSocket> Connection<S> {
             peer,
             socket,
             buffer: BytesMut::new(),
+            version: None,
             connected: None,
             deadline,
+            close_code: None,
         }
+    }
+
+    fn version(&self) -> Version {
+        self.version.unwrap_or(Version::V4)
+    }
+
+    /// Ends the connection for something the client sent; an MQTT 5 client is told
+    /// `code` in the server's DISCONNECT.
+    fn refuse(&mut self, code: Code5, reason: DisconnectReason) -> Step {
+        self.close_code = Some(code);
+        Step::Close(reason)
     }
 
     pub async fn run(mut self) {
@@ -136,8 +181,16 @@ impl<S: MessageSocket> Connection<S> {
                 Step::Kicked(kick) => break kick,
             }
         };
+        // An MQTT 5 client is told why the server ends its connection.
+        if self.version == Some(Version::V5)
+            && self.connected.is_some()
+            && let Some(code) = self.close_code.or_else(|| disconnect_code(reason.reason))
+        {
+            let frame = packet::disconnect(code, Some(reason.reason.as_aws().to_owned()));
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.socket.send(WsMessage::Binary(frame))).await;
+        }
         // A client that stopped reading must not hold the session open.
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.socket.send(Message::Close(None))).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.socket.send(WsMessage::Close(None))).await;
         match self.connected.take() {
             Some(connected) => self.finish(connected, reason),
             None => {
@@ -151,12 +204,12 @@ impl<S: MessageSocket> Connection<S> {
     fn finish(&self, connected: Connected, kick: Kick) {
         let reason = kick.reason;
         let client_id = &connected.subscriber.client_id;
-        let expiry = self.gateway.options.session_expiry;
+        let expiry = connected.session_expiry;
         let kept = self.gateway.broker.disconnect(
             &connected.subscriber,
             connected.attachment,
             reason,
-            kick.discard_session,
+            kick.discard_session || expiry.is_zero(),
             expiry,
         );
         if kept {
@@ -169,14 +222,10 @@ impl<S: MessageSocket> Connection<S> {
         }
         tracing::info!(client_id = %client_id, reason = reason.as_aws(), session_kept = kept, "MQTT client disconnected");
         if let Some(will) = connected.will
-            && reason != DisconnectReason::ClientInitiated
+            && (reason != DisconnectReason::ClientInitiated || connected.will_on_disconnect)
             && !kick.prevent_will
         {
-            let delivered = self
-                .gateway
-                .broker
-                .publish(&will.topic, will.message.clone(), will.qos, will.retain);
-            tracing::info!(client_id = %client_id, topic = %will.topic, delivered, "published the Last Will");
+            self.publish_will(client_id, *will, if kept { expiry } else { Duration::ZERO });
         }
         let event = lifecycle::disconnected(
             client_id,
@@ -190,90 +239,190 @@ impl<S: MessageSocket> Connection<S> {
             .publish_event(&lifecycle::topic("disconnected", client_id), client_id, event);
     }
 
-    async fn on_message(&mut self, message: Option<Result<Message, axum::Error>>) -> Step {
+    /// Publishes a will now, or (MQTT 5 will delay) when the delay or the session
+    /// ends, whichever is first, unless the client is back by then.
+    fn publish_will(&self, client_id: &str, will: packet::Will, session_left: Duration) {
+        let delay = will.delay.min(session_left);
+        if delay.is_zero() {
+            let topic = will.message.topic.clone();
+            let delivered = self.gateway.broker.route(will.message);
+            tracing::info!(client_id = %client_id, topic = %topic, delivered, "published the Last Will");
+            return;
+        }
+        let gateway = self.gateway.clone();
+        let client_id = client_id.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if gateway.broker.connected(&client_id).is_some() {
+                tracing::info!(client_id = %client_id, "the client reconnected within its will delay; the will is not published");
+                return;
+            }
+            let topic = will.message.topic.clone();
+            let delivered = gateway.broker.route(will.message);
+            tracing::info!(client_id = %client_id, topic = %topic, delivered, delay_s = delay.as_secs(), "published the Last Will after its delay");
+        });
+    }
+
+    async fn on_message(&mut self, message: Option<Result<WsMessage, axum::Error>>) -> Step {
         match message {
-            Some(Ok(Message::Binary(bytes))) => self.buffer.extend_from_slice(&bytes),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Step::Continue,
-            Some(Ok(Message::Text(_))) => return Step::Close(DisconnectReason::ClientError),
+            Some(Ok(WsMessage::Binary(bytes))) => self.buffer.extend_from_slice(&bytes),
+            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => return Step::Continue,
+            Some(Ok(WsMessage::Text(_))) => return Step::Close(DisconnectReason::ClientError),
             // IoT counts a WebSocket Close frame as the client's own disconnect.
-            Some(Ok(Message::Close(_))) => return Step::Close(DisconnectReason::ClientInitiated),
+            Some(Ok(WsMessage::Close(_))) => return Step::Close(DisconnectReason::ClientInitiated),
             Some(Err(_)) | None => return Step::Close(DisconnectReason::ConnectionLost),
         }
         loop {
-            match Packet::read(&mut self.buffer, MAX_PACKET_BYTES) {
-                Ok(packet) => {
+            let version = match self.version {
+                Some(version) => version,
+                None => match packet::connect_version(&self.buffer) {
+                    Ok(Some(version)) => {
+                        self.version = Some(version);
+                        version
+                    }
+                    Ok(None) => return Step::Continue,
+                    Err(ReadError::Version(level)) => {
+                        tracing::warn!(peer = %self.peer, "CONNECT refused: MQTT protocol level {level} is not supported (4 and 5 are)");
+                        return Step::Close(DisconnectReason::ClientError);
+                    }
+                    Err(err) => {
+                        tracing::warn!(peer = %self.peer, "malformed MQTT packet: {err:?}");
+                        return Step::Close(DisconnectReason::ClientError);
+                    }
+                },
+            };
+            match packet::read(version, &mut self.buffer, MAX_PACKET_BYTES) {
+                Ok(inbound) => {
                     if let Some(connected) = &self.connected {
                         self.deadline = Instant::now() + connected.keep_alive.mul_f32(1.5);
                     }
-                    let step = self.on_packet(packet).await;
+                    let step = self.on_packet(inbound).await;
                     if !matches!(step, Step::Continue) {
                         return step;
                     }
                 }
-                Err(WireError::InsufficientBytes(_)) => return Step::Continue,
+                Err(ReadError::Incomplete) => return Step::Continue,
+                Err(ReadError::TooLarge) => {
+                    tracing::warn!(peer = %self.peer, "MQTT packet larger than {MAX_PACKET_BYTES} bytes");
+                    return self.refuse(Code5::PacketTooLarge, DisconnectReason::ClientError);
+                }
                 Err(err) => {
                     tracing::warn!(peer = %self.peer, "malformed MQTT packet: {err:?}");
-                    return Step::Close(DisconnectReason::ClientError);
+                    return self.refuse(Code5::MalformedPacket, DisconnectReason::ClientError);
                 }
             }
         }
     }
 
-    async fn on_packet(&mut self, packet: Packet) -> Step {
+    async fn on_packet(&mut self, packet: Inbound) -> Step {
         match (packet, self.connected.is_some()) {
-            (Packet::Connect(connect), false) => self.on_connect(connect).await,
-            (_, false) | (Packet::Connect(_), true) => Step::Close(DisconnectReason::ClientError),
-            (Packet::Publish(publish), true) => self.on_publish(publish).await,
-            (Packet::Subscribe(subscribe), true) => self.on_subscribe(subscribe).await,
-            (Packet::Unsubscribe(unsubscribe), true) => self.on_unsubscribe(unsubscribe).await,
-            (Packet::PingReq, true) => self.write_packet(Packet::PingResp).await,
-            (Packet::PubAck(ack), true) => {
+            (Inbound::Connect(connect), false) => self.on_connect(*connect).await,
+            (_, false) | (Inbound::Connect(_), true) => self.refuse(Code5::ProtocolError, DisconnectReason::ClientError),
+            (Inbound::Publish(publish), true) => self.on_publish(publish).await,
+            (
+                Inbound::Subscribe {
+                    pkid,
+                    filters,
+                    subscription_id,
+                },
+                true,
+            ) => self.on_subscribe(pkid, filters, subscription_id).await,
+            (Inbound::Unsubscribe { pkid, filters }, true) => self.on_unsubscribe(pkid, filters).await,
+            (Inbound::PingReq, true) => self.write_bytes(packet::pingresp()).await,
+            (Inbound::PubAck(pkid), true) => {
                 if let Some(connected) = &self.connected {
-                    connected.subscriber.acknowledge(ack.pkid);
+                    connected.subscriber.acknowledge(pkid);
                 }
                 Step::Continue
             }
-            (Packet::Disconnect, true) => Step::Close(DisconnectReason::ClientInitiated),
-            // QoS 2 flow and server-only packets.
-            (_, true) => Step::Close(DisconnectReason::ClientError),
+            (
+                Inbound::Disconnect {
+                    with_will,
+                    session_expiry,
+                },
+                true,
+            ) => self.on_disconnect(with_will, session_expiry),
+            (Inbound::Unexpected(what), true) => {
+                tracing::warn!(peer = %self.peer, "unexpected MQTT packet: {what}");
+                self.refuse(Code5::ProtocolError, DisconnectReason::ClientError)
+            }
         }
     }
 
-    async fn on_connect(&mut self, connect: Connect) -> Step {
+    fn on_disconnect(&mut self, with_will: bool, session_expiry: Option<u32>) -> Step {
+        let cap = self.gateway.options.session_expiry;
+        let Some(connected) = self.connected.as_mut() else {
+            return Step::Close(DisconnectReason::ClientInitiated);
+        };
+        connected.will_on_disconnect = with_will;
+        if let Some(secs) = session_expiry {
+            if connected.session_expiry.is_zero() && secs > 0 {
+                // MQTT 5: a session that was to end with its connection cannot be
+                // kept by the DISCONNECT.
+                return self.refuse(Code5::ProtocolError, DisconnectReason::ClientError);
+            }
+            connected.session_expiry = Duration::from_secs(u64::from(secs)).min(cap);
+        }
+        Step::Close(DisconnectReason::ClientInitiated)
+    }
+
+    async fn on_connect(&mut self, connect: ConnectIn) -> Step {
+        let version = self.version();
+        let v5 = version == Version::V5;
         let arns = self.gateway.broker.arns();
         let client_id = connect.client_id;
         let valid = !client_id.is_empty() && client_id.len() <= serverless_websockets_core::topic::MAX_CLIENT_ID_BYTES;
-        let refusal = if valid {
+        let refusal = if !valid {
+            Some((ConnectCode::ClientIdNotValid, "the client ID is empty or longer than 128 bytes".to_owned()))
+        } else if connect.auth_method {
+            Some((
+                ConnectCode::BadAuthenticationMethod,
+                "MQTT 5 enhanced authentication (AUTH) is not supported".to_owned(),
+            ))
+        } else {
             self.identity
                 .authorize("iot:Connect", &arns.client(&client_id))
                 .err()
-                .map(|denial| denial.to_string())
-                .or_else(|| connect.last_will.as_ref().and_then(|will| self.will_refusal(will)))
-        } else {
-            Some("the client ID is empty or longer than 128 bytes".to_owned())
+                .map(|denial| (ConnectCode::NotAuthorized, denial.to_string()))
+                .or_else(|| connect.will.as_ref().and_then(|will| self.will_refusal(&will.message)))
         };
-        if let Some(refusal) = refusal {
+        if let Some((code, refusal)) = refusal {
             tracing::warn!(client_id = %client_id.escape_debug(), principal = %self.identity.arn, "CONNECT not authorized: {refusal}");
-            if self.gateway.options.connect_deny == DenyMode::Reply {
+            // MQTT 5 clients always get their reason code; 3.1.1 as configured.
+            if v5 || self.gateway.options.connect_deny == DenyMode::Reply {
                 let _ = self
-                    .write_packet(Packet::ConnAck(ConnAck::new(ConnectReturnCode::NotAuthorized, false)))
+                    .write_bytes(packet::connack(version, false, code, &Announced::default()))
                     .await;
             }
             return Step::Close(DisconnectReason::ForbiddenAccess);
         }
         let keep_alive = effective_keep_alive(connect.keep_alive, self.gateway.options.min_keep_alive);
+        let cap = self.gateway.options.session_expiry;
+        // 3.1.1: a persistent session lives for the gateway's expiry; MQTT 5: for
+        // the client's Session Expiry Interval, capped by it (as IoT caps it by the
+        // account's persistent-session expiry).
+        let (session_expiry, announced_expiry) = if v5 {
+            let requested = Duration::from_secs(u64::from(connect.session_expiry));
+            let applied = requested.min(cap);
+            let announced = (applied != requested).then(|| u32::try_from(applied.as_secs()).unwrap_or(u32::MAX));
+            (applied, announced)
+        } else if connect.clean_start {
+            (Duration::ZERO, None)
+        } else {
+            (cap, None)
+        };
         let info = ConnectionInfo {
-            clean_session: connect.clean_session,
+            clean_session: connect.clean_start,
             keep_alive_secs: keep_alive.as_secs(),
             connected_since: super::broker::millis(SystemTime::now()),
-            session_expiry_secs: if connect.clean_session {
-                0
-            } else {
-                self.gateway.options.session_expiry.as_secs()
-            },
+            session_expiry_secs: session_expiry.as_secs(),
             source: self.peer,
         };
-        let attached = self.gateway.broker.connect(&client_id, self.identity.clone(), info);
+        let persistent = !session_expiry.is_zero();
+        let attached = self
+            .gateway
+            .broker
+            .connect(&client_id, self.identity.clone(), info, v5, persistent);
         for (filter, why) in &attached.refused {
             tracing::warn!(client_id = %client_id, filter = %filter, "resumed subscription dropped: {why}");
         }
@@ -287,18 +436,25 @@ impl<S: MessageSocket> Connection<S> {
             attachment: attached.attachment,
             session_id: session_id.clone(),
             keep_alive,
-            will: connect.last_will.map(Box::new),
+            session_expiry,
+            will: connect.will.map(Box::new),
+            will_on_disconnect: false,
+            aliases: Vec::new(),
+            max_packet: connect.max_packet_size,
         });
+        let announced = Announced {
+            session_expiry: announced_expiry,
+            keep_alive: (u64::from(connect.keep_alive) != keep_alive.as_secs())
+                .then(|| u16::try_from(keep_alive.as_secs()).unwrap_or(u16::MAX)),
+            max_packet_size: u32::try_from(MAX_PACKET_BYTES).unwrap_or(u32::MAX),
+        };
         if let Step::Close(reason) = self
-            .write_packet(Packet::ConnAck(ConnAck::new(
-                ConnectReturnCode::Success,
-                session_present,
-            )))
+            .write_bytes(packet::connack(version, session_present, ConnectCode::Accepted, &announced))
             .await
         {
             return Step::Close(reason);
         }
-        tracing::info!(client_id = %client_id, principal = %self.identity.arn, keep_alive_s = keep_alive.as_secs(), clean_session = connect.clean_session, session_present, "MQTT client connected");
+        tracing::info!(client_id = %client_id, principal = %self.identity.arn, mqtt = if v5 { 5 } else { 4 }, keep_alive_s = keep_alive.as_secs(), clean_session = connect.clean_start, session_expiry_s = session_expiry.as_secs(), session_present, "MQTT client connected");
         let event = lifecycle::connected(
             &client_id,
             &session_id,
@@ -311,8 +467,8 @@ impl<S: MessageSocket> Connection<S> {
             .publish_event(&lifecycle::topic("connected", &client_id), &client_id, event);
         // What the last connection left unacknowledged goes first, marked DUP.
         for (pkid, outgoing) in resend {
-            let messages = Self::messages(outgoing, Some(pkid), true);
-            if let Step::Close(reason) = self.send_all(messages).await {
+            let messages = self.frames(outgoing, Some(pkid), true);
+            if let Step::Close(reason) = self.send_all(messages.into_iter().flatten()).await {
                 return Step::Close(reason);
             }
         }
@@ -321,11 +477,14 @@ impl<S: MessageSocket> Connection<S> {
 
     /// Why the will of a CONNECT may not be accepted: IoT authorizes it at CONNECT
     /// as a publish (and a retained publish when it is retained).
-    fn will_refusal(&self, will: &LastWill) -> Option<String> {
-        if !is_publishable(&will.topic) || will.qos == QoS::ExactlyOnce {
-            return Some(format!(
-                "the will topic {:?} is not a valid topic or its QoS is 2",
-                will.topic
+    fn will_refusal(&self, will: &Message) -> Option<(ConnectCode, String)> {
+        if will.qos == QoS::ExactlyOnce {
+            return Some((ConnectCode::QoSNotSupported, "the will's QoS is 2".to_owned()));
+        }
+        if !is_publishable(&will.topic) {
+            return Some((
+                ConnectCode::TopicNameInvalid,
+                format!("the will topic {:?} is not a valid topic", will.topic),
             ));
         }
         let resource = self.gateway.broker.arns().topic(&will.topic);
@@ -335,16 +494,60 @@ impl<S: MessageSocket> Connection<S> {
         } else {
             Ok(())
         };
-        publish.and(retain).err().map(|denial| format!("the will: {denial}"))
+        publish
+            .and(retain)
+            .err()
+            .map(|denial| (ConnectCode::NotAuthorized, format!("the will: {denial}")))
     }
 
-    async fn on_publish(&mut self, publish: Publish) -> Step {
-        let arns = self.gateway.broker.arns();
-        if !is_publishable(&publish.topic) || publish.qos == QoS::ExactlyOnce {
-            tracing::warn!(topic = %publish.topic.escape_debug(), "PUBLISH refused: invalid or reserved topic, or QoS 2");
-            return Step::Close(DisconnectReason::ClientError);
+    /// The topic of a PUBLISH, its MQTT 5 topic alias resolved or recorded.
+    fn resolve_alias(&mut self, topic: String, alias: Option<u16>) -> Result<String, Code5> {
+        let Some(alias) = alias else {
+            return Ok(topic);
+        };
+        if alias == 0 || alias > packet::TOPIC_ALIAS_MAX {
+            return Err(Code5::TopicAliasInvalid);
         }
-        let resource = arns.topic(&publish.topic);
+        let connected = self.connected.as_mut().ok_or(Code5::ProtocolError)?;
+        if topic.is_empty() {
+            return connected
+                .aliases
+                .iter()
+                .find(|(a, _)| *a == alias)
+                .map(|(_, t)| t.clone())
+                .ok_or(Code5::ProtocolError);
+        }
+        match connected.aliases.iter_mut().find(|(a, _)| *a == alias) {
+            Some(entry) => entry.1.clone_from(&topic),
+            None => connected.aliases.push((alias, topic.clone())),
+        }
+        Ok(topic)
+    }
+
+    async fn on_publish(&mut self, publish: PublishIn) -> Step {
+        let version = self.version();
+        let topic = match self.resolve_alias(publish.topic, publish.alias) {
+            Ok(topic) => topic,
+            Err(code) => {
+                tracing::warn!(peer = %self.peer, alias = ?publish.alias, "PUBLISH refused: topic alias 0, above {} or never set", packet::TOPIC_ALIAS_MAX);
+                return self.refuse(code, DisconnectReason::ClientError);
+            }
+        };
+        let Some(qos) = publish.qos else {
+            tracing::warn!(topic = %topic.escape_debug(), "PUBLISH refused: QoS 2 is not supported");
+            return self.refuse(Code5::QoSNotSupported, DisconnectReason::ClientError);
+        };
+        if !is_publishable(&topic) {
+            tracing::warn!(topic = %topic.escape_debug(), "PUBLISH refused: invalid or reserved topic");
+            return self.refuse(Code5::TopicNameInvalid, DisconnectReason::ClientError);
+        }
+        if let Some(response_topic) = publish.properties.as_ref().and_then(|p| p.response_topic.as_deref())
+            && check_topic_name(response_topic).is_err()
+        {
+            tracing::warn!(topic = %topic, "PUBLISH refused: the response topic is not a valid topic name");
+            return self.refuse(Code5::ProtocolError, DisconnectReason::ClientError);
+        }
+        let resource = self.gateway.broker.arns().topic(&topic);
         let allowed = self.identity.authorize("iot:Publish", &resource).and_then(|()| {
             if publish.retain {
                 self.identity.authorize("iot:RetainPublish", &resource)
@@ -353,49 +556,70 @@ impl<S: MessageSocket> Connection<S> {
             }
         });
         if let Err(denial) = allowed {
-            tracing::warn!(topic = %publish.topic, principal = %self.identity.arn, "PUBLISH not authorized: {denial}");
-            return Step::Close(DisconnectReason::AuthError);
+            tracing::warn!(topic = %topic, principal = %self.identity.arn, "PUBLISH not authorized: {denial}");
+            // MQTT 5: a QoS 1 publish is refused with PUBACK 0x87 and the
+            // connection stays; otherwise the connection ends (MQTT 5: 0x87).
+            if version == Version::V5 && qos == QoS::AtLeastOnce {
+                return self.write_bytes(packet::puback(version, publish.pkid, false)).await;
+            }
+            return self.refuse(Code5::NotAuthorized, DisconnectReason::AuthError);
         }
-        let delivered = self
-            .gateway
-            .broker
-            .publish(&publish.topic, publish.payload, publish.qos, publish.retain);
+        let mut message = Message::new(topic, publish.payload, qos, publish.retain);
+        message.properties = publish.properties;
+        message.set_expiry(publish.expiry);
+        let topic = message.topic.clone();
+        let delivered = self.gateway.broker.route(message);
         if delivered == 0 {
-            tracing::warn!(topic = %publish.topic, "no subscriber for topic {}", publish.topic);
+            tracing::warn!(topic = %topic, "no subscriber for topic {topic}");
         }
-        if publish.qos == QoS::AtLeastOnce {
-            return self.write_packet(Packet::PubAck(PubAck::new(publish.pkid))).await;
+        if qos == QoS::AtLeastOnce {
+            return self.write_bytes(packet::puback(version, publish.pkid, true)).await;
         }
         Step::Continue
     }
 
-    async fn on_subscribe(&mut self, subscribe: Subscribe) -> Step {
-        if subscribe.filters.is_empty() || subscribe.filters.len() > MAX_FILTERS_PER_SUBSCRIBE {
-            return Step::Close(DisconnectReason::ClientError);
+    async fn on_subscribe(&mut self, pkid: u16, filters: Vec<FilterIn>, subscription_id: bool) -> Step {
+        let version = self.version();
+        if subscription_id {
+            tracing::warn!(peer = %self.peer, "SUBSCRIBE refused: subscription identifiers are not supported");
+            return self.refuse(Code5::SubscriptionIdentifiersNotSupported, DisconnectReason::ClientError);
+        }
+        if filters.is_empty() || filters.len() > MAX_FILTERS_PER_SUBSCRIBE {
+            tracing::warn!(peer = %self.peer, "SUBSCRIBE refused: 1 to {MAX_FILTERS_PER_SUBSCRIBE} filters per SUBSCRIBE");
+            return self.refuse(Code5::ProtocolError, DisconnectReason::ClientError);
         }
         let arns = self.gateway.broker.arns().clone();
         let connected = self.connected.as_ref().expect("subscribe after connect");
         let subscriber = connected.subscriber.clone();
-        let mut codes = Vec::with_capacity(subscribe.filters.len());
+        let mut codes = Vec::with_capacity(filters.len());
         let mut retained = Vec::new();
         let mut subscribed = Vec::new();
-        for wanted in &subscribe.filters {
+        for wanted in &filters {
             let filter = wanted.path.as_str();
-            if check_filter(filter).is_err() {
-                codes.push(SubscribeReasonCode::Failure);
+            let shared = match split_shared(filter) {
+                Ok(shared) => shared,
+                Err(_) => {
+                    codes.push(SubCode::FilterInvalid);
+                    continue;
+                }
+            };
+            if shared.is_none() && check_filter(filter).is_err() {
+                codes.push(SubCode::FilterInvalid);
                 continue;
             }
+            // A shared subscription is authorized as the whole `$share/…` filter,
+            // as in IoT's policy examples.
             if let Err(denial) = self.identity.authorize("iot:Subscribe", &arns.topic_filter(filter)) {
                 tracing::warn!(filter = %filter, principal = %self.identity.arn, "SUBSCRIBE not authorized: {denial}");
-                if self.gateway.options.subscribe_deny == DenyMode::Close {
+                if version == Version::V4 && self.gateway.options.subscribe_deny == DenyMode::Close {
                     return Step::Close(DisconnectReason::AuthError);
                 }
-                codes.push(SubscribeReasonCode::Failure);
+                codes.push(SubCode::NotAuthorized);
                 continue;
             }
             if !subscriber.has_filter(filter) && subscriber.subscription_count() >= MAX_SUBSCRIPTIONS {
                 tracing::warn!(filter = %filter, "SUBSCRIBE refused: {MAX_SUBSCRIPTIONS} subscriptions per connection at most");
-                codes.push(SubscribeReasonCode::Failure);
+                codes.push(SubCode::QuotaExceeded);
                 continue;
             }
             let qos = if wanted.qos == QoS::AtMostOnce {
@@ -405,48 +629,49 @@ impl<S: MessageSocket> Connection<S> {
             };
             self.gateway.broker.subscribe(&subscriber, filter, qos);
             subscribed.push(filter.to_owned());
-            codes.push(SubscribeReasonCode::Success(qos));
-            // IoT delivers a retained message only to a filter equal to its topic.
-            if !has_wildcards(filter)
+            codes.push(SubCode::Granted(qos));
+            // IoT delivers a retained message only to a filter equal to its topic,
+            // never to a shared subscription.
+            if shared.is_none()
+                && !wanted.no_retained
+                && !has_wildcards(filter)
                 && self.identity.is_allowed("iot:Receive", &arns.topic(filter))
-                && let Some(message) = self.gateway.broker.retained_for(filter, qos)
+                && let Some(message) = self.gateway.broker.retained_for(filter, qos, subscriber.v5)
             {
                 retained.push(message);
             }
         }
-        if let Step::Close(reason) = self
-            .write_packet(Packet::SubAck(SubAck::new(subscribe.pkid, codes)))
-            .await
-        {
+        if let Step::Close(reason) = self.write_bytes(packet::suback(version, pkid, &codes)).await {
             return Step::Close(reason);
         }
         self.subscription_event("subscribed", subscribed);
         for message in retained {
             // Retained messages go straight out; a QoS 1 one takes the session's
             // next packet identifier like any delivery.
-            let pkid = match &message {
-                Outgoing::Qos1 { .. } => Some(subscriber.track(message.clone())),
-                Outgoing::Frame(_) => None,
-            };
-            if let Step::Close(reason) = self.send_all(Self::messages(message, pkid, false)).await {
+            let pkid = message.is_qos1().then(|| subscriber.track(message.clone()));
+            let frames = self.frames(message, pkid, false);
+            if let Step::Close(reason) = self.send_all(frames.into_iter().flatten()).await {
                 return Step::Close(reason);
             }
         }
         Step::Continue
     }
 
-    async fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) -> Step {
+    async fn on_unsubscribe(&mut self, pkid: u16, filters: Vec<String>) -> Step {
         let connected = self.connected.as_ref().expect("unsubscribe after connect");
-        let removed: Vec<String> = unsubscribe
-            .topics
+        let removed: Vec<bool> = filters
             .iter()
-            .filter(|filter| self.gateway.broker.unsubscribe(&connected.subscriber, filter))
-            .cloned()
+            .map(|filter| self.gateway.broker.unsubscribe(&connected.subscriber, filter))
             .collect();
         let step = self
-            .write_packet(Packet::UnsubAck(UnsubAck::new(unsubscribe.pkid)))
+            .write_bytes(packet::unsuback(self.version(), pkid, &removed))
             .await;
-        self.subscription_event("unsubscribed", removed);
+        let gone = filters
+            .into_iter()
+            .zip(removed)
+            .filter_map(|(filter, had)| had.then_some(filter))
+            .collect();
+        self.subscription_event("unsubscribed", gone);
         step
     }
 
@@ -469,19 +694,15 @@ impl<S: MessageSocket> Connection<S> {
             .publish_event(&lifecycle::subscription_topic(event, client_id), client_id, body);
     }
 
-    async fn write_packet(&mut self, packet: Packet) -> Step {
-        let mut buffer = BytesMut::with_capacity(packet.size() + 4);
-        if packet.write(&mut buffer, MAX_PACKET_BYTES).is_err() {
-            return Step::Close(DisconnectReason::ClientError);
-        }
-        match self.socket.send(Message::Binary(buffer.freeze())).await {
+    async fn write_bytes(&mut self, frame: Bytes) -> Step {
+        match self.socket.send(WsMessage::Binary(frame)).await {
             Ok(()) => Step::Continue,
             Err(_) => Step::Close(DisconnectReason::ConnectionLost),
         }
     }
 
     /// Writes messages and flushes once.
-    async fn send_all(&mut self, messages: impl Iterator<Item = Message>) -> Step {
+    async fn send_all(&mut self, messages: impl Iterator<Item = WsMessage>) -> Step {
         for message in messages {
             if self.socket.feed(message).await.is_err() {
                 return Step::Close(DisconnectReason::ConnectionLost);
@@ -498,7 +719,7 @@ impl<S: MessageSocket> Connection<S> {
         let mut next = Some((first, pkid));
         let mut written = 0;
         while let Some((outgoing, pkid)) = next.take() {
-            for message in Self::messages(outgoing, pkid, false) {
+            for message in self.frames(outgoing, pkid, false).into_iter().flatten() {
                 if self.socket.feed(message).await.is_err() {
                     return Step::Close(DisconnectReason::ConnectionLost);
                 }
@@ -516,10 +737,12 @@ impl<S: MessageSocket> Connection<S> {
         }
     }
 
-    /// The WebSocket messages for one delivery: the shared frame as is, or for QoS 1
-    /// this delivery's header bytes (packet identifier, DUP when re-sent) followed
-    /// by the shared payload.
-    fn messages(outgoing: Outgoing, pkid: Option<u16>, dup: bool) -> impl Iterator<Item = Message> {
+    /// The WebSocket messages for one delivery: a shared 3.1.1 frame as is, or for
+    /// QoS 1 this delivery's header bytes (packet identifier, DUP when re-sent)
+    /// followed by the shared payload; a message encoded for this connection's
+    /// version. A delivery larger than an MQTT 5 client's Maximum Packet Size is
+    /// dropped (and no longer in flight), as MQTT 5 asks.
+    fn frames(&self, outgoing: Outgoing, pkid: Option<u16>, dup: bool) -> [Option<WsMessage>; 2] {
         match (outgoing, pkid) {
             (Outgoing::Qos1 { frame, pkid_at, .. }, Some(pkid)) => {
                 let mut head = BytesMut::from(&frame[..pkid_at + 2]);
@@ -528,11 +751,34 @@ impl<S: MessageSocket> Connection<S> {
                     head[0] |= 0x08;
                 }
                 let rest: Bytes = frame.slice(pkid_at + 2..);
-                let payload = (!rest.is_empty()).then(|| Message::Binary(rest));
-                [Some(Message::Binary(head.freeze())), payload].into_iter().flatten()
+                let payload = (!rest.is_empty()).then(|| WsMessage::Binary(rest));
+                [Some(WsMessage::Binary(head.freeze())), payload]
             }
-            (Outgoing::Qos1 { frame, .. } | Outgoing::Frame(frame), _) => {
-                [Some(Message::Binary(frame)), None].into_iter().flatten()
+            (Outgoing::Qos1 { frame, .. } | Outgoing::Frame(frame), _) => [Some(WsMessage::Binary(frame)), None],
+            (
+                Outgoing::Message {
+                    message, qos, retain, ..
+                },
+                pkid,
+            ) => {
+                let frame = packet::publish(
+                    self.version(),
+                    &message,
+                    qos,
+                    retain,
+                    pkid.unwrap_or(0),
+                    dup,
+                    Instant::now(),
+                );
+                let limit = self.connected.as_ref().and_then(|c| c.max_packet);
+                if limit.is_some_and(|max| frame.len() > max as usize) {
+                    tracing::warn!(topic = %message.topic, size = frame.len(), "delivery dropped: larger than the client's Maximum Packet Size");
+                    if let (Some(pkid), Some(connected)) = (pkid, &self.connected) {
+                        connected.subscriber.acknowledge(pkid);
+                    }
+                    return [None, None];
+                }
+                [Some(WsMessage::Binary(frame)), None]
             }
         }
     }

@@ -26,17 +26,17 @@ use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use rumqttc::mqttbytes::QoS;
 use serde_json::json;
 use sha2::Digest;
 
-use super::broker::{Confirm, DirectError, DisconnectReason, Kick};
+use super::broker::{Confirm, DirectError, DisconnectReason, Kick, Message, Properties};
 use super::{Gateway, aws_error, trace_id};
 use crate::identity::Identity;
-use serverless_websockets_core::topic::{MAX_CLIENT_ID_BYTES, is_publishable};
+use serverless_websockets_core::topic::{MAX_CLIENT_ID_BYTES, check_topic_name, is_publishable};
 use serverless_websockets_vending::server::BodyError;
 
 /// IoT's largest message, for the HTTPS publish API too.
@@ -54,6 +54,7 @@ const PAGE_MAX: usize = 200;
 struct Signed {
     identity: Arc<Identity>,
     uri: Uri,
+    headers: HeaderMap,
     body: Bytes,
     query: Vec<(String, String)>,
 }
@@ -164,6 +165,7 @@ async fn signed(gateway: &Gateway, operation: &str, request: axum::extract::Requ
         Ok(identity) => Ok(Signed {
             identity,
             uri: parts.uri,
+            headers: parts.headers,
             body,
             query,
         }),
@@ -219,6 +221,88 @@ fn decode_token(token: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+/// The MQTT 5 fields of Publish and SendDirectMessage, as the model carries them:
+/// `x-amz-mqtt5-user-properties` (base64 of a JSON array of one-pair objects),
+/// `x-amz-mqtt5-payload-format-indicator` (`UNSPECIFIED_BYTES` | `UTF8_DATA`),
+/// `x-amz-mqtt5-correlation-data` (base64), and `contentType`, `responseTopic`
+/// and (Publish only) `messageExpiry` in the query. `None` when there are none.
+fn mqtt5_properties(signed: &Signed) -> Result<Option<Box<Properties>>, ApiError> {
+    let header = |name: &str| -> Result<Option<&str>, ApiError> {
+        match signed.headers.get(name) {
+            None => Ok(None),
+            Some(value) => value
+                .to_str()
+                .map(Some)
+                .map_err(|_| invalid(format!("The {name} header is not ASCII."))),
+        }
+    };
+    let base64 = base64::engine::general_purpose::STANDARD;
+    let mut properties = Properties::default();
+    if let Some(encoded) = header("x-amz-mqtt5-user-properties")? {
+        let json = base64
+            .decode(encoded.trim())
+            .map_err(|_| invalid("userProperties must be base64-encoded JSON."))?;
+        let pairs: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_slice(&json).map_err(|_| {
+            invalid("userProperties must be a JSON array of objects such as [{\"deviceName\": \"alpha\"}].")
+        })?;
+        for pair in pairs {
+            for (key, value) in pair {
+                let value = match value {
+                    serde_json::Value::String(text) => text,
+                    other => other.to_string(),
+                };
+                properties.user_properties.push((key, value));
+            }
+        }
+    }
+    properties.payload_format_indicator = match header("x-amz-mqtt5-payload-format-indicator")? {
+        None => None,
+        Some("UNSPECIFIED_BYTES") => Some(0),
+        Some("UTF8_DATA") => Some(1),
+        Some(_) => return Err(invalid("payloadFormatIndicator must be UNSPECIFIED_BYTES or UTF8_DATA.")),
+    };
+    if properties.payload_format_indicator == Some(1) && std::str::from_utf8(&signed.body).is_err() {
+        return Err(invalid("The payload is not UTF-8 although payloadFormatIndicator is UTF8_DATA."));
+    }
+    if let Some(encoded) = header("x-amz-mqtt5-correlation-data")? {
+        let data = base64
+            .decode(encoded.trim())
+            .map_err(|_| invalid("correlationData must be base64-encoded."))?;
+        properties.correlation_data = Some(data.into());
+    }
+    properties.content_type = signed.param("contentType").map(str::to_owned);
+    if let Some(topic) = signed.param("responseTopic") {
+        check_topic_name(topic).map_err(|_| invalid("responseTopic must be a valid MQTT topic name."))?;
+        properties.response_topic = Some(topic.to_owned());
+    }
+    Ok((properties != Properties::default()).then(|| Box::new(properties)))
+}
+
+/// `messageExpiry`: whole seconds, 1 to IoT's seven days.
+fn message_expiry(signed: &Signed) -> Result<Option<u32>, ApiError> {
+    match signed.param("messageExpiry") {
+        None => Ok(None),
+        Some(text) => match text.parse::<u32>() {
+            Ok(secs) if (1..=super::packet::MAX_MESSAGE_EXPIRY).contains(&secs) => Ok(Some(secs)),
+            _ => Err(invalid("messageExpiry must be an integer from 1 to 604800 (seconds).")),
+        },
+    }
+}
+
+/// User properties as GetRetainedMessage returns them: base64 of a JSON array.
+fn user_properties_blob(message: &Message) -> Option<String> {
+    let properties = message.properties.as_ref()?;
+    if properties.user_properties.is_empty() {
+        return None;
+    }
+    let pairs: Vec<serde_json::Value> = properties
+        .user_properties
+        .iter()
+        .map(|(k, v)| json!({ k.as_str(): v }))
+        .collect();
+    Some(base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&pairs).unwrap_or_default()))
+}
+
 /// `POST /topics/{topic}?qos=&retain=` — Publish.
 pub async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Answer {
     let signed = signed(&gateway, "HTTPS publish", request).await?;
@@ -234,13 +318,18 @@ pub async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract
         Some(_) => return Err(invalid("qos must be 0 or 1.")),
     };
     let retain = parse_bool(signed.param("retain"), "retain")?;
+    let properties = mqtt5_properties(&signed)?;
+    let expiry = message_expiry(&signed)?;
     let resource = gateway.broker.arns().topic(&topic);
     let mut allowed = signed.authorize("HTTPS publish", "iot:Publish", &resource, Refused::Forbidden);
     if retain && allowed.is_ok() {
         allowed = signed.authorize("HTTPS publish", "iot:RetainPublish", &resource, Refused::Forbidden);
     }
     allowed?;
-    let delivered = gateway.broker.publish(&topic, signed.body, qos, retain);
+    let mut message = Message::new(topic.clone(), signed.body.clone(), qos, retain);
+    message.properties = properties;
+    message.set_expiry(expiry);
+    let delivered = gateway.broker.route(message);
     if delivered == 0 {
         tracing::warn!(topic = %topic, principal = %signed.identity.arn, "HTTPS publish: no subscriber for topic {topic}");
     } else {
@@ -262,6 +351,7 @@ pub async fn send_direct_message(State(gateway): State<Arc<Gateway>>, request: a
         return Err(invalid("The topic is not a valid MQTT topic name."));
     }
     let confirmation = parse_bool(signed.param("confirmation"), "confirmation")?;
+    let properties = mqtt5_properties(&signed)?;
     let timeout = match signed.param("timeout") {
         None => DIRECT_TIMEOUT_DEFAULT,
         Some(text) => match text.parse::<u64>() {
@@ -277,7 +367,9 @@ pub async fn send_direct_message(State(gateway): State<Arc<Gateway>>, request: a
     } else {
         (None, None)
     };
-    match gateway.broker.direct(&client_id, &topic, &signed.body, confirm) {
+    let mut message = Message::new(topic.clone(), signed.body.clone(), QoS::AtMostOnce, false);
+    message.properties = properties;
+    match gateway.broker.direct(&client_id, message, confirm) {
         Ok(()) => {}
         Err(DirectError::NotConnected) => {
             tracing::warn!(client_id = %client_id, "{OP}: the client is not connected (direct messages are not queued)");
@@ -421,12 +513,16 @@ pub async fn get_retained_message(State(gateway): State<Arc<Gateway>>, request: 
     let Some(retained) = gateway.broker.retained(&topic) else {
         return Err(not_found(format!("No retained message for topic {topic}.")));
     };
-    ok(json!({
+    let mut body = json!({
         "topic": topic,
-        "payload": base64::engine::general_purpose::STANDARD.encode(&retained.payload),
-        "qos": retained.qos as u8,
+        "payload": base64::engine::general_purpose::STANDARD.encode(&retained.message.payload),
+        "qos": retained.message.qos as u8,
         "lastModifiedTime": retained.last_modified,
-    }))
+    });
+    if let Some(blob) = user_properties_blob(&retained.message) {
+        body["userProperties"] = blob.into();
+    }
+    ok(body)
 }
 
 /// `GET /retainedMessage?maxResults=&nextToken=` — ListRetainedMessages.
@@ -441,8 +537,8 @@ pub async fn list_retained_messages(State(gateway): State<Arc<Gateway>>, request
             .iter()
             .map(|(topic, r)| json!({
                 "topic": topic,
-                "payloadSize": r.payload.len(),
-                "qos": r.qos as u8,
+                "payloadSize": r.message.payload.len(),
+                "qos": r.message.qos as u8,
                 "lastModifiedTime": r.last_modified,
             }))
             .collect::<Vec<_>>(),

@@ -20,6 +20,7 @@ pub mod broker;
 pub mod connection;
 pub mod dataplane;
 pub mod lifecycle;
+pub mod packet;
 pub mod tls;
 
 use std::net::SocketAddr;
