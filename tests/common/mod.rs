@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod mqtt;
+pub mod mqtt5;
 pub mod sigv4;
 pub mod sts;
 pub mod tools;

@@ -1,0 +1,214 @@
+//! MQTT 5 clients for the local gateway: `rumqttc`'s v5 client over WebSocket, and
+//! a raw WebSocket that speaks v5 packets encoded with `rumqttc`'s v5 codec, for
+//! what a well-behaved client library will not send (an alias-only PUBLISH, an
+//! alias above the maximum).
+
+#![allow(dead_code)]
+
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use bytes::BytesMut;
+use futures_util::{SinkExt, StreamExt};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{ConnAck, Packet, Publish, SubscribeReasonCode};
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, MqttOptions, StateError};
+use rumqttc::Transport;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use super::mqtt::WAIT;
+use serverless_websockets::stack::LocalStack;
+use serverless_websockets_core::presign::{DEFAULT_EXPIRES, IotEndpoint, presign};
+
+/// A presigned `ws://…/mqtt` URL of the stack's gateway for `credentials`.
+pub fn url_for(stack: &LocalStack, credentials: &Credentials) -> String {
+    let endpoint = IotEndpoint::parse(&stack.info().iot_endpoint).unwrap();
+    presign(&endpoint, "us-east-1", credentials, SystemTime::now(), DEFAULT_EXPIRES).unwrap()
+}
+
+pub fn admin(stack: &LocalStack) -> Credentials {
+    let a = &stack.info().admin;
+    Credentials::new(&a.access_key_id, &a.secret_access_key, None, None, "admin")
+}
+
+pub fn options(url: &str, client_id: &str) -> MqttOptions {
+    let mut options = MqttOptions::new(client_id, url, 0);
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_transport(Transport::Ws);
+    options
+}
+
+/// What a v5 client's event loop reported.
+#[derive(Debug)]
+pub enum Seen5 {
+    ConnAck(ConnAck),
+    SubAck(Vec<SubscribeReasonCode>),
+    Publish(Publish),
+    PubAck(rumqttc::v5::mqttbytes::v5::PubAck),
+    /// The server's DISCONNECT reason, or how the connection otherwise ended.
+    Disconnected(Option<rumqttc::v5::mqttbytes::v5::DisconnectReasonCode>, String),
+}
+
+pub struct Client5 {
+    pub client: AsyncClient,
+    events: mpsc::UnboundedReceiver<Seen5>,
+}
+
+impl Client5 {
+    pub fn start(options: MqttOptions) -> Self {
+        let (client, mut eventloop) = AsyncClient::new(options, 100);
+        let (tx, events) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let seen = match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(ack))) => Seen5::ConnAck(ack),
+                    Ok(Event::Incoming(Packet::SubAck(ack))) => Seen5::SubAck(ack.return_codes),
+                    Ok(Event::Incoming(Packet::Publish(publish))) => Seen5::Publish(publish),
+                    Ok(Event::Incoming(Packet::PubAck(ack))) => Seen5::PubAck(ack),
+                    Ok(_) => continue,
+                    Err(ConnectionError::MqttState(StateError::ServerDisconnect { reason_code, reason_string })) => {
+                        let _ = tx.send(Seen5::Disconnected(Some(reason_code), reason_string.unwrap_or_default()));
+                        return;
+                    }
+                    Err(err) => {
+                        let _ = tx.send(Seen5::Disconnected(None, format!("{err:?}")));
+                        return;
+                    }
+                };
+                if tx.send(seen).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { client, events }
+    }
+
+    /// Connects and returns the client and its CONNACK, insisting on success.
+    pub async fn connect(options: MqttOptions) -> (Self, ConnAck) {
+        let mut client = Self::start(options);
+        match client.next().await {
+            Seen5::ConnAck(ack) if ack.code == rumqttc::v5::mqttbytes::v5::ConnectReturnCode::Success => (client, ack),
+            other => panic!("expected a successful CONNACK, got {other:?}"),
+        }
+    }
+
+    pub async fn next(&mut self) -> Seen5 {
+        tokio::time::timeout(WAIT, self.events.recv())
+            .await
+            .expect("an MQTT 5 event within the wait")
+            .unwrap_or(Seen5::Disconnected(None, "event loop ended".into()))
+    }
+
+    pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> Vec<SubscribeReasonCode> {
+        self.client.subscribe(filter, qos).await.unwrap();
+        loop {
+            match self.next().await {
+                Seen5::SubAck(codes) => return codes,
+                Seen5::Disconnected(code, why) => panic!("closed while subscribing to {filter}: {code:?} {why}"),
+                _ => continue,
+            }
+        }
+    }
+
+    pub async fn subscribed(&mut self, filter: &str, qos: QoS) {
+        let codes = self.subscribe(filter, qos).await;
+        assert!(
+            codes.iter().all(|c| matches!(c, SubscribeReasonCode::Success(_))),
+            "subscribe {filter}: {codes:?}"
+        );
+    }
+
+    pub async fn next_publish(&mut self) -> Publish {
+        loop {
+            match self.next().await {
+                Seen5::Publish(publish) => return publish,
+                Seen5::Disconnected(code, why) => panic!("closed while waiting for a message: {code:?} {why}"),
+                _ => continue,
+            }
+        }
+    }
+
+    pub async fn next_puback(&mut self) -> rumqttc::v5::mqttbytes::v5::PubAck {
+        loop {
+            match self.next().await {
+                Seen5::PubAck(ack) => return ack,
+                Seen5::Disconnected(code, why) => panic!("closed while waiting for a PUBACK: {code:?} {why}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Waits for the end of the connection; returns the server's reason code.
+    pub async fn disconnected(&mut self) -> (Option<rumqttc::v5::mqttbytes::v5::DisconnectReasonCode>, String) {
+        loop {
+            if let Seen5::Disconnected(code, why) = self.next().await {
+                return (code, why);
+            }
+        }
+    }
+}
+
+/// A raw WebSocket speaking MQTT 5 packets.
+pub struct Raw5 {
+    socket: super::mqtt::RawSocket,
+    buffer: BytesMut,
+}
+
+impl Raw5 {
+    pub async fn open(url: &str) -> Self {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", "mqtt".parse().unwrap());
+        let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(response.status(), 101);
+        Self {
+            socket,
+            buffer: BytesMut::new(),
+        }
+    }
+
+    pub async fn send(&mut self, packet: Packet) {
+        let mut buffer = BytesMut::new();
+        packet.write(&mut buffer, None).unwrap();
+        self.socket
+            .send(WsMessage::Binary(buffer.freeze()))
+            .await
+            .unwrap();
+    }
+
+    /// The next packet from the gateway; `None` once it closed the connection.
+    pub async fn recv(&mut self) -> Option<Packet> {
+        loop {
+            if !self.buffer.is_empty() {
+                match Packet::read(&mut self.buffer, None) {
+                    Ok(packet) => return Some(packet),
+                    Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(_)) => {}
+                    Err(err) => panic!("the gateway sent a malformed packet: {err:?}"),
+                }
+            }
+            match tokio::time::timeout(WAIT, self.socket.next()).await.expect("a frame within the wait") {
+                Some(Ok(WsMessage::Binary(bytes))) => self.buffer.extend_from_slice(&bytes),
+                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Sends CONNECT and returns CONNACK.
+    pub async fn connect(&mut self, client_id: &str) -> ConnAck {
+        let connect = rumqttc::v5::mqttbytes::v5::Connect {
+            keep_alive: 30,
+            client_id: client_id.into(),
+            clean_start: true,
+            properties: None,
+        };
+        self.send(Packet::Connect(connect, None, None)).await;
+        match self.recv().await {
+            Some(Packet::ConnAck(ack)) => ack,
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+}
