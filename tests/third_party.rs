@@ -203,3 +203,81 @@ async fn the_aws_iot_device_sdk_v2_signs_its_own_url_and_receives_over_tls() {
     assert!(crt.wait().await.success());
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_aws_iot_device_sdk_v2_mqtt5_client_connects_is_refused_with_0x87_and_receives_user_properties() {
+    let stack = LocalStack::start(LocalOptions {
+        tls: true,
+        ..LocalOptions::ephemeral()
+    })
+    .await
+    .unwrap();
+    let info = stack.info().clone();
+    let port = info.iot_endpoint.rsplit(':').next().unwrap().to_owned();
+    let ca = info.ca_cert.clone().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/crt_mqtt5.py");
+    let mut crt = Script::spawn(Command::new(tool("python")).args([
+        script,
+        &info.api_url,
+        "localhost",
+        &port,
+        &info.region,
+        &ca,
+    ]));
+    assert_eq!(crt.expect_line("FORBIDDEN").await, "FORBIDDEN 135", "SUBACK 0x87 for another client's topic");
+    let ready = crt.expect_line("READY").await;
+    let topic = ready.split_whitespace().nth(1).unwrap().to_owned();
+    // The AWS CLI publishes with MQTT 5 user properties, over the stack's TLS.
+    let mut command = Command::new(tool("aws"));
+    command
+        .args(["iot-data", "publish", "--endpoint-url", &info.iot_data_endpoint, "--ca-bundle", &ca])
+        .args(["--topic", &topic, "--qos", "1", "--payload", "hello-mqtt5"])
+        .args(["--user-properties", r#"[{"deviceName": "alpha"}, {"deviceCnt": "45"}]"#]);
+    aws_env(
+        &mut command,
+        &info.admin.access_key_id,
+        &info.admin.secret_access_key,
+        None,
+        &info.region,
+    );
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        crt.expect_line("MESSAGE").await,
+        format!(r#"MESSAGE {topic} hello-mqtt5 [{{"deviceName": "alpha"}}, {{"deviceCnt": "45"}}]"#)
+    );
+    assert!(crt.wait().await.success());
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn mqtt_js_speaks_mqtt5_request_response_message_expiry_and_topic_aliases() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let info = stack.info();
+    let admin = aws_credential_types::Credentials::new(
+        &info.admin.access_key_id,
+        &info.admin.secret_access_key,
+        None,
+        None,
+        "a",
+    );
+    let url = common::mqtt5::url_for(&stack, &admin);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/mqttjs_v5.js");
+    let mut mqtt_js = Script::spawn(
+        Command::new(tool("node"))
+            .arg(script)
+            .arg(&url)
+            .env("NODE_PATH", node_modules()),
+    );
+    for expected in [
+        "RESPONSE correlation=req-7 user=answered-by:responder",
+        "EXPIRY remaining<=30",
+        "ALIAS 3 messages on sensors/hall/temperature",
+    ] {
+        assert_eq!(mqtt_js.expect_line(expected.split(' ').next().unwrap()).await, expected);
+    }
+    assert!(mqtt_js.wait().await.success());
+    stack.shutdown().await;
+}
