@@ -690,3 +690,51 @@ async fn mqtt5_subscription_identifiers_and_qos2_are_refused_with_their_reason_c
     }
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_gateway_keeps_no_more_qos1_deliveries_in_flight_than_the_clients_receive_maximum() {
+    let stack = stack().await;
+    let mut raw = Raw5::open(&admin_url(&stack)).await;
+    let mut properties = ConnectProperties::new();
+    properties.receive_maximum = Some(2);
+    assert_eq!(
+        raw.connect_with("slow-reader", Some(properties)).await.code,
+        ConnectReturnCode::Success
+    );
+    let mut subscribe = Subscribe::new(Filter::new("queue/items", QoS::AtLeastOnce), None);
+    subscribe.pkid = 1;
+    raw.send(Packet::Subscribe(subscribe)).await;
+    assert!(matches!(raw.recv().await, Some(Packet::SubAck(_))));
+    let mut publisher = admin5(&stack, "queue-producer").await;
+    for n in 0..5 {
+        publisher
+            .client
+            .publish("queue/items", QoS::AtLeastOnce, false, format!("item {n}"))
+            .await
+            .unwrap();
+        publisher.next_puback().await;
+    }
+    let mut in_flight = Vec::new();
+    for _ in 0..2 {
+        match raw.recv().await {
+            Some(Packet::Publish(p)) => in_flight.push(p.pkid),
+            other => panic!("expected a PUBLISH, got {other:?}"),
+        }
+    }
+    // Without the limit all five would have been written in one batch, ahead of
+    // the answer to this PINGREQ.
+    raw.send(Packet::PingReq(rumqttc::v5::mqttbytes::v5::PingReq)).await;
+    assert!(matches!(raw.recv().await, Some(Packet::PingResp(_))), "a third delivery went out before a PUBACK");
+    for n in 2..5 {
+        raw.send(Packet::PubAck(rumqttc::v5::mqttbytes::v5::PubAck::new(in_flight.remove(0), None)))
+            .await;
+        match raw.recv().await {
+            Some(Packet::Publish(p)) => {
+                assert_eq!(p.payload, format!("item {n}"));
+                in_flight.push(p.pkid);
+            }
+            other => panic!("expected item {n}, got {other:?}"),
+        }
+    }
+    stack.shutdown().await;
+}

@@ -247,6 +247,9 @@ struct State {
     /// is checked against those still in flight.
     pkids_wrapped: bool,
     persistent: bool,
+    /// QoS 1 deliveries in flight at most: [`MAX_INFLIGHT`], or less when an
+    /// MQTT 5 client's Receive Maximum asks for less.
+    inflight_max: usize,
     /// Set once the session is discarded: it takes no more deliveries.
     ended: bool,
 }
@@ -378,7 +381,7 @@ impl Subscriber {
             state.queue.pop_front();
         }
         let qos1 = state.queue.front()?.is_qos1();
-        if qos1 && state.inflight.len() >= MAX_INFLIGHT {
+        if qos1 && state.inflight.len() >= state.inflight_max {
             return None;
         }
         let next = state.queue.pop_front()?;
@@ -404,7 +407,7 @@ impl Subscriber {
         let Some((_, outgoing)) = state.inflight.remove(at) else {
             return;
         };
-        let was_full = state.inflight.len() + 1 == MAX_INFLIGHT;
+        let was_full = state.inflight.len() + 1 == state.inflight_max;
         drop(state);
         if let Some(confirm) = outgoing.confirm() {
             confirm.fire();
@@ -445,6 +448,18 @@ fn take_pkid(state: &mut State, outgoing: Outgoing) -> u16 {
     state.next_pkid = pkid;
     state.inflight.push_back((pkid, outgoing));
     pkid
+}
+
+/// How a connection wants its session: see [`Broker::connect`].
+#[derive(Debug, Clone, Copy)]
+pub struct SessionOptions {
+    /// MQTT 5 (only an MQTT 5 connection resumes an MQTT 5 session).
+    pub v5: bool,
+    /// Kept after the connection ends.
+    pub persistent: bool,
+    /// The client's Receive Maximum: QoS 1 deliveries in flight at once (capped
+    /// at [`MAX_INFLIGHT`]).
+    pub receive_maximum: usize,
 }
 
 /// What a connection watches besides its deliveries: the request to close.
@@ -609,14 +624,12 @@ impl Broker {
     /// persistent session of the same MQTT version unless `info.clean_session`
     /// (MQTT 5: clean start), else starts a new one, kept after the connection
     /// ends if `persistent`.
-    pub fn connect(
-        &self,
-        client_id: &str,
-        identity: Arc<Identity>,
-        info: ConnectionInfo,
-        v5: bool,
-        persistent: bool,
-    ) -> Attached {
+    pub fn connect(&self, client_id: &str, identity: Arc<Identity>, info: ConnectionInfo, how: SessionOptions) -> Attached {
+        let SessionOptions {
+            v5,
+            persistent,
+            receive_maximum,
+        } = how;
         let clean_session = info.clean_session;
         let (kick, kicked) = watch::channel(None);
         let attachment = self.next_attachment.fetch_add(1, Ordering::Relaxed);
@@ -655,6 +668,7 @@ impl Broker {
                         next_pkid: 0,
                         pkids_wrapped: false,
                         persistent,
+                        inflight_max: MAX_INFLIGHT,
                         ended: false,
                     }),
                     queue_len: self.queue_len,
@@ -667,6 +681,7 @@ impl Broker {
             let mut state = subscriber.state();
             state.link = Some(Link { attachment, kick });
             state.persistent = persistent;
+            state.inflight_max = receive_maximum.clamp(1, MAX_INFLIGHT);
         }
         registry.sessions.insert(
             client_id.to_owned(),
@@ -1132,6 +1147,7 @@ mod tests {
             next_pkid,
             pkids_wrapped: false,
             persistent: false,
+            inflight_max: MAX_INFLIGHT,
             ended: false,
         }
     }

@@ -26,7 +26,9 @@ use rumqttc::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Code5;
 use tokio::time::{Instant, sleep_until};
 
-use super::broker::{ConnectionInfo, DisconnectReason, Kick, Mailbox, Message, Outgoing, Subscriber};
+use super::broker::{
+    ConnectionInfo, DisconnectReason, Kick, MAX_INFLIGHT, Mailbox, Message, Outgoing, SessionOptions, Subscriber,
+};
 use super::packet::{self, Announced, ConnectCode, ConnectIn, FilterIn, Inbound, PublishIn, ReadError, SubCode, Version};
 use super::{DenyMode, Gateway, lifecycle};
 use crate::identity::Identity;
@@ -419,10 +421,12 @@ impl<S: MessageSocket> Connection<S> {
             source: self.peer,
         };
         let persistent = !session_expiry.is_zero();
-        let attached = self
-            .gateway
-            .broker
-            .connect(&client_id, self.identity.clone(), info, v5, persistent);
+        let how = SessionOptions {
+            v5,
+            persistent,
+            receive_maximum: connect.receive_maximum.map_or(MAX_INFLIGHT, usize::from),
+        };
+        let attached = self.gateway.broker.connect(&client_id, self.identity.clone(), info, how);
         for (filter, why) in &attached.refused {
             tracing::warn!(client_id = %client_id, filter = %filter, "resumed subscription dropped: {why}");
         }

@@ -199,11 +199,20 @@ impl Raw5 {
 
     /// Sends CONNECT and returns CONNACK.
     pub async fn connect(&mut self, client_id: &str) -> ConnAck {
+        self.connect_with(client_id, None).await
+    }
+
+    /// Sends CONNECT with `properties` and returns CONNACK.
+    pub async fn connect_with(
+        &mut self,
+        client_id: &str,
+        properties: Option<rumqttc::v5::mqttbytes::v5::ConnectProperties>,
+    ) -> ConnAck {
         let connect = rumqttc::v5::mqttbytes::v5::Connect {
             keep_alive: 30,
             client_id: client_id.into(),
             clean_start: true,
-            properties: None,
+            properties,
         };
         self.send(Packet::Connect(connect, None, None)).await;
         match self.recv().await {
