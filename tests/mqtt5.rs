@@ -28,7 +28,9 @@ async fn stack() -> LocalStack {
 
 /// A v5 client connected as the local admin.
 async fn admin5(stack: &LocalStack, client_id: &str) -> Client5 {
-    Client5::connect(options(&url_for(stack, &admin(stack)), client_id)).await.0
+    Client5::connect(options(&url_for(stack, &admin(stack)), client_id))
+        .await
+        .0
 }
 
 fn admin_url(stack: &LocalStack) -> String {
@@ -52,7 +54,11 @@ async fn connack_announces_what_iot_supports_and_what_it_adjusted() {
     assert_eq!(p.topic_alias_max, Some(8));
     assert!(p.max_packet_size.is_some_and(|max| max >= 128 * 1024));
     assert_eq!(p.server_keep_alive, Some(30), "the raised keep-alive is announced");
-    assert_eq!(p.session_expiry_interval, Some(3600), "the capped session expiry is announced");
+    assert_eq!(
+        p.session_expiry_interval,
+        Some(3600),
+        "the capped session expiry is announced"
+    );
     stack.shutdown().await;
 }
 
@@ -144,7 +150,10 @@ async fn request_and_response_carry_response_topic_correlation_data_and_user_pro
         payload_format_indicator: Some(1),
         response_topic: Some("replies/requester".into()),
         correlation_data: Some(Bytes::from_static(b"request-42")),
-        user_properties: vec![("tenant".into(), "acme".into()), ("tenant".into(), "second value".into())],
+        user_properties: vec![
+            ("tenant".into(), "acme".into()),
+            ("tenant".into(), "second value".into()),
+        ],
         content_type: Some("application/json".into()),
         ..PublishProperties::default()
     };
@@ -154,14 +163,20 @@ async fn request_and_response_carry_response_topic_correlation_data_and_user_pro
         .await
         .unwrap();
     let received = responder.next_publish().await;
-    let p = received.properties.clone().expect("properties reach an MQTT 5 receiver");
+    let p = received
+        .properties
+        .clone()
+        .expect("properties reach an MQTT 5 receiver");
     assert_eq!(p.response_topic.as_deref(), Some("replies/requester"));
     assert_eq!(p.correlation_data.as_deref(), Some(&b"request-42"[..]));
     assert_eq!(p.content_type.as_deref(), Some("application/json"));
     assert_eq!(p.payload_format_indicator, Some(1));
     assert_eq!(
         p.user_properties,
-        vec![("tenant".to_owned(), "acme".to_owned()), ("tenant".to_owned(), "second value".to_owned())],
+        vec![
+            ("tenant".to_owned(), "acme".to_owned()),
+            ("tenant".to_owned(), "second value".to_owned())
+        ],
         "user properties keep their order and repeated keys"
     );
 
@@ -214,7 +229,11 @@ async fn an_expired_message_is_not_delivered_and_the_remaining_interval_is_sent(
     let (mut sleeper, ack) = Client5::connect(persistent).await;
     assert!(ack.session_present);
     let delivered = sleeper.next_publish().await;
-    assert_eq!(&delivered.payload[..], b"long-lived", "the expired message was not delivered");
+    assert_eq!(
+        &delivered.payload[..],
+        b"long-lived",
+        "the expired message was not delivered"
+    );
     let left = delivered.properties.and_then(|p| p.message_expiry_interval).unwrap();
     assert!((110..=119).contains(&left), "the remaining interval is sent: {left}");
     stack.shutdown().await;
@@ -294,14 +313,13 @@ async fn the_server_tells_an_mqtt5_client_why_it_ends_the_connection() {
     let url = admin_url(&stack);
     let (mut first, _) = Client5::connect(options(&url, "taken-over")).await;
     let (_second, _) = Client5::connect(options(&url, "taken-over")).await;
-    assert_eq!(first.disconnected().await.0, Some(DisconnectReasonCode::SessionTakenOver));
+    assert_eq!(
+        first.disconnected().await.0,
+        Some(DisconnectReasonCode::SessionTakenOver)
+    );
 
     let (mut kicked, _) = Client5::connect(options(&url, "kicked")).await;
-    let output = aws_cli(
-        &stack,
-        &["iot-data", "delete-connection", "--client-id", "kicked"],
-    )
-    .await;
+    let output = aws_cli(&stack, &["iot-data", "delete-connection", "--client-id", "kicked"]).await;
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(
         kicked.disconnected().await.0,
@@ -345,7 +363,10 @@ async fn the_will_waits_for_its_delay_and_is_dropped_when_the_client_returns_in_
     assert!(output.status.success());
     let will = watcher.next_publish().await;
     assert_eq!(&will.payload[..], b"gone is gone");
-    assert!(dropped.elapsed() >= Duration::from_millis(900), "published after its delay");
+    assert!(
+        dropped.elapsed() >= Duration::from_millis(900),
+        "published after its delay"
+    );
     assert_eq!(
         will.properties.map(|p| p.user_properties),
         Some(vec![("why".to_owned(), "lost".to_owned())])
@@ -359,7 +380,11 @@ async fn the_will_waits_for_its_delay_and_is_dropped_when_the_client_returns_in_
     assert!(ack.session_present);
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     let marker = admin5(&stack, "marker").await;
-    marker.client.publish("wills/marker", QoS::AtLeastOnce, false, "marker").await.unwrap();
+    marker
+        .client
+        .publish("wills/marker", QoS::AtLeastOnce, false, "marker")
+        .await
+        .unwrap();
     assert_eq!(
         &watcher.next_publish().await.payload[..],
         b"marker",
@@ -407,7 +432,11 @@ async fn a_shared_subscription_gives_each_message_to_exactly_one_member_on_both_
         .publish("jobs/retained", QoS::AtLeastOnce, false, "live")
         .await
         .unwrap();
-    assert_eq!(&solo.next_publish().await.payload[..], b"live", "no retained message for a shared subscription");
+    assert_eq!(
+        &solo.next_publish().await.payload[..],
+        b"live",
+        "no retained message for a shared subscription"
+    );
     // The plain subscriber gets all of them; the group gets each once.
     for _ in 0..JOBS {
         everything.next_publish().await;
@@ -426,7 +455,10 @@ async fn a_shared_subscription_gives_each_message_to_exactly_one_member_on_both_
     expected.push("live".into());
     assert_eq!(seen, expected, "each message exactly once, and no retained one");
     assert_eq!(per_member.iter().sum::<usize>(), JOBS + 1);
-    assert!(per_member.iter().all(|&n| n >= 10), "each member in turn: {per_member:?}");
+    assert!(
+        per_member.iter().all(|&n| n >= 10),
+        "each member in turn: {per_member:?}"
+    );
     stack.shutdown().await;
 }
 
@@ -464,7 +496,10 @@ async fn mqtt_3_1_1_and_mqtt_5_clients_exchange_messages_and_3_1_1_gets_no_prope
         .await
         .unwrap();
     let got = old.next_publish().await;
-    assert_eq!((got.topic.as_str(), &got.payload[..]), ("chat/old", &b"hello from 5"[..]));
+    assert_eq!(
+        (got.topic.as_str(), &got.payload[..]),
+        ("chat/old", &b"hello from 5"[..])
+    );
 
     old.client
         .publish("chat/new", rumqttc::QoS::AtLeastOnce, false, "hello from 3.1.1")
@@ -494,13 +529,7 @@ async fn aws_cli_as(stack: &LocalStack, who: Who, args: &[&str]) -> std::process
     };
     let mut command = Command::new(tool("aws"));
     command.args(args).args(["--endpoint-url", &info.iot_data_endpoint]);
-    aws_env(
-        &mut command,
-        key,
-        secret,
-        None,
-        &info.region,
-    );
+    aws_env(&mut command, key, secret, None, &info.region);
     tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap()
@@ -724,10 +753,16 @@ async fn the_gateway_keeps_no_more_qos1_deliveries_in_flight_than_the_clients_re
     // Without the limit all five would have been written in one batch, ahead of
     // the answer to this PINGREQ.
     raw.send(Packet::PingReq(rumqttc::v5::mqttbytes::v5::PingReq)).await;
-    assert!(matches!(raw.recv().await, Some(Packet::PingResp(_))), "a third delivery went out before a PUBACK");
+    assert!(
+        matches!(raw.recv().await, Some(Packet::PingResp(_))),
+        "a third delivery went out before a PUBACK"
+    );
     for n in 2..5 {
-        raw.send(Packet::PubAck(rumqttc::v5::mqttbytes::v5::PubAck::new(in_flight.remove(0), None)))
-            .await;
+        raw.send(Packet::PubAck(rumqttc::v5::mqttbytes::v5::PubAck::new(
+            in_flight.remove(0),
+            None,
+        )))
+        .await;
         match raw.recv().await {
             Some(Packet::Publish(p)) => {
                 assert_eq!(p.payload, format!("item {n}"));

@@ -224,13 +224,24 @@ async fn the_aws_iot_device_sdk_v2_mqtt5_client_connects_is_refused_with_0x87_an
         &info.region,
         &ca,
     ]));
-    assert_eq!(crt.expect_line("FORBIDDEN").await, "FORBIDDEN 135", "SUBACK 0x87 for another client's topic");
+    assert_eq!(
+        crt.expect_line("FORBIDDEN").await,
+        "FORBIDDEN 135",
+        "SUBACK 0x87 for another client's topic"
+    );
     let ready = crt.expect_line("READY").await;
     let topic = ready.split_whitespace().nth(1).unwrap().to_owned();
     // The AWS CLI publishes with MQTT 5 user properties, over the stack's TLS.
     let mut command = Command::new(tool("aws"));
     command
-        .args(["iot-data", "publish", "--endpoint-url", &info.iot_data_endpoint, "--ca-bundle", &ca])
+        .args([
+            "iot-data",
+            "publish",
+            "--endpoint-url",
+            &info.iot_data_endpoint,
+            "--ca-bundle",
+            &ca,
+        ])
         .args(["--topic", &topic, "--qos", "1", "--payload", "hello-mqtt5"])
         .args(["--user-properties", r#"[{"deviceName": "alpha"}, {"deviceCnt": "45"}]"#]);
     aws_env(

@@ -624,7 +624,13 @@ impl Broker {
     /// persistent session of the same MQTT version unless `info.clean_session`
     /// (MQTT 5: clean start), else starts a new one, kept after the connection
     /// ends if `persistent`.
-    pub fn connect(&self, client_id: &str, identity: Arc<Identity>, info: ConnectionInfo, how: SessionOptions) -> Attached {
+    pub fn connect(
+        &self,
+        client_id: &str,
+        identity: Arc<Identity>,
+        info: ConnectionInfo,
+        how: SessionOptions,
+    ) -> Attached {
         let SessionOptions {
             v5,
             persistent,
@@ -840,8 +846,7 @@ impl Broker {
         let identity = subscriber.identity();
         let shared = split_shared(filter).ok().flatten();
         let matched = shared.map_or(filter, |(_, inner)| inner);
-        let receive =
-            (!has_wildcards(matched)).then(|| identity.is_allowed("iot:Receive", &self.arns.topic(matched)));
+        let receive = (!has_wildcards(matched)).then(|| identity.is_allowed("iot:Receive", &self.arns.topic(matched)));
         let entry = Entry {
             subscriber: subscriber.clone(),
             qos,
@@ -917,7 +922,9 @@ impl Broker {
             .map(|(_, e)| e);
         let mut receive_resource: Option<String> = None;
         for entry in exact.chain(wildcard) {
-            if self.may_deliver(entry, topic, &mut receive_resource) && entry.subscriber.offer(frames.for_entry(&message, entry)) {
+            if self.may_deliver(entry, topic, &mut receive_resource)
+                && entry.subscriber.offer(frames.for_entry(&message, entry))
+            {
                 delivered += 1;
             }
         }
@@ -957,7 +964,12 @@ impl Broker {
     /// `SendDirectMessage`: one PUBLISH to the connected client `client_id`, no
     /// subscription needed, if its credentials may receive on `topic`. With a
     /// confirmation, at QoS 1, and the receiver resolves when its PUBACK arrives.
-    pub fn direct(&self, client_id: &str, mut message: Message, confirm: Option<Arc<Confirm>>) -> Result<(), DirectError> {
+    pub fn direct(
+        &self,
+        client_id: &str,
+        mut message: Message,
+        confirm: Option<Arc<Confirm>>,
+    ) -> Result<(), DirectError> {
         let subscriber = self.connected(client_id).ok_or(DirectError::NotConnected)?;
         subscriber
             .identity()

@@ -29,7 +29,9 @@ use tokio::time::{Instant, sleep_until};
 use super::broker::{
     ConnectionInfo, DisconnectReason, Kick, MAX_INFLIGHT, Mailbox, Message, Outgoing, SessionOptions, Subscriber,
 };
-use super::packet::{self, Announced, ConnectCode, ConnectIn, FilterIn, Inbound, PublishIn, ReadError, SubCode, Version};
+use super::packet::{
+    self, Announced, ConnectCode, ConnectIn, FilterIn, Inbound, PublishIn, ReadError, SubCode, Version,
+};
 use super::{DenyMode, Gateway, lifecycle};
 use crate::identity::Identity;
 use serverless_websockets_core::topic::{check_filter, check_topic_name, has_wildcards, is_publishable, split_shared};
@@ -319,7 +321,9 @@ impl<S: MessageSocket> Connection<S> {
     async fn on_packet(&mut self, packet: Inbound) -> Step {
         match (packet, self.connected.is_some()) {
             (Inbound::Connect(connect), false) => self.on_connect(*connect).await,
-            (_, false) | (Inbound::Connect(_), true) => self.refuse(Code5::ProtocolError, DisconnectReason::ClientError),
+            (_, false) | (Inbound::Connect(_), true) => {
+                self.refuse(Code5::ProtocolError, DisconnectReason::ClientError)
+            }
             (Inbound::Publish(publish), true) => self.on_publish(publish).await,
             (
                 Inbound::Subscribe {
@@ -375,7 +379,10 @@ impl<S: MessageSocket> Connection<S> {
         let client_id = connect.client_id;
         let valid = !client_id.is_empty() && client_id.len() <= serverless_websockets_core::topic::MAX_CLIENT_ID_BYTES;
         let refusal = if !valid {
-            Some((ConnectCode::ClientIdNotValid, "the client ID is empty or longer than 128 bytes".to_owned()))
+            Some((
+                ConnectCode::ClientIdNotValid,
+                "the client ID is empty or longer than 128 bytes".to_owned(),
+            ))
         } else if connect.auth_method {
             Some((
                 ConnectCode::BadAuthenticationMethod,
@@ -426,7 +433,10 @@ impl<S: MessageSocket> Connection<S> {
             persistent,
             receive_maximum: connect.receive_maximum.map_or(MAX_INFLIGHT, usize::from),
         };
-        let attached = self.gateway.broker.connect(&client_id, self.identity.clone(), info, how);
+        let attached = self
+            .gateway
+            .broker
+            .connect(&client_id, self.identity.clone(), info, how);
         for (filter, why) in &attached.refused {
             tracing::warn!(client_id = %client_id, filter = %filter, "resumed subscription dropped: {why}");
         }
@@ -453,7 +463,12 @@ impl<S: MessageSocket> Connection<S> {
             max_packet_size: u32::try_from(MAX_PACKET_BYTES).unwrap_or(u32::MAX),
         };
         if let Step::Close(reason) = self
-            .write_bytes(packet::connack(version, session_present, ConnectCode::Accepted, &announced))
+            .write_bytes(packet::connack(
+                version,
+                session_present,
+                ConnectCode::Accepted,
+                &announced,
+            ))
             .await
         {
             return Step::Close(reason);
@@ -586,7 +601,10 @@ impl<S: MessageSocket> Connection<S> {
         let version = self.version();
         if subscription_id {
             tracing::warn!(peer = %self.peer, "SUBSCRIBE refused: subscription identifiers are not supported");
-            return self.refuse(Code5::SubscriptionIdentifiersNotSupported, DisconnectReason::ClientError);
+            return self.refuse(
+                Code5::SubscriptionIdentifiersNotSupported,
+                DisconnectReason::ClientError,
+            );
         }
         if filters.is_empty() || filters.len() > MAX_FILTERS_PER_SUBSCRIBE {
             tracing::warn!(peer = %self.peer, "SUBSCRIBE refused: 1 to {MAX_FILTERS_PER_SUBSCRIBE} filters per SUBSCRIBE");
@@ -667,9 +685,7 @@ impl<S: MessageSocket> Connection<S> {
             .iter()
             .map(|filter| self.gateway.broker.unsubscribe(&connected.subscriber, filter))
             .collect();
-        let step = self
-            .write_bytes(packet::unsuback(self.version(), pkid, &removed))
-            .await;
+        let step = self.write_bytes(packet::unsuback(self.version(), pkid, &removed)).await;
         let gone = filters
             .into_iter()
             .zip(removed)

@@ -259,10 +259,16 @@ fn mqtt5_properties(signed: &Signed) -> Result<Option<Box<Properties>>, ApiError
         None => None,
         Some("UNSPECIFIED_BYTES") => Some(0),
         Some("UTF8_DATA") => Some(1),
-        Some(_) => return Err(invalid("payloadFormatIndicator must be UNSPECIFIED_BYTES or UTF8_DATA.")),
+        Some(_) => {
+            return Err(invalid(
+                "payloadFormatIndicator must be UNSPECIFIED_BYTES or UTF8_DATA.",
+            ));
+        }
     };
     if properties.payload_format_indicator == Some(1) && std::str::from_utf8(&signed.body).is_err() {
-        return Err(invalid("The payload is not UTF-8 although payloadFormatIndicator is UTF8_DATA."));
+        return Err(invalid(
+            "The payload is not UTF-8 although payloadFormatIndicator is UTF8_DATA.",
+        ));
     }
     if let Some(encoded) = header("x-amz-mqtt5-correlation-data")? {
         let data = base64

@@ -137,7 +137,9 @@ pub fn connect_version(buffer: &[u8]) -> Result<Option<Version>, ReadError> {
             break;
         }
         if at > 4 {
-            return Err(ReadError::Malformed("the remaining length is longer than 4 bytes".into()));
+            return Err(ReadError::Malformed(
+                "the remaining length is longer than 4 bytes".into(),
+            ));
         }
     }
     // Protocol name (2-byte length + "MQTT"), then the level.
@@ -330,8 +332,8 @@ fn is_empty(properties: &Properties) -> bool {
 }
 
 fn will_of(will: v5::LastWill) -> Result<Will, ReadError> {
-    let topic =
-        String::from_utf8(will.topic.to_vec()).map_err(|_| ReadError::Malformed("the will topic is not UTF-8".into()))?;
+    let topic = String::from_utf8(will.topic.to_vec())
+        .map_err(|_| ReadError::Malformed("the will topic is not UTF-8".into()))?;
     let qos = qos_from5(will.qos).unwrap_or(QoS::ExactlyOnce);
     let mut message = Message::new(topic, will.message, qos, will.retain);
     let mut delay = Duration::ZERO;
@@ -566,9 +568,16 @@ pub fn publish(
                 let secs = u32::try_from(left.as_secs().saturating_add(u64::from(left.subsec_nanos() > 0)))
                     .unwrap_or(MAX_MESSAGE_EXPIRY)
                     .max(1);
-                properties.get_or_insert_with(Properties::default).message_expiry_interval = Some(secs);
+                properties
+                    .get_or_insert_with(Properties::default)
+                    .message_expiry_interval = Some(secs);
             }
-            let mut publish = v5::Publish::new(message.topic.as_str(), qos_to5(qos), message.payload.clone(), properties);
+            let mut publish = v5::Publish::new(
+                message.topic.as_str(),
+                qos_to5(qos),
+                message.payload.clone(),
+                properties,
+            );
             publish.retain = retain;
             publish.pkid = pkid;
             publish.dup = dup;

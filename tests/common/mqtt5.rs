@@ -10,10 +10,10 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials;
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
+use rumqttc::Transport;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{ConnAck, Packet, Publish, SubscribeReasonCode};
 use rumqttc::v5::{AsyncClient, ConnectionError, Event, MqttOptions, StateError};
-use rumqttc::Transport;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -67,8 +67,14 @@ impl Client5 {
                     Ok(Event::Incoming(Packet::Publish(publish))) => Seen5::Publish(publish),
                     Ok(Event::Incoming(Packet::PubAck(ack))) => Seen5::PubAck(ack),
                     Ok(_) => continue,
-                    Err(ConnectionError::MqttState(StateError::ServerDisconnect { reason_code, reason_string })) => {
-                        let _ = tx.send(Seen5::Disconnected(Some(reason_code), reason_string.unwrap_or_default()));
+                    Err(ConnectionError::MqttState(StateError::ServerDisconnect {
+                        reason_code,
+                        reason_string,
+                    })) => {
+                        let _ = tx.send(Seen5::Disconnected(
+                            Some(reason_code),
+                            reason_string.unwrap_or_default(),
+                        ));
                         return;
                     }
                     Err(err) => {
@@ -173,10 +179,7 @@ impl Raw5 {
     pub async fn send(&mut self, packet: Packet) {
         let mut buffer = BytesMut::new();
         packet.write(&mut buffer, None).unwrap();
-        self.socket
-            .send(WsMessage::Binary(buffer.freeze()))
-            .await
-            .unwrap();
+        self.socket.send(WsMessage::Binary(buffer.freeze())).await.unwrap();
     }
 
     /// The next packet from the gateway; `None` once it closed the connection.
@@ -189,7 +192,10 @@ impl Raw5 {
                     Err(err) => panic!("the gateway sent a malformed packet: {err:?}"),
                 }
             }
-            match tokio::time::timeout(WAIT, self.socket.next()).await.expect("a frame within the wait") {
+            match tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("a frame within the wait")
+            {
                 Some(Ok(WsMessage::Binary(bytes))) => self.buffer.extend_from_slice(&bytes),
                 Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return None,
                 Some(Ok(_)) => {}
