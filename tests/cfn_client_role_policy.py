@@ -1,7 +1,8 @@
 """Prints, as JSON, the client role's identity policy and the backend policy from
 the CloudFormation template as CloudFormation would resolve them for the given
 parameters, so the Rust test can compare them with the local stack's policies for
-the same grants.
+the same grants; and the operations resources (alarms, metric filters, access log,
+concurrency cap, KMS wiring) resolved the same way.
 
 Usage: cfn_client_role_policy.py TEMPLATE PARTITION REGION ACCOUNT [Param=Value ...]
 (CommaDelimitedList values are comma-separated, as on the AWS CLI.)
@@ -27,7 +28,13 @@ class Resolver:
                 continue
             if spec["Type"] == "CommaDelimitedList":
                 value = str(value).split(",") if value != "" else [""]
+            elif spec["Type"] == "Number":
+                # A Number parameter's Ref is a string in CloudFormation.
+                value = str(value)
             self.refs[name] = value
+        # A resource's Ref stands for itself: its logical ID.
+        for name in template.get("Resources", {}):
+            self.refs.setdefault(name, name)
         self.conditions = {}
 
     def condition(self, name):
@@ -61,6 +68,8 @@ class Resolver:
                 return not self.value(arg[0])
             if key == "Condition":
                 return self.condition(arg)
+            if key == "Fn::GetAtt":
+                return ".".join(arg) if isinstance(arg, list) else arg
             if key == "Fn::If":
                 return self.value(arg[1] if self.condition(arg[0]) else arg[2])
         items = {key: self.value(item) for key, item in node.items()}
@@ -74,7 +83,7 @@ def main() -> int:
     if errors:
         print(errors, file=sys.stderr)
         return 1
-    pseudo = {"AWS::Partition": partition, "AWS::Region": region, "AWS::AccountId": account}
+    pseudo = {"AWS::Partition": partition, "AWS::Region": region, "AWS::AccountId": account, "AWS::StackName": "sw"}
     resolver = Resolver(template, pseudo, overrides)
     role = template["Resources"]["ClientRole"]["Properties"]
     (policy,) = [p for p in role["Policies"] if p["PolicyName"] == "iot-client"]
@@ -90,7 +99,26 @@ def main() -> int:
         "read": json.loads(json.dumps(
             resources["FunctionReadResumeKey"]["Properties"]["PolicyDocument"]["Statement"][0])),
     }
+    def resolved(name):
+        resource = resources[name]
+        if "Condition" in resource and not resolver.condition(resource["Condition"]):
+            return None
+        return resolver.value(json.loads(json.dumps(resource.get("Properties", {}))))
+
+    operations = {
+        "alarms": {n: resolved(n) for n, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"},
+        "metricFilters": {n: resolved(n) for n, r in resources.items() if r["Type"] == "AWS::Logs::MetricFilter"},
+        "logGroups": {n: resolved(n) for n, r in resources.items() if r["Type"] == "AWS::Logs::LogGroup"},
+        "stage": resolved("Stage"),
+        "function": resolver.value({
+            k: json.loads(json.dumps(v)) for k, v in resources["Function"]["Properties"].items()
+            if k in ("ReservedConcurrentExecutions", "KmsKeyArn")
+        }),
+        "kmsPolicy": resolved("FunctionUseKmsKey"),
+        "secretKms": resolved("ResumeKeySecret").get("KmsKeyId"),
+    }
     print(json.dumps({
+        "operations": operations,
         "policy": document,
         "maxSessionDuration": role["MaxSessionDuration"],
         "backendPolicy": backend,

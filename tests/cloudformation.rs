@@ -154,6 +154,7 @@ fn deploy_sh_deploys_the_stack_with_its_parameters_and_outputs() {
         .arg("SubscribeTopics=allowed/{clientId},users/{sub},broadcast/#")
         .arg("PublishTopics=from/{clientId}")
         .arg("BackendPrincipals=arn:aws:iam::123456789012:role/my-backend")
+        .arg("AlarmTopicArn=arn:aws:sns:us-east-1:123456789012:ops")
         .env("PATH", path)
         .env("AWS_ENDPOINT_URL", &moto.url);
     let output = aws_env(&mut deploy, "test", "test", None, "us-east-1")
@@ -214,9 +215,16 @@ fn deploy_sh_deploys_the_stack_with_its_parameters_and_outputs() {
         "InvokePermission",
         "BackendPolicy",
         "BackendRole",
+        "AccessLogGroup",
+        "Dashboard",
     ] {
         assert!(created.contains(&logical), "{logical} missing from {created:?}");
     }
+    // moto lists the alarms without logical IDs and does not create them; their
+    // wiring is checked on the resolved template
+    // (the_concurrency_cap_the_alarm_topic_and_the_customer_key_are_parameters).
+    let log_groups = aws(&["logs", "describe-log-groups", "--log-group-name-prefix", "/aws/apigateway/sw-test"]);
+    assert!(log_groups.contains("/aws/apigateway/sw-test-credentials"), "{log_groups}");
     let function: serde_json::Value = serde_json::from_str(&aws(&[
         "lambda",
         "get-function-configuration",
@@ -263,4 +271,99 @@ fn the_template_generates_the_resume_key_and_passes_only_its_arn() {
         "the function may read that one secret only"
     );
     assert_eq!(resume["ttl"], "ResumeTokenTtlSeconds");
+}
+
+/// The operations resources as CloudFormation would resolve them for `parameters`.
+fn operations(parameters: &[&str]) -> serde_json::Value {
+    let parameters: Vec<String> = parameters.iter().map(|p| (*p).to_owned()).collect();
+    deployed_policy("us-east-1", "123456789012", &parameters)["operations"].clone()
+}
+
+#[test]
+fn the_template_logs_api_access_as_json_lines_without_the_authorization_header() {
+    let ops = operations(&[]);
+    let settings = &ops["stage"]["AccessLogSettings"];
+    assert_eq!(settings["DestinationArn"], "AccessLogGroup.Arn");
+    let format = settings["Format"].as_str().unwrap();
+    let line: serde_json::Value = serde_json::from_str(format).expect("the access log format is one JSON object");
+    for field in [
+        "requestId",
+        "sourceIp",
+        "userAgent",
+        "routeKey",
+        "status",
+        "latencyMs",
+        "integrationError",
+    ] {
+        assert!(line.get(field).is_some(), "{field} missing from {format}");
+    }
+    assert_eq!(line["requestId"], "$context.requestId", "the ID the function logs and returns as x-request-id");
+    assert!(!format.to_ascii_lowercase().contains("authorization"), "{format}");
+    assert!(!format.contains("$context.identity.accessKey"), "{format}");
+    let group = &ops["logGroups"]["AccessLogGroup"];
+    assert_eq!(group["RetentionInDays"], "30", "the access log has a retention");
+}
+
+#[test]
+fn the_concurrency_cap_the_alarm_topic_and_the_customer_key_are_parameters() {
+    let defaults = operations(&[]);
+    assert_eq!(defaults["function"]["ReservedConcurrentExecutions"], "40");
+    assert!(defaults["function"].get("KmsKeyArn").is_none());
+    assert!(defaults["kmsPolicy"].is_null() && defaults["secretKms"].is_null());
+    let alarms = defaults["alarms"].as_object().unwrap();
+    assert_eq!(
+        alarms.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["Api5xxRateAlarm", "FunctionErrorsAlarm", "StsThrottlingAlarm", "VendLatencyAlarm"]
+    );
+    for (name, alarm) in alarms {
+        assert!(alarm.get("AlarmActions").is_none(), "{name} notifies nobody without a topic");
+    }
+
+    let wired = operations(&[
+        "AlarmTopicArn=arn:aws:sns:us-east-1:123456789012:ops",
+        "ReservedConcurrency=0",
+        "KmsKeyArn=arn:aws:kms:us-east-1:123456789012:key/k",
+    ]);
+    for (name, alarm) in wired["alarms"].as_object().unwrap() {
+        for actions in ["AlarmActions", "OKActions"] {
+            assert_eq!(
+                alarm[actions],
+                serde_json::json!(["arn:aws:sns:us-east-1:123456789012:ops"]),
+                "{name} {actions}"
+            );
+        }
+    }
+    assert!(
+        wired["function"].get("ReservedConcurrentExecutions").is_none(),
+        "0 leaves the function uncapped"
+    );
+    let key = "arn:aws:kms:us-east-1:123456789012:key/k";
+    assert_eq!(wired["function"]["KmsKeyArn"], key);
+    assert_eq!(wired["secretKms"], key);
+    for group in ["LogGroup", "AccessLogGroup"] {
+        assert_eq!(wired["logGroups"][group]["KmsKeyId"], key, "{group}");
+    }
+    assert_eq!(
+        wired["kmsPolicy"]["PolicyDocument"]["Statement"],
+        serde_json::json!([{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": key}]),
+        "the function may decrypt with that key and nothing more"
+    );
+}
+
+#[test]
+fn the_sts_throttling_alarm_watches_the_metric_its_log_filter_counts() {
+    let ops = operations(&[]);
+    let filter = &ops["metricFilters"]["StsThrottledMetricFilter"];
+    assert_eq!(filter["LogGroupName"], "LogGroup", "the function's own log group");
+    assert_eq!(filter["FilterPattern"], r#"{ $.fields.outcome = "Throttled" }"#);
+    let metric = &filter["MetricTransformations"][0];
+    let alarm = &ops["alarms"]["StsThrottlingAlarm"];
+    assert_eq!(alarm["Namespace"], metric["MetricNamespace"]);
+    assert_eq!(alarm["MetricName"], metric["MetricName"]);
+    let outcomes = &ops["metricFilters"]["VendOutcomeMetricFilter"];
+    assert_eq!(outcomes["FilterPattern"], r#"{ $.fields.outcome = "*" }"#);
+    assert_eq!(
+        outcomes["MetricTransformations"][0]["Dimensions"],
+        serde_json::json!([{"Key": "Outcome", "Value": "$.fields.outcome"}])
+    );
 }

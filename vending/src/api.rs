@@ -196,10 +196,14 @@ async fn vend(State(state): State<AppState>, request: Request) -> Result<Respons
         issued_at: now,
         expires_at: resume_expires,
     });
+    // The one line per vend that answers "who got credentials" (README: Operating
+    // it); `outcome` is also what the template's metric filters count.
     tracing::info!(
+        outcome = "issued",
         client_id = %client_id,
         sub = caller.sub.as_deref().unwrap_or("-"),
         source_identity = source.as_deref().unwrap_or("-"),
+        grants = grants.subscribe.len() + grants.publish.len(),
         expiration = %expiration,
         resumed = is_resume,
         "issued credentials"
@@ -418,10 +422,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = self.parts();
+        // `outcome` is the code the caller sees, as on the success line.
         if status.is_server_error() {
-            tracing::error!(code, error = %self, "request failed");
+            tracing::error!(outcome = code, error = %self, "request failed");
         } else {
-            tracing::warn!(code, error = %self, "request refused");
+            tracing::warn!(outcome = code, error = %self, "request refused");
         }
         let body = serde_json::json!({"error": {"code": code, "message": message}});
         let mut response = (status, axum::Json(body)).into_response();
