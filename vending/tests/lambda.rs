@@ -167,3 +167,98 @@ async fn a_missing_setting_stops_start_up_naming_the_variable() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("CLIENT_ROLE_ARN is not set"), "{stderr}");
 }
+
+/// The function's JSON log lines (Lambda mode logs one JSON object per line).
+fn json_lines(logs: &str) -> Vec<serde_json::Value> {
+    logs.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .collect()
+}
+
+/// Whether a CloudWatch Logs JSON filter pattern of the template's form
+/// `{ $.a.b = "value" }` (`"*"`: any value) matches `line`.
+fn filter_matches(pattern: &str, line: &serde_json::Value) -> bool {
+    let inner = pattern
+        .strip_prefix("{ $.")
+        .and_then(|p| p.strip_suffix(" }"))
+        .unwrap_or_else(|| panic!("not a pattern of the form {{ $.path = \"value\" }}: {pattern}"));
+    let (path, wanted) = inner.split_once(" = ").unwrap();
+    let wanted = wanted.trim_matches('"');
+    let value = path.split('.').try_fold(line, |node, key| node.get(key));
+    match value.and_then(serde_json::Value::as_str) {
+        Some(value) => wanted == "*" || value == wanted,
+        None => false,
+    }
+}
+
+/// The metric filter patterns of the CloudFormation template, by resource name.
+fn template_filter_patterns() -> Vec<(String, String)> {
+    let template = include_str!("../../cloudformation/template.yaml");
+    let mut patterns = Vec::new();
+    let mut resource = String::new();
+    for line in template.lines() {
+        if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':'))
+            && !name.starts_with(' ')
+        {
+            resource = name.to_owned();
+        }
+        if let Some(pattern) = line.trim().strip_prefix("FilterPattern: ") {
+            patterns.push((resource.clone(), pattern.trim_matches('\'').to_owned()));
+        }
+    }
+    patterns
+}
+
+#[tokio::test]
+async fn each_vend_logs_one_json_line_saying_who_got_what_which_the_templates_metric_filters_count() {
+    let sts = FakeSts::start().await;
+    let mut runtime = FakeRuntime::start().await;
+    let child = Killed::spawn(lambda_command(&runtime, &sts.url));
+    runtime.push_event("issued", EVENT);
+    let Posted::Response { body, .. } = runtime.posted().await else {
+        panic!("the function reported an error")
+    };
+    let vended: serde_json::Value = serde_json::from_str(body["body"].as_str().unwrap()).unwrap();
+    // STS throttles the account: the SDK tries three times, the caller gets 503.
+    sts.then((0..3).map(|_| Reply::Error {
+        status: 400,
+        code: "Throttling",
+        message: "Rate exceeded",
+    }));
+    runtime.push_event("throttled", EVENT);
+    let Posted::Response { body, .. } = runtime.posted().await else {
+        panic!("the function reported an error")
+    };
+    assert_eq!(body["statusCode"], 503);
+
+    let lines = json_lines(&child.logs());
+    let vends: Vec<&serde_json::Value> = lines.iter().filter(|l| l["fields"].get("outcome").is_some()).collect();
+    assert_eq!(vends.len(), 2, "one line per vend attempt: {lines:?}");
+    let issued = vends[0];
+    assert_eq!(issued["fields"]["outcome"], "issued");
+    assert_eq!(issued["fields"]["client_id"], vended["clientId"]);
+    assert_eq!(issued["fields"]["sub"], "-", "no token, no sub");
+    assert_eq!(issued["fields"]["source_identity"], "-");
+    assert_eq!(issued["fields"]["grants"], 1, "its own topic");
+    assert_eq!(issued["span"]["request_id"], "Xk3Jq1ABCDEFG_w=", "API Gateway's request ID");
+    let throttled = vends[1];
+    assert_eq!(throttled["fields"]["outcome"], "Throttled");
+    assert_eq!(throttled["span"]["request_id"], "Xk3Jq1ABCDEFG_w=");
+
+    let patterns = template_filter_patterns();
+    let pattern = |name: &str| {
+        patterns
+            .iter()
+            .find(|(resource, _)| resource == name)
+            .map(|(_, p)| p.clone())
+            .unwrap_or_else(|| panic!("{name} not in the template: {patterns:?}"))
+    };
+    let outcomes = pattern("VendOutcomeMetricFilter");
+    assert!(vends.iter().all(|line| filter_matches(&outcomes, line)));
+    let sts_throttled = pattern("StsThrottledMetricFilter");
+    assert!(filter_matches(&sts_throttled, throttled));
+    assert!(!filter_matches(&sts_throttled, issued));
+    // Nothing else the function logs counts as a vend.
+    let others = lines.iter().filter(|l| l["fields"].get("outcome").is_none());
+    assert!(others.into_iter().all(|line| !filter_matches(&outcomes, line)));
+}
