@@ -25,6 +25,8 @@ pub struct Load {
     pub qos: QoS,
     /// Messages per second, or as fast as possible.
     pub rate: Option<u32>,
+    /// Subscribers speak MQTT 5 (the publisher always speaks 3.1.1).
+    pub mqtt5: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -87,7 +89,11 @@ async fn subscribe_all(broker: &Broker, load: Load, tag: &str) -> anyhow::Result
         let url = broker.url();
         let id = format!("{tag}-sub-{i}");
         subscribers.push(tokio::spawn(async move {
-            let mut connection = Connection::open(&url, &id).await?;
+            let mut connection = if load.mqtt5 {
+                Connection::open_v5(&url, &id).await?
+            } else {
+                Connection::open(&url, &id).await?
+            };
             connection.subscribe(TOPIC, load.qos).await?;
             drop(permit);
             anyhow::Ok(connection)

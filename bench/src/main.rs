@@ -3,7 +3,7 @@
 //! headline figure as a ratio against a reference measured in the same run (these
 //! machines are noisy), with the absolute numbers for context.
 //!
-//! Suites: `vending`, `lambda-startup`, `sigv4`, `fanout`, `connections`, `soak`.
+//! Suites: `vending`, `lambda-startup`, `sigv4`, `fanout`, `mqtt5`, `connections`, `soak`.
 //! `--smoke` runs a few iterations only, for CI.
 
 mod brokers;
@@ -45,6 +45,7 @@ mod gateway_suites {
                     payload,
                     qos,
                     rate: offered,
+                    mqtt5: false,
                 };
                 let mut outcomes = Vec::new();
                 for start in [brokers::ours(binary).await?, brokers::mosquitto().await?] {
@@ -101,6 +102,71 @@ mod gateway_suites {
             rows,
             notes: vec!["Targets: deliveries/s ≥ mosquitto's, p99 ≤ mosquitto's, zero loss at QoS 1.".into()],
             json: serde_json::json!({"suite": "fanout", "runs": json}),
+        })
+    }
+
+    /// The same fan-out on our gateway with 3.1.1 subscribers and with MQTT 5
+    /// subscribers, in one run: what encoding each MQTT 5 delivery for its
+    /// connection costs against the shared 3.1.1 frame.
+    pub async fn mqtt5(binary: &Path, subscribers: &[usize], messages: usize) -> anyhow::Result<Report> {
+        let mut rows = Vec::new();
+        let mut json = Vec::new();
+        let mut run = 0;
+        for &n in subscribers {
+            for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+                let mut outcomes = Vec::new();
+                for mqtt5 in [false, true] {
+                    let load = Load {
+                        subscribers: n,
+                        messages,
+                        payload: 64,
+                        qos,
+                        rate: None,
+                        mqtt5,
+                    };
+                    let start = brokers::ours(binary).await?;
+                    run += 1;
+                    let outcome = fanout::run(&start, load, &format!("v{run}")).await?;
+                    start.stop().await;
+                    json.push(serde_json::json!({
+                        "subscribers": n, "qos": if qos == QoS::AtLeastOnce { 1 } else { 0 },
+                        "mqtt": if mqtt5 { 5 } else { 4 }, "messages": messages,
+                        "deliveries_per_s": outcome.deliveries_per_s, "p50_ms": outcome.p50.as_secs_f64() * 1e3,
+                        "p99_ms": outcome.p99.as_secs_f64() * 1e3, "lost": outcome.lost,
+                    }));
+                    outcomes.push(outcome);
+                }
+                let (v4, v5) = (&outcomes[0], &outcomes[1]);
+                rows.push(vec![
+                    n.to_string(),
+                    format!("QoS {}", if qos == QoS::AtLeastOnce { 1 } else { 0 }),
+                    format!(
+                        "{:.0}/s vs {:.0}/s ({:.2}×)",
+                        v5.deliveries_per_s,
+                        v4.deliveries_per_s,
+                        v5.deliveries_per_s / v4.deliveries_per_s.max(1e-9)
+                    ),
+                    format!("{} vs {}", ms(v5.p50), ms(v4.p50)),
+                    format!(
+                        "{} vs {} ({:.2}×)",
+                        ms(v5.p99),
+                        ms(v4.p99),
+                        v5.p99.as_secs_f64() / v4.p99.as_secs_f64().max(1e-9)
+                    ),
+                    format!("{} vs {}", v5.lost, v4.lost),
+                ]);
+            }
+        }
+        Ok(Report {
+            title: format!("Gateway fan-out to MQTT 5 vs 3.1.1 subscribers, same gateway ({messages} messages of 64 B per run)"),
+            header: ["subscribers", "QoS", "deliveries/s (5 vs 3.1.1)", "p50", "p99", "lost"]
+                .map(String::from)
+                .to_vec(),
+            rows,
+            notes: vec![
+                "The publisher speaks 3.1.1 in both runs; a 3.1.1 subscriber gets the frame encoded once per message, an MQTT 5 subscriber one encoded for its connection.".into(),
+            ],
+            json: serde_json::Value::Array(json),
         })
     }
 
@@ -177,6 +243,15 @@ enum Suite {
         /// The fixed offered rate, messages per second (runs at max rate too).
         #[arg(long, default_value_t = 200)]
         rate: u32,
+    },
+    /// Fan-out to MQTT 5 subscribers vs 3.1.1 subscribers on our gateway, same run.
+    Mqtt5 {
+        #[arg(long, default_value = "target/release/serverless-websockets")]
+        binary: PathBuf,
+        #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+        subscribers: Vec<usize>,
+        #[arg(long, default_value_t = 1000)]
+        messages: usize,
     },
     /// Idle connections vs mosquitto: memory per connection and connect rate.
     Connections {
@@ -262,6 +337,18 @@ async fn main() -> anyhow::Result<()> {
                 (subscribers, messages)
             };
             gateway_suites::fanout(&binary, &subscribers, messages, rate).await?
+        }
+        Suite::Mqtt5 {
+            binary,
+            subscribers,
+            messages,
+        } => {
+            let (subscribers, messages) = if cli.smoke {
+                (vec![5], 20)
+            } else {
+                (subscribers, messages)
+            };
+            gateway_suites::mqtt5(&binary, &subscribers, messages).await?
         }
         Suite::Connections { binary, count } => {
             gateway_suites::connections(&binary, if cli.smoke { 50 } else { count }).await?

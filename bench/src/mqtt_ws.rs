@@ -1,11 +1,14 @@
-//! The load generator's MQTT 3.1.1 over WebSocket client: raw packets encoded with
+//! The load generator's MQTT over WebSocket client: raw packets encoded with
 //! `rumqttc::mqttbytes`, so thousands of connections cost little and both brokers
-//! see exactly the same traffic.
+//! see exactly the same traffic. It speaks 3.1.1, or MQTT 5 ([`Connection::open_v5`]),
+//! whose packets it hands on in their 3.1.1 shape (the suites read topic, payload,
+//! QoS and packet identifier only).
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use rumqttc::mqttbytes::QoS;
 use rumqttc::mqttbytes::v4::{Connect, Packet, PubAck, Publish, Subscribe};
+use rumqttc::v5::mqttbytes::{QoS as QoS5, v5};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -14,6 +17,7 @@ type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStre
 pub struct Connection {
     socket: Socket,
     buffer: BytesMut,
+    v5: bool,
 }
 
 const MAX: usize = 1 << 20;
@@ -21,16 +25,38 @@ const MAX: usize = 1 << 20;
 impl Connection {
     /// WebSocket handshake (subprotocol `mqtt`), CONNECT, CONNACK.
     pub async fn open(url: &str, client_id: &str) -> anyhow::Result<Self> {
+        Self::open_version(url, client_id, false).await
+    }
+
+    /// The same with MQTT 5 (protocol level 5).
+    pub async fn open_v5(url: &str, client_id: &str) -> anyhow::Result<Self> {
+        Self::open_version(url, client_id, true).await
+    }
+
+    async fn open_version(url: &str, client_id: &str, v5: bool) -> anyhow::Result<Self> {
         let mut request = url.into_client_request()?;
         request.headers_mut().insert("sec-websocket-protocol", "mqtt".parse()?);
         let (socket, _) = tokio_tungstenite::connect_async(request).await?;
         let mut connection = Self {
             socket,
             buffer: BytesMut::new(),
+            v5,
         };
-        let mut connect = Connect::new(client_id);
-        connect.keep_alive = 600;
-        connection.send(Packet::Connect(connect)).await?;
+        if v5 {
+            let connect = v5::Connect {
+                keep_alive: 600,
+                client_id: client_id.into(),
+                clean_start: true,
+                properties: None,
+            };
+            let mut buffer = BytesMut::new();
+            v5::Packet::Connect(connect, None, None).write(&mut buffer, None)?;
+            connection.socket.send(Message::binary(buffer.freeze())).await?;
+        } else {
+            let mut connect = Connect::new(client_id);
+            connect.keep_alive = 600;
+            connection.send(Packet::Connect(connect)).await?;
+        }
         match connection.next().await? {
             Some(Packet::ConnAck(ack)) if ack.code == rumqttc::mqttbytes::v4::ConnectReturnCode::Success => {
                 Ok(connection)
@@ -62,10 +88,18 @@ impl Connection {
     /// The next packet; `None` when the broker closed the connection.
     pub async fn next(&mut self) -> anyhow::Result<Option<Packet>> {
         loop {
-            match Packet::read(&mut self.buffer, MAX) {
-                Ok(packet) => return Ok(Some(packet)),
-                Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => {}
-                Err(err) => anyhow::bail!("bad packet: {err:?}"),
+            if self.v5 {
+                match v5::Packet::read(&mut self.buffer, None) {
+                    Ok(packet) => return Ok(Some(as_v4(packet)?)),
+                    Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(_)) => {}
+                    Err(err) => anyhow::bail!("bad MQTT 5 packet: {err:?}"),
+                }
+            } else {
+                match Packet::read(&mut self.buffer, MAX) {
+                    Ok(packet) => return Ok(Some(packet)),
+                    Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => {}
+                    Err(err) => anyhow::bail!("bad packet: {err:?}"),
+                }
             }
             match self.socket.next().await {
                 Some(Ok(Message::Binary(bytes))) => self.buffer.extend_from_slice(&bytes),
@@ -77,9 +111,16 @@ impl Connection {
     }
 
     pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> anyhow::Result<()> {
-        let mut subscribe = Subscribe::new(filter, qos);
-        subscribe.pkid = 1;
-        self.send(Packet::Subscribe(subscribe)).await?;
+        if self.v5 {
+            let qos = if qos == QoS::AtMostOnce { QoS5::AtMostOnce } else { QoS5::AtLeastOnce };
+            let mut subscribe = v5::Subscribe::new(v5::Filter::new(filter, qos), None);
+            subscribe.pkid = 1;
+            self.send_v5(v5::Packet::Subscribe(subscribe)).await?;
+        } else {
+            let mut subscribe = Subscribe::new(filter, qos);
+            subscribe.pkid = 1;
+            self.send(Packet::Subscribe(subscribe)).await?;
+        }
         match self.next().await? {
             Some(Packet::SubAck(_)) => Ok(()),
             other => anyhow::bail!("no SUBACK: {other:?}"),
@@ -87,8 +128,54 @@ impl Connection {
     }
 
     pub async fn puback(&mut self, pkid: u16) -> anyhow::Result<()> {
+        if self.v5 {
+            return self.send_v5(v5::Packet::PubAck(v5::PubAck::new(pkid, None))).await;
+        }
         self.send(Packet::PubAck(PubAck::new(pkid))).await
     }
+
+    async fn send_v5(&mut self, packet: v5::Packet) -> anyhow::Result<()> {
+        let mut buffer = BytesMut::new();
+        packet.write(&mut buffer, None)?;
+        self.socket.send(Message::binary(buffer.freeze())).await?;
+        Ok(())
+    }
+}
+
+/// An MQTT 5 packet in the 3.1.1 shape the suites read.
+fn as_v4(packet: v5::Packet) -> anyhow::Result<Packet> {
+    use rumqttc::mqttbytes::v4::{ConnAck, ConnectReturnCode, SubAck, SubscribeReasonCode};
+    Ok(match packet {
+        v5::Packet::ConnAck(ack) => Packet::ConnAck(ConnAck::new(
+            if ack.code == v5::ConnectReturnCode::Success {
+                ConnectReturnCode::Success
+            } else {
+                ConnectReturnCode::NotAuthorized
+            },
+            ack.session_present,
+        )),
+        v5::Packet::SubAck(ack) => Packet::SubAck(SubAck::new(
+            ack.pkid,
+            ack.return_codes
+                .iter()
+                .map(|code| match code {
+                    v5::SubscribeReasonCode::Success(QoS5::AtMostOnce) => SubscribeReasonCode::Success(QoS::AtMostOnce),
+                    v5::SubscribeReasonCode::Success(_) => SubscribeReasonCode::Success(QoS::AtLeastOnce),
+                    _ => SubscribeReasonCode::Failure,
+                })
+                .collect(),
+        )),
+        v5::Packet::Publish(p) => {
+            let qos = if p.qos == QoS5::AtMostOnce { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+            let mut publish = Publish::from_bytes(std::str::from_utf8(&p.topic)?, qos, p.payload);
+            publish.pkid = p.pkid;
+            Packet::Publish(publish)
+        }
+        v5::Packet::PubAck(ack) => Packet::PubAck(PubAck::new(ack.pkid)),
+        v5::Packet::PingResp(_) => Packet::PingResp,
+        v5::Packet::Disconnect(d) => anyhow::bail!("the broker disconnected: {:?}", d.reason_code),
+        other => anyhow::bail!("unexpected MQTT 5 packet: {other:?}"),
+    })
 }
 
 pub fn publish(topic: &str, qos: QoS, pkid: u16, payload: Bytes) -> Packet {
