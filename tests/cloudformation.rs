@@ -223,8 +223,16 @@ fn deploy_sh_deploys_the_stack_with_its_parameters_and_outputs() {
     // moto lists the alarms without logical IDs and does not create them; their
     // wiring is checked on the resolved template
     // (the_concurrency_cap_the_alarm_topic_and_the_customer_key_are_parameters).
-    let log_groups = aws(&["logs", "describe-log-groups", "--log-group-name-prefix", "/aws/apigateway/sw-test"]);
-    assert!(log_groups.contains("/aws/apigateway/sw-test-credentials"), "{log_groups}");
+    let log_groups = aws(&[
+        "logs",
+        "describe-log-groups",
+        "--log-group-name-prefix",
+        "/aws/apigateway/sw-test",
+    ]);
+    assert!(
+        log_groups.contains("/aws/apigateway/sw-test-credentials"),
+        "{log_groups}"
+    );
     let function: serde_json::Value = serde_json::from_str(&aws(&[
         "lambda",
         "get-function-configuration",
@@ -297,7 +305,10 @@ fn the_template_logs_api_access_as_json_lines_without_the_authorization_header()
     ] {
         assert!(line.get(field).is_some(), "{field} missing from {format}");
     }
-    assert_eq!(line["requestId"], "$context.requestId", "the ID the function logs and returns as x-request-id");
+    assert_eq!(
+        line["requestId"], "$context.requestId",
+        "the ID the function logs and returns as x-request-id"
+    );
     assert!(!format.to_ascii_lowercase().contains("authorization"), "{format}");
     assert!(!format.contains("$context.identity.accessKey"), "{format}");
     let group = &ops["logGroups"]["AccessLogGroup"];
@@ -313,10 +324,18 @@ fn the_concurrency_cap_the_alarm_topic_and_the_customer_key_are_parameters() {
     let alarms = defaults["alarms"].as_object().unwrap();
     assert_eq!(
         alarms.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["Api5xxRateAlarm", "FunctionErrorsAlarm", "StsThrottlingAlarm", "VendLatencyAlarm"]
+        [
+            "Api5xxRateAlarm",
+            "FunctionErrorsAlarm",
+            "StsThrottlingAlarm",
+            "VendLatencyAlarm"
+        ]
     );
     for (name, alarm) in alarms {
-        assert!(alarm.get("AlarmActions").is_none(), "{name} notifies nobody without a topic");
+        assert!(
+            alarm.get("AlarmActions").is_none(),
+            "{name} notifies nobody without a topic"
+        );
     }
 
     let wired = operations(&[

@@ -18,7 +18,7 @@ use rumqttc::v5::mqttbytes::v5::{
 };
 
 use common::mqtt::{Client, vend};
-use common::mqtt5::{Client5, Raw5, admin, options, url_for};
+use common::mqtt5::{Client5, Raw5, admin, options, persistent, url_for};
 use common::tools::{aws_env, tool};
 use serverless_websockets::stack::{LocalOptions, LocalStack};
 
@@ -202,13 +202,10 @@ async fn request_and_response_carry_response_topic_correlation_data_and_user_pro
 async fn an_expired_message_is_not_delivered_and_the_remaining_interval_is_sent() {
     let stack = stack().await;
     let url = admin_url(&stack);
-    let mut persistent = options(&url, "sleeper");
-    persistent.set_clean_start(false);
-    persistent.set_session_expiry_interval(Some(600));
+    let persistent = persistent(&url, "sleeper", 600);
     let (mut sleeper, _) = Client5::connect(persistent.clone()).await;
     sleeper.subscribed("news/today", QoS::AtLeastOnce).await;
-    sleeper.client.disconnect().await.unwrap();
-    sleeper.disconnected().await;
+    sleeper.leave().await;
 
     let mut publisher = admin5(&stack, "newsroom").await;
     for (payload, expiry) in [("short-lived", 1), ("long-lived", 120)] {
@@ -276,19 +273,15 @@ async fn a_topic_alias_names_the_topic_after_its_first_use_and_one_above_8_is_re
 async fn session_expiry_keeps_an_mqtt5_session_but_not_across_protocol_versions() {
     let stack = stack().await;
     let url = admin_url(&stack);
-    let mut persistent = options(&url, "two-versions");
-    persistent.set_clean_start(false);
-    persistent.set_session_expiry_interval(Some(300));
+    let persistent = persistent(&url, "two-versions", 300);
     let (mut client, ack) = Client5::connect(persistent.clone()).await;
     assert!(!ack.session_present);
     client.subscribed("kept/topic", QoS::AtLeastOnce).await;
-    client.client.disconnect().await.unwrap();
-    client.disconnected().await;
+    client.leave().await;
 
-    let (mut client, ack) = Client5::connect(persistent).await;
+    let (client, ack) = Client5::connect(persistent).await;
     assert!(ack.session_present, "an MQTT 5 session with an expiry is resumed");
-    client.client.disconnect().await.unwrap();
-    client.disconnected().await;
+    client.leave().await;
 
     let mut v4 = common::mqtt::options(&url, "two-versions", None);
     v4.set_clean_session(false);
@@ -300,8 +293,7 @@ async fn session_expiry_keeps_an_mqtt5_session_but_not_across_protocol_versions(
     fleeting.set_clean_start(false);
     let (mut client, _) = Client5::connect(fleeting.clone()).await;
     client.subscribed("kept/topic", QoS::AtLeastOnce).await;
-    client.client.disconnect().await.unwrap();
-    client.disconnected().await;
+    client.leave().await;
     let (_client, ack) = Client5::connect(fleeting).await;
     assert!(!ack.session_present);
     stack.shutdown().await;
@@ -335,9 +327,7 @@ async fn the_will_waits_for_its_delay_and_is_dropped_when_the_client_returns_in_
     let mut watcher = admin5(&stack, "will-watcher").await;
     watcher.subscribed("wills/+", QoS::AtLeastOnce).await;
     let with_will = |client_id: &str, delay: u32| {
-        let mut options = options(&url, client_id);
-        options.set_clean_start(false);
-        options.set_session_expiry_interval(Some(60));
+        let mut options = persistent(&url, client_id, 60);
         options.set_last_will(LastWill::new(
             format!("wills/{client_id}"),
             format!("{client_id} is gone"),

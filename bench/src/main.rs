@@ -28,6 +28,26 @@ mod gateway_suites {
     use crate::fanout::{self, Load};
     use crate::report::{Report, ms};
 
+    /// Deliveries/s, p50, p99 and losses of `a` against the reference `b`, with ratios.
+    fn versus(a: &fanout::Outcome, b: &fanout::Outcome) -> [String; 4] {
+        [
+            format!(
+                "{:.0}/s vs {:.0}/s ({:.2}×)",
+                a.deliveries_per_s,
+                b.deliveries_per_s,
+                a.deliveries_per_s / b.deliveries_per_s.max(1e-9)
+            ),
+            format!("{} vs {}", ms(a.p50), ms(b.p50)),
+            format!(
+                "{} vs {} ({:.2}×)",
+                ms(a.p99),
+                ms(b.p99),
+                a.p99.as_secs_f64() / b.p99.as_secs_f64().max(1e-9)
+            ),
+            format!("{} vs {}", a.lost, b.lost),
+        ]
+    }
+
     pub async fn fanout(binary: &Path, subscribers: &[usize], messages: usize, rate: u32) -> anyhow::Result<Report> {
         let mut rows = Vec::new();
         let mut json = Vec::new();
@@ -55,26 +75,14 @@ mod gateway_suites {
                     start.stop().await;
                 }
                 let (ours, theirs) = (&outcomes[0].1, &outcomes[1].1);
-                rows.push(vec![
+                let mut row = vec![
                     n.to_string(),
                     format!("QoS {}", if qos == QoS::AtLeastOnce { 1 } else { 0 }),
                     format!("{payload} B"),
                     offered.map_or("max".into(), |r| format!("{r}/s")),
-                    format!(
-                        "{:.0}/s vs {:.0}/s ({:.2}×)",
-                        ours.deliveries_per_s,
-                        theirs.deliveries_per_s,
-                        ours.deliveries_per_s / theirs.deliveries_per_s
-                    ),
-                    format!("{} vs {}", ms(ours.p50), ms(theirs.p50)),
-                    format!(
-                        "{} vs {} ({:.2}×)",
-                        ms(ours.p99),
-                        ms(theirs.p99),
-                        ours.p99.as_secs_f64() / theirs.p99.as_secs_f64().max(1e-9)
-                    ),
-                    format!("{} vs {}", ours.lost, theirs.lost),
-                ]);
+                ];
+                row.extend(versus(ours, theirs));
+                rows.push(row);
                 for (name, o) in &outcomes {
                     json.push(serde_json::json!({
                         "broker": name, "subscribers": n, "qos": if qos == QoS::AtLeastOnce { 1 } else { 0 },
@@ -137,24 +145,12 @@ mod gateway_suites {
                     outcomes.push(outcome);
                 }
                 let (v4, v5) = (&outcomes[0], &outcomes[1]);
-                rows.push(vec![
+                let mut row = vec![
                     n.to_string(),
                     format!("QoS {}", if qos == QoS::AtLeastOnce { 1 } else { 0 }),
-                    format!(
-                        "{:.0}/s vs {:.0}/s ({:.2}×)",
-                        v5.deliveries_per_s,
-                        v4.deliveries_per_s,
-                        v5.deliveries_per_s / v4.deliveries_per_s.max(1e-9)
-                    ),
-                    format!("{} vs {}", ms(v5.p50), ms(v4.p50)),
-                    format!(
-                        "{} vs {} ({:.2}×)",
-                        ms(v5.p99),
-                        ms(v4.p99),
-                        v5.p99.as_secs_f64() / v4.p99.as_secs_f64().max(1e-9)
-                    ),
-                    format!("{} vs {}", v5.lost, v4.lost),
-                ]);
+                ];
+                row.extend(versus(v5, v4));
+                rows.push(row);
             }
         }
         Ok(Report {

@@ -112,7 +112,11 @@ impl Connection {
 
     pub async fn subscribe(&mut self, filter: &str, qos: QoS) -> anyhow::Result<()> {
         if self.v5 {
-            let qos = if qos == QoS::AtMostOnce { QoS5::AtMostOnce } else { QoS5::AtLeastOnce };
+            let qos = if qos == QoS::AtMostOnce {
+                QoS5::AtMostOnce
+            } else {
+                QoS5::AtLeastOnce
+            };
             let mut subscribe = v5::Subscribe::new(v5::Filter::new(filter, qos), None);
             subscribe.pkid = 1;
             self.send_v5(v5::Packet::Subscribe(subscribe)).await?;
@@ -166,7 +170,11 @@ fn as_v4(packet: v5::Packet) -> anyhow::Result<Packet> {
                 .collect(),
         )),
         v5::Packet::Publish(p) => {
-            let qos = if p.qos == QoS5::AtMostOnce { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+            let qos = if p.qos == QoS5::AtMostOnce {
+                QoS::AtMostOnce
+            } else {
+                QoS::AtLeastOnce
+            };
             let mut publish = Publish::from_bytes(std::str::from_utf8(&p.topic)?, qos, p.payload);
             publish.pkid = p.pkid;
             Packet::Publish(publish)

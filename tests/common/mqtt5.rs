@@ -39,6 +39,15 @@ pub fn options(url: &str, client_id: &str) -> MqttOptions {
     options
 }
 
+/// Options for a session that outlives its connection by `expiry_secs` (Clean
+/// Start 0 + Session Expiry Interval).
+pub fn persistent(url: &str, client_id: &str, expiry_secs: u32) -> MqttOptions {
+    let mut options = options(url, client_id);
+    options.set_clean_start(false);
+    options.set_session_expiry_interval(Some(expiry_secs));
+    options
+}
+
 /// What a v5 client's event loop reported.
 #[derive(Debug)]
 pub enum Seen5 {
@@ -143,6 +152,12 @@ impl Client5 {
                 _ => continue,
             }
         }
+    }
+
+    /// Sends DISCONNECT and waits until the connection is closed.
+    pub async fn leave(mut self) {
+        self.client.disconnect().await.unwrap();
+        self.disconnected().await;
     }
 
     /// Waits for the end of the connection; returns the server's reason code.

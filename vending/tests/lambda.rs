@@ -240,7 +240,10 @@ async fn each_vend_logs_one_json_line_saying_who_got_what_which_the_templates_me
     assert_eq!(issued["fields"]["sub"], "-", "no token, no sub");
     assert_eq!(issued["fields"]["source_identity"], "-");
     assert_eq!(issued["fields"]["grants"], 1, "its own topic");
-    assert_eq!(issued["span"]["request_id"], "Xk3Jq1ABCDEFG_w=", "API Gateway's request ID");
+    assert_eq!(
+        issued["span"]["request_id"], "Xk3Jq1ABCDEFG_w=",
+        "API Gateway's request ID"
+    );
     let throttled = vends[1];
     assert_eq!(throttled["fields"]["outcome"], "Throttled");
     assert_eq!(throttled["span"]["request_id"], "Xk3Jq1ABCDEFG_w=");
