@@ -262,10 +262,7 @@ async fn a_topic_alias_names_the_topic_after_its_first_use_and_one_above_8_is_re
         assert_eq!(&publish.payload[..], expected);
     }
     raw.send(aliased("sensors/hall/temperature", 9, b"19.0")).await;
-    match raw.recv().await {
-        Some(Packet::Disconnect(d)) => assert_eq!(d.reason_code, DisconnectReasonCode::TopicAliasInvalid),
-        other => panic!("expected DISCONNECT 0x94, got {other:?}"),
-    }
+    raw.expect_disconnect(DisconnectReasonCode::TopicAliasInvalid).await;
     stack.shutdown().await;
 }
 
@@ -671,22 +668,15 @@ async fn mqtt5_subscription_identifiers_and_qos2_are_refused_with_their_reason_c
         user_properties: Vec::new(),
     });
     raw.send(Packet::Subscribe(subscribe)).await;
-    match raw.recv().await {
-        Some(Packet::Disconnect(d)) => {
-            assert_eq!(d.reason_code, DisconnectReasonCode::SubscriptionIdentifiersNotSupported)
-        }
-        other => panic!("expected DISCONNECT 0xA1, got {other:?}"),
-    }
+    raw.expect_disconnect(DisconnectReasonCode::SubscriptionIdentifiersNotSupported)
+        .await;
 
     let mut raw = Raw5::open(&admin_url(&stack)).await;
     assert_eq!(raw.connect("no-qos2").await.code, ConnectReturnCode::Success);
     let mut publish = Publish::new("a/b", QoS::ExactlyOnce, "x", None);
     publish.pkid = 1;
     raw.send(Packet::Publish(publish)).await;
-    match raw.recv().await {
-        Some(Packet::Disconnect(d)) => assert_eq!(d.reason_code, DisconnectReasonCode::QoSNotSupported),
-        other => panic!("expected DISCONNECT 0x9B, got {other:?}"),
-    }
+    raw.expect_disconnect(DisconnectReasonCode::QoSNotSupported).await;
 
     // CONNECT with an authentication method: IoT has no enhanced authentication.
     let mut raw = Raw5::open(&admin_url(&stack)).await;

@@ -218,6 +218,14 @@ impl Raw5 {
         }
     }
 
+    /// Waits for the gateway's DISCONNECT and checks its reason code.
+    pub async fn expect_disconnect(&mut self, code: rumqttc::v5::mqttbytes::v5::DisconnectReasonCode) {
+        match self.recv().await {
+            Some(Packet::Disconnect(d)) => assert_eq!(d.reason_code, code),
+            other => panic!("expected DISCONNECT {code:?}, got {other:?}"),
+        }
+    }
+
     /// Sends CONNECT and returns CONNACK.
     pub async fn connect(&mut self, client_id: &str) -> ConnAck {
         self.connect_with(client_id, None).await
