@@ -16,6 +16,7 @@
 //! Not here: the rules themselves (names, policies, SigV4 — `serverless-websockets-core`)
 //! and the service (`serverless-websockets-vending`); both are used as they are.
 
+pub mod alloc;
 pub mod cli;
 pub mod demo;
 pub mod gateway;

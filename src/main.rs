@@ -28,6 +28,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    serverless_websockets::alloc::purge_freed_memory_at_once();
     match Cli::parse().command {
         Some(Command::Local(args)) => {
             entry::init_tracing(false);
