@@ -146,8 +146,8 @@ impl Outgoing {
         }
     }
 
-    fn expired(&self, now: tokio::time::Instant) -> bool {
-        matches!(self, Self::Message { message, .. } if message.expired(now))
+    fn expired(&self) -> bool {
+        matches!(self, Self::Message { message, .. } if message.expires.is_some_and(|at| at <= tokio::time::Instant::now()))
     }
 }
 
@@ -375,9 +375,9 @@ impl Subscriber {
         if state.link.as_ref().is_none_or(|l| l.attachment != attachment) {
             return None;
         }
-        // Expired messages are dropped, never sent.
-        let now = tokio::time::Instant::now();
-        while state.queue.front()?.expired(now) {
+        // Expired messages are dropped, never sent (the clock is read only for
+        // messages that expire).
+        while state.queue.front()?.expired() {
             state.queue.pop_front();
         }
         let qos1 = state.queue.front()?.is_qos1();
