@@ -156,26 +156,34 @@ async fn mqtt_js_cannot_subscribe_to_every_clients_topic() {
     stack.shutdown().await;
 }
 
-#[tokio::test]
-async fn the_aws_iot_device_sdk_v2_signs_its_own_url_and_receives_over_tls() {
+/// A local stack with `--tls`, and an aws-crt script from `tests/clients/` started
+/// against it (it vends, signs its own URL and trusts the stack's CA).
+async fn crt_over_tls(script: &str) -> (LocalStack, Script) {
     let stack = LocalStack::start(LocalOptions {
         tls: true,
         ..LocalOptions::ephemeral()
     })
     .await
     .unwrap();
-    let info = stack.info().clone();
-    let port = info.iot_endpoint.rsplit(':').next().unwrap().to_owned();
-    let ca = info.ca_cert.clone().unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/crt_subscribe.py");
-    let mut crt = Script::spawn(Command::new(tool("python")).args([
-        script,
+    let info = stack.info();
+    let port = info.iot_endpoint.rsplit(':').next().unwrap();
+    let script = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let crt = Script::spawn(Command::new(tool("python")).args([
+        script.as_str(),
         &info.api_url,
         "localhost",
-        &port,
+        port,
         &info.region,
-        &ca,
+        info.ca_cert.as_deref().unwrap(),
     ]));
+    (stack, crt)
+}
+
+#[tokio::test]
+async fn the_aws_iot_device_sdk_v2_signs_its_own_url_and_receives_over_tls() {
+    let (stack, mut crt) = crt_over_tls("crt_subscribe.py").await;
+    let info = stack.info().clone();
+    let ca = info.ca_cert.clone().unwrap();
     let ready = crt.expect_line("READY").await;
     let topic = ready.split_whitespace().nth(1).unwrap().to_owned();
     let https = common::mqtt::https_client_trusting(&ca);
@@ -206,24 +214,9 @@ async fn the_aws_iot_device_sdk_v2_signs_its_own_url_and_receives_over_tls() {
 
 #[tokio::test]
 async fn the_aws_iot_device_sdk_v2_mqtt5_client_connects_is_refused_with_0x87_and_receives_user_properties() {
-    let stack = LocalStack::start(LocalOptions {
-        tls: true,
-        ..LocalOptions::ephemeral()
-    })
-    .await
-    .unwrap();
+    let (stack, mut crt) = crt_over_tls("crt_mqtt5.py").await;
     let info = stack.info().clone();
-    let port = info.iot_endpoint.rsplit(':').next().unwrap().to_owned();
     let ca = info.ca_cert.clone().unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/crt_mqtt5.py");
-    let mut crt = Script::spawn(Command::new(tool("python")).args([
-        script,
-        &info.api_url,
-        "localhost",
-        &port,
-        &info.region,
-        &ca,
-    ]));
     assert_eq!(
         crt.expect_line("FORBIDDEN").await,
         "FORBIDDEN 135",

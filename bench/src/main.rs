@@ -308,6 +308,11 @@ enum Suite {
     },
 }
 
+/// A fan-out suite's subscriber counts and messages per run: tiny with `--smoke`.
+fn fanout_size(smoke: bool, subscribers: Vec<usize>, messages: usize) -> (Vec<usize>, usize) {
+    if smoke { (vec![5], 20) } else { (subscribers, messages) }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -327,11 +332,7 @@ async fn main() -> anyhow::Result<()> {
             messages,
             rate,
         } => {
-            let (subscribers, messages) = if cli.smoke {
-                (vec![5], 20)
-            } else {
-                (subscribers, messages)
-            };
+            let (subscribers, messages) = fanout_size(cli.smoke, subscribers, messages);
             gateway_suites::fanout(&binary, &subscribers, messages, rate).await?
         }
         Suite::Mqtt5 {
@@ -339,11 +340,7 @@ async fn main() -> anyhow::Result<()> {
             subscribers,
             messages,
         } => {
-            let (subscribers, messages) = if cli.smoke {
-                (vec![5], 20)
-            } else {
-                (subscribers, messages)
-            };
+            let (subscribers, messages) = fanout_size(cli.smoke, subscribers, messages);
             gateway_suites::mqtt5(&binary, &subscribers, messages).await?
         }
         Suite::Connections { binary, count } => {

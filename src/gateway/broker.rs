@@ -887,15 +887,14 @@ impl Broker {
 
     /// Routes a message without MQTT 5 properties; see [`Self::route`].
     pub fn publish(&self, topic: &str, payload: Bytes, qos: QoS, retain: bool) -> usize {
-        self.route(Message::new(topic.to_owned(), payload, qos, retain))
+        self.route(Arc::new(Message::new(topic.to_owned(), payload, qos, retain)))
     }
 
     /// Routes a message to every matching subscription allowed to receive it (to
     /// one member of each matching shared subscription), and stores or deletes it
     /// as the retained message of its topic when it is retained. Returns how many
     /// deliveries were queued or stored.
-    pub fn route(&self, message: Message) -> usize {
-        let message = Arc::new(message);
+    pub fn route(&self, message: Arc<Message>) -> usize {
         let topic = message.topic.as_str();
         if message.retain {
             let mut retained = lock(&self.retained);

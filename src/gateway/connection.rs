@@ -248,9 +248,9 @@ impl<S: MessageSocket> Connection<S> {
     fn publish_will(&self, client_id: &str, will: packet::Will, session_left: Duration) {
         let delay = will.delay.min(session_left);
         if delay.is_zero() {
-            let topic = will.message.topic.clone();
-            let delivered = self.gateway.broker.route(will.message);
-            tracing::info!(client_id = %client_id, topic = %topic, delivered, "published the Last Will");
+            let message = Arc::new(will.message);
+            let delivered = self.gateway.broker.route(message.clone());
+            tracing::info!(client_id = %client_id, topic = %message.topic, delivered, "published the Last Will");
             return;
         }
         let gateway = self.gateway.clone();
@@ -261,9 +261,9 @@ impl<S: MessageSocket> Connection<S> {
                 tracing::info!(client_id = %client_id, "the client reconnected within its will delay; the will is not published");
                 return;
             }
-            let topic = will.message.topic.clone();
-            let delivered = gateway.broker.route(will.message);
-            tracing::info!(client_id = %client_id, topic = %topic, delivered, delay_s = delay.as_secs(), "published the Last Will after its delay");
+            let message = Arc::new(will.message);
+            let delivered = gateway.broker.route(message.clone());
+            tracing::info!(client_id = %client_id, topic = %message.topic, delivered, delay_s = delay.as_secs(), "published the Last Will after its delay");
         });
     }
 
@@ -586,10 +586,9 @@ impl<S: MessageSocket> Connection<S> {
         let mut message = Message::new(topic, publish.payload, qos, publish.retain);
         message.properties = publish.properties;
         message.set_expiry(publish.expiry);
-        let topic = message.topic.clone();
-        let delivered = self.gateway.broker.route(message);
-        if delivered == 0 {
-            tracing::warn!(topic = %topic, "no subscriber for topic {topic}");
+        let message = Arc::new(message);
+        if self.gateway.broker.route(message.clone()) == 0 {
+            tracing::warn!(topic = %message.topic, "no subscriber for topic {}", message.topic);
         }
         if qos == QoS::AtLeastOnce {
             return self.write_bytes(packet::puback(version, publish.pkid, true)).await;

@@ -332,10 +332,12 @@ pub async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract
         allowed = signed.authorize("HTTPS publish", "iot:RetainPublish", &resource, Refused::Forbidden);
     }
     allowed?;
-    let mut message = Message::new(topic.clone(), signed.body.clone(), qos, retain);
+    let mut message = Message::new(topic, signed.body.clone(), qos, retain);
     message.properties = properties;
     message.set_expiry(expiry);
-    let delivered = gateway.broker.route(message);
+    let message = Arc::new(message);
+    let delivered = gateway.broker.route(message.clone());
+    let topic = &message.topic;
     if delivered == 0 {
         tracing::warn!(topic = %topic, principal = %signed.identity.arn, "HTTPS publish: no subscriber for topic {topic}");
     } else {
