@@ -8,8 +8,8 @@ use std::time::Duration;
 use serverless_websockets_vending::entry::shutdown_signal;
 use serverless_websockets_vending::server::Timeouts;
 
-use crate::gateway::{DenyMode, GatewayOptions};
-use crate::stack::{LocalOptions, LocalStack, ReadyInfo};
+use serverless_websockets_local::gateway::{DenyMode, GatewayOptions};
+use serverless_websockets_local::stack::{LocalOptions, LocalStack, ReadyInfo};
 
 #[derive(clap::Args)]
 pub struct LocalArgs {

@@ -5,7 +5,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use serverless_websockets::cli::{self, LocalArgs};
+mod cli;
+
+use cli::LocalArgs;
 use serverless_websockets_vending::entry::{self, ServiceCommand};
 
 #[global_allocator]
@@ -28,7 +30,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    serverless_websockets::alloc::purge_freed_memory_at_once();
+    serverless_websockets_local::alloc::purge_freed_memory_at_once();
     match Cli::parse().command {
         Some(Command::Local(args)) => {
             entry::init_tracing(false);

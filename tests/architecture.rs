@@ -39,17 +39,18 @@ fn dependency_names(package: &str) -> BTreeSet<String> {
 }
 
 /// What only the emulators need: the MQTT codec, WebSockets, the local CA.
-const EMULATOR_ONLY: &[&str] = &[
-    "rumqttc",
-    "tungstenite",
-    "tokio-tungstenite",
-    "rcgen",
-    "serverless-websockets",
-];
+const EMULATOR_ONLY: &[&str] = &["rumqttc", "tungstenite", "tokio-tungstenite", "rcgen"];
+
+#[test]
+fn the_command_line_tool_runs_the_local_stack_from_its_own_crate() {
+    let tool = dependency_names("serverless-websockets");
+    assert!(tool.contains("serverless-websockets-local"));
+    assert!(tool.contains("serverless-websockets-vending"));
+}
 
 #[test]
 fn the_lambda_artifact_links_none_of_the_emulators_dependencies() {
-    let local_stack = dependency_names("serverless-websockets");
+    let local_stack = dependency_names("serverless-websockets-local");
     let vending = dependency_names("serverless-websockets-vending");
     for name in EMULATOR_ONLY {
         // The local stack does use each of them, so this list cannot go stale quietly.
@@ -58,6 +59,9 @@ fn the_lambda_artifact_links_none_of_the_emulators_dependencies() {
             "the local stack no longer depends on {name}"
         );
         assert!(!vending.contains(*name), "the Lambda artifact depends on {name}");
+    }
+    for emulator in ["serverless-websockets-local", "serverless-websockets"] {
+        assert!(!vending.contains(emulator), "the Lambda artifact depends on {emulator}");
     }
 }
 
@@ -72,6 +76,10 @@ fn the_core_has_no_http_stack_no_aws_sdk_and_no_service_code() {
         "aws-sdk-sts",
         "lambda_http",
         "serverless-websockets-vending",
+        "serverless-websockets-local",
+        // tokio's I/O driver and socket layer: the core does no I/O.
+        "mio",
+        "socket2",
     ] {
         assert!(!core.contains(name), "the core depends on {name}");
     }

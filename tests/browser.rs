@@ -8,7 +8,7 @@
 mod common;
 
 use common::tools::{node_modules, tool};
-use serverless_websockets::stack::{LocalOptions, LocalStack};
+use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 
 #[tokio::test]
 async fn the_demo_page_in_headless_chromium_stays_connected_and_loses_nothing() {
@@ -74,7 +74,7 @@ async fn the_local_stack_serves_the_committed_bundle_and_the_demo_page() {
     let client = reqwest::Client::new();
     let js = client.get(&info.client_js_url).send().await.unwrap();
     assert_eq!(js.headers()["content-type"], "text/javascript; charset=utf-8");
-    assert_eq!(js.text().await.unwrap(), serverless_websockets::demo::CLIENT_JS);
+    assert_eq!(js.text().await.unwrap(), serverless_websockets_local::demo::CLIENT_JS);
     let page = client.get(&info.demo_url).send().await.unwrap().text().await.unwrap();
     assert!(page.contains(r#"import { connect } from "/client.js""#));
     let config: serde_json::Value = client

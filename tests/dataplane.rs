@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use common::mqtt::{Client, Seen, options, vend};
 use common::tools::{aws_env, tool};
-use serverless_websockets::gateway::GatewayOptions;
-use serverless_websockets::stack::{LocalOptions, LocalStack};
+use serverless_websockets_local::gateway::GatewayOptions;
+use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 use serverless_websockets_core::arn::IotArns;
 use serverless_websockets_core::client_id::ClientId;
 use serverless_websockets_core::policy::{Grants, session_policy};
@@ -425,7 +425,7 @@ async fn presence_reports_a_client_before_during_and_after_its_connection() {
         (404, Some("ResourceNotFoundException"))
     );
 
-    let started = serverless_websockets::gateway::broker::millis(SystemTime::now());
+    let started = serverless_websockets_local::gateway::broker::millis(SystemTime::now());
     let mut client = Client::connect(&vended.url, &vended.client_id, None).await;
     let during = get_connection(&stack, &vended.client_id).await;
     assert_eq!(during.status, 200, "{during:?}");
@@ -554,7 +554,7 @@ async fn a_lost_connection_publishes_the_will_and_a_clean_disconnect_does_not() 
 async fn a_will_the_client_may_not_publish_refuses_the_connect() {
     let stack = LocalStack::start(LocalOptions {
         gateway: GatewayOptions {
-            connect_deny: serverless_websockets::gateway::DenyMode::Reply,
+            connect_deny: serverless_websockets_local::gateway::DenyMode::Reply,
             ..GatewayOptions::default()
         },
         ..LocalOptions::ephemeral()

@@ -10,8 +10,8 @@ use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use rumqttc::mqttbytes::QoS;
 use rumqttc::mqttbytes::v4::{Connect, Packet, Publish, Subscribe};
-use serverless_websockets::gateway::GatewayOptions;
-use serverless_websockets::stack::{LocalOptions, LocalStack};
+use serverless_websockets_local::gateway::GatewayOptions;
+use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 use tokio_tungstenite::tungstenite::Message;
 
 use common::mqtt::{RawSocket as Socket, admin_websocket as admin_socket};

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials;
 use common::mqtt::{Client, Seen, https_publish, vend_as};
 use rumqttc::QoS;
-use serverless_websockets::stack::{LocalOptions, LocalStack};
+use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 use serverless_websockets_core::presign::{DEFAULT_EXPIRES, IotEndpoint, presign};
 
 fn options() -> LocalOptions {

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use serverless_websockets::stack::{LocalOptions, LocalStack};
+use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 
 #[test]
 fn a_taken_port_is_reported_once_with_the_flag_that_picks_another() {

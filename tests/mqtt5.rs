@@ -20,7 +20,7 @@ use rumqttc::v5::mqttbytes::v5::{
 use common::mqtt::{Client, vend};
 use common::mqtt5::{Client5, Raw5, admin, options, persistent, url_for};
 use common::tools::{aws_env, tool};
-use serverless_websockets::stack::{LocalOptions, LocalStack};
+use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 
 async fn stack() -> LocalStack {
     LocalStack::start(LocalOptions::ephemeral()).await.unwrap()

@@ -12,7 +12,7 @@ use aws_credential_types::Credentials;
 use common::mqtt::{Client, vend};
 use common::sigv4::{ToSign, host_of, sign_headers};
 use common::tools::Moto;
-use serverless_websockets::stack::{LocalOptions, LocalStack};
+use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 use serverless_websockets_core::arn::IotArns;
 use serverless_websockets_core::presign::{DEFAULT_EXPIRES, IotEndpoint, presign};
 use serverless_websockets_vending::server::Timeouts;

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use common::mqtt::{Client, vend};
 use common::tools::{Script, aws_env, node_modules, tool};
 use rumqttc::QoS;
-use serverless_websockets::stack::{LocalOptions, LocalStack, ReadyInfo};
+use serverless_websockets_local::stack::{LocalOptions, LocalStack, ReadyInfo};
 
 /// Runs `aws iot-data publish` (CLI v1: `--payload` is sent as given) with the
 /// given credentials and returns its output.

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_credential_types::Credentials;
 use client_example::{CredentialSource, Driver, Event, FetchError, HttpSource, Options, ResumeToken, Vended};
 use rumqttc::{AsyncClient, MqttOptions, QoS, Transport};
-use serverless_websockets::stack::{LocalOptions, LocalStack};
+use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 use serverless_websockets_core::presign::{DEFAULT_EXPIRES, IotEndpoint, presign};
 use tokio::sync::mpsc;
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use axum::extract::{Path as UrlPath, State};
 use axum::routing::{get, post};
-use serverless_websockets::stack::{LocalOptions, LocalStack};
+use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 use tokio::sync::mpsc;
 
 use crate::report::{Report, ms, quantile};

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use serverless_websockets::stack::{LocalOptions, LocalStack, ReadyInfo};
+use serverless_websockets_local::stack::{LocalOptions, LocalStack, ReadyInfo};
 use serverless_websockets_vending::config::Config;
 use serverless_websockets_vending::issuer::{CredentialIssuer, IssueRequest, StsError, TemporaryCredentials};
 use tower::ServiceExt;

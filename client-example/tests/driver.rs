@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials as SdkCredentials;
 use client_example::tls::TrustRoots;
 use client_example::{CredentialSource, Driver, Event, FetchError, HttpSource, Options, ResumeToken, Vended};
-use serverless_websockets::stack::{LocalOptions, LocalStack};
+use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 use tokio::sync::mpsc;
 
 #[path = "../../tests/common/sigv4.rs"]

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use serverless_websockets::identity::Identity;
+use serverless_websockets_local::identity::Identity;
 use serverless_websockets_core::policy::PolicyDocument;
 
 pub fn allow_all() -> PolicyDocument {

@@ -12,9 +12,9 @@ use axum::extract::ws::Message;
 use bytes::Bytes;
 
 use super::fixtures;
-use serverless_websockets::gateway::connection::Connection;
-use serverless_websockets::gateway::{Gateway, GatewayOptions};
-use serverless_websockets::identity::{Identity, IdentityStore};
+use serverless_websockets_local::gateway::connection::Connection;
+use serverless_websockets_local::gateway::{Gateway, GatewayOptions};
+use serverless_websockets_local::identity::{Identity, IdentityStore};
 use serverless_websockets_core::arn::IotArns;
 
 /// Incoming messages from memory; everything written is dropped.

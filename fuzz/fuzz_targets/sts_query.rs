@@ -10,8 +10,8 @@ use libfuzzer_sys::fuzz_target;
 #[path = "fixtures.rs"]
 mod fixtures;
 use fixtures::allow_all;
-use serverless_websockets::identity::{Identity, IdentityStore};
-use serverless_websockets::sts::{LocalRole, QueryRequest, StsEmulator};
+use serverless_websockets_local::identity::{Identity, IdentityStore};
+use serverless_websockets_local::sts::{LocalRole, QueryRequest, StsEmulator};
 
 const ROLE: &str = "arn:aws:iam::000000000000:role/r";
 

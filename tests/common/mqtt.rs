@@ -223,7 +223,7 @@ pub async fn vend_as(api_url: &str, token: &str) -> Vended {
 /// nothing sent: for tests that speak raw MQTT packets or raw frames.
 pub type RawSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-pub async fn admin_websocket(stack: &serverless_websockets::stack::LocalStack) -> RawSocket {
+pub async fn admin_websocket(stack: &serverless_websockets_local::stack::LocalStack) -> RawSocket {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let admin = &stack.info().admin;
     let credentials = Credentials::new(&admin.access_key_id, &admin.secret_access_key, None, None, "admin");

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::mqtt::WAIT;
-use serverless_websockets::stack::LocalStack;
+use serverless_websockets_local::stack::LocalStack;
 use serverless_websockets_core::presign::{DEFAULT_EXPIRES, IotEndpoint, presign};
 
 /// A presigned `ws://…/mqtt` URL of the stack's gateway for `credentials`.

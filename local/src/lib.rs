@@ -1,23 +1,25 @@
-//! serverless-websockets: the command-line tool and the local stack.
+//! The local stack of serverless-websockets: the emulators behind
+//! `serverless-websockets local`.
 //!
-//! `serverless-websockets local` runs, in one process, the very same vending API
+//! It runs, in one process, the very same vending API
 //! as Lambda (`serverless-websockets-vending`), an STS emulator and an AWS IoT Core
 //! device-gateway emulator, so the whole system runs and is tested on one machine
 //! with no AWS account. Real AWS clients (the AWS CLI, botocore, the IoT Device
 //! SDKs, MQTT.js, paho) work against it unchanged.
 //!
-//! * [`cli`] — the `local` command: its flags, and the banner it prints.
 //! * [`stack`] — [`stack::LocalStack`]: binds every listener, wires them together.
 //! * [`sts`] — the STS emulator (Query API: AssumeRole, GetCallerIdentity).
 //! * [`identity`] — the credentials STS issued, shared with the gateway.
 //! * [`gateway`] — the IoT device gateway: MQTT over WebSocket, SigV4, IoT policy
 //!   enforcement, the HTTPS data plane.
+//! * [`demo`] — the demo page and the browser client bundle the API port serves.
+//! * [`alloc`] — the allocator setting the binary applies at start-up.
 //!
-//! Not here: the rules themselves (names, policies, SigV4 — `serverless-websockets-core`)
-//! and the service (`serverless-websockets-vending`); both are used as they are.
+//! Not here: the rules themselves (names, policies, SigV4 — `serverless-websockets-core`),
+//! the service (`serverless-websockets-vending`), both used as they are, and the
+//! command line (the root package's `serverless-websockets` binary: flags, banner).
 
 pub mod alloc;
-pub mod cli;
 pub mod demo;
 pub mod gateway;
 pub mod identity;

@@ -11,8 +11,8 @@ use axum::routing::get;
 use serde::Serialize;
 
 /// The built browser client (`cd web && npm run build`).
-pub const CLIENT_JS: &str = include_str!("../web/dist/serverless-websockets.js");
-const DEMO_HTML: &str = include_str!("../web/demo/index.html");
+pub const CLIENT_JS: &str = include_str!("../../web/dist/serverless-websockets.js");
+const DEMO_HTML: &str = include_str!("../../web/demo/index.html");
 
 /// What the demo page reads from `/demo/config.json`.
 #[derive(Debug, Clone, Serialize)]
