@@ -16,13 +16,13 @@ use serde_json::Value;
 
 use common::mqtt::{Client, Seen, options, vend};
 use common::tools::{aws_env, tool};
-use serverless_websockets_local::gateway::GatewayOptions;
-use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 use serverless_websockets_core::arn::IotArns;
 use serverless_websockets_core::client_id::ClientId;
 use serverless_websockets_core::policy::{Grants, session_policy};
 use serverless_websockets_core::presign::{DEFAULT_EXPIRES, IotEndpoint, presign};
 use serverless_websockets_core::topic::{Topic, TopicFilter};
+use serverless_websockets_local::gateway::GatewayOptions;
+use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 use serverless_websockets_vending::issuer::{AssumeRoleIssuer, CredentialIssuer, IssueRequest};
 
 const REGION: &str = "us-east-1";

@@ -10,11 +10,11 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials;
 use common::mqtt::{Client, PublishRequest, Seen, Vended, https_publish, https_publish_via, vend};
 use rumqttc::QoS;
+use serverless_websockets_core::policy::PolicyDocument;
+use serverless_websockets_core::presign::{DEFAULT_EXPIRES, IotEndpoint, presign};
 use serverless_websockets_local::gateway::{DenyMode, GatewayOptions};
 use serverless_websockets_local::identity::Identity;
 use serverless_websockets_local::stack::{LocalOptions, LocalStack};
-use serverless_websockets_core::policy::PolicyDocument;
-use serverless_websockets_core::presign::{DEFAULT_EXPIRES, IotEndpoint, presign};
 
 const REGION: &str = "us-east-1";
 

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials;
 use common::mqtt::{Client, Seen, https_publish, vend_as};
 use rumqttc::QoS;
-use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 use serverless_websockets_core::presign::{DEFAULT_EXPIRES, IotEndpoint, presign};
+use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 
 fn options() -> LocalOptions {
     let settings = [

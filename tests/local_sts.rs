@@ -13,13 +13,13 @@ use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 use aws_sdk_sts::error::ProvideErrorMetadata;
 use common::tools::{aws_env, tool};
-use serverless_websockets_local::identity::{Identity, IdentityStore};
-use serverless_websockets_local::stack::{LocalOptions, LocalStack};
-use serverless_websockets_local::sts::{LocalRole, StsEmulator};
 use serverless_websockets_core::arn::IotArns;
 use serverless_websockets_core::client_id::ClientId;
 use serverless_websockets_core::policy::{Grants, PolicyDocument, session_policy};
 use serverless_websockets_core::topic::Topic;
+use serverless_websockets_local::identity::{Identity, IdentityStore};
+use serverless_websockets_local::stack::{LocalOptions, LocalStack};
+use serverless_websockets_local::sts::{LocalRole, StsEmulator};
 
 const ADMIN_KEY: &str = "AKIALOCALADMIN000000";
 const ADMIN_SECRET: &str = "local-admin-secret";

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_credential_types::Credentials;
 use client_example::{CredentialSource, Driver, Event, FetchError, HttpSource, Options, ResumeToken, Vended};
 use rumqttc::{AsyncClient, MqttOptions, QoS, Transport};
-use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 use serverless_websockets_core::presign::{DEFAULT_EXPIRES, IotEndpoint, presign};
+use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 use tokio::sync::mpsc;
 
 use crate::report::{Report, ms, quantile};

@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use crate::credentials::{CredentialSource, FetchError, Obtained, Vended, obtain, refresh_due};
 use crate::tls::{TrustRoots, client_config};
 
-pub use serverless_websockets_core::topic::MAX_PACKET_BYTES;
+pub use serverless_websockets_core::quota::MAX_PACKET_BYTES;
 
 #[derive(Debug, Clone)]
 pub struct Options {

@@ -8,7 +8,8 @@
 
 use std::fmt;
 
-use crate::topic::{MAX_CLIENT_ID_BYTES, NameError, check_level};
+use crate::quota::MAX_CLIENT_ID_BYTES;
+use crate::topic::{NameError, check_level};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ClientId(String);

@@ -16,7 +16,8 @@
 use crate::arn::IotArns;
 use crate::client_id::ClientId;
 use crate::policy::{Grants, SessionPolicyError, session_policy};
-use crate::topic::{MAX_TOPIC_BYTES, NameError, TopicFilter, check_level};
+use crate::quota::MAX_TOPIC_BYTES;
+use crate::topic::{NameError, TopicFilter, check_level};
 
 /// The longest `{sub}` value accepted into a topic.
 pub const MAX_VARIABLE_BYTES: usize = 128;

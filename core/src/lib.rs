@@ -11,6 +11,7 @@
 //! * [`grants`] — grant templates (`allowed/{clientId}`, `users/{sub}`) and their expansion.
 //! * [`presign`] — SigV4 presigned `wss://…/mqtt` URLs for the IoT device gateway.
 //! * [`sigv4`] — SigV4 verification of incoming requests (for the emulators).
+//! * [`quota`] — AWS IoT Core's quotas (sizes, counts, keep-alive, in-flight window), cited.
 //! * [`sts`] — STS's limits (policy size, durations, name pattern), for caller and emulator.
 //! * [`wire`] — the vend response, the one JSON contract between API and clients, and its ISO-8601 times.
 //! * [`random`] — OS randomness for client IDs and keys.
@@ -45,6 +46,7 @@ pub mod client_id;
 pub mod grants;
 pub mod policy;
 pub mod presign;
+pub mod quota;
 pub mod random;
 pub mod resume;
 pub mod sigv4;

@@ -19,18 +19,7 @@
 
 use std::fmt;
 
-/// IoT Core's limit on a topic name, in bytes (UTF-8).
-/// <https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits>
-pub const MAX_TOPIC_BYTES: usize = 256;
-/// IoT Core allows at most seven forward slashes in a topic name.
-pub const MAX_TOPIC_SLASHES: usize = 7;
-/// IoT Core's limit on an MQTT client ID, in bytes.
-pub const MAX_CLIENT_ID_BYTES: usize = 128;
-/// IoT Core's largest message payload, in bytes.
-pub const MAX_PAYLOAD_BYTES: usize = 128 * 1024;
-/// The largest MQTT packet either side accepts: the largest payload plus room for
-/// the topic and the headers.
-pub const MAX_PACKET_BYTES: usize = MAX_PAYLOAD_BYTES + 1024;
+use crate::quota::{MAX_TOPIC_BYTES, MAX_TOPIC_SLASHES};
 
 /// Why a name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -272,6 +261,7 @@ impl fmt::Display for TopicFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quota::MAX_CLIENT_ID_BYTES;
 
     #[test]
     fn a_shared_subscription_splits_into_its_group_and_filter() {

@@ -18,8 +18,8 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::mqtt::WAIT;
-use serverless_websockets_local::stack::LocalStack;
 use serverless_websockets_core::presign::{DEFAULT_EXPIRES, IotEndpoint, presign};
+use serverless_websockets_local::stack::LocalStack;
 
 /// A presigned `ws://…/mqtt` URL of the stack's gateway for `credentials`.
 pub fn url_for(stack: &LocalStack, credentials: &Credentials) -> String {

@@ -26,40 +26,22 @@ use rumqttc::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Code5;
 use tokio::time::{Instant, sleep_until};
 
-use super::broker::{
-    ConnectionInfo, DisconnectReason, Kick, MAX_INFLIGHT, Mailbox, Message, Outgoing, SessionOptions, Subscriber,
-};
-use super::packet::{
-    self, Announced, ConnectCode, ConnectIn, FilterIn, Inbound, PublishIn, ReadError, SubCode, Version,
-};
-use super::{DenyMode, Gateway, lifecycle};
+use super::broker::{ConnectionInfo, DisconnectReason, Kick, Mailbox, Session};
+use super::lifecycle;
+use super::message::{Message, Outgoing};
+use super::negotiate::{self, PublishRefusal};
+use super::packet::{self, Announced, ConnectCode, ConnectIn, FilterIn, Inbound, PublishIn, ReadError, Version};
+use super::state::Gateway;
 use crate::identity::Identity;
-use serverless_websockets_core::topic::{check_filter, check_topic_name, has_wildcards, is_publishable, split_shared};
+use serverless_websockets_core::quota::{self, MAX_PACKET_BYTES};
 
-pub use serverless_websockets_core::topic::MAX_PACKET_BYTES;
-pub const MAX_FILTERS_PER_SUBSCRIBE: usize = 8;
-pub const MAX_SUBSCRIPTIONS: usize = 50;
-pub const MAX_KEEP_ALIVE: Duration = Duration::from_secs(1200);
-/// How long a new connection may take to send CONNECT by default.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deliveries written before one flush.
 const WRITE_BATCH: usize = 64;
 /// A write that makes no progress for this long means the client stopped reading.
 const WRITE_STALL: Duration = Duration::from_secs(10);
 
-/// The keep-alive IoT applies: below `min` becomes `min`, 0 and anything above
-/// 1200 s become 1200 s.
-pub fn effective_keep_alive(requested_secs: u16, min: Duration) -> Duration {
-    let requested = Duration::from_secs(u64::from(requested_secs));
-    if requested.is_zero() || requested > MAX_KEEP_ALIVE {
-        MAX_KEEP_ALIVE
-    } else {
-        requested.max(min)
-    }
-}
-
 struct Connected {
-    subscriber: Arc<Subscriber>,
+    session: Arc<Session>,
     mailbox: Mailbox,
     attachment: u64,
     session_id: String,
@@ -70,7 +52,7 @@ struct Connected {
     will: Option<Box<packet::Will>>,
     /// MQTT 5 DISCONNECT 0x04: the client asks for its will on its own disconnect.
     will_on_disconnect: bool,
-    /// MQTT 5 topic aliases the client set, at most [`packet::TOPIC_ALIAS_MAX`].
+    /// MQTT 5 topic aliases the client set, at most [`quota::TOPIC_ALIAS_MAX`].
     aliases: Vec<(u16, String)>,
     /// MQTT 5 Maximum Packet Size of the client: larger deliveries are dropped.
     max_packet: Option<u32>,
@@ -207,10 +189,10 @@ impl<S: MessageSocket> Connection<S> {
     /// lifecycle event.
     fn finish(&self, connected: Connected, kick: Kick) {
         let reason = kick.reason;
-        let client_id = &connected.subscriber.client_id;
+        let client_id = &connected.session.client_id;
         let expiry = connected.session_expiry;
         let kept = self.gateway.broker.disconnect(
-            &connected.subscriber,
+            &connected.session,
             connected.attachment,
             reason,
             kick.discard_session || expiry.is_zero(),
@@ -337,7 +319,7 @@ impl<S: MessageSocket> Connection<S> {
             (Inbound::PingReq, true) => self.write_bytes(packet::pingresp()).await,
             (Inbound::PubAck(pkid), true) => {
                 if let Some(connected) = &self.connected {
-                    connected.subscriber.acknowledge(pkid);
+                    connected.session.acknowledge(pkid);
                 }
                 Step::Continue
             }
@@ -374,118 +356,61 @@ impl<S: MessageSocket> Connection<S> {
 
     async fn on_connect(&mut self, connect: ConnectIn) -> Step {
         let version = self.version();
-        let v5 = version == Version::V5;
-        let arns = self.gateway.broker.arns();
-        let client_id = connect.client_id;
-        let valid = !client_id.is_empty() && client_id.len() <= serverless_websockets_core::topic::MAX_CLIENT_ID_BYTES;
-        let refusal = if !valid {
-            Some((
-                ConnectCode::ClientIdNotValid,
-                "the client ID is empty or longer than 128 bytes".to_owned(),
-            ))
-        } else if connect.auth_method {
-            Some((
-                ConnectCode::BadAuthenticationMethod,
-                "MQTT 5 enhanced authentication (AUTH) is not supported".to_owned(),
-            ))
-        } else {
-            self.identity
-                .authorize("iot:Connect", &arns.client(&client_id))
-                .err()
-                .map(|denial| (ConnectCode::NotAuthorized, denial.to_string()))
-                .or_else(|| connect.will.as_ref().and_then(|will| self.will_refusal(&will.message)))
-        };
-        if let Some((code, refusal)) = refusal {
-            tracing::warn!(client_id = %client_id.escape_debug(), principal = %self.identity.arn, "CONNECT not authorized: {refusal}");
-            // MQTT 5 clients always get their reason code; 3.1.1 as configured.
-            if v5 || self.gateway.options.connect_deny == DenyMode::Reply {
-                let _ = self
-                    .write_bytes(packet::connack(version, false, code, &Announced::default()))
-                    .await;
+        let gateway = self.gateway.clone();
+        let arns = gateway.broker.arns();
+        let terms = match negotiate::connect(&connect, version, &self.identity, arns, &gateway.options) {
+            Ok(terms) => terms,
+            Err(refusal) => {
+                tracing::warn!(client_id = %connect.client_id.escape_debug(), principal = %self.identity.arn, "CONNECT not authorized: {}", refusal.why);
+                if refusal.reply {
+                    let connack = packet::connack(version, false, refusal.code, &Announced::default());
+                    let _ = self.write_bytes(connack).await;
+                }
+                return Step::Close(DisconnectReason::ForbiddenAccess);
             }
-            return Step::Close(DisconnectReason::ForbiddenAccess);
-        }
-        let keep_alive = effective_keep_alive(connect.keep_alive, self.gateway.options.min_keep_alive);
-        let cap = self.gateway.options.session_expiry;
-        // 3.1.1: a persistent session lives for the gateway's expiry; MQTT 5: for
-        // the client's Session Expiry Interval, capped by it (as IoT caps it by the
-        // account's persistent-session expiry).
-        let (session_expiry, announced_expiry) = if v5 {
-            let requested = Duration::from_secs(u64::from(connect.session_expiry));
-            let applied = requested.min(cap);
-            let announced = (applied != requested).then(|| u32::try_from(applied.as_secs()).unwrap_or(u32::MAX));
-            (applied, announced)
-        } else if connect.clean_start {
-            (Duration::ZERO, None)
-        } else {
-            (cap, None)
         };
         let info = ConnectionInfo {
             clean_session: connect.clean_start,
-            keep_alive_secs: keep_alive.as_secs(),
+            keep_alive_secs: terms.keep_alive.as_secs(),
             connected_since: super::broker::millis(SystemTime::now()),
-            session_expiry_secs: session_expiry.as_secs(),
+            session_expiry_secs: terms.session_expiry.as_secs(),
             source: self.peer,
         };
-        let persistent = !session_expiry.is_zero();
-        let how = SessionOptions {
-            v5,
-            persistent,
-            receive_maximum: connect.receive_maximum.map_or(MAX_INFLIGHT, usize::from),
-        };
-        let attached = self
-            .gateway
+        let client_id = connect.client_id;
+        let attached = gateway
             .broker
-            .connect(&client_id, self.identity.clone(), info, how);
+            .connect(&client_id, self.identity.clone(), info, terms.session);
         for (filter, why) in &attached.refused {
             tracing::warn!(client_id = %client_id, filter = %filter, "resumed subscription dropped: {why}");
         }
-        self.deadline = Instant::now() + keep_alive.mul_f32(1.5);
+        self.deadline = Instant::now() + terms.keep_alive.mul_f32(1.5);
         let session_id = serverless_websockets_core::random::hex::<16>();
-        let resend = attached.subscriber.in_flight();
+        let resend = attached.session.in_flight();
         let session_present = attached.session_present;
         self.connected = Some(Connected {
-            subscriber: attached.subscriber,
+            session: attached.session,
             mailbox: attached.mailbox,
             attachment: attached.attachment,
             session_id: session_id.clone(),
-            keep_alive,
-            session_expiry,
+            keep_alive: terms.keep_alive,
+            session_expiry: terms.session_expiry,
             will: connect.will.map(Box::new),
             will_on_disconnect: false,
             aliases: Vec::new(),
             max_packet: connect.max_packet_size,
         });
-        let announced = Announced {
-            session_expiry: announced_expiry,
-            keep_alive: (u64::from(connect.keep_alive) != keep_alive.as_secs())
-                .then(|| u16::try_from(keep_alive.as_secs()).unwrap_or(u16::MAX)),
-            max_packet_size: u32::try_from(MAX_PACKET_BYTES).unwrap_or(u32::MAX),
-        };
-        if let Step::Close(reason) = self
-            .write_bytes(packet::connack(
-                version,
-                session_present,
-                ConnectCode::Accepted,
-                &announced,
-            ))
-            .await
-        {
+        let connack = packet::connack(version, session_present, ConnectCode::Accepted, &terms.announced);
+        if let Step::Close(reason) = self.write_bytes(connack).await {
             return Step::Close(reason);
         }
-        tracing::info!(client_id = %client_id, principal = %self.identity.arn, mqtt = if v5 { 5 } else { 4 }, keep_alive_s = keep_alive.as_secs(), clean_session = connect.clean_start, session_expiry_s = session_expiry.as_secs(), session_present, "MQTT client connected");
-        let event = lifecycle::connected(
-            &client_id,
-            &session_id,
-            &self.identity.user_id,
-            &self.peer.ip().to_string(),
-            self.gateway.next_version(),
-            SystemTime::now(),
-        );
-        self.gateway
-            .publish_event(&lifecycle::topic("connected", &client_id), &client_id, event);
-        // What the last connection left unacknowledged goes first, marked DUP.
-        for (pkid, outgoing) in resend {
+        tracing::info!(client_id = %client_id, principal = %self.identity.arn, mqtt = if version == Version::V5 { 5 } else { 4 }, keep_alive_s = terms.keep_alive.as_secs(), clean_session = connect.clean_start, session_expiry_s = terms.session_expiry.as_secs(), session_present, "MQTT client connected");
+        self.connected_event(&client_id, &session_id);
+        self.resend(resend).await
+    }
+
+    /// What the last connection left unacknowledged goes first, marked DUP.
+    async fn resend(&mut self, in_flight: Vec<(u16, Outgoing)>) -> Step {
+        for (pkid, outgoing) in in_flight {
             let messages = self.frames(outgoing, Some(pkid), true);
             if let Step::Close(reason) = self.send_all(messages.into_iter().flatten()).await {
                 return Step::Close(reason);
@@ -494,29 +419,25 @@ impl<S: MessageSocket> Connection<S> {
         Step::Continue
     }
 
-    /// Why the will of a CONNECT may not be accepted: IoT authorizes it at CONNECT
-    /// as a publish (and a retained publish when it is retained).
-    fn will_refusal(&self, will: &Message) -> Option<(ConnectCode, String)> {
-        if will.qos == QoS::ExactlyOnce {
-            return Some((ConnectCode::QoSNotSupported, "the will's QoS is 2".to_owned()));
-        }
-        if !is_publishable(&will.topic) {
-            return Some((
-                ConnectCode::TopicNameInvalid,
-                format!("the will topic {:?} is not a valid topic", will.topic),
-            ));
-        }
-        let resource = self.gateway.broker.arns().topic(&will.topic);
-        let publish = self.identity.authorize("iot:Publish", &resource);
-        let retain = if will.retain {
-            self.identity.authorize("iot:RetainPublish", &resource)
-        } else {
-            Ok(())
-        };
-        publish
-            .and(retain)
-            .err()
-            .map(|denial| (ConnectCode::NotAuthorized, format!("the will: {denial}")))
+    /// `$aws/events/presence/connected/<clientId>`.
+    fn connected_event(&self, client_id: &str, session_id: &str) {
+        let event = lifecycle::connected(
+            client_id,
+            session_id,
+            &self.identity.user_id,
+            &self.peer.ip().to_string(),
+            self.gateway.next_version(),
+            SystemTime::now(),
+        );
+        self.gateway
+            .publish_event(&lifecycle::topic("connected", client_id), client_id, event);
+    }
+
+    /// Ends the connection as `close` says, logging why.
+    fn close(&mut self, close: negotiate::Close) -> Step {
+        tracing::warn!(peer = %self.peer, "{}", close.why);
+        self.close_code = close.code;
+        Step::Close(close.reason)
     }
 
     /// The topic of a PUBLISH, its MQTT 5 topic alias resolved or recorded.
@@ -524,7 +445,7 @@ impl<S: MessageSocket> Connection<S> {
         let Some(alias) = alias else {
             return Ok(topic);
         };
-        if alias == 0 || alias > packet::TOPIC_ALIAS_MAX {
+        if !negotiate::alias_in_range(alias) {
             return Err(Code5::TopicAliasInvalid);
         }
         let connected = self.connected.as_mut().ok_or(Code5::ProtocolError)?;
@@ -543,46 +464,28 @@ impl<S: MessageSocket> Connection<S> {
         Ok(topic)
     }
 
-    async fn on_publish(&mut self, publish: PublishIn) -> Step {
+    async fn on_publish(&mut self, mut publish: PublishIn) -> Step {
         let version = self.version();
-        let topic = match self.resolve_alias(publish.topic, publish.alias) {
+        let topic = match self.resolve_alias(std::mem::take(&mut publish.topic), publish.alias) {
             Ok(topic) => topic,
             Err(code) => {
-                tracing::warn!(peer = %self.peer, alias = ?publish.alias, "PUBLISH refused: topic alias 0, above {} or never set", packet::TOPIC_ALIAS_MAX);
+                tracing::warn!(peer = %self.peer, alias = ?publish.alias, "PUBLISH refused: topic alias 0, above {} or never set", quota::TOPIC_ALIAS_MAX);
                 return self.refuse(code, DisconnectReason::ClientError);
             }
         };
-        let Some(qos) = publish.qos else {
-            tracing::warn!(topic = %topic.escape_debug(), "PUBLISH refused: QoS 2 is not supported");
-            return self.refuse(Code5::QoSNotSupported, DisconnectReason::ClientError);
-        };
-        if !is_publishable(&topic) {
-            tracing::warn!(topic = %topic.escape_debug(), "PUBLISH refused: invalid or reserved topic");
-            return self.refuse(Code5::TopicNameInvalid, DisconnectReason::ClientError);
-        }
-        if let Some(response_topic) = publish.properties.as_ref().and_then(|p| p.response_topic.as_deref())
-            && check_topic_name(response_topic).is_err()
-        {
-            tracing::warn!(topic = %topic, "PUBLISH refused: the response topic is not a valid topic name");
-            return self.refuse(Code5::ProtocolError, DisconnectReason::ClientError);
-        }
-        let resource = self.gateway.broker.arns().topic(&topic);
-        let allowed = self.identity.authorize("iot:Publish", &resource).and_then(|()| {
-            if publish.retain {
-                self.identity.authorize("iot:RetainPublish", &resource)
-            } else {
-                Ok(())
-            }
-        });
-        if let Err(denial) = allowed {
-            tracing::warn!(topic = %topic, principal = %self.identity.arn, "PUBLISH not authorized: {denial}");
-            // MQTT 5: a QoS 1 publish is refused with PUBACK 0x87 and the
-            // connection stays; otherwise the connection ends (MQTT 5: 0x87).
-            if version == Version::V5 && qos == QoS::AtLeastOnce {
+        let arns = self.gateway.broker.arns();
+        let qos = match negotiate::publish(&publish, &topic, version, &self.identity, arns) {
+            Ok(qos) => qos,
+            Err(PublishRefusal::NegativeAck(why)) => {
+                tracing::warn!(topic = %topic, principal = %self.identity.arn, "{why}");
                 return self.write_bytes(packet::puback(version, publish.pkid, false)).await;
             }
-            return self.refuse(Code5::NotAuthorized, DisconnectReason::AuthError);
-        }
+            Err(PublishRefusal::Close(close)) => {
+                tracing::warn!(topic = %topic.escape_debug(), principal = %self.identity.arn, "{}", close.why);
+                self.close_code = close.code;
+                return Step::Close(close.reason);
+            }
+        };
         let mut message = Message::new(topic, publish.payload, qos, publish.retain);
         message.properties = publish.properties;
         message.set_expiry(publish.expiry);
@@ -598,78 +501,35 @@ impl<S: MessageSocket> Connection<S> {
 
     async fn on_subscribe(&mut self, pkid: u16, filters: Vec<FilterIn>, subscription_id: bool) -> Step {
         let version = self.version();
-        if subscription_id {
-            tracing::warn!(peer = %self.peer, "SUBSCRIBE refused: subscription identifiers are not supported");
-            return self.refuse(
-                Code5::SubscriptionIdentifiersNotSupported,
-                DisconnectReason::ClientError,
-            );
-        }
-        if filters.is_empty() || filters.len() > MAX_FILTERS_PER_SUBSCRIBE {
-            tracing::warn!(peer = %self.peer, "SUBSCRIBE refused: 1 to {MAX_FILTERS_PER_SUBSCRIBE} filters per SUBSCRIBE");
+        let Some(session) = self.connected.as_ref().map(|c| c.session.clone()) else {
             return self.refuse(Code5::ProtocolError, DisconnectReason::ClientError);
-        }
-        let arns = self.gateway.broker.arns().clone();
-        let connected = self.connected.as_ref().expect("subscribe after connect");
-        let subscriber = connected.subscriber.clone();
-        let mut codes = Vec::with_capacity(filters.len());
+        };
+        let held = session.filters().into_iter().map(|(filter, _)| filter).collect();
+        let gateway = self.gateway.clone();
+        let (arns, options) = (gateway.broker.arns(), &gateway.options);
+        let answer =
+            match negotiate::subscribe(&filters, subscription_id, version, &self.identity, arns, options, &held) {
+                Ok(answer) => answer,
+                Err(close) => return self.close(close),
+            };
         let mut retained = Vec::new();
-        let mut subscribed = Vec::new();
-        for wanted in &filters {
-            let filter = wanted.path.as_str();
-            let shared = match split_shared(filter) {
-                Ok(shared) => shared,
-                Err(_) => {
-                    codes.push(SubCode::FilterInvalid);
-                    continue;
-                }
-            };
-            if shared.is_none() && check_filter(filter).is_err() {
-                codes.push(SubCode::FilterInvalid);
-                continue;
-            }
-            // A shared subscription is authorized as the whole `$share/…` filter,
-            // as in IoT's policy examples.
-            if let Err(denial) = self.identity.authorize("iot:Subscribe", &arns.topic_filter(filter)) {
-                tracing::warn!(filter = %filter, principal = %self.identity.arn, "SUBSCRIBE not authorized: {denial}");
-                if version == Version::V4 && self.gateway.options.subscribe_deny == DenyMode::Close {
-                    return Step::Close(DisconnectReason::AuthError);
-                }
-                codes.push(SubCode::NotAuthorized);
-                continue;
-            }
-            if !subscriber.has_filter(filter) && subscriber.subscription_count() >= MAX_SUBSCRIPTIONS {
-                tracing::warn!(filter = %filter, "SUBSCRIBE refused: {MAX_SUBSCRIPTIONS} subscriptions per connection at most");
-                codes.push(SubCode::QuotaExceeded);
-                continue;
-            }
-            let qos = if wanted.qos == QoS::AtMostOnce {
-                QoS::AtMostOnce
-            } else {
-                QoS::AtLeastOnce
-            };
-            self.gateway.broker.subscribe(&subscriber, filter, qos);
-            subscribed.push(filter.to_owned());
-            codes.push(SubCode::Granted(qos));
-            // IoT delivers a retained message only to a filter equal to its topic,
-            // never to a shared subscription.
-            if shared.is_none()
-                && !wanted.no_retained
-                && !has_wildcards(filter)
-                && self.identity.is_allowed("iot:Receive", &arns.topic(filter))
-                && let Some(message) = self.gateway.broker.retained_for(filter, qos, subscriber.v5)
+        for granted in &answer.granted {
+            gateway.broker.subscribe(&session, &granted.filter, granted.qos);
+            if granted.send_retained
+                && let Some(message) = gateway.broker.retained_for(&granted.filter, granted.qos, session.v5)
             {
                 retained.push(message);
             }
         }
-        if let Step::Close(reason) = self.write_bytes(packet::suback(version, pkid, &codes)).await {
+        if let Step::Close(reason) = self.write_bytes(packet::suback(version, pkid, &answer.codes)).await {
             return Step::Close(reason);
         }
+        let subscribed = answer.granted.into_iter().map(|g| g.filter).collect();
         self.subscription_event("subscribed", subscribed);
         for message in retained {
             // Retained messages go straight out; a QoS 1 one takes the session's
             // next packet identifier like any delivery.
-            let pkid = message.is_qos1().then(|| subscriber.track(message.clone()));
+            let pkid = message.is_qos1().then(|| session.track(message.clone()));
             let frames = self.frames(message, pkid, false);
             if let Step::Close(reason) = self.send_all(frames.into_iter().flatten()).await {
                 return Step::Close(reason);
@@ -679,10 +539,12 @@ impl<S: MessageSocket> Connection<S> {
     }
 
     async fn on_unsubscribe(&mut self, pkid: u16, filters: Vec<String>) -> Step {
-        let connected = self.connected.as_ref().expect("unsubscribe after connect");
+        let Some(connected) = self.connected.as_ref() else {
+            return self.refuse(Code5::ProtocolError, DisconnectReason::ClientError);
+        };
         let removed: Vec<bool> = filters
             .iter()
-            .map(|filter| self.gateway.broker.unsubscribe(&connected.subscriber, filter))
+            .map(|filter| self.gateway.broker.unsubscribe(&connected.session, filter))
             .collect();
         let step = self.write_bytes(packet::unsuback(self.version(), pkid, &removed)).await;
         let gone = filters
@@ -700,7 +562,7 @@ impl<S: MessageSocket> Connection<S> {
         if topics.is_empty() {
             return;
         }
-        let client_id = &connected.subscriber.client_id;
+        let client_id = &connected.session.client_id;
         let body = lifecycle::subscriptions(
             event,
             client_id,
@@ -747,7 +609,7 @@ impl<S: MessageSocket> Connection<S> {
             if written < WRITE_BATCH
                 && let Some(connected) = self.connected.as_ref()
             {
-                next = connected.subscriber.try_next_delivery(connected.attachment);
+                next = connected.session.try_next_delivery(connected.attachment);
             }
         }
         match self.socket.flush().await {
@@ -793,7 +655,7 @@ impl<S: MessageSocket> Connection<S> {
                 if limit.is_some_and(|max| frame.len() > max as usize) {
                     tracing::warn!(topic = %message.topic, size = frame.len(), "delivery dropped: larger than the client's Maximum Packet Size");
                     if let (Some(pkid), Some(connected)) = (pkid, &self.connected) {
-                        connected.subscriber.acknowledge(pkid);
+                        connected.session.acknowledge(pkid);
                     }
                     return [None, None];
                 }
@@ -828,7 +690,7 @@ async fn mailbox_event(connected: &mut Option<Connected>) -> MailboxEvent {
     let Some(connected) = connected else {
         return std::future::pending().await;
     };
-    let subscriber = &connected.subscriber;
+    let session = &connected.session;
     tokio::select! {
         biased;
         kicked = connected.mailbox.kicked.wait_for(Option::is_some) => {
@@ -839,22 +701,6 @@ async fn mailbox_event(connected: &mut Option<Connected>) -> MailboxEvent {
                     .unwrap_or(Kick::because(DisconnectReason::ServerInitiated)),
             )
         }
-        (outgoing, pkid) = subscriber.next_delivery(connected.attachment) => MailboxEvent::Delivery(outgoing, pkid),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keep_alive_is_clamped_like_iot_core() {
-        let min = Duration::from_secs(30);
-        assert_eq!(effective_keep_alive(0, min), MAX_KEEP_ALIVE);
-        assert_eq!(effective_keep_alive(5, min), min);
-        assert_eq!(effective_keep_alive(60, min), Duration::from_secs(60));
-        assert_eq!(effective_keep_alive(1200, min), MAX_KEEP_ALIVE);
-        assert_eq!(effective_keep_alive(4000, min), MAX_KEEP_ALIVE);
-        assert_eq!(effective_keep_alive(1, Duration::from_secs(1)), Duration::from_secs(1));
+        (outgoing, pkid) = session.next_delivery(connected.attachment) => MailboxEvent::Delivery(outgoing, pkid),
     }
 }

@@ -33,14 +33,17 @@ use rumqttc::mqttbytes::QoS;
 use serde_json::json;
 use sha2::Digest;
 
-use super::broker::{Confirm, DirectError, DisconnectReason, Kick, Message, Properties};
-use super::{Gateway, aws_error, trace_id};
+use super::aws_error::{aws_error, trace_id};
+use super::broker::{DirectError, DisconnectReason, Kick};
+use super::message::{Confirm, Message, Properties};
+use super::state::Gateway;
 use crate::identity::Identity;
-use serverless_websockets_core::topic::{MAX_CLIENT_ID_BYTES, check_topic_name, is_publishable};
+use serverless_websockets_core::quota::MAX_CLIENT_ID_BYTES;
+use serverless_websockets_core::topic::{check_topic_name, is_publishable};
 use serverless_websockets_vending::server::BodyError;
 
 /// IoT's largest message, for the HTTPS publish API too.
-pub const MAX_PUBLISH_BODY: usize = serverless_websockets_core::topic::MAX_PAYLOAD_BYTES;
+pub const MAX_PUBLISH_BODY: usize = serverless_websockets_core::quota::MAX_PAYLOAD_BYTES;
 
 /// `SendDirectMessage`'s `timeout`: 1 to 15 s, 5 s by default.
 const DIRECT_TIMEOUT_DEFAULT: u64 = 5;
@@ -289,7 +292,9 @@ fn message_expiry(signed: &Signed) -> Result<Option<u32>, ApiError> {
     match signed.param("messageExpiry") {
         None => Ok(None),
         Some(text) => match text.parse::<u32>() {
-            Ok(secs) if (1..=super::packet::MAX_MESSAGE_EXPIRY).contains(&secs) => Ok(Some(secs)),
+            Ok(secs) if (1..=serverless_websockets_core::quota::MAX_MESSAGE_EXPIRY_SECS).contains(&secs) => {
+                Ok(Some(secs))
+            }
             _ => Err(invalid("messageExpiry must be an integer from 1 to 604800 (seconds).")),
         },
     }
@@ -494,10 +499,10 @@ pub async fn delete_connection(State(gateway): State<Arc<Gateway>>, request: axu
     let prevent_will = parse_bool(signed.param("preventWillMessage"), "preventWillMessage")?;
     let resource = gateway.broker.arns().client(&client_id);
     signed.authorize(OP, "iot:DeleteConnection", &resource, Refused::Forbidden)?;
-    let Some(subscriber) = gateway.broker.connected(&client_id) else {
+    let Some(session) = gateway.broker.connected(&client_id) else {
         return Err(not_found(format!("The client {client_id} is not connected.")));
     };
-    subscriber.kick(Kick {
+    session.kick(Kick {
         reason: DisconnectReason::ApiInitiated,
         discard_session,
         prevent_will,

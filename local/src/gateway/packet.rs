@@ -13,7 +13,9 @@ use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::{QoS, v4};
 use rumqttc::v5::mqttbytes::{QoS as QoS5, v5};
 
-use super::broker::{Message, Properties};
+use serverless_websockets_core::quota::{MAX_INFLIGHT, MAX_MESSAGE_EXPIRY_SECS, TOPIC_ALIAS_MAX};
+
+use super::message::{Message, Properties};
 
 /// The protocol level of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,11 +25,6 @@ pub enum Version {
     /// MQTT 5 (protocol level 5).
     V5,
 }
-
-/// IoT's topic alias maximum, announced in CONNACK.
-pub const TOPIC_ALIAS_MAX: u16 = 8;
-/// IoT's longest message expiry interval (seven days).
-pub const MAX_MESSAGE_EXPIRY: u32 = 604_800;
 
 /// A Last Will as CONNECT carries it.
 #[derive(Debug, Clone)]
@@ -367,7 +364,7 @@ pub enum ConnectCode {
 }
 
 /// What CONNACK tells an MQTT 5 client about the server and its adjustments.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Announced {
     /// The session expiry the server applies, when it differs from the request.
     pub session_expiry: Option<u32>,
@@ -391,7 +388,7 @@ pub fn connack(version: Version, session_present: bool, code: ConnectCode, annou
         Version::V5 => {
             let properties = (code == ConnectCode::Accepted).then(|| v5::ConnAckProperties {
                 session_expiry_interval: announced.session_expiry,
-                receive_max: Some(super::broker::MAX_INFLIGHT as u16),
+                receive_max: Some(MAX_INFLIGHT as u16),
                 max_qos: Some(1),
                 retain_available: Some(1),
                 max_packet_size: Some(announced.max_packet_size),
@@ -566,7 +563,7 @@ pub fn publish(
             if let Some(expires) = message.expires {
                 let left = expires.saturating_duration_since(now);
                 let secs = u32::try_from(left.as_secs().saturating_add(u64::from(left.subsec_nanos() > 0)))
-                    .unwrap_or(MAX_MESSAGE_EXPIRY)
+                    .unwrap_or(MAX_MESSAGE_EXPIRY_SECS)
                     .max(1);
                 properties
                     .get_or_insert_with(Properties::default)

@@ -1,0 +1,57 @@
+//! AWS IoT Core's quotas that a client or a backend can run into, in one place:
+//! the gateway emulator enforces them, the vending service and the clients check
+//! against them, and the docs' emulator table cites them from here.
+//!
+//! Source, unless a line says otherwise: the AWS IoT Core quotas page,
+//! <https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits>,
+//! and the MQTT support page,
+//! <https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html>.
+//!
+//! Not here: STS's limits (policy size, durations: [`crate::sts`]) and the
+//! emulator's own tuning (queue lengths, timeouts), which are choices, not quotas.
+
+use std::time::Duration;
+
+/// A topic name or filter, in bytes (UTF-8).
+pub const MAX_TOPIC_BYTES: usize = 256;
+/// Forward slashes in a topic name or filter (eight levels).
+pub const MAX_TOPIC_SLASHES: usize = 7;
+/// An MQTT client ID, in bytes.
+pub const MAX_CLIENT_ID_BYTES: usize = 128;
+/// A message payload, in bytes.
+pub const MAX_PAYLOAD_BYTES: usize = 128 * 1024;
+/// The largest MQTT packet either side accepts: the largest payload plus room for
+/// the topic and the headers.
+pub const MAX_PACKET_BYTES: usize = MAX_PAYLOAD_BYTES + 1024;
+/// Topic filters in one SUBSCRIBE.
+pub const MAX_FILTERS_PER_SUBSCRIBE: usize = 8;
+/// Subscriptions one connection holds.
+pub const MAX_SUBSCRIPTIONS: usize = 50;
+/// The keep-alive IoT raises shorter ones to.
+pub const MIN_KEEP_ALIVE: Duration = Duration::from_secs(30);
+/// The longest keep-alive; 0 and anything longer become this.
+pub const MAX_KEEP_ALIVE: Duration = Duration::from_secs(1200);
+/// QoS 1 deliveries awaiting PUBACK per client before the broker waits.
+pub const MAX_INFLIGHT: usize = 100;
+/// The MQTT 5 topic alias maximum IoT announces.
+pub const TOPIC_ALIAS_MAX: u16 = 8;
+/// The longest MQTT 5 message expiry, in seconds (seven days).
+pub const MAX_MESSAGE_EXPIRY_SECS: u32 = 604_800;
+/// How long a persistent session outlives its client's disconnect by default.
+pub const DEFAULT_SESSION_EXPIRY: Duration = Duration::from_secs(3600);
+/// How long `GetConnection` still answers for a client that left without a
+/// session (the iot-data API reference: "about 30 minutes").
+pub const DEPARTED_RETENTION: Duration = Duration::from_secs(30 * 60);
+
+// The largest packet has room for the largest payload and a full topic.
+const _: () = assert!(MAX_PACKET_BYTES > MAX_PAYLOAD_BYTES + MAX_TOPIC_BYTES);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_keep_alive_range_is_iots_thirty_seconds_to_twenty_minutes() {
+        assert_eq!((MIN_KEEP_ALIVE.as_secs(), MAX_KEEP_ALIVE.as_secs()), (30, 1200));
+    }
+}

@@ -1,0 +1,408 @@
+//! One MQTT session, as the broker keeps it: its subscriptions, its queue of
+//! deliveries, its QoS 1 messages in flight, and the connection serving it now.
+//!
+//! "Session" here always means the MQTT session (MQTT 3.1.1 §3.1.2.4, MQTT 5
+//! §4.1): not an STS role session (the credentials, `crate::identity`), nor IoT's
+//! `sessionIdentifier` in lifecycle events (one per connection).
+//!
+//! A clean session lives as long as its connection; a persistent one
+//! (`cleanSession = 0`, or MQTT 5's Session Expiry Interval) stays while its client
+//! is away, stores the QoS 1 messages that match it (bounded; QoS 0 is not
+//! stored), and is taken up by the next connection with its client ID, which first
+//! re-sends what was in flight (with DUP) and then the stored messages, in order.
+//! A connected session whose queue is full is disconnected (`THROTTLED`) instead of
+//! growing memory without bound; at most [`MAX_INFLIGHT`] QoS 1 deliveries await a
+//! PUBACK at once (IoT's limit, or less if the client's Receive Maximum asks).
+//!
+//! Not here: which sessions a message goes to ([`super::subscriptions`]), who is
+//! connected by client ID ([`super::presence`]).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use rumqttc::mqttbytes::QoS;
+pub use serverless_websockets_core::quota::MAX_INFLIGHT;
+use tokio::sync::{Notify, watch};
+
+use super::presence::DisconnectReason;
+use crate::gateway::message::Outgoing;
+use crate::identity::Identity;
+
+/// A session's key in the subscription table; stable across the reconnects of a
+/// persistent session.
+pub type ConnId = u64;
+
+/// A drained queue keeps at most this much capacity.
+const KEPT_CAPACITY: usize = 16;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A request to close a connection, and what to do with its session and will.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kick {
+    pub reason: DisconnectReason,
+    /// `DeleteConnection cleanSession=true`: discard a persistent session too.
+    pub discard_session: bool,
+    /// `DeleteConnection preventWillMessage=true`.
+    pub prevent_will: bool,
+}
+
+impl Kick {
+    pub fn because(reason: DisconnectReason) -> Self {
+        Self {
+            reason,
+            discard_session: false,
+            prevent_will: false,
+        }
+    }
+}
+
+/// How a connection wants its session: see `Broker::connect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// MQTT 5 (only an MQTT 5 connection resumes an MQTT 5 session).
+    pub v5: bool,
+    /// Kept after the connection ends.
+    pub persistent: bool,
+    /// The client's Receive Maximum: QoS 1 deliveries in flight at once (capped
+    /// at [`MAX_INFLIGHT`]).
+    pub receive_maximum: usize,
+}
+
+/// What a connection watches besides its deliveries: the request to close.
+pub struct Mailbox {
+    pub kicked: watch::Receiver<Option<Kick>>,
+}
+
+struct Link {
+    attachment: u64,
+    kick: watch::Sender<Option<Kick>>,
+}
+
+struct State {
+    queue: VecDeque<Outgoing>,
+    /// The connection currently serving this session; `None` while a persistent
+    /// session's client is away.
+    link: Option<Link>,
+    filters: HashMap<String, QoS>,
+    /// QoS 1 deliveries written and not yet acknowledged, oldest first.
+    inflight: VecDeque<(u16, Outgoing)>,
+    next_pkid: u16,
+    /// Set once packet identifiers have wrapped past 65535: from then on a new one
+    /// is checked against those still in flight.
+    pkids_wrapped: bool,
+    persistent: bool,
+    /// QoS 1 deliveries in flight at most: [`MAX_INFLIGHT`], or less when an
+    /// MQTT 5 client's Receive Maximum asks for less.
+    inflight_max: usize,
+    /// Set once the session is discarded: it takes no more deliveries.
+    ended: bool,
+}
+
+impl State {
+    fn new() -> Self {
+        Self {
+            queue: VecDeque::new(),
+            link: None,
+            filters: HashMap::new(),
+            inflight: VecDeque::new(),
+            next_pkid: 0,
+            pkids_wrapped: false,
+            persistent: false,
+            inflight_max: MAX_INFLIGHT,
+            ended: false,
+        }
+    }
+}
+
+/// One MQTT session, as seen by the router.
+pub struct Session {
+    pub conn_id: ConnId,
+    pub client_id: String,
+    /// The session was made by an MQTT 5 connection (and only such resumes it).
+    pub v5: bool,
+    identity: RwLock<Arc<Identity>>,
+    state: Mutex<State>,
+    queue_len: usize,
+    ready: Notify,
+}
+
+impl Session {
+    /// A new session for `client_id`, not yet attached to a connection.
+    pub(super) fn new(conn_id: ConnId, client_id: &str, v5: bool, identity: Arc<Identity>, queue_len: usize) -> Self {
+        Self {
+            conn_id,
+            client_id: client_id.to_owned(),
+            v5,
+            identity: RwLock::new(identity),
+            state: Mutex::new(State::new()),
+            queue_len,
+            ready: Notify::new(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// Whether a connection of this MQTT version may take the session up.
+    pub(super) fn resumable_by(&self, v5: bool) -> bool {
+        self.v5 == v5 && self.state().persistent
+    }
+
+    /// The credentials of the connection taking the session up.
+    pub(super) fn set_identity(&self, identity: Arc<Identity>) {
+        *self.identity.write().unwrap_or_else(|e| e.into_inner()) = identity;
+    }
+
+    /// The connection `attachment` serves the session from now on; stored
+    /// messages wait for it.
+    pub(super) fn attach(&self, attachment: u64, kick: watch::Sender<Option<Kick>>, how: SessionOptions) {
+        {
+            let mut state = self.state();
+            state.link = Some(Link { attachment, kick });
+            state.persistent = how.persistent;
+            state.inflight_max = how.receive_maximum.clamp(1, MAX_INFLIGHT);
+        }
+        self.ready.notify_one();
+    }
+
+    /// The connection `attachment` has ended; returns whether it was the one
+    /// serving the session (a newer one may have taken it up since).
+    pub(super) fn detach(&self, attachment: u64) -> bool {
+        let mut state = self.state();
+        let current = state.link.as_ref().is_some_and(|l| l.attachment == attachment);
+        if current {
+            state.link = None;
+        }
+        current
+    }
+
+    pub(super) fn is_persistent(&self) -> bool {
+        self.state().persistent
+    }
+
+    /// Ends the session for good: it takes no more deliveries, and whoever waits
+    /// for a confirmation from it is released. Returns its filters.
+    pub(super) fn end(&self) -> Vec<String> {
+        let mut state = self.state();
+        state.ended = true;
+        state.queue.clear();
+        state.inflight.clear();
+        state.filters.keys().cloned().collect()
+    }
+
+    /// Records the session's subscription to `filter` (the table is the broker's).
+    pub(super) fn add_filter(&self, filter: &str, qos: QoS) {
+        self.state().filters.insert(filter.to_owned(), qos);
+    }
+
+    /// Forgets the session's subscription to `filter`; returns whether it had one.
+    pub(super) fn remove_filter(&self, filter: &str) -> bool {
+        self.state().filters.remove(filter).is_some()
+    }
+
+    /// The credentials of the connection serving (or that last served) the session.
+    pub fn identity(&self) -> Arc<Identity> {
+        self.identity.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// `iot:Receive` on `resource` for the session's credentials, read in place
+    /// (no `Arc` clone: this runs per delivery on wildcard subscriptions).
+    pub(super) fn may_receive(&self, resource: &str) -> bool {
+        self.identity
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_allowed("iot:Receive", resource)
+    }
+
+    /// Asks the attached connection, if any, to close (the first request wins).
+    pub fn kick(&self, kick: Kick) {
+        if let Some(link) = &self.state().link {
+            link.kick.send_if_modified(|current| {
+                if current.is_none() {
+                    *current = Some(kick);
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.state().link.is_some()
+    }
+
+    /// The session's subscriptions, sorted by filter.
+    pub fn filters(&self) -> Vec<(String, QoS)> {
+        let mut filters: Vec<_> = self.state().filters.iter().map(|(f, q)| (f.clone(), *q)).collect();
+        filters.sort_by(|a, b| a.0.cmp(&b.0));
+        filters
+    }
+
+    pub fn subscription_count(&self) -> usize {
+        self.state().filters.len()
+    }
+
+    pub fn has_filter(&self, filter: &str) -> bool {
+        self.state().filters.contains_key(filter)
+    }
+
+    /// Queues a delivery. A connected session that cannot keep up is kicked; an
+    /// offline persistent session stores QoS 1 messages up to its bound and drops
+    /// the rest, as IoT does not store QoS 0.
+    pub(super) fn offer(&self, outgoing: Outgoing) -> bool {
+        let mut state = self.state();
+        if state.ended {
+            return false;
+        }
+        if state.link.is_none() {
+            if !outgoing.is_qos1() {
+                return false;
+            }
+            if state.queue.len() >= self.queue_len {
+                tracing::warn!(client_id = %self.client_id, "persistent session's queue is full; message not stored");
+                return false;
+            }
+            state.queue.push_back(outgoing);
+            return true;
+        }
+        if state.queue.len() >= self.queue_len {
+            drop(state);
+            tracing::warn!(client_id = %self.client_id, "subscriber cannot keep up; disconnecting it");
+            self.kick(Kick::because(DisconnectReason::Throttled));
+            return false;
+        }
+        state.queue.push_back(outgoing);
+        drop(state);
+        self.ready.notify_one();
+        true
+    }
+
+    /// The next delivery for the connection `attachment`, waiting for one; a QoS 1
+    /// delivery gets its packet identifier and is in flight from here on.
+    pub async fn next_delivery(&self, attachment: u64) -> (Outgoing, Option<u16>) {
+        loop {
+            if let Some(next) = self.try_next_delivery(attachment) {
+                return next;
+            }
+            // `notify_one` leaves a permit when nobody waits, so an offer made
+            // between the pop and this wait is not missed.
+            self.ready.notified().await;
+        }
+    }
+
+    /// The next delivery if one is queued and may be sent now.
+    pub fn try_next_delivery(&self, attachment: u64) -> Option<(Outgoing, Option<u16>)> {
+        let mut state = self.state();
+        if state.link.as_ref().is_none_or(|l| l.attachment != attachment) {
+            return None;
+        }
+        // Expired messages are dropped, never sent (the clock is read only for
+        // messages that expire).
+        while state.queue.front()?.expired() {
+            state.queue.pop_front();
+        }
+        let qos1 = state.queue.front()?.is_qos1();
+        if qos1 && state.inflight.len() >= state.inflight_max {
+            return None;
+        }
+        let next = state.queue.pop_front()?;
+        if state.queue.is_empty() && state.queue.capacity() > KEPT_CAPACITY {
+            state.queue.shrink_to(KEPT_CAPACITY);
+        }
+        let pkid = qos1.then(|| take_pkid(&mut state, next.clone()));
+        Some((next, pkid))
+    }
+
+    /// A PUBACK: the delivery is no longer in flight; whoever waits for it is told.
+    pub fn acknowledge(&self, pkid: u16) {
+        let mut state = self.state();
+        // Clients mostly acknowledge in order: the oldest first.
+        let at = if state.inflight.front().is_some_and(|(id, _)| *id == pkid) {
+            0
+        } else {
+            match state.inflight.iter().position(|(id, _)| *id == pkid) {
+                Some(at) => at,
+                None => return,
+            }
+        };
+        let Some((_, outgoing)) = state.inflight.remove(at) else {
+            return;
+        };
+        let was_full = state.inflight.len() + 1 == state.inflight_max;
+        drop(state);
+        if let Some(confirm) = outgoing.confirm() {
+            confirm.fire();
+        }
+        if was_full {
+            self.ready.notify_one();
+        }
+    }
+
+    /// Puts a delivery written outside the queue (a retained message) in flight;
+    /// returns its packet identifier.
+    pub fn track(&self, outgoing: Outgoing) -> u16 {
+        take_pkid(&mut self.state(), outgoing)
+    }
+
+    /// What the connection that takes the session up re-sends first, with DUP.
+    pub fn in_flight(&self) -> Vec<(u16, Outgoing)> {
+        self.state().inflight.iter().cloned().collect()
+    }
+}
+
+/// Puts `outgoing` in flight under the packet identifier after the last one that
+/// is not in flight (never 0); returns it.
+fn take_pkid(state: &mut State, outgoing: Outgoing) -> u16 {
+    let mut pkid = state.next_pkid;
+    loop {
+        pkid = match pkid.checked_add(1) {
+            Some(next) => next,
+            None => {
+                state.pkids_wrapped = true;
+                1
+            }
+        };
+        if !state.pkids_wrapped || !state.inflight.iter().any(|(id, _)| *id == pkid) {
+            break;
+        }
+    }
+    state.next_pkid = pkid;
+    state.inflight.push_back((pkid, outgoing));
+    pkid
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn empty_state(next_pkid: u16) -> State {
+        State {
+            next_pkid,
+            ..State::new()
+        }
+    }
+
+    #[test]
+    fn packet_identifiers_wrap_past_65535_to_1_and_skip_those_still_in_flight() {
+        let frame = Outgoing::Frame(Bytes::from_static(b"x"));
+        let mut state = empty_state(0);
+        assert_eq!(take_pkid(&mut state, frame.clone()), 1);
+        assert_eq!(take_pkid(&mut state, frame.clone()), 2);
+        state.next_pkid = 65534;
+        assert_eq!(take_pkid(&mut state, frame.clone()), 65535);
+        // 1 and 2 are still in flight: after the wrap the next free one is 3.
+        assert_eq!(take_pkid(&mut state, frame.clone()), 3);
+        assert!(state.pkids_wrapped);
+        assert_eq!(
+            state.inflight.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            [1, 2, 65535, 3]
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! A message as the gateway carries it, whichever MQTT version sent it and
+//! whichever receives it ([`Message`]), and what a connection is asked to write
+//! ([`Outgoing`]): the broker routes these, the packet codec encodes them, and
+//! neither imports the other.
+//!
+//! Encoding for 3.1.1 receivers is done once per routed message with `rumqttc`'s
+//! `mqttbytes` and shared by every receiver ([`Encodings`]); a QoS 1 frame carries
+//! a placeholder packet identifier that each connection overwrites on its own copy
+//! of the few header bytes. MQTT 5 receivers, and messages that expire, get the
+//! message itself, encoded by their connection (properties, remaining expiry).
+//!
+//! Not here: routing (the [`super::broker`]), the MQTT 5 encoding of a message
+//! (the [`super::packet`] codec).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use rumqttc::mqttbytes::QoS;
+use rumqttc::mqttbytes::v4::Publish;
+use serverless_websockets_core::quota::MAX_MESSAGE_EXPIRY_SECS;
+use tokio::sync::oneshot;
+
+/// A QoS 1 delivery whose PUBACK someone waits for (SendDirectMessage with confirmation).
+#[derive(Debug)]
+pub struct Confirm(Mutex<Option<oneshot::Sender<()>>>);
+
+impl Confirm {
+    pub fn new() -> (Arc<Self>, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        (Arc::new(Self(Mutex::new(Some(tx)))), rx)
+    }
+
+    pub(crate) fn fire(&self) {
+        if let Some(tx) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// MQTT 5 properties a message carries to MQTT 5 receivers.
+pub use rumqttc::v5::mqttbytes::v5::PublishProperties as Properties;
+
+/// A message as the router carries it, whichever MQTT version sent it and
+/// whichever receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: QoS,
+    pub retain: bool,
+    /// MQTT 5 properties, for MQTT 5 receivers only (no topic alias, no
+    /// subscription identifiers; the expiry is `expires`).
+    pub properties: Option<Box<Properties>>,
+    /// When the message expires (MQTT 5 message expiry): it is not delivered after.
+    pub expires: Option<tokio::time::Instant>,
+}
+
+impl Message {
+    pub fn new(topic: String, payload: Bytes, qos: QoS, retain: bool) -> Self {
+        Self {
+            topic,
+            payload,
+            qos,
+            retain,
+            properties: None,
+            expires: None,
+        }
+    }
+
+    /// Sets the expiry `secs` from now, capped at IoT's seven days.
+    pub fn set_expiry(&mut self, secs: Option<u32>) {
+        self.expires = secs.map(|secs| {
+            let secs = secs.min(MAX_MESSAGE_EXPIRY_SECS);
+            tokio::time::Instant::now() + Duration::from_secs(u64::from(secs))
+        });
+    }
+
+    pub fn expired(&self, now: tokio::time::Instant) -> bool {
+        self.expires.is_some_and(|expires| expires <= now)
+    }
+}
+
+/// What a connection is asked to write, besides its own acknowledgements.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// A complete encoded packet, shared by every recipient.
+    Frame(Bytes),
+    /// An encoded QoS 1 PUBLISH whose 2-byte packet identifier at `pkid_at` the
+    /// connection replaces with its own.
+    Qos1 {
+        frame: Bytes,
+        pkid_at: usize,
+        confirm: Option<Arc<Confirm>>,
+    },
+    /// A message encoded by the connection for its own MQTT version: MQTT 5
+    /// receivers (properties) and messages that expire (the remaining interval).
+    Message {
+        message: Arc<Message>,
+        qos: QoS,
+        retain: bool,
+        confirm: Option<Arc<Confirm>>,
+    },
+}
+
+impl Outgoing {
+    pub fn is_qos1(&self) -> bool {
+        match self {
+            Self::Frame(_) => false,
+            Self::Qos1 { .. } => true,
+            Self::Message { qos, .. } => *qos == QoS::AtLeastOnce,
+        }
+    }
+
+    pub(crate) fn confirm(&self) -> Option<&Arc<Confirm>> {
+        match self {
+            Self::Frame(_) => None,
+            Self::Qos1 { confirm, .. } | Self::Message { confirm, .. } => confirm.as_ref(),
+        }
+    }
+
+    pub(crate) fn expired(&self) -> bool {
+        matches!(self, Self::Message { message, .. } if message.expires.is_some_and(|at| at <= tokio::time::Instant::now()))
+    }
+}
+
+/// Encodes a PUBLISH once. Returns the frame and, for QoS 1, the offset of its
+/// packet identifier.
+pub fn encode_publish(topic: &str, payload: &Bytes, qos: QoS, retain: bool) -> (Bytes, usize) {
+    let mut publish = Publish::from_bytes(topic, qos, payload.clone());
+    publish.retain = retain;
+    publish.pkid = if qos == QoS::AtMostOnce { 0 } else { 1 };
+    let mut buffer = BytesMut::with_capacity(publish.size());
+    // Writing to a growable buffer fails only for a topic or payload over MQTT's
+    // 64 KiB / 256 MiB bounds, which the gateway refuses long before (IoT's quotas).
+    if let Err(error) = publish.write(&mut buffer) {
+        tracing::error!(%topic, "cannot encode a PUBLISH: {error:?}");
+    }
+    let pkid_at = buffer.len().saturating_sub(payload.len() + 2);
+    (buffer.freeze(), pkid_at)
+}
+
+/// An encoded delivery at `qos`.
+pub fn outgoing(topic: &str, payload: &Bytes, qos: QoS, retain: bool, confirm: Option<Arc<Confirm>>) -> Outgoing {
+    let (frame, pkid_at) = encode_publish(topic, payload, qos, retain);
+    if qos == QoS::AtLeastOnce {
+        Outgoing::Qos1 {
+            frame,
+            pkid_at,
+            confirm,
+        }
+    } else {
+        Outgoing::Frame(frame)
+    }
+}
+
+/// The encodings of one routed message, made once and shared by every receiver
+/// that takes the same one.
+#[derive(Default)]
+pub struct Encodings {
+    qos0: Option<Bytes>,
+    qos1: Option<(Bytes, usize)>,
+}
+
+impl Encodings {
+    /// The delivery for a subscription granted `granted`: the shared 3.1.1 frames,
+    /// or the message itself for an MQTT 5 session (`v5`) or a message that expires.
+    pub fn for_receiver(&mut self, message: &Arc<Message>, granted: QoS, v5: bool) -> Outgoing {
+        let qos = if message.qos == QoS::AtLeastOnce && granted == QoS::AtLeastOnce {
+            QoS::AtLeastOnce
+        } else {
+            QoS::AtMostOnce
+        };
+        if v5 || message.expires.is_some() {
+            return Outgoing::Message {
+                message: message.clone(),
+                qos,
+                retain: false,
+                confirm: None,
+            };
+        }
+        let (topic, payload) = (&message.topic, &message.payload);
+        if qos == QoS::AtLeastOnce {
+            let (frame, pkid_at) = self
+                .qos1
+                .get_or_insert_with(|| encode_publish(topic, payload, QoS::AtLeastOnce, false))
+                .clone();
+            Outgoing::Qos1 {
+                frame,
+                pkid_at,
+                confirm: None,
+            }
+        } else {
+            Outgoing::Frame(
+                self.qos0
+                    .get_or_insert_with(|| encode_publish(topic, payload, QoS::AtMostOnce, false).0)
+                    .clone(),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rumqttc::mqttbytes::v4::Packet;
+
+    use super::*;
+
+    #[test]
+    fn a_qos1_frame_carries_its_packet_identifier_at_the_reported_offset() {
+        let payload = Bytes::from_static(b"hello");
+        let (frame, at) = encode_publish("a/b", &payload, QoS::AtLeastOnce, false);
+        let mut patched = BytesMut::from(&frame[..]);
+        patched[at..at + 2].copy_from_slice(&0x1234u16.to_be_bytes());
+        match Packet::read(&mut patched, 1024).unwrap() {
+            Packet::Publish(p) => {
+                assert_eq!(p.pkid, 0x1234);
+                assert_eq!(p.topic, "a/b");
+                assert_eq!(&p.payload[..], b"hello");
+                assert_eq!(p.qos, QoS::AtLeastOnce);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
