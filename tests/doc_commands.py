@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ["README.md", "BENCHMARKS.md", "web/README.md"]
+DOCS = ["README.md", "CONTRIBUTING.md", "BENCHMARKS.md", "bench/investigations.md", "web/README.md"] + sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))
 # Programs whose commands need the network, AWS, a running stack or a shell session.
 NOT_OFFLINE = {
     "curl", "aws", "node", "python3", "sudo", "export", "cd", "echo", "cat", "kill",
@@ -203,6 +203,7 @@ def main():
                 checked += 1
                 if outcome:
                     failures.append(f"{doc}: `{line}`: {outcome}")
+    print(f"doc pages: {' '.join(docs)}")
     print(f"doc commands: {checked} checked, {skipped} need a stack or AWS, {len(failures)} failed")
     for failure in failures:
         print("  " + failure)

@@ -196,8 +196,8 @@ async fn vend(State(state): State<AppState>, request: Request) -> Result<Respons
         issued_at: now,
         expires_at: resume_expires,
     });
-    // The one line per vend that answers "who got credentials" (README: Operating
-    // it); `outcome` is also what the template's metric filters count.
+    // The one line per vend that answers "who got credentials" (docs/operating.md);
+    // `outcome` is also what the template's metric filters count.
     tracing::info!(
         outcome = "issued",
         client_id = %client_id,
