@@ -50,7 +50,7 @@ impl FetchError {
     /// Whether the API refused a resume token (invalid, expired, another caller's).
     pub fn is_resume_refused(&self) -> bool {
         matches!(self, FetchError::Api { code, .. }
-            if matches!(code.as_str(), "InvalidResumeToken" | "ResumeTokenExpired" | "ResumeForbidden"))
+            if serverless_websockets_core::error_code::is_resume_refusal(code))
     }
 }
 

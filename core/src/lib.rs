@@ -13,6 +13,7 @@
 //! * [`sigv4`] — SigV4 verification of incoming requests (for the emulators).
 //! * [`quota`] — AWS IoT Core's quotas (sizes, counts, keep-alive, in-flight window), cited.
 //! * [`sts`] — STS's limits (policy size, durations, name pattern), for caller and emulator.
+//! * [`error_code`] — the vending API's error codes, shared with the clients.
 //! * [`wire`] — the vend response, the one JSON contract between API and clients, and its ISO-8601 times.
 //! * [`random`] — OS randomness for client IDs and keys.
 //! * [`resume`] — resume tokens: fresh credentials for the same client ID, HMAC-signed.
@@ -43,6 +44,7 @@
 
 pub mod arn;
 pub mod client_id;
+pub mod error_code;
 pub mod grants;
 pub mod policy;
 pub mod presign;

@@ -36,6 +36,7 @@ use serverless_websockets_core::client_id::ClientId;
 use serverless_websockets_core::grants::GrantError;
 use serverless_websockets_core::policy::session_policy;
 use serverless_websockets_core::presign::{DEFAULT_EXPIRES, presign};
+use serverless_websockets_core::error_code as code;
 use serverless_websockets_core::resume::{ResumeClaims, ResumeError, ResumeKeys};
 use serverless_websockets_core::topic::TopicFilter;
 use serverless_websockets_core::wire::{ResumeToken, Vended, VendedCredentials, VendedGrants, format_iso8601};
@@ -324,95 +325,95 @@ impl ApiError {
         match self {
             InvalidJson(detail) => (
                 StatusCode::BAD_REQUEST,
-                "InvalidJson",
+                code::INVALID_JSON,
                 format!("The request body is not valid JSON: {detail}."),
             ),
             NotAnObject => (
                 StatusCode::BAD_REQUEST,
-                "InvalidJson",
+                code::INVALID_JSON,
                 "The request body must be a JSON object.".into(),
             ),
             BodyRead(_) => (
                 StatusCode::BAD_REQUEST,
-                "BadRequest",
+                code::BAD_REQUEST,
                 "The request body could not be read.".into(),
             ),
             BodyTimeout => (
                 StatusCode::REQUEST_TIMEOUT,
-                "RequestTimeout",
+                code::REQUEST_TIMEOUT,
                 "The request body did not arrive in time.".into(),
             ),
             TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "PayloadTooLarge",
+                code::PAYLOAD_TOO_LARGE,
                 format!("The request body must be at most {MAX_BODY_BYTES} bytes."),
             ),
             UnsupportedMediaType(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "UnsupportedMediaType",
+                code::UNSUPPORTED_MEDIA_TYPE,
                 "Send the body as Content-Type: application/json, or send no body.".into(),
             ),
             NotFound => (
                 StatusCode::NOT_FOUND,
-                "NotFound",
+                code::NOT_FOUND,
                 "No such resource. POST to /credentials.".into(),
             ),
             MethodNotAllowed { allow } => (
                 StatusCode::METHOD_NOT_ALLOWED,
-                "MethodNotAllowed",
+                code::METHOD_NOT_ALLOWED,
                 format!("Use one of: {allow}."),
             ),
             Sts(StsError::Throttled { .. }) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Throttled",
+                code::THROTTLED,
                 "Too many credential requests right now; retry after the Retry-After delay.".into(),
             ),
             Sts(StsError::Misconfigured { .. }) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "Misconfigured",
+                code::MISCONFIGURED,
                 "The service is misconfigured and cannot issue credentials; its operator has been logged the cause."
                     .into(),
             ),
             Sts(StsError::Timeout(_)) | Sts(StsError::Unavailable(_)) => (
                 StatusCode::BAD_GATEWAY,
-                "UpstreamUnavailable",
+                code::UPSTREAM_UNAVAILABLE,
                 "The credential service upstream did not answer properly; retry shortly.".into(),
             ),
             Auth(AuthError::KeysUnavailable(_)) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "AuthUnavailable",
+                code::AUTH_UNAVAILABLE,
                 "The token's signing keys cannot be fetched right now; retry shortly.".into(),
             ),
             Auth(err) => (StatusCode::UNAUTHORIZED, err.code(), format!("The bearer token was refused: {err}.")),
             Grant(GrantError::BadSub(_)) | Grant(GrantError::MissingSub { .. }) | Grant(GrantError::Expanded { .. }) => (
                 StatusCode::FORBIDDEN,
-                "InvalidSubject",
+                code::INVALID_SUBJECT,
                 "The token's sub cannot be used in a topic grant (it must be one topic level without / + # * ? $, whitespace or control characters, at most 128 bytes).".into(),
             ),
             Grant(GrantError::SubCharset { .. }) => (
                 StatusCode::FORBIDDEN,
-                "InvalidSubject",
+                code::INVALID_SUBJECT,
                 "The token's sub cannot be used in a topic grant: STS session policies carry only characters U+0020 to U+00FF, and this sub has others.".into(),
             ),
-            Grant(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Misconfigured", "The service's grants are misconfigured.".into()),
+            Grant(_) => (StatusCode::INTERNAL_SERVER_ERROR, code::MISCONFIGURED, "The service's grants are misconfigured.".into()),
             Resume(ResumeError::Expired(_)) => (
                 StatusCode::UNAUTHORIZED,
-                "ResumeTokenExpired",
+                code::RESUME_TOKEN_EXPIRED,
                 "The resume token has expired; request credentials without it for a new client ID.".into(),
             ),
             Resume(_) => (
                 StatusCode::UNAUTHORIZED,
-                "InvalidResumeToken",
+                code::INVALID_RESUME_TOKEN,
                 "The resume token is not one this service issued (malformed, altered, or signed with another key).".into(),
             ),
             ResumeForbidden { .. } => (
                 StatusCode::FORBIDDEN,
-                "ResumeForbidden",
+                code::RESUME_FORBIDDEN,
                 "The resume token was issued to another caller.".into(),
             ),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
+                code::INTERNAL_ERROR,
                 "Internal error.".into(),
             ),
         }

@@ -24,6 +24,7 @@
 //! Errors say which check failed, never the token. Not here: token revocation,
 //! `Condition`-style claim rules, other algorithms.
 
+use serverless_websockets_core::error_code as code;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -84,27 +85,48 @@ pub enum AuthError {
     #[error("the token has no usable sub claim")]
     MissingSubject,
     #[error("the token's signing keys could not be fetched: {0}")]
-    KeysUnavailable(String),
+    KeysUnavailable(JwksError),
+}
+
+/// Why the JWKS could not be fetched (for the log; callers see `KeysUnavailable`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwksError {
+    #[error("the request failed: {0}")]
+    Request(String),
+    #[error("HTTP {0}")]
+    Status(u16),
+    #[error("the document is over {MAX_JWKS_BYTES} bytes")]
+    TooLarge,
+    #[error("not a JWKS: {0}")]
+    NotAJwks(String),
+    #[error("no answer within {0:?}")]
+    NoAnswer(Duration),
+    #[error("the fetch was abandoned")]
+    Abandoned,
+    #[error("a recent fetch failed")]
+    RecentFailure,
+    #[error("no key set")]
+    NoKeySet,
 }
 
 impl AuthError {
     /// A stable code for the JSON error body.
     pub fn code(&self) -> &'static str {
         match self {
-            AuthError::MissingToken => "MissingToken",
-            AuthError::MalformedHeader => "MalformedAuthorization",
-            AuthError::EmptyToken => "EmptyToken",
-            AuthError::MalformedToken => "MalformedToken",
-            AuthError::Algorithm => "UnsupportedAlgorithm",
-            AuthError::UnknownKey => "UnknownKey",
-            AuthError::BadSignature => "InvalidSignature",
-            AuthError::Expired => "TokenExpired",
-            AuthError::NotYetValid => "TokenNotYetValid",
-            AuthError::WrongIssuer => "InvalidIssuer",
-            AuthError::WrongAudience => "InvalidAudience",
-            AuthError::MissingAudience => "MissingAudience",
-            AuthError::MissingSubject => "MissingSubject",
-            AuthError::KeysUnavailable(_) => "KeysUnavailable",
+            AuthError::MissingToken => code::MISSING_TOKEN,
+            AuthError::MalformedHeader => code::MALFORMED_AUTHORIZATION,
+            AuthError::EmptyToken => code::EMPTY_TOKEN,
+            AuthError::MalformedToken => code::MALFORMED_TOKEN,
+            AuthError::Algorithm => code::UNSUPPORTED_ALGORITHM,
+            AuthError::UnknownKey => code::UNKNOWN_KEY,
+            AuthError::BadSignature => code::INVALID_SIGNATURE,
+            AuthError::Expired => code::TOKEN_EXPIRED,
+            AuthError::NotYetValid => code::TOKEN_NOT_YET_VALID,
+            AuthError::WrongIssuer => code::INVALID_ISSUER,
+            AuthError::WrongAudience => code::INVALID_AUDIENCE,
+            AuthError::MissingAudience => code::MISSING_AUDIENCE,
+            AuthError::MissingSubject => code::MISSING_SUBJECT,
+            AuthError::KeysUnavailable(_) => code::KEYS_UNAVAILABLE,
         }
     }
 }
@@ -311,7 +333,7 @@ fn pick(set: &JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<DecodingKey> 
 }
 
 /// A fetch's end as its waiters see it: `Ok` or the reason it failed.
-type FetchOutcome = Option<Result<(), String>>;
+type FetchOutcome = Option<Result<(), JwksError>>;
 
 /// A JWKS behind a URL, fetched in the background and shared by every request.
 struct RemoteJwks {
@@ -328,7 +350,7 @@ struct JwksState {
     inflight: Option<watch::Receiver<FetchOutcome>>,
     /// No fetch starts before this (set after a failure).
     not_before: Option<Instant>,
-    last_failure: Option<String>,
+    last_failure: Option<JwksError>,
     /// When a request last waited for a fetch because of an unknown kid.
     last_unknown_kid: Option<Instant>,
 }
@@ -375,7 +397,7 @@ impl RemoteJwks {
         }
         let (set, _) = self
             .usable_keys()
-            .ok_or_else(|| AuthError::KeysUnavailable("no key set".into()))?;
+            .ok_or(AuthError::KeysUnavailable(JwksError::NoKeySet))?;
         pick(&set, kid, alg).ok_or(AuthError::UnknownKey)
     }
 
@@ -398,7 +420,7 @@ impl RemoteJwks {
             let reason = state
                 .last_failure
                 .clone()
-                .unwrap_or_else(|| "a recent fetch failed".into());
+                .unwrap_or(JwksError::RecentFailure);
             return watch::channel(Some(Err(reason))).1;
         }
         let (done, outcome) = watch::channel(None);
@@ -413,7 +435,7 @@ impl RemoteJwks {
         outcome
     }
 
-    fn record(&self, fetched: Result<JwkSet, String>) -> Result<(), String> {
+    fn record(&self, fetched: Result<JwkSet, JwksError>) -> Result<(), JwksError> {
         let mut state = self.state();
         state.inflight = None;
         match fetched {
@@ -440,34 +462,35 @@ impl RemoteJwks {
         }
     }
 
-    async fn wait_for(&self, mut outcome: watch::Receiver<FetchOutcome>) -> Result<(), String> {
+    async fn wait_for(&self, mut outcome: watch::Receiver<FetchOutcome>) -> Result<(), JwksError> {
         let waited = tokio::time::timeout(
             FETCH_TIMEOUT + Duration::from_secs(1),
             outcome.wait_for(Option::is_some),
         )
         .await;
         match waited {
-            Ok(Ok(result)) => result.clone().unwrap_or(Err("no outcome".into())),
-            Ok(Err(_)) => Err("the fetch was abandoned".into()),
-            Err(_) => Err(format!("no answer within {FETCH_TIMEOUT:?}")),
+            Ok(Ok(result)) => result.clone().unwrap_or(Err(JwksError::Abandoned)),
+            Ok(Err(_)) => Err(JwksError::Abandoned),
+            Err(_) => Err(JwksError::NoAnswer(FETCH_TIMEOUT)),
         }
     }
 }
 
-async fn fetch_jwks(client: &reqwest::Client, url: &str) -> Result<JwkSet, String> {
-    let mut response = client.get(url).send().await.map_err(|e| e.to_string())?;
+async fn fetch_jwks(client: &reqwest::Client, url: &str) -> Result<JwkSet, JwksError> {
+    let request_failed = |e: reqwest::Error| JwksError::Request(e.to_string());
+    let mut response = client.get(url).send().await.map_err(request_failed)?;
     if !response.status().is_success() {
-        return Err(format!("HTTP {}", response.status()));
+        return Err(JwksError::Status(response.status().as_u16()));
     }
     if response.content_length().is_some_and(|len| len > MAX_JWKS_BYTES as u64) {
-        return Err(format!("the document is over {MAX_JWKS_BYTES} bytes"));
+        return Err(JwksError::TooLarge);
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = response.chunk().await.map_err(request_failed)? {
         if body.len() + chunk.len() > MAX_JWKS_BYTES {
-            return Err(format!("the document is over {MAX_JWKS_BYTES} bytes"));
+            return Err(JwksError::TooLarge);
         }
         body.extend_from_slice(&chunk);
     }
-    serde_json::from_slice::<JwkSet>(&body).map_err(|e| format!("not a JWKS: {e}"))
+    serde_json::from_slice::<JwkSet>(&body).map_err(|e| JwksError::NotAJwks(e.to_string()))
 }

@@ -3,6 +3,7 @@
 // session with QoS 1 subscriptions, resume before the credentials expire, and
 // reconnects with exponential backoff and full jitter.
 
+import { RESUME_REFUSALS } from "./codes";
 import { Decoder, DISCONNECT, PINGREQ, encodeConnect, encodePuback, encodePublish, encodeSubscribe } from "./mqtt";
 import type { Packet } from "./mqtt";
 import { presign } from "./sigv4";
@@ -263,7 +264,7 @@ export class Client {
     if (!response.ok) {
       const code = body.error?.code ?? "Error";
       const message = `the credentials API answered ${response.status} ${code}: ${body.error?.message ?? ""}`;
-      if (["InvalidResumeToken", "ResumeTokenExpired", "ResumeForbidden"].includes(code)) {
+      if (RESUME_REFUSALS.includes(code)) {
         throw new ClientError("ResumeRefused", message, response.status);
       }
       if (response.status === 401) throw new ClientError("Unauthorized", message, 401);

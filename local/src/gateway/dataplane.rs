@@ -79,13 +79,13 @@ impl Signed {
 
     /// Authorizes `action` on `resource`, or the refusal as `kind` (403
     /// `ForbiddenException`, or 401 `UnauthorizedException` where the model has no 403).
-    fn authorize(&self, operation: &str, action: &str, resource: &str, forbidden: Refused) -> Result<(), ApiError> {
+    fn authorize(&self, operation: &str, action: &str, resource: &str, forbidden: Refused) -> Result<(), DataPlaneError> {
         self.identity.authorize(action, resource).map_err(|denial| {
             tracing::warn!(principal = %self.identity.arn, "{operation} refused: {denial}");
             match forbidden {
-                Refused::Forbidden => ApiError::new(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden"),
+                Refused::Forbidden => DataPlaneError::new(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden"),
                 Refused::Unauthorized => {
-                    ApiError::new(StatusCode::UNAUTHORIZED, "UnauthorizedException", "Unauthorized")
+                    DataPlaneError::new(StatusCode::UNAUTHORIZED, "UnauthorizedException", "Unauthorized")
                 }
             }
         })
@@ -100,13 +100,13 @@ enum Refused {
 
 /// An error answer of the API model: status, error shape, message.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct DataPlaneError {
     status: StatusCode,
     kind: &'static str,
     message: String,
 }
 
-impl ApiError {
+impl DataPlaneError {
     fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -116,21 +116,21 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
+impl IntoResponse for DataPlaneError {
     fn into_response(self) -> Response {
         aws_error(self.status, self.kind, &self.message)
     }
 }
 
 /// What a handler answers.
-type Answer = Result<Response, ApiError>;
+type Answer = Result<Response, DataPlaneError>;
 
-fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "InvalidRequestException", message)
+fn invalid(message: impl Into<String>) -> DataPlaneError {
+    DataPlaneError::new(StatusCode::BAD_REQUEST, "InvalidRequestException", message)
 }
 
-fn not_found(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", message)
+fn not_found(message: impl Into<String>) -> DataPlaneError {
+    DataPlaneError::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", message)
 }
 
 fn ok(body: serde_json::Value) -> Answer {
@@ -138,12 +138,12 @@ fn ok(body: serde_json::Value) -> Answer {
 }
 
 /// Reads the body (at most IoT's message size) and checks the SigV4 `Authorization`.
-async fn signed(gateway: &Gateway, operation: &str, request: axum::extract::Request) -> Result<Signed, ApiError> {
+async fn signed(gateway: &Gateway, operation: &str, request: axum::extract::Request) -> Result<Signed, DataPlaneError> {
     let (parts, body) = request.into_parts();
     let body = match serverless_websockets_vending::server::read_body(&parts, body, MAX_PUBLISH_BODY).await {
         Ok(body) => body,
         Err(BodyError::TooLarge { .. }) => {
-            return Err(ApiError::new(
+            return Err(DataPlaneError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RequestEntityTooLargeException",
                 "The payload exceeds the maximum size allowed",
@@ -174,12 +174,12 @@ async fn signed(gateway: &Gateway, operation: &str, request: axum::extract::Requ
         }),
         Err(denied) => {
             tracing::warn!("{operation} refused: {denied}");
-            Err(ApiError::new(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden"))
+            Err(DataPlaneError::new(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden"))
         }
     }
 }
 
-fn parse_bool(value: Option<&str>, name: &str) -> Result<bool, ApiError> {
+fn parse_bool(value: Option<&str>, name: &str) -> Result<bool, DataPlaneError> {
     match value {
         None | Some("false") => Ok(false),
         Some("true") => Ok(true),
@@ -188,7 +188,7 @@ fn parse_bool(value: Option<&str>, name: &str) -> Result<bool, ApiError> {
 }
 
 /// A client ID from the path: 1 to 128 bytes, not starting with `$` (the model's rule).
-fn client_id_of(signed: &Signed, suffix: &str) -> Result<String, ApiError> {
+fn client_id_of(signed: &Signed, suffix: &str) -> Result<String, DataPlaneError> {
     let client_id = signed
         .path_label("/connections/", suffix)
         .ok_or_else(|| invalid("The client ID is not valid UTF-8 after percent-decoding."))?;
@@ -199,7 +199,7 @@ fn client_id_of(signed: &Signed, suffix: &str) -> Result<String, ApiError> {
 }
 
 /// `maxResults` and `nextToken` of a list operation.
-fn page_of(signed: &Signed) -> Result<(usize, Option<String>), ApiError> {
+fn page_of(signed: &Signed) -> Result<(usize, Option<String>), DataPlaneError> {
     let limit = match signed.param("maxResults") {
         None => PAGE_DEFAULT,
         Some(text) => match text.parse::<usize>() {
@@ -229,8 +229,8 @@ fn decode_token(token: &str) -> Option<String> {
 /// `x-amz-mqtt5-payload-format-indicator` (`UNSPECIFIED_BYTES` | `UTF8_DATA`),
 /// `x-amz-mqtt5-correlation-data` (base64), and `contentType`, `responseTopic`
 /// and (Publish only) `messageExpiry` in the query. `None` when there are none.
-fn mqtt5_properties(signed: &Signed) -> Result<Option<Box<Properties>>, ApiError> {
-    let header = |name: &str| -> Result<Option<&str>, ApiError> {
+fn mqtt5_properties(signed: &Signed) -> Result<Option<Box<Properties>>, DataPlaneError> {
+    let header = |name: &str| -> Result<Option<&str>, DataPlaneError> {
         match signed.headers.get(name) {
             None => Ok(None),
             Some(value) => value
@@ -288,7 +288,7 @@ fn mqtt5_properties(signed: &Signed) -> Result<Option<Box<Properties>>, ApiError
 }
 
 /// `messageExpiry`: whole seconds, 1 to IoT's seven days.
-fn message_expiry(signed: &Signed) -> Result<Option<u32>, ApiError> {
+fn message_expiry(signed: &Signed) -> Result<Option<u32>, DataPlaneError> {
     match signed.param("messageExpiry") {
         None => Ok(None),
         Some(text) => match text.parse::<u32>() {
@@ -390,14 +390,14 @@ pub async fn send_direct_message(State(gateway): State<Arc<Gateway>>, request: a
         }
         Err(DirectError::Forbidden(why)) => {
             tracing::warn!(client_id = %client_id, "{OP}: the receiver may not receive on {topic}: {why}");
-            return Err(ApiError::new(
+            return Err(DataPlaneError::new(
                 StatusCode::FORBIDDEN,
                 "ForbiddenException",
                 "The receiving client is not authorized to receive on this topic.",
             ));
         }
         Err(DirectError::Throttled) => {
-            return Err(ApiError::new(
+            return Err(DataPlaneError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "ThrottlingException",
                 "The receiving client cannot keep up.",
@@ -411,7 +411,7 @@ pub async fn send_direct_message(State(gateway): State<Arc<Gateway>>, request: a
             }
             Ok(Err(_)) | Err(_) => {
                 tracing::warn!(client_id = %client_id, topic = %topic, "{OP}: no PUBACK within {timeout} s");
-                return Err(ApiError::new(
+                return Err(DataPlaneError::new(
                     StatusCode::GATEWAY_TIMEOUT,
                     "GatewayTimeoutException",
                     "The delivery confirmation was not received from the client within the timeout.",
