@@ -155,15 +155,29 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
 }
 
 fn print_banner(info: &ReadyInfo) {
-    let credentials = |key: &str, secret: &str| {
-        format!(
-            "AWS_ACCESS_KEY_ID={key} AWS_SECRET_ACCESS_KEY={secret} AWS_DEFAULT_REGION={}",
-            info.region
-        )
+    println!("{}\n{}", addresses(info), next_steps(info));
+}
+
+/// `AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… AWS_DEFAULT_REGION=…` for a shell.
+fn credentials_env(info: &ReadyInfo, key: &str, secret: &str) -> String {
+    format!(
+        "AWS_ACCESS_KEY_ID={key} AWS_SECRET_ACCESS_KEY={secret} AWS_DEFAULT_REGION={}",
+        info.region
+    )
+}
+
+/// The banner's first half: where everything is, and who may call.
+fn addresses(info: &ReadyInfo) -> String {
+    let ca = info
+        .ca_cert
+        .as_deref()
+        .map(|p| format!("\n  local CA       {p}"))
+        .unwrap_or_default();
+    let auth = match &info.jwt {
+        None => "AUTH_MODE=none: anyone who can reach the API gets credentials".to_owned(),
+        Some(jwt) => format!("AUTH_MODE=jwt, HS256, iss {}", jwt.issuer),
     };
-    let env = credentials(&info.admin.access_key_id, &info.admin.secret_access_key);
-    let backend = credentials(&info.backend.access_key_id, &info.backend.secret_access_key);
-    println!(
+    format!(
         "serverless-websockets local stack (region {region}, account {account})
 
   vending API    {api}
@@ -171,11 +185,50 @@ fn print_banner(info: &ReadyInfo) {
   STS emulator   {sts}
   IoT gateway    {iot}/mqtt  (HTTPS data plane: {data}){ca}
   client role    {role}
-  admin          {env}
+  admin          {admin}
   backend        {backend}
   callers        {auth}
+",
+        region = info.region,
+        account = info.account_id,
+        api = info.api_url,
+        demo = info.demo_url,
+        client_js = info.client_js_url,
+        sts = info.sts_endpoint,
+        iot = info.iot_endpoint,
+        data = info.iot_data_endpoint,
+        role = info.client_role_arn,
+        admin = credentials_env(info, &info.admin.access_key_id, &info.admin.secret_access_key),
+        backend = credentials_env(info, &info.backend.access_key_id, &info.backend.secret_access_key),
+    )
+}
 
-Get credentials (note the clientId):
+/// The banner's second half: the commands to try next, as printed they run.
+fn next_steps(info: &ReadyInfo) -> String {
+    let jwt = info.jwt.is_some();
+    let token_step = if jwt {
+        "TOKEN=$(cargo run -q -- local --print-token alice)\n  "
+    } else {
+        ""
+    };
+    let curl_auth = if jwt {
+        " -H \"Authorization: Bearer $TOKEN\""
+    } else {
+        ""
+    };
+    let client_auth = if jwt { " --token \"$TOKEN\"" } else { "" };
+    let ca = |flag: &str| {
+        info.ca_cert
+            .as_deref()
+            .map(|p| format!(" {flag} {p}"))
+            .unwrap_or_default()
+    };
+    let (ca_flag, ca_client) = (ca("--ca-bundle"), ca("--ca-cert"));
+    let backend = credentials_env(info, &info.backend.access_key_id, &info.backend.secret_access_key);
+    let admin = credentials_env(info, &info.admin.access_key_id, &info.admin.secret_access_key);
+    let (api, data, sts) = (&info.api_url, &info.iot_data_endpoint, &info.sts_endpoint);
+    format!(
+        "Get credentials (note the clientId):
   {token_step}curl -s -X POST {api}{curl_auth}
 Or connect the example client, which prints what arrives:
   cargo run -p client-example -- --api {api}{ca_client}{client_auth}
@@ -186,46 +239,7 @@ Push to that client as your backend would, with the backend identity (the AWS CL
   {backend} aws iot-data send-direct-message --endpoint-url {data}{ca_flag} --client-id $ID --topic allowed/$ID --confirmation --payload hello
   {backend} aws iot-data get-connection --endpoint-url {data}{ca_flag} --client-id $ID
 Check the admin identity with the AWS CLI:
-  {env} aws sts get-caller-identity --endpoint-url {sts}
-",
-        iot = info.iot_endpoint,
-        data = info.iot_data_endpoint,
-        auth = match &info.jwt {
-            None => "AUTH_MODE=none: anyone who can reach the API gets credentials".to_owned(),
-            Some(jwt) => format!("AUTH_MODE=jwt, HS256, iss {}", jwt.issuer),
-        },
-        token_step = if info.jwt.is_some() {
-            "TOKEN=$(cargo run -q -- local --print-token alice)\n  "
-        } else {
-            ""
-        },
-        curl_auth = if info.jwt.is_some() {
-            " -H \"Authorization: Bearer $TOKEN\""
-        } else {
-            ""
-        },
-        client_auth = if info.jwt.is_some() { " --token \"$TOKEN\"" } else { "" },
-        ca = info
-            .ca_cert
-            .as_deref()
-            .map(|p| format!("\n  local CA       {p}"))
-            .unwrap_or_default(),
-        ca_flag = info
-            .ca_cert
-            .as_deref()
-            .map(|p| format!(" --ca-bundle {p}"))
-            .unwrap_or_default(),
-        ca_client = info
-            .ca_cert
-            .as_deref()
-            .map(|p| format!(" --ca-cert {p}"))
-            .unwrap_or_default(),
-        region = info.region,
-        account = info.account_id,
-        api = info.api_url,
-        demo = info.demo_url,
-        client_js = info.client_js_url,
-        sts = info.sts_endpoint,
-        role = info.client_role_arn,
-    );
+  {admin} aws sts get-caller-identity --endpoint-url {sts}
+"
+    )
 }

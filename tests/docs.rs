@@ -19,7 +19,10 @@ fn every_offline_command_in_the_docs_runs_as_printed() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains("0 failed"), "{stdout}");
-    let checked = stdout.lines().find_map(|l| l.strip_prefix("doc pages: ")).unwrap_or_default();
+    let checked = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("doc pages: "))
+        .unwrap_or_default();
     let manual = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/docs")).unwrap();
     for page in manual {
         let name = page.unwrap().file_name().into_string().unwrap();
@@ -37,14 +40,26 @@ fn every_offline_command_in_the_docs_runs_as_printed() {
 fn the_readme_is_a_front_door_and_every_relative_link_in_the_docs_resolves() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    assert!(readme.lines().count() <= 300, "README.md has {} lines", readme.lines().count());
-    let mut pages = vec![root.join("README.md"), root.join("CONTRIBUTING.md"), root.join("BENCHMARKS.md")];
+    assert!(
+        readme.lines().count() <= 300,
+        "README.md has {} lines",
+        readme.lines().count()
+    );
+    let mut pages = vec![
+        root.join("README.md"),
+        root.join("CONTRIBUTING.md"),
+        root.join("BENCHMARKS.md"),
+    ];
     pages.extend(std::fs::read_dir(root.join("docs")).unwrap().map(|e| e.unwrap().path()));
     for page in pages {
         let text = std::fs::read_to_string(&page).unwrap();
         for link in relative_links(&text) {
             let (file, _anchor) = link.split_once('#').unwrap_or((link, ""));
-            let target = if file.is_empty() { page.clone() } else { page.parent().unwrap().join(file) };
+            let target = if file.is_empty() {
+                page.clone()
+            } else {
+                page.parent().unwrap().join(file)
+            };
             assert!(target.exists(), "{}: link to {link} goes nowhere", page.display());
         }
     }

@@ -100,6 +100,10 @@ pub struct HttpSource {
 }
 
 impl HttpSource {
+    #[allow(
+        clippy::expect_used,
+        reason = "the builder fails only when the TLS backend cannot start, and then no client can be built at all"
+    )]
     pub fn new(api_url: &str, bearer_token: Option<&str>) -> Self {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))

@@ -211,6 +211,34 @@ impl<S: CredentialSource> Driver<S> {
         self.current = Some((vended, SystemTime::now()));
     }
 
+    /// The credentials for the next connect, fetched first when due (or when the
+    /// last loss asked for fresh ones). `None` after a transient failure once the
+    /// client has been subscribed: the caller backs off and tries again.
+    async fn credentials_for_connect(
+        &mut self,
+        retry: &mut RetryState,
+        on_event: &mut impl FnMut(Event) -> ControlFlow<()>,
+    ) -> Result<Option<(Vended, SystemTime)>, DriverError> {
+        self.adopt_background_refresh(on_event).await;
+        if retry.force_refresh || self.refresh_due() {
+            match self.fetch(on_event).await {
+                Ok(()) => retry.force_refresh = false,
+                Err(err) if !retry.ever_subscribed || !err.is_transient() => return Err(err.into()),
+                Err(err) => {
+                    let _ = on_event(Event::Disconnected {
+                        reason: err.to_string(),
+                    });
+                    return Ok(None);
+                }
+            }
+        }
+        if self.current.is_none() {
+            // Not reached: a successful fetch sets them. Fetch again rather than panic.
+            retry.force_refresh = true;
+        }
+        Ok(self.current.clone())
+    }
+
     /// Runs until `on_event` returns `Break`, `stop` resolves, or a failure before
     /// the first successful connection. Each round: credentials → presign →
     /// connect and subscribe → on loss, decide whether and when to try again.
@@ -225,24 +253,12 @@ impl<S: CredentialSource> Driver<S> {
         let mut retry = RetryState::default();
         let mut attempt = 0u32;
         loop {
-            self.adopt_background_refresh(&mut on_event).await;
-            if retry.force_refresh || self.refresh_due() {
-                match self.fetch(&mut on_event).await {
-                    Ok(()) => retry.force_refresh = false,
-                    Err(err) if !retry.ever_subscribed || !err.is_transient() => return Err(err.into()),
-                    Err(err) => {
-                        let _ = on_event(Event::Disconnected {
-                            reason: err.to_string(),
-                        });
-                        if self.wait(&mut backoff, &mut on_event, &mut stop).await {
-                            return Ok(());
-                        }
-                        continue;
-                    }
+            let Some((vended, fetched)) = self.credentials_for_connect(&mut retry, &mut on_event).await? else {
+                if self.wait(&mut backoff, &mut on_event, &mut stop).await {
+                    return Ok(());
                 }
-            }
-
-            let (vended, fetched) = self.current.clone().expect("credentials were just ensured");
+                continue;
+            };
             let signed_at = SystemTime::now();
             let url = crate::presign(&vended.endpoint, &vended.region, &vended.credentials, signed_at)
                 .map_err(|e| DriverError::Presign(e.to_string()))?;
@@ -254,17 +270,15 @@ impl<S: CredentialSource> Driver<S> {
             });
             let mqtt = self.mqtt_options(&vended, url, &transports);
             let refresh_at = refresh_due(fetched, vended.credentials.expires_at(), self.options.refresh_fraction);
-            let (reason, forbidden, subscribed, refusal) = match self
-                .connection(mqtt, &vended, refresh_at, &mut on_event, &mut stop)
-                .await
-            {
-                Ended::Stopped => return Ok(()),
-                Ended::Lost {
-                    reason,
-                    forbidden,
-                    subscribed,
-                    refusal,
-                } => (reason, forbidden, subscribed, refusal),
+            let ended = self.connection(mqtt, &vended, refresh_at, &mut on_event, &mut stop);
+            let Ended::Lost {
+                reason,
+                forbidden,
+                subscribed,
+                refusal,
+            } = ended.await
+            else {
+                return Ok(());
             };
             let _ = on_event(Event::Disconnected { reason: reason.clone() });
             if subscribed {
@@ -383,12 +397,41 @@ impl<S: CredentialSource> Driver<S> {
                     let current = self.options.persistent.then(|| vended.clone());
                     self.next = Some(tokio::spawn(async move { obtain(source.as_ref(), current.as_ref()).await }));
                 }
-                fetched = async { self.next.as_mut().expect("guarded by the condition").await }, if self.next.is_some() => {
+                fetched = next_credentials(&mut self.next), if self.next.is_some() => {
                     self.next = None;
                     self.on_refreshed(fetched, on_event);
                 }
             }
         }
+    }
+
+    /// After CONNACK: subscribes to `topics`, unless IoT kept the session's
+    /// subscriptions (then nothing is sent again). Returns false if SUBSCRIBE
+    /// could not be queued.
+    fn subscribe_unless_present(
+        &mut self,
+        session_present: bool,
+        client: &AsyncClient,
+        topics: &[String],
+        state: &mut ConnectionState,
+        on_event: &mut impl FnMut(Event) -> ControlFlow<()>,
+    ) -> bool {
+        if session_present {
+            state.subscribed = true;
+            let _ = on_event(Event::Subscribed {
+                topics: topics.to_vec(),
+            });
+            self.publish_once(client, state);
+            return true;
+        }
+        let filters = topics
+            .iter()
+            .map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
+        if client.try_subscribe_many(filters).is_err() {
+            return false;
+        }
+        state.pending = Some(Pending::Subscribe);
+        true
     }
 
     /// Handles one incoming packet; `Some` when the connection ends with it.
@@ -416,22 +459,9 @@ impl<S: CredentialSource> Driver<S> {
                     client_id: vended.client_id.clone(),
                     session_present: ack.session_present,
                 });
-                if ack.session_present {
-                    // IoT kept the subscriptions: nothing to send again.
-                    state.subscribed = true;
-                    let _ = on_event(Event::Subscribed {
-                        topics: topics.to_vec(),
-                    });
-                    self.publish_once(client, state);
-                    return None;
-                }
-                let filters = topics
-                    .iter()
-                    .map(|t| rumqttc::SubscribeFilter::new(t.clone(), QoS::AtLeastOnce));
-                if client.try_subscribe_many(filters).is_err() {
+                if !self.subscribe_unless_present(ack.session_present, client, topics, state, on_event) {
                     return lost("could not queue SUBSCRIBE".into(), None);
                 }
-                state.pending = Some(Pending::Subscribe);
             }
             Packet::SubAck(ack) => {
                 if ack
@@ -617,6 +647,16 @@ impl RetryState {
 }
 
 /// Sends DISCONNECT and waits briefly for it to leave.
+/// The background refresh's result; never resolves while none is in flight.
+async fn next_credentials(
+    next: &mut Option<JoinHandle<Result<Obtained, FetchError>>>,
+) -> Result<Result<Obtained, FetchError>, tokio::task::JoinError> {
+    match next.as_mut() {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn disconnect(client: &AsyncClient, eventloop: &mut rumqttc::EventLoop) {
     if client.try_disconnect().is_err() {
         return;

@@ -162,36 +162,16 @@ fn check_api_url(api: &str) -> Result<(), String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    if let Err(problem) = check_api_url(&args.api) {
-        eprintln!("error: {problem}");
-        return ExitCode::from(2);
-    }
-    let trust = match &args.ca_cert {
-        None => TrustRoots::WebPki,
-        Some(path) => match std::fs::read(path) {
-            Ok(pem) => TrustRoots::Pem(pem),
-            Err(err) => {
-                eprintln!("error: cannot read --ca-cert {}: {err}", path.display());
-                return ExitCode::from(2);
-            }
-        },
-    };
-    let options = Options {
-        keep_alive: Duration::from_secs(args.keep_alive),
-        extra_topics: args.topics.clone(),
-        publish_on_connect: args
-            .publish
-            .as_ref()
-            .map(|p| vec![(p[0].clone(), bytes::Bytes::from(p[1].clone()))])
-            .unwrap_or_default(),
-        trust,
-        refresh_fraction: args.refresh_fraction,
-        ..Options::default()
+    let options = match options(&args) {
+        Ok(options) => options,
+        Err(problem) => {
+            eprintln!("error: {problem}");
+            return ExitCode::from(2);
+        }
     };
     let mut driver = Driver::new(HttpSource::new(&args.api, args.token.as_deref()), options);
     let mut received = 0u64;
-    let json = args.json;
-    let count = args.count;
+    let (json, count) = (args.json, args.count);
     // Set when stdout is closed; stops the client like Ctrl-C does.
     let stdout_closed = std::sync::Arc::new(tokio::sync::Notify::new());
     let closed = stdout_closed.clone();
@@ -219,13 +199,37 @@ async fn main() -> ExitCode {
     };
     let outcome = driver.run(on_event, stop).await;
     if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
-        let _ = print(
-            json,
-            &Event::Disconnected {
-                reason: "stopped by Ctrl-C".into(),
-            },
-        );
+        let reason = "stopped by Ctrl-C".into();
+        let _ = print(json, &Event::Disconnected { reason });
     }
+    exit_code(outcome)
+}
+
+/// The driver's options from the flags, or what is wrong with them.
+fn options(args: &Args) -> Result<Options, String> {
+    check_api_url(&args.api)?;
+    let trust = match &args.ca_cert {
+        None => TrustRoots::WebPki,
+        Some(path) => TrustRoots::Pem(
+            std::fs::read(path).map_err(|err| format!("cannot read --ca-cert {}: {err}", path.display()))?,
+        ),
+    };
+    Ok(Options {
+        keep_alive: Duration::from_secs(args.keep_alive),
+        extra_topics: args.topics.clone(),
+        publish_on_connect: args
+            .publish
+            .as_ref()
+            .map(|p| vec![(p[0].clone(), bytes::Bytes::from(p[1].clone()))])
+            .unwrap_or_default(),
+        trust,
+        refresh_fraction: args.refresh_fraction,
+        ..Options::default()
+    })
+}
+
+/// The exit status the README documents for each way the client can end.
+fn exit_code(outcome: Result<(), DriverError>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

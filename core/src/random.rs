@@ -5,6 +5,10 @@
 //! A failing OS RNG is not a condition anything here can serve through; it panics.
 
 /// `N` bytes from the operating system's RNG.
+#[allow(
+    clippy::expect_used,
+    reason = "no key or client ID may come from a weaker source; see the module header"
+)]
 pub fn bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).expect("the operating system's RNG is unavailable");

@@ -50,6 +50,10 @@ impl ResumeKey {
         Self(crate::random::bytes::<32>().to_vec())
     }
 
+    #[allow(
+        clippy::expect_used,
+        reason = "HMAC takes keys of any length: the error cannot happen"
+    )]
     fn mac(&self, signed: &str) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
         mac.update(signed.as_bytes());
@@ -119,6 +123,7 @@ impl ResumeKeys {
             exp: claims.expires_at,
             n: crate::random::hex::<8>(),
         };
+        #[allow(clippy::expect_used, reason = "a struct of strings and integers always serialises")]
         let json = serde_json::to_vec(&payload).expect("the payload serialises");
         let signed = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(json));
         let mac = self.current.mac(&signed).finalize().into_bytes();

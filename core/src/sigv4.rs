@@ -367,6 +367,10 @@ impl Verifier {
     }
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "HMAC takes keys of any length: the error cannot happen"
+)]
 fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(data);

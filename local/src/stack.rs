@@ -233,60 +233,39 @@ pub struct LocalStack {
 }
 
 impl LocalStack {
-    /// Binds all listeners, then serves them in the background: bind → configure
-    /// the vending API → seed the identities → spawn.
+    /// Binds all listeners, then serves them in the background: bind → decide
+    /// the addresses, identities and settings (no I/O) → build the vending API →
+    /// spawn.
     pub async fn start(options: LocalOptions) -> Result<Self, LocalError> {
         let listeners = Listeners::bind(&options).await?;
-        let sts_endpoint = format!("http://{}", listeners.sts_addr());
-        let iot = serverless_websockets_core::presign::IotEndpoint::local(listeners.iot_addr(), options.tls);
-        let (tls, ca_cert) = gateway_tls(&options, listeners.iot_addr())?;
+        let addresses = listeners.addresses()?;
+        let (tls, ca_cert) = gateway_tls(&options, addresses.iot)?;
         let temp_ca = ca_cert
             .as_ref()
             .filter(|_| options.ca_cert_path.is_none())
             .map(PathBuf::from);
-
-        let client_role_arn = format!("arn:aws:iam::{}:role/{CLIENT_ROLE_NAME}", options.account_id);
-        let config = vending_config(&options, &client_role_arn, &iot.websocket_base())?;
-        let arns = IotArns::new("aws", &options.region, &options.account_id)
-            .map_err(|e| LocalError::Setting(e.to_string()))?;
-        let store = Arc::new(IdentityStore::new());
-        let admin_arn = seed_admin(&store, &options);
-        let backend_arn = seed_backend(&store, &options, &arns, &config.grants);
-        let client_role = LocalRole {
-            arn: client_role_arn.clone(),
-            name: CLIENT_ROLE_NAME.into(),
-            role_id: format!("AROA{}", crate::sts::random_base32(17)),
-            max_session: Duration::from_secs(3600),
-            policies: Arc::from(vec![client_role_policy(&arns, &config.grants)]),
-            trusted: vec![admin_arn],
-        };
-        let emulator = Arc::new(StsEmulator::new(&options.account_id, vec![client_role], store.clone()));
-        let jwt = LocalJwt::of(&config);
-        let issuer = local_issuer(&options, &sts_endpoint, &client_role_arn).await;
-        let api_base = format!("http://{}", listeners.api.local_addr().expect("bound"));
-        let demo = crate::demo::router(crate::demo::DemoConfig {
-            credentials_url: format!("{api_base}/credentials"),
-            iot_data_endpoint: iot.https_base(),
-            region: options.region.clone(),
-            backend: crate::demo::DemoBackend {
-                access_key_id: options.backend_access_key_id.clone(),
-                secret_access_key: options.backend_secret_access_key.clone(),
-            },
-            jwt: matches!(config.auth, AuthSettings::Jwt(_)),
-        });
-        let api = serverless_websockets_vending::api::build(config, issuer)?.merge(demo);
-
+        let plan = Plan::new(&options, &addresses)?;
+        let issuer = local_issuer(&options, &plan.sts_endpoint, &plan.client_role_arn).await;
+        let demo = crate::demo::router(plan.demo_config(&options));
+        let jwt = LocalJwt::of(&plan.config);
+        let api = serverless_websockets_vending::api::build(plan.config, issuer)?.merge(demo);
         let (stop, stopped) = watch::channel(false);
         let gateway = Arc::new(Gateway::new(
-            store.clone(),
-            arns,
+            plan.store.clone(),
+            plan.arns,
             options.gateway.clone(),
             stopped.clone(),
         ));
-        let api_url = format!("{api_base}/credentials");
+        let emulator = StsEmulator::new(&options.account_id, vec![plan.client_role], plan.store.clone());
         let mut tasks = JoinSet::new();
         let timeouts = options.timeouts;
-        tasks.spawn(serve(listeners.sts, emulator.router(), None, timeouts, stopped.clone()));
+        tasks.spawn(serve(
+            listeners.sts,
+            Arc::new(emulator).router(),
+            None,
+            timeouts,
+            stopped.clone(),
+        ));
         tasks.spawn(serve(
             listeners.iot,
             gateway.clone().router(),
@@ -295,32 +274,17 @@ impl LocalStack {
             stopped.clone(),
         ));
         tasks.spawn(serve(listeners.api, api, None, timeouts, stopped));
-
-        let info = ReadyInfo {
-            demo_url: format!("{api_base}/demo"),
-            client_js_url: format!("{api_base}/client.js"),
-            api_url,
-            sts_endpoint,
-            iot_endpoint: iot.websocket_base(),
-            iot_data_endpoint: iot.https_base(),
-            region: options.region,
-            account_id: options.account_id,
-            client_role_arn,
-            admin: AdminCredentials {
-                access_key_id: options.admin_access_key_id,
-                secret_access_key: options.admin_secret_access_key,
-            },
-            backend: BackendCredentials {
-                access_key_id: options.backend_access_key_id,
-                secret_access_key: options.backend_secret_access_key,
-                arn: backend_arn,
-            },
+        let info = ReadyInfo::new(
+            options,
+            &addresses,
+            plan.client_role_arn,
+            plan.backend_arn,
             ca_cert,
             jwt,
-        };
+        );
         Ok(Self {
             info,
-            store,
+            store: plan.store,
             gateway,
             stop,
             tasks,
@@ -348,7 +312,7 @@ impl LocalStack {
             path: path.display().to_string(),
             source,
         };
-        let json = serde_json::to_string_pretty(&self.info).expect("ready info serialises");
+        let json = serde_json::to_string_pretty(&self.info).map_err(|e| err(std::io::Error::other(e)))?;
         let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
         std::fs::write(&tmp, json).map_err(err)?;
         std::fs::rename(&tmp, path).map_err(err)
@@ -379,7 +343,130 @@ impl Drop for LocalStack {
     }
 }
 
+/// Where the listeners are, port 0 resolved.
+struct Addresses {
+    sts: SocketAddr,
+    api: SocketAddr,
+    iot: SocketAddr,
+    tls: bool,
+}
+
+impl Addresses {
+    fn sts_endpoint(&self) -> String {
+        format!("http://{}", self.sts)
+    }
+
+    fn api_base(&self) -> String {
+        format!("http://{}", self.api)
+    }
+
+    fn iot_endpoint(&self) -> serverless_websockets_core::presign::IotEndpoint {
+        serverless_websockets_core::presign::IotEndpoint::local(self.iot, self.tls)
+    }
+}
+
+/// What the stack is made of, decided from the options and the addresses
+/// without I/O: the vending API's settings, the IoT ARNs, the identities the
+/// emulators share and the client role.
+struct Plan {
+    config: Config,
+    arns: IotArns,
+    store: Arc<IdentityStore>,
+    client_role: LocalRole,
+    client_role_arn: String,
+    backend_arn: String,
+    sts_endpoint: String,
+    api_base: String,
+    iot_data_endpoint: String,
+}
+
+impl Plan {
+    fn new(options: &LocalOptions, addresses: &Addresses) -> Result<Self, LocalError> {
+        let iot = addresses.iot_endpoint();
+        let client_role_arn = format!("arn:aws:iam::{}:role/{CLIENT_ROLE_NAME}", options.account_id);
+        let config = vending_config(options, &client_role_arn, &iot.websocket_base())?;
+        let arns = IotArns::new("aws", &options.region, &options.account_id)
+            .map_err(|e| LocalError::Setting(e.to_string()))?;
+        let store = Arc::new(IdentityStore::new());
+        let admin_arn = seed_admin(&store, options);
+        let backend_arn = seed_backend(&store, options, &arns, &config.grants);
+        let client_role = LocalRole {
+            arn: client_role_arn.clone(),
+            name: CLIENT_ROLE_NAME.into(),
+            role_id: format!("AROA{}", crate::sts::random_base32(17)),
+            max_session: Duration::from_secs(3600),
+            policies: Arc::from(vec![client_role_policy(&arns, &config.grants)]),
+            trusted: vec![admin_arn],
+        };
+        Ok(Self {
+            config,
+            arns,
+            store,
+            client_role,
+            client_role_arn,
+            backend_arn,
+            sts_endpoint: addresses.sts_endpoint(),
+            api_base: addresses.api_base(),
+            iot_data_endpoint: iot.https_base(),
+        })
+    }
+
+    /// The demo page's settings.
+    fn demo_config(&self, options: &LocalOptions) -> crate::demo::DemoConfig {
+        crate::demo::DemoConfig {
+            credentials_url: format!("{}/credentials", self.api_base),
+            iot_data_endpoint: self.iot_data_endpoint.clone(),
+            region: options.region.clone(),
+            backend: crate::demo::DemoBackend {
+                access_key_id: options.backend_access_key_id.clone(),
+                secret_access_key: options.backend_secret_access_key.clone(),
+            },
+            jwt: matches!(self.config.auth, AuthSettings::Jwt(_)),
+        }
+    }
+}
+
+impl ReadyInfo {
+    fn new(
+        options: LocalOptions,
+        addresses: &Addresses,
+        client_role_arn: String,
+        backend_arn: String,
+        ca_cert: Option<String>,
+        jwt: Option<LocalJwt>,
+    ) -> Self {
+        let api_base = addresses.api_base();
+        let iot = addresses.iot_endpoint();
+        Self {
+            demo_url: format!("{api_base}/demo"),
+            client_js_url: format!("{api_base}/client.js"),
+            api_url: format!("{api_base}/credentials"),
+            sts_endpoint: addresses.sts_endpoint(),
+            iot_endpoint: iot.websocket_base(),
+            iot_data_endpoint: iot.https_base(),
+            region: options.region,
+            account_id: options.account_id,
+            client_role_arn,
+            admin: AdminCredentials {
+                access_key_id: options.admin_access_key_id,
+                secret_access_key: options.admin_secret_access_key,
+            },
+            backend: BackendCredentials {
+                access_key_id: options.backend_access_key_id,
+                secret_access_key: options.backend_secret_access_key,
+                arn: backend_arn,
+            },
+            ca_cert,
+            jwt,
+        }
+    }
+}
+
 /// The admin identity may do anything, like an account's administrator.
+#[allow(
+    clippy::expect_used,
+    reason = "a constant document, parsed by the tests on every start"
+)]
 fn admin_policy() -> PolicyDocument {
     PolicyDocument::parse(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
         .expect("the admin policy is valid")
@@ -390,6 +477,7 @@ struct Listeners {
     sts: TcpListener,
     api: TcpListener,
     iot: TcpListener,
+    tls: bool,
 }
 
 impl Listeners {
@@ -398,15 +486,26 @@ impl Listeners {
             sts: bind(options.host, options.sts_port, "STS emulator", "--sts-port").await?,
             api: bind(options.host, options.api_port, "vending API", "--api-port").await?,
             iot: bind(options.host, options.iot_port, "IoT gateway", "--iot-port").await?,
+            tls: options.tls,
         })
     }
 
-    fn sts_addr(&self) -> SocketAddr {
-        self.sts.local_addr().expect("bound")
-    }
-
-    fn iot_addr(&self) -> SocketAddr {
-        self.iot.local_addr().expect("bound")
+    /// The bound addresses (the OS picks a port 0 at bind time).
+    fn addresses(&self) -> Result<Addresses, LocalError> {
+        let address = |listener: &TcpListener, what: &'static str, flag: &'static str| {
+            listener.local_addr().map_err(|source| LocalError::Bind {
+                what,
+                flag,
+                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                source,
+            })
+        };
+        Ok(Addresses {
+            sts: address(&self.sts, "STS emulator", "--sts-port")?,
+            api: address(&self.api, "vending API", "--api-port")?,
+            iot: address(&self.iot, "IoT gateway", "--iot-port")?,
+            tls: self.tls,
+        })
     }
 }
 

@@ -9,10 +9,10 @@
 //! error text; the log line does, under the same request ID as the
 //! `x-request-id` response header.
 //!
-//! A request is handled in four steps: parse (method, content type, body),
-//! authenticate ([`crate::auth`]), expand the grants
-//! ([`serverless_websockets_core::grants`]) and issue ([`crate::issuer`]), then
-//! render. Not here: anything that needs a network listener — the router is served
+//! A request is handled in steps: parse (method, content type, body),
+//! authenticate ([`crate::auth`]), decide the client ID, grants and policy
+//! ([`crate::vend::plan`], no I/O), issue ([`crate::issuer`]), then render
+//! ([`crate::vend::render`], no I/O). Not here: anything that needs a network listener — the router is served
 //! by the caller ([`crate::server`] or Lambda).
 
 use std::sync::Arc;
@@ -30,16 +30,12 @@ use tracing::Instrument;
 
 use crate::auth::{AuthError, Authenticator, SetupError};
 use crate::config::{Config, CorsOrigins};
-use crate::issuer::{CredentialIssuer, IssueRequest, StsError, THROTTLE_RETRY_AFTER, source_identity};
+use crate::issuer::{CredentialIssuer, StsError, THROTTLE_RETRY_AFTER};
 use crate::server::BodyError;
-use serverless_websockets_core::client_id::ClientId;
-use serverless_websockets_core::grants::GrantError;
-use serverless_websockets_core::policy::session_policy;
-use serverless_websockets_core::presign::{DEFAULT_EXPIRES, presign};
+use crate::vend;
 use serverless_websockets_core::error_code as code;
-use serverless_websockets_core::resume::{ResumeClaims, ResumeError, ResumeKeys};
-use serverless_websockets_core::topic::TopicFilter;
-use serverless_websockets_core::wire::{ResumeToken, Vended, VendedCredentials, VendedGrants, format_iso8601};
+use serverless_websockets_core::grants::GrantError;
+use serverless_websockets_core::resume::ResumeError;
 
 /// The largest request body accepted. The body carries at most a few options.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -144,110 +140,21 @@ fn method_not_allowed(allow: &'static str) -> MethodRouter<AppState> {
     axum::routing::any(move || async move { ApiError::MethodNotAllowed { allow } })
 }
 
+/// `POST /credentials`: read and authenticate (I/O), decide ([`vend::plan`]),
+/// issue (I/O), answer ([`vend::render`]).
 async fn vend(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let caller = state.auth.authenticate(authorization).await?;
     let body = crate::server::read_body(&parts, body, MAX_BODY_BYTES).await?;
     let body = parse_body(&parts.headers, &body)?;
-
     let config = &state.config;
-    let keys = config
-        .resume
-        .keys
-        .as_ref()
-        .ok_or_else(|| ApiError::Internal("the resume keys were not fetched at start-up".into()))?;
-    let now = unix_seconds(SystemTime::now());
-    // A resume keeps the client ID the token names; anything else gets a new one.
-    let resumed = match body.as_ref().and_then(|b| b.get("resumeToken")) {
-        None => None,
-        Some(serde_json::Value::String(token)) => Some(resume(keys, token, caller.sub.as_deref(), now)?),
-        Some(_) => return Err(ApiError::Resume(ResumeError::Invalid)),
-    };
-    let is_resume = resumed.is_some();
-    let client_id = resumed.unwrap_or_else(ClientId::generate);
-    let grants = config.grants.expand(&client_id, caller.sub.as_deref())?;
-    let policy = session_policy(&config.iot_arns, &client_id, &grants)
-        .map_err(|e| ApiError::Internal(format!("session policy: {e}")))?;
-    let source = caller.sub.as_deref().map(source_identity);
-
-    let credentials = state
-        .issuer
-        .issue(IssueRequest {
-            client_id: &client_id,
-            policy: &policy,
-            duration: config.credential_duration,
-            source_identity: source.as_deref(),
-        })
-        .await?;
-    let url = presign(
-        &config.iot_endpoint,
-        &config.region,
-        &credentials.to_sdk(),
-        SystemTime::now(),
-        DEFAULT_EXPIRES,
-    )
-    .map_err(|e| ApiError::Internal(format!("presign: {e}")))?;
-
-    let expiration = format_iso8601(credentials.expiration);
-    let resume_expires = now.saturating_add(config.resume.ttl.as_secs());
-    let resume_token = keys.issue(&ResumeClaims {
-        client_id: client_id.clone(),
-        sub: caller.sub.clone(),
-        issued_at: now,
-        expires_at: resume_expires,
-    });
-    // The one line per vend that answers "who got credentials" (docs/operating.md);
-    // `outcome` is also what the template's metric filters count.
-    tracing::info!(
-        outcome = "issued",
-        client_id = %client_id,
-        sub = caller.sub.as_deref().unwrap_or("-"),
-        source_identity = source.as_deref().unwrap_or("-"),
-        grants = grants.subscribe.len() + grants.publish.len(),
-        expiration = %expiration,
-        resumed = is_resume,
-        "issued credentials"
-    );
-    let as_strings = |filters: &[TopicFilter]| filters.iter().map(|f| f.as_str().to_owned()).collect();
-    let body = Vended {
-        client_id: client_id.as_str().to_owned(),
-        region: config.region.clone(),
-        endpoint: config.iot_endpoint.websocket_base(),
-        url,
-        topic: config.grants.own_topic(&grants).to_owned(),
-        grants: VendedGrants {
-            subscribe: as_strings(&grants.subscribe),
-            publish: as_strings(&grants.publish),
-        },
-        credentials: VendedCredentials {
-            access_key_id: credentials.access_key_id,
-            secret_access_key: credentials.secret_access_key,
-            session_token: credentials.session_token,
-            expiration,
-        },
-        resume_token: Some(ResumeToken(resume_token)),
-        resume_expiration: Some(format_iso8601(
-            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(resume_expires),
-        )),
-    };
-    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response())
-}
-
-fn unix_seconds(time: SystemTime) -> u64 {
-    time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// The client ID a resume token names, if the token is genuine, unexpired, and
-/// was issued to this caller's `sub` (or to no `sub` when there is none).
-fn resume(keys: &ResumeKeys, token: &str, sub: Option<&str>, now: u64) -> Result<ClientId, ApiError> {
-    let claims = keys.verify(token, now).map_err(ApiError::Resume)?;
-    if claims.sub.as_deref() != sub {
-        return Err(ApiError::ResumeForbidden {
-            client_id: claims.client_id.as_str().to_owned(),
-        });
-    }
-    Ok(claims.client_id)
+    let now = SystemTime::now();
+    let plan = vend::plan(config, &caller, body.as_ref(), now)?;
+    let credentials = state.issuer.issue(plan.issue_request(config)).await?;
+    let vended = vend::render(config, &plan, credentials, now)?;
+    plan.log_issued(&vended.credentials.expiration);
+    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(vended)).into_response())
 }
 
 /// An empty body is fine; otherwise it must be declared JSON and be a JSON object,
@@ -320,6 +227,10 @@ pub enum ApiError {
 
 impl ApiError {
     /// Status, stable code, and the message the caller sees.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one table: every refusal's status, code and message, side by side"
+    )]
     fn parts(&self) -> (StatusCode, &'static str, String) {
         use ApiError::*;
         match self {

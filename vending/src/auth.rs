@@ -417,10 +417,7 @@ impl RemoteJwks {
             return inflight.clone();
         }
         if state.not_before.is_some_and(|at| Instant::now() < at) {
-            let reason = state
-                .last_failure
-                .clone()
-                .unwrap_or(JwksError::RecentFailure);
+            let reason = state.last_failure.clone().unwrap_or(JwksError::RecentFailure);
             return watch::channel(Some(Err(reason))).1;
         }
         let (done, outcome) = watch::channel(None);

@@ -278,13 +278,22 @@ fn malformed(variable: &'static str, value: &str, expected: &'static str) -> Con
     }
 }
 
+/// The topic prefix when `TOPIC_PREFIX` is not set.
+fn default_prefix() -> Result<Topic, ConfigError> {
+    Topic::parse("allowed").map_err(|e| ConfigError {
+        variable: "TOPIC_PREFIX",
+        problem: format!("has no valid default: {e}"),
+        expected: "one or more topic levels",
+    })
+}
+
 /// `SUBSCRIBE_TOPICS` and `PUBLISH_TOPICS` (or the older `TOPIC_PREFIX`), checked
 /// to fit STS's session-policy limit for any client ID and `sub`.
 fn read_grants<F: Fn(&str) -> Option<String>>(env: &Env<F>, iot_arns: &IotArns) -> Result<GrantTemplates, ConfigError> {
     const PREFIX: &str = "one or more topic levels without wildcards, e.g. allowed or app/push";
     let topic_prefix = env
         .optional("TOPIC_PREFIX", PREFIX, |v| Topic::parse(v).ok())?
-        .unwrap_or_else(|| Topic::parse("allowed").expect("the default prefix is valid"));
+        .map_or_else(default_prefix, Ok)?;
     const GRANTS: &str =
         "comma-separated topic templates with {clientId} and {sub}, e.g. allowed/{clientId},users/{sub}";
     let subscribe = env

@@ -24,3 +24,4 @@ pub mod entry;
 pub mod issuer;
 pub mod secret;
 pub mod server;
+pub mod vend;

@@ -79,7 +79,13 @@ impl Signed {
 
     /// Authorizes `action` on `resource`, or the refusal as `kind` (403
     /// `ForbiddenException`, or 401 `UnauthorizedException` where the model has no 403).
-    fn authorize(&self, operation: &str, action: &str, resource: &str, forbidden: Refused) -> Result<(), DataPlaneError> {
+    fn authorize(
+        &self,
+        operation: &str,
+        action: &str,
+        resource: &str,
+        forbidden: Refused,
+    ) -> Result<(), DataPlaneError> {
         self.identity.authorize(action, resource).map_err(|denial| {
             tracing::warn!(principal = %self.identity.arn, "{operation} refused: {denial}");
             match forbidden {
@@ -174,7 +180,11 @@ async fn signed(gateway: &Gateway, operation: &str, request: axum::extract::Requ
         }),
         Err(denied) => {
             tracing::warn!("{operation} refused: {denied}");
-            Err(DataPlaneError::new(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden"))
+            Err(DataPlaneError::new(
+                StatusCode::FORBIDDEN,
+                "ForbiddenException",
+                "Forbidden",
+            ))
         }
     }
 }
@@ -365,13 +375,7 @@ pub async fn send_direct_message(State(gateway): State<Arc<Gateway>>, request: a
     }
     let confirmation = parse_bool(signed.param("confirmation"), "confirmation")?;
     let properties = mqtt5_properties(&signed)?;
-    let timeout = match signed.param("timeout") {
-        None => DIRECT_TIMEOUT_DEFAULT,
-        Some(text) => match text.parse::<u64>() {
-            Ok(n) if (1..=DIRECT_TIMEOUT_MAX).contains(&n) => n,
-            _ => return Err(invalid("timeout must be an integer from 1 to 15 (seconds).")),
-        },
-    };
+    let timeout = direct_timeout(signed.param("timeout"))?;
     let resource = gateway.broker.arns().client(&client_id);
     signed.authorize(OP, "iot:SendDirectMessage", &resource, Refused::Forbidden)?;
     let (confirm, confirmed) = if confirmation {
@@ -382,28 +386,10 @@ pub async fn send_direct_message(State(gateway): State<Arc<Gateway>>, request: a
     };
     let mut message = Message::new(topic.clone(), signed.body.clone(), QoS::AtMostOnce, false);
     message.properties = properties;
-    match gateway.broker.direct(&client_id, message, confirm) {
-        Ok(()) => {}
-        Err(DirectError::NotConnected) => {
-            tracing::warn!(client_id = %client_id, "{OP}: the client is not connected (direct messages are not queued)");
-            return Err(not_found(format!("The client {client_id} is not connected.")));
-        }
-        Err(DirectError::Forbidden(why)) => {
-            tracing::warn!(client_id = %client_id, "{OP}: the receiver may not receive on {topic}: {why}");
-            return Err(DataPlaneError::new(
-                StatusCode::FORBIDDEN,
-                "ForbiddenException",
-                "The receiving client is not authorized to receive on this topic.",
-            ));
-        }
-        Err(DirectError::Throttled) => {
-            return Err(DataPlaneError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "ThrottlingException",
-                "The receiving client cannot keep up.",
-            ));
-        }
-    }
+    gateway
+        .broker
+        .direct(&client_id, message, confirm)
+        .map_err(|refused| direct_refused(&client_id, &topic, refused))?;
     if let Some(confirmed) = confirmed {
         match tokio::time::timeout(Duration::from_secs(timeout), confirmed).await {
             Ok(Ok(())) => {
@@ -422,6 +408,41 @@ pub async fn send_direct_message(State(gateway): State<Arc<Gateway>>, request: a
         tracing::info!(client_id = %client_id, topic = %topic, principal = %signed.identity.arn, "{OP}: delivered");
     }
     ok(json!({"message": "OK", "traceId": trace_id()}))
+}
+
+/// SendDirectMessage's `timeout`: 1–15 seconds, 5 when absent.
+fn direct_timeout(param: Option<&str>) -> Result<u64, DataPlaneError> {
+    match param {
+        None => Ok(DIRECT_TIMEOUT_DEFAULT),
+        Some(text) => match text.parse::<u64>() {
+            Ok(n) if (1..=DIRECT_TIMEOUT_MAX).contains(&n) => Ok(n),
+            _ => Err(invalid("timeout must be an integer from 1 to 15 (seconds).")),
+        },
+    }
+}
+
+/// The answer when the broker did not take a direct message.
+fn direct_refused(client_id: &str, topic: &str, refused: DirectError) -> DataPlaneError {
+    const OP: &str = "SendDirectMessage";
+    match refused {
+        DirectError::NotConnected => {
+            tracing::warn!(client_id = %client_id, "{OP}: the client is not connected (direct messages are not queued)");
+            not_found(format!("The client {client_id} is not connected."))
+        }
+        DirectError::Forbidden(why) => {
+            tracing::warn!(client_id = %client_id, "{OP}: the receiver may not receive on {topic}: {why}");
+            DataPlaneError::new(
+                StatusCode::FORBIDDEN,
+                "ForbiddenException",
+                "The receiving client is not authorized to receive on this topic.",
+            )
+        }
+        DirectError::Throttled => DataPlaneError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "ThrottlingException",
+            "The receiving client cannot keep up.",
+        ),
+    }
 }
 
 /// `GET /connections/{clientId}[?includeSocketInformation=]` — GetConnection.

@@ -256,46 +256,8 @@ fn read_v5(buffer: &mut BytesMut, max: usize) -> Result<Inbound, ReadError> {
         Err(err) => return Err(ReadError::Malformed(format!("{err:?}"))),
     };
     Ok(match packet {
-        v5::Packet::Connect(connect, will, _login) => {
-            let properties = connect.properties.unwrap_or_else(v5::ConnectProperties::new);
-            let will = match will {
-                None => None,
-                Some(will) => Some(will_of(will)?),
-            };
-            Inbound::Connect(Box::new(ConnectIn {
-                client_id: connect.client_id,
-                keep_alive: connect.keep_alive,
-                clean_start: connect.clean_start,
-                session_expiry: properties.session_expiry_interval.unwrap_or(0),
-                max_packet_size: properties.max_packet_size,
-                receive_maximum: properties.receive_maximum,
-                will,
-                auth_method: properties.authentication_method.is_some(),
-            }))
-        }
-        v5::Packet::Publish(publish) => {
-            let topic = String::from_utf8(publish.topic.to_vec())
-                .map_err(|_| ReadError::Malformed("the topic is not UTF-8".into()))?;
-            let (properties, alias, expiry) = match publish.properties {
-                None => (None, None, None),
-                Some(mut properties) => {
-                    let alias = properties.topic_alias.take();
-                    let expiry = properties.message_expiry_interval.take();
-                    properties.subscription_identifiers.clear();
-                    (Some(Box::new(properties)), alias, expiry)
-                }
-            };
-            Inbound::Publish(PublishIn {
-                topic,
-                alias,
-                qos: qos_from5(publish.qos),
-                retain: publish.retain,
-                pkid: publish.pkid,
-                payload: publish.payload,
-                properties: properties.filter(|p| !is_empty(p)),
-                expiry,
-            })
-        }
+        v5::Packet::Connect(connect, will, _login) => Inbound::Connect(Box::new(connect_of5(connect, will)?)),
+        v5::Packet::Publish(publish) => Inbound::Publish(publish_of5(publish)?),
         v5::Packet::Subscribe(subscribe) => Inbound::Subscribe {
             pkid: subscribe.pkid,
             subscription_id: subscribe.properties.is_some_and(|p| p.id.is_some()),
@@ -321,6 +283,51 @@ fn read_v5(buffer: &mut BytesMut, max: usize) -> Result<Inbound, ReadError> {
         },
         v5::Packet::Auth(_) => Inbound::Unexpected("AUTH (IoT does not support enhanced authentication)"),
         _ => Inbound::Unexpected("a packet a server does not take (QoS 2 flow or a server's packet)"),
+    })
+}
+
+/// An MQTT 5 CONNECT as the gateway sees it.
+fn connect_of5(connect: v5::Connect, will: Option<v5::LastWill>) -> Result<ConnectIn, ReadError> {
+    let properties = connect.properties.unwrap_or_default();
+    let will = match will {
+        None => None,
+        Some(will) => Some(will_of(will)?),
+    };
+    Ok(ConnectIn {
+        client_id: connect.client_id,
+        keep_alive: connect.keep_alive,
+        clean_start: connect.clean_start,
+        session_expiry: properties.session_expiry_interval.unwrap_or(0),
+        max_packet_size: properties.max_packet_size,
+        receive_maximum: properties.receive_maximum,
+        will,
+        auth_method: properties.authentication_method.is_some(),
+    })
+}
+
+/// An MQTT 5 PUBLISH: the topic alias and the expiry taken out of its properties
+/// (the connection resolves the one, the router keeps the other as an instant).
+fn publish_of5(publish: v5::Publish) -> Result<PublishIn, ReadError> {
+    let topic =
+        String::from_utf8(publish.topic.to_vec()).map_err(|_| ReadError::Malformed("the topic is not UTF-8".into()))?;
+    let (properties, alias, expiry) = match publish.properties {
+        None => (None, None, None),
+        Some(mut properties) => {
+            let alias = properties.topic_alias.take();
+            let expiry = properties.message_expiry_interval.take();
+            properties.subscription_identifiers.clear();
+            (Some(Box::new(properties)), alias, expiry)
+        }
+    };
+    Ok(PublishIn {
+        topic,
+        alias,
+        qos: qos_from5(publish.qos),
+        retain: publish.retain,
+        pkid: publish.pkid,
+        payload: publish.payload,
+        properties: properties.filter(|p| !is_empty(p)),
+        expiry,
     })
 }
 
