@@ -5,6 +5,11 @@
 //! Read from `cargo tree` of the workspace as it is, so adding, say, `rumqttc` to
 //! the vending crate fails here before it reaches the zip.
 
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a panic with its message is the failure report"
+)]
+
 use std::collections::BTreeSet;
 use std::process::Command;
 

@@ -165,17 +165,9 @@ async fn an_hs256_token_gets_credentials_with_grants_from_its_sub() {
     );
 }
 
-#[tokio::test]
-async fn every_refused_token_is_a_401_that_names_the_failed_check() {
-    let rsa = Signer::rsa("rsa-1");
-    let dir = tempfile::tempdir().unwrap();
-    let jwks = dir.path().join("jwks.json");
-    std::fs::write(&jwks, serde_json::to_string(&JwkSet { keys: vec![rsa.jwk()] }).unwrap()).unwrap();
-    let config = config(&[
-        ("JWT_HS256_SECRET", SECRET.into()),
-        ("JWT_JWKS_FILE", jwks.display().to_string()),
-    ]);
-
+/// Each refused token, by name, beside the code the API must answer with.
+#[allow(clippy::too_many_lines, reason = "one table: every refused token beside its code")]
+fn refused_tokens() -> Vec<(&'static str, Option<String>, &'static str)> {
     let mut expired = claims("alice");
     expired["exp"] = json!(now() - 3600);
     let mut early = claims("alice");
@@ -198,7 +190,7 @@ async fn every_refused_token_is_a_401_that_names_the_failed_check() {
     );
 
     let token = hs256(&claims("alice"), SECRET);
-    let cases: Vec<(&str, Option<String>, &str)> = vec![
+    vec![
         ("no header", None, "MissingToken"),
         (
             "basic auth",
@@ -244,7 +236,21 @@ async fn every_refused_token_is_a_401_that_names_the_failed_check() {
         ),
         ("unknown key", Some(format!("Bearer {unknown_kid}")), "UnknownKey"),
         ("alg none", Some(format!("Bearer {unsigned}")), "MalformedToken"),
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn every_refused_token_is_a_401_that_names_the_failed_check() {
+    let rsa = Signer::rsa("rsa-1");
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, serde_json::to_string(&JwkSet { keys: vec![rsa.jwk()] }).unwrap()).unwrap();
+    let config = config(&[
+        ("JWT_HS256_SECRET", SECRET.into()),
+        ("JWT_JWKS_FILE", jwks.display().to_string()),
+    ]);
+
+    let cases = refused_tokens();
     for (name, authorization, code) in cases {
         let issuer = FakeIssuer::default();
         let (status, headers, body) = post(config.clone(), issuer.clone(), authorization.as_deref()).await;

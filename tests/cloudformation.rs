@@ -110,6 +110,40 @@ fn the_templates_client_role_and_backend_policies_are_the_local_stacks() {
     assert_eq!(normalized(&from_template), normalized(&local));
 }
 
+/// Runs `cloudformation/deploy.sh deploy` against moto with the test's
+/// parameters, and asserts it succeeded.
+fn run_deploy_sh(moto_url: &str, zip: &std::path::Path) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/deploy.sh");
+    let tools_dir = tool("aws").parent().unwrap().to_owned();
+    let path = format!("{}:{}", tools_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let mut deploy = Command::new("bash");
+    deploy
+        .args([script, "deploy", "--stack", "sw-test", "--bucket", "code-bucket"])
+        .args(["--iot-endpoint", "abc123-ats.iot.us-east-1.amazonaws.com", "--zip"])
+        .arg(zip)
+        .args([
+            "CredentialDurationSeconds=900",
+            "AuthMode=jwt",
+            "JwtIssuer=https://issuer.example",
+            "JwtHs256SecretArn=arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-AbCdEf",
+        ])
+        .arg("SubscribeTopics=allowed/{clientId},users/{sub},broadcast/#")
+        .arg("PublishTopics=from/{clientId}")
+        .arg("BackendPrincipals=arn:aws:iam::123456789012:role/my-backend")
+        .arg("AlarmTopicArn=arn:aws:sns:us-east-1:123456789012:ops")
+        .env("PATH", path)
+        .env("AWS_ENDPOINT_URL", moto_url);
+    let output = aws_env(&mut deploy, "test", "test", None, "us-east-1")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "deploy.sh failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[test]
 fn deploy_sh_deploys_the_stack_with_its_parameters_and_outputs() {
     // moto's CloudFormation creates the resources (it does not run the function),
@@ -137,35 +171,7 @@ fn deploy_sh_deploys_the_stack_with_its_parameters_and_outputs() {
     };
     aws(&["s3", "mb", "s3://code-bucket"]);
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/deploy.sh");
-    let tools_dir = tool("aws").parent().unwrap().to_owned();
-    let path = format!("{}:{}", tools_dir.display(), std::env::var("PATH").unwrap_or_default());
-    let mut deploy = Command::new("bash");
-    deploy
-        .args([script, "deploy", "--stack", "sw-test", "--bucket", "code-bucket"])
-        .args(["--iot-endpoint", "abc123-ats.iot.us-east-1.amazonaws.com", "--zip"])
-        .arg(&zip)
-        .args([
-            "CredentialDurationSeconds=900",
-            "AuthMode=jwt",
-            "JwtIssuer=https://issuer.example",
-            "JwtHs256SecretArn=arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-AbCdEf",
-        ])
-        .arg("SubscribeTopics=allowed/{clientId},users/{sub},broadcast/#")
-        .arg("PublishTopics=from/{clientId}")
-        .arg("BackendPrincipals=arn:aws:iam::123456789012:role/my-backend")
-        .arg("AlarmTopicArn=arn:aws:sns:us-east-1:123456789012:ops")
-        .env("PATH", path)
-        .env("AWS_ENDPOINT_URL", &moto.url);
-    let output = aws_env(&mut deploy, "test", "test", None, "us-east-1")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "deploy.sh failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_deploy_sh(&moto.url, &zip);
 
     let stacks: serde_json::Value =
         serde_json::from_str(&aws(&["cloudformation", "describe-stacks", "--stack-name", "sw-test"])).unwrap();

@@ -272,10 +272,8 @@ async fn the_handshake_echoes_the_mqtt_subprotocol_and_needs_one() {
     stack.shutdown().await;
 }
 
-#[tokio::test]
-async fn bad_presigned_urls_get_403_forbidden_exception() {
-    let stack = stack().await;
-    let vended = vend(&stack.info().api_url).await;
+/// Presigned URLs that must each be refused, by what is wrong with them.
+fn bad_urls(stack: &LocalStack, vended: &Vended) -> Vec<(&'static str, String)> {
     let creds = vended.credentials.to_sdk();
     let now = SystemTime::now();
 
@@ -288,16 +286,16 @@ async fn bad_presigned_urls_get_403_forbidden_exception() {
     };
     tampered.replace_range(signature_at..signature_at + 1, flipped);
 
-    let wrong_region = url_for(&stack, &creds, "eu-west-1", now);
-    let stale = url_for(&stack, &creds, REGION, now - Duration::from_secs(20 * 60));
+    let wrong_region = url_for(stack, &creds, "eu-west-1", now);
+    let stale = url_for(stack, &creds, REGION, now - Duration::from_secs(20 * 60));
     let without_token = url_for(
-        &stack,
+        stack,
         &Credentials::new(creds.access_key_id(), creds.secret_access_key(), None, None, "t"),
         REGION,
         now,
     );
     let unknown_key = url_for(
-        &stack,
+        stack,
         &Credentials::new("ASIAUNKNOWN000000000", "x", Some("y".into()), None, "t"),
         REGION,
         now,
@@ -310,6 +308,20 @@ async fn bad_presigned_urls_get_403_forbidden_exception() {
         format!("{}/mqtt?{query}", stack.info().iot_endpoint)
     };
 
+    let expired = expired_url(stack, now);
+    vec![
+        ("tampered signature", tampered),
+        ("wrong region", wrong_region),
+        ("dated 20 minutes ago", stale),
+        ("temporary key without its token", without_token),
+        ("unknown key", unknown_key),
+        ("signed security token", token_signed),
+        ("expired credentials", expired),
+    ]
+}
+
+/// A URL presigned with credentials that expired a minute ago.
+fn expired_url(stack: &LocalStack, now: SystemTime) -> String {
     let past = now - Duration::from_secs(60);
     stack.identities().insert(
         Identity {
@@ -326,8 +338,8 @@ async fn bad_presigned_urls_get_403_forbidden_exception() {
         },
         past,
     );
-    let expired = url_for(
-        &stack,
+    url_for(
+        stack,
         &Credentials::new(
             "ASIAEXPIREDCLIENT000",
             "expired-secret",
@@ -337,17 +349,14 @@ async fn bad_presigned_urls_get_403_forbidden_exception() {
         ),
         REGION,
         now,
-    );
+    )
+}
 
-    for (name, url) in [
-        ("tampered signature", tampered),
-        ("wrong region", wrong_region),
-        ("dated 20 minutes ago", stale),
-        ("temporary key without its token", without_token),
-        ("unknown key", unknown_key),
-        ("signed security token", token_signed),
-        ("expired credentials", expired),
-    ] {
+#[tokio::test]
+async fn bad_presigned_urls_get_403_forbidden_exception() {
+    let stack = stack().await;
+    let vended = vend(&stack.info().api_url).await;
+    for (name, url) in bad_urls(&stack, &vended) {
         let response = handshake(&url, Some("mqtt")).await;
         assert_eq!(response.status(), 403, "{name}");
         assert_eq!(response.headers()["x-amzn-errortype"], "ForbiddenException:", "{name}");

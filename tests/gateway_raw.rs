@@ -2,6 +2,11 @@
 //! packets encoded with `rumqttc::mqttbytes` (a full client library would refuse to
 //! send most of these).
 
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a panic with its message is the failure report"
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -153,6 +153,52 @@ async fn assume_role_and_get_caller_identity_work_through_the_aws_sdk() {
     stack.shutdown().await;
 }
 
+/// An AssumeRole that must be refused: what is wrong, session name, duration,
+/// policy, and the code STS answers.
+type Refused = (&'static str, &'static str, Option<i32>, Option<String>, &'static str);
+
+/// Every AssumeRole the emulator must refuse, as in the STS API reference.
+fn refused_assume_roles() -> [Refused; 7] {
+    let long = format!(
+        r#"{{"Statement":{{"Effect":"Allow","Action":"iot:Connect","Resource":"{}"}}}}"#,
+        "x".repeat(2100)
+    );
+    let no_action = r#"{"Statement":{"Effect":"Allow","Resource":"*"}}"#.to_owned();
+    [
+        ("session name too short", "x", None, None, "ValidationError"),
+        ("session name with a space", "has space", None, None, "ValidationError"),
+        ("duration under 900 s", "ok-name", Some(899), None, "ValidationError"),
+        (
+            "over the role's maximum",
+            "ok-name",
+            Some(7200),
+            None,
+            "ValidationError",
+        ),
+        (
+            "policy not JSON",
+            "ok-name",
+            None,
+            Some("{not json".into()),
+            "MalformedPolicyDocument",
+        ),
+        (
+            "policy statement without an action",
+            "ok-name",
+            None,
+            Some(no_action),
+            "MalformedPolicyDocument",
+        ),
+        (
+            "policy over 2,048 characters",
+            "ok-name",
+            None,
+            Some(long),
+            "ValidationError",
+        ),
+    ]
+}
+
 #[tokio::test]
 async fn invalid_assume_role_parameters_get_the_aws_error_codes() {
     let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
@@ -167,47 +213,14 @@ async fn invalid_assume_role_parameters_get_the_aws_error_codes() {
         }
         request.send()
     };
-    assert_eq!(
-        fault(call("x", None, None).await),
-        ("ValidationError".into(), 400),
-        "session name too short"
-    );
-    assert_eq!(
-        fault(call("has space", None, None).await),
-        ("ValidationError".into(), 400)
-    );
-    assert_eq!(
-        fault(call("ok-name", Some(899), None).await),
-        ("ValidationError".into(), 400)
-    );
-    assert_eq!(
-        fault(call("ok-name", Some(7200), None).await),
-        ("ValidationError".into(), 400),
-        "over the role's maximum"
-    );
-    assert_eq!(
-        fault(call("ok-name", None, Some("{not json".into())).await),
-        ("MalformedPolicyDocument".into(), 400)
-    );
-    assert_eq!(
-        fault(
-            call(
-                "ok-name",
-                None,
-                Some(r#"{"Statement":{"Effect":"Allow","Resource":"*"}}"#.into())
-            )
-            .await
-        ),
-        ("MalformedPolicyDocument".into(), 400)
-    );
-    let long = format!(
-        r#"{{"Statement":{{"Effect":"Allow","Action":"iot:Connect","Resource":"{}"}}}}"#,
-        "x".repeat(2100)
-    );
-    assert_eq!(
-        fault(call("ok-name", None, Some(long)).await),
-        ("ValidationError".into(), 400)
-    );
+    let refused = refused_assume_roles();
+    for (what, session, duration, policy, code) in refused {
+        assert_eq!(
+            fault(call(session, duration, policy).await),
+            (code.into(), 400),
+            "{what}"
+        );
+    }
 
     let small_policy = r#"{"Statement":{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}}"#;
     let mut tagged = sts

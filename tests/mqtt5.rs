@@ -522,20 +522,15 @@ async fn aws_cli_as(stack: &LocalStack, who: Who, args: &[&str]) -> std::process
         .unwrap()
 }
 
-#[tokio::test]
-async fn the_aws_cli_publishes_and_sends_direct_messages_with_mqtt5_properties() {
-    let stack = stack().await;
-    let vended = vend(&stack.info().api_url).await;
-    let (mut client, _) = Client5::connect(options(&vended.url, &vended.client_id)).await;
-    client.subscribed(&vended.topic, QoS::AtLeastOnce).await;
-
-    let output = aws_cli(
-        &stack,
+/// `aws iot-data publish` at QoS 1 with every MQTT 5 field the CLI has.
+async fn publish_with_every_mqtt5_field(stack: &LocalStack, topic: &str) -> std::process::Output {
+    aws_cli(
+        stack,
         &[
             "iot-data",
             "publish",
             "--topic",
-            &vended.topic,
+            topic,
             "--qos",
             "1",
             "--payload",
@@ -554,7 +549,17 @@ async fn the_aws_cli_publishes_and_sends_direct_messages_with_mqtt5_properties()
             "60",
         ],
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn the_aws_cli_publishes_and_sends_direct_messages_with_mqtt5_properties() {
+    let stack = stack().await;
+    let vended = vend(&stack.info().api_url).await;
+    let (mut client, _) = Client5::connect(options(&vended.url, &vended.client_id)).await;
+    client.subscribed(&vended.topic, QoS::AtLeastOnce).await;
+
+    let output = publish_with_every_mqtt5_field(&stack, &vended.topic).await;
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let got = client.next_publish().await;
     assert_eq!(&got.payload[..], b"hello");

@@ -368,12 +368,14 @@ async fn managed_session_policies_are_honoured_and_unknown_ones_refused() {
     let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
     let sts = sts_client(&stack).await;
 
-    let denied = sts
-        .assume_role()
-        .role_arn(CLIENT_ROLE)
-        .role_session_name("deny-all")
-        .policy_arns(policy_arn("arn:aws:iam::aws:policy/AWSDenyAll"))
-        .send()
+    let with_managed = |session: &'static str, arn: &'static str| {
+        sts.assume_role()
+            .role_arn(CLIENT_ROLE)
+            .role_session_name(session)
+            .policy_arns(policy_arn(arn))
+            .send()
+    };
+    let denied = with_managed("deny-all", "arn:aws:iam::aws:policy/AWSDenyAll")
         .await
         .unwrap();
     let credentials = denied.credentials().unwrap();
@@ -392,12 +394,7 @@ async fn managed_session_policies_are_honoured_and_unknown_ones_refused() {
     let mut client = Client::start(common::mqtt::options(&url, "anyone", None));
     client.closed().await;
 
-    let data = sts
-        .assume_role()
-        .role_arn(CLIENT_ROLE)
-        .role_session_name("data-access")
-        .policy_arns(policy_arn("arn:aws:iam::aws:policy/AWSIoTDataAccess"))
-        .send()
+    let data = with_managed("data-access", "arn:aws:iam::aws:policy/AWSIoTDataAccess")
         .await
         .unwrap();
     let identity = stack
@@ -406,13 +403,7 @@ async fn managed_session_policies_are_honoured_and_unknown_ones_refused() {
         .unwrap();
     assert!(identity.is_allowed("iot:Connect", &arns().client("anyone")));
 
-    let unknown = sts
-        .assume_role()
-        .role_arn(CLIENT_ROLE)
-        .role_session_name("unknown")
-        .policy_arns(policy_arn("arn:aws:iam::123456789012:policy/DoesNotExist"))
-        .send()
-        .await;
+    let unknown = with_managed("unknown", "arn:aws:iam::123456789012:policy/DoesNotExist").await;
     let err = unknown.unwrap_err();
     let service = err.as_service_error().expect("a service error");
     assert_eq!(

@@ -143,65 +143,19 @@ fn outcome_json(o: &mut Outcome) -> serde_json::Value {
     })
 }
 
+type Events = mpsc::UnboundedReceiver<(usize, Event)>;
+
 async fn one_mode(plan: &Plan, persistent: bool) -> anyhow::Result<Outcome> {
     let stack = LocalStack::start(LocalOptions::ephemeral()).await?;
     let info = stack.info().clone();
     let (events_tx, mut events) = mpsc::unbounded_channel::<(usize, Event)>();
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let mut drivers = Vec::new();
-    for index in 0..plan.clients {
-        let source = ShortLived {
-            api: HttpSource::new(&info.api_url, None),
-            lifetime: plan.lifetime,
-        };
-        let options = Options {
-            refresh_fraction: 0.5,
-            persistent,
-            backoff_min: Duration::from_millis(50),
-            backoff_max: Duration::from_millis(500),
-            ..Options::default()
-        };
-        let tx = events_tx.clone();
-        let mut stop = stop.clone();
-        drivers.push(tokio::spawn(async move {
-            let mut driver = Driver::new(source, options);
-            let outcome = driver
-                .run(
-                    |event| {
-                        let _ = tx.send((index, event));
-                        ControlFlow::Continue(())
-                    },
-                    async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    },
-                )
-                .await;
-            if let Err(err) = outcome {
-                eprintln!("client {index} stopped: {err}");
-            }
-        }));
-    }
-
-    // Every client subscribed: its first client ID is the backend's address for it.
-    let mut clients: Vec<Client> = (0..plan.clients).map(|_| Client::default()).collect();
-    let mut subscribed = vec![false; plan.clients];
+    let drivers: Vec<_> = (0..plan.clients)
+        .map(|index| spawn_driver(index, &info.api_url, plan, persistent, events_tx.clone(), stop.clone()))
+        .collect();
     let mut outcome = Outcome::default();
-    while !subscribed.iter().all(|s| *s) {
-        let (index, event) = tokio::time::timeout(Duration::from_secs(60), events.recv())
-            .await
-            .map_err(|_| anyhow::anyhow!("not every client subscribed within 60 s"))?
-            .ok_or_else(|| anyhow::anyhow!("drivers ended"))?;
-        match event {
-            Event::Connected { client_id, .. } if clients[index].first_id.is_empty() => {
-                clients[index].first_id = client_id;
-            }
-            Event::Subscribed { .. } => subscribed[index] = true,
-            Event::CredentialsRefreshed { .. } => outcome.refreshes += 1,
-            _ => {}
-        }
-    }
+    let mut clients = all_subscribed(plan, &mut events, &mut outcome).await?;
     let ids: Vec<String> = clients.iter().map(|c| c.first_id.clone()).collect();
-
     let admin = Credentials::new(
         &info.admin.access_key_id,
         &info.admin.secret_access_key,
@@ -219,44 +173,122 @@ async fn one_mode(plan: &Plan, persistent: bool) -> anyhow::Result<Outcome> {
         plan,
         kicked_at.clone(),
     );
-    let collect = async {
-        let deadline = tokio::time::Instant::now() + plan.duration + Duration::from_secs(15);
-        let expected = u64::from(plan.rate) * plan.duration.as_secs();
-        loop {
-            let all_in = clients.iter().all(|c| c.seen.len() as u64 >= expected);
-            if all_in && tokio::time::Instant::now() > deadline - Duration::from_secs(15) {
-                break;
-            }
-            let Ok(Some((index, event))) = tokio::time::timeout_at(deadline, events.recv()).await else {
-                break;
-            };
-            match event {
-                Event::Message { payload, .. } => {
-                    if let Some(n) = std::str::from_utf8(&payload).ok().and_then(|t| t.parse::<u32>().ok()) {
-                        *clients[index].seen.entry(n).or_default() += 1;
-                        outcome.received += 1;
-                    }
-                    if let Some(at) = kicked_at.lock().unwrap().remove(&index) {
-                        outcome.kick_to_delivery.push(at.elapsed());
-                    }
-                }
-                Event::CredentialsRefreshed { .. } => outcome.refreshes += 1,
-                Event::NewClientId { .. } => outcome.id_changes += 1,
-                Event::Connected { client_id, .. } if client_id != clients[index].first_id => {
-                    outcome.id_changes += 1;
-                    clients[index].first_id = client_id;
-                }
-                _ => {}
-            }
-        }
-    };
+    let collect = collect(plan, &mut events, &mut clients, &kicked_at, &mut outcome);
     let (published, kicks, ()) = tokio::join!(publisher, kicker, collect);
     outcome.published = published?;
     outcome.kicks = kicks?;
+    tally(plan, &clients, &mut outcome);
+    let _ = stop_tx.send(true);
+    for driver in drivers {
+        let _ = driver.await;
+    }
+    stack.shutdown().await;
+    Ok(outcome)
+}
+
+/// One client, driven as an app would drive it, reporting its events as `index`.
+fn spawn_driver(
+    index: usize,
+    api_url: &str,
+    plan: &Plan,
+    persistent: bool,
+    tx: mpsc::UnboundedSender<(usize, Event)>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let source = ShortLived {
+        api: HttpSource::new(api_url, None),
+        lifetime: plan.lifetime,
+    };
+    let options = Options {
+        refresh_fraction: 0.5,
+        persistent,
+        backoff_min: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(500),
+        ..Options::default()
+    };
+    tokio::spawn(async move {
+        let mut driver = Driver::new(source, options);
+        let on_event = |event| {
+            let _ = tx.send((index, event));
+            ControlFlow::Continue(())
+        };
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(err) = driver.run(on_event, stopped).await {
+            eprintln!("client {index} stopped: {err}");
+        }
+    })
+}
+
+/// Waits until every client subscribed: its first client ID is the backend's
+/// address for it.
+async fn all_subscribed(plan: &Plan, events: &mut Events, outcome: &mut Outcome) -> anyhow::Result<Vec<Client>> {
+    let mut clients: Vec<Client> = (0..plan.clients).map(|_| Client::default()).collect();
+    let mut subscribed = vec![false; plan.clients];
+    while !subscribed.iter().all(|s| *s) {
+        let (index, event) = tokio::time::timeout(Duration::from_secs(60), events.recv())
+            .await
+            .map_err(|_| anyhow::anyhow!("not every client subscribed within 60 s"))?
+            .ok_or_else(|| anyhow::anyhow!("drivers ended"))?;
+        match event {
+            Event::Connected { client_id, .. } if clients[index].first_id.is_empty() => {
+                clients[index].first_id = client_id;
+            }
+            Event::Subscribed { .. } => subscribed[index] = true,
+            Event::CredentialsRefreshed { .. } => outcome.refreshes += 1,
+            _ => {}
+        }
+    }
+    Ok(clients)
+}
+
+/// Counts what every client received until all have the whole stream (or the
+/// run's end plus 15 s).
+async fn collect(
+    plan: &Plan,
+    events: &mut Events,
+    clients: &mut [Client],
+    kicked_at: &Mutex<HashMap<usize, Instant>>,
+    outcome: &mut Outcome,
+) {
+    let deadline = tokio::time::Instant::now() + plan.duration + Duration::from_secs(15);
+    let expected = u64::from(plan.rate) * plan.duration.as_secs();
+    loop {
+        let all_in = clients.iter().all(|c| c.seen.len() as u64 >= expected);
+        if all_in && tokio::time::Instant::now() > deadline - Duration::from_secs(15) {
+            break;
+        }
+        let Ok(Some((index, event))) = tokio::time::timeout_at(deadline, events.recv()).await else {
+            break;
+        };
+        match event {
+            Event::Message { payload, .. } => {
+                if let Some(n) = std::str::from_utf8(&payload).ok().and_then(|t| t.parse::<u32>().ok()) {
+                    *clients[index].seen.entry(n).or_default() += 1;
+                    outcome.received += 1;
+                }
+                if let Some(at) = kicked_at.lock().unwrap_or_else(|e| e.into_inner()).remove(&index) {
+                    outcome.kick_to_delivery.push(at.elapsed());
+                }
+            }
+            Event::CredentialsRefreshed { .. } => outcome.refreshes += 1,
+            Event::NewClientId { .. } => outcome.id_changes += 1,
+            Event::Connected { client_id, .. } if client_id != clients[index].first_id => {
+                outcome.id_changes += 1;
+                clients[index].first_id = client_id;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Losses and duplicates per client, against the numbered stream each was sent.
+fn tally(plan: &Plan, clients: &[Client], outcome: &mut Outcome) {
     // The initial fetches are not refreshes.
     outcome.refreshes = outcome.refreshes.saturating_sub(plan.clients as u64);
     let per_client = u64::from(plan.rate) * plan.duration.as_secs();
-    for client in &clients {
+    for client in clients {
         let unique = client.seen.keys().filter(|n| u64::from(**n) <= per_client).count() as u64;
         outcome.lost += per_client.saturating_sub(unique);
         outcome.duplicates += client
@@ -265,12 +297,6 @@ async fn one_mode(plan: &Plan, persistent: bool) -> anyhow::Result<Outcome> {
             .map(|c| u64::from(c.saturating_sub(1)))
             .sum::<u64>();
     }
-    let _ = stop_tx.send(true);
-    for driver in drivers {
-        let _ = driver.await;
-    }
-    stack.shutdown().await;
-    Ok(outcome)
 }
 
 /// The backend: message `n` to every client's topic each 1/rate seconds, at QoS 1,

@@ -115,6 +115,29 @@ async fn one_start(command: &mut tokio::process::Command, wants_response: bool) 
     })
 }
 
+/// The vending binary as Lambda starts it: its environment, pointed at the local stack.
+fn lambda_command(binary: &Path, info: &serverless_websockets_local::stack::ReadyInfo) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(binary);
+    command
+        .env_clear()
+        .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("AWS_REGION", &info.region)
+        .env("AWS_ACCESS_KEY_ID", &info.admin.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &info.admin.secret_access_key)
+        .env("AWS_ENDPOINT_URL_STS", &info.sts_endpoint)
+        .env("CLIENT_ROLE_ARN", &info.client_role_arn)
+        .env("IOT_ENDPOINT", &info.iot_endpoint)
+        .env("AUTH_MODE", "none")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    command
+}
+
 pub async fn run(binary: &Path, runs: usize) -> anyhow::Result<Report> {
     anyhow::ensure!(
         binary.is_file(),
@@ -127,27 +150,13 @@ pub async fn run(binary: &Path, runs: usize) -> anyhow::Result<Report> {
 
     let (mut ours_init, mut ours_response, mut curl_init) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
-        let mut command = tokio::process::Command::new(binary);
-        command
-            .env_clear()
-            .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bench")
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-            .env("AWS_REGION", &info.region)
-            .env("AWS_ACCESS_KEY_ID", &info.admin.access_key_id)
-            .env("AWS_SECRET_ACCESS_KEY", &info.admin.secret_access_key)
-            .env("AWS_ENDPOINT_URL_STS", &info.sts_endpoint)
-            .env("CLIENT_ROLE_ARN", &info.client_role_arn)
-            .env("IOT_ENDPOINT", &info.iot_endpoint)
-            .env("AUTH_MODE", "none")
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+        let mut command = lambda_command(binary, &info);
         let sample = one_start(&mut command, true).await?;
         ours_init.push(sample.init);
-        ours_response.push(sample.first_response.expect("asked for it"));
+        let first_response = sample
+            .first_response
+            .ok_or_else(|| anyhow::anyhow!("no response was measured"))?;
+        ours_response.push(first_response);
 
         let mut curl = tokio::process::Command::new("sh");
         curl.args(["-c", "exec curl -s -o /dev/null --max-time 1 \"$RUNTIME_URL\""])

@@ -6,6 +6,11 @@
 //! Suites: `vending`, `lambda-startup`, `sigv4`, `fanout`, `mqtt5`, `connections`, `soak`.
 //! `--smoke` runs a few iterations only, for CI.
 
+#![allow(
+    clippy::expect_used,
+    reason = "a measurement that cannot do its work (a closure in a timed loop, a pipe it set up) stops with its reason; only developers run it"
+)]
+
 mod brokers;
 mod connections;
 mod continuity;
@@ -48,6 +53,16 @@ mod gateway_suites {
         ]
     }
 
+    /// One fan-out run's raw figures.
+    fn fanout_json(broker: &str, load: &Load, o: &fanout::Outcome) -> serde_json::Value {
+        serde_json::json!({
+            "broker": broker, "subscribers": load.subscribers, "qos": if load.qos == QoS::AtLeastOnce { 1 } else { 0 },
+            "payload": load.payload, "rate": load.rate, "messages": load.messages,
+            "deliveries_per_s": o.deliveries_per_s, "p50_ms": o.p50.as_secs_f64() * 1e3,
+            "p99_ms": o.p99.as_secs_f64() * 1e3, "lost": o.lost,
+        })
+    }
+
     pub async fn fanout(binary: &Path, subscribers: &[usize], messages: usize, rate: u32) -> anyhow::Result<Report> {
         let mut rows = Vec::new();
         let mut json = Vec::new();
@@ -84,12 +99,7 @@ mod gateway_suites {
                 row.extend(versus(ours, theirs));
                 rows.push(row);
                 for (name, o) in &outcomes {
-                    json.push(serde_json::json!({
-                        "broker": name, "subscribers": n, "qos": if qos == QoS::AtLeastOnce { 1 } else { 0 },
-                        "payload": payload, "rate": offered, "messages": messages,
-                        "deliveries_per_s": o.deliveries_per_s, "p50_ms": o.p50.as_secs_f64() * 1e3,
-                        "p99_ms": o.p99.as_secs_f64() * 1e3, "lost": o.lost,
-                    }));
+                    json.push(fanout_json(name, &load, o));
                 }
             }
         }
@@ -313,6 +323,62 @@ fn fanout_size(smoke: bool, subscribers: Vec<usize>, messages: usize) -> (Vec<us
     if smoke { (vec![5], 20) } else { (subscribers, messages) }
 }
 
+/// The soak's sizes: a few seconds with `--smoke`, else as given.
+fn soak_plan(
+    smoke: bool,
+    connections: usize,
+    subscribers: usize,
+    seconds: u64,
+    warm_up: u64,
+    rate: u32,
+    churn: usize,
+) -> soak::Plan {
+    use std::time::Duration;
+    if smoke {
+        return soak::Plan {
+            connections: 100,
+            subscribers: 5,
+            duration: Duration::from_secs(3),
+            warm_up: Duration::from_secs(2),
+            rate: 50,
+            churn: 10,
+            api_callers: 4,
+            api_duration: Duration::from_secs(3),
+        };
+    }
+    soak::Plan {
+        connections,
+        subscribers,
+        duration: Duration::from_secs(seconds),
+        warm_up: Duration::from_secs(warm_up),
+        rate,
+        churn,
+        api_callers: 50,
+        api_duration: Duration::from_secs(30),
+    }
+}
+
+/// The continuity suite's sizes: a few seconds with `--smoke`, else as given.
+fn continuity_plan(smoke: bool, clients: usize, rate: u32, seconds: u64, kicks: usize) -> continuity::Plan {
+    use std::time::Duration;
+    if smoke {
+        return continuity::Plan {
+            clients: 5,
+            rate: 5,
+            duration: Duration::from_secs(4),
+            kicks_per_client: 1,
+            lifetime: Duration::from_secs(4),
+        };
+    }
+    continuity::Plan {
+        clients,
+        rate,
+        duration: Duration::from_secs(seconds),
+        kicks_per_client: kicks,
+        lifetime: Duration::from_secs(seconds).max(Duration::from_secs(4)),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -355,29 +421,7 @@ async fn main() -> anyhow::Result<()> {
             rate,
             churn,
         } => {
-            let plan = if cli.smoke {
-                soak::Plan {
-                    connections: 100,
-                    subscribers: 5,
-                    duration: std::time::Duration::from_secs(3),
-                    warm_up: std::time::Duration::from_secs(2),
-                    rate: 50,
-                    churn: 10,
-                    api_callers: 4,
-                    api_duration: std::time::Duration::from_secs(3),
-                }
-            } else {
-                soak::Plan {
-                    connections,
-                    subscribers,
-                    duration: std::time::Duration::from_secs(seconds),
-                    warm_up: std::time::Duration::from_secs(warm_up),
-                    rate,
-                    churn,
-                    api_callers: 50,
-                    api_duration: std::time::Duration::from_secs(30),
-                }
-            };
+            let plan = soak_plan(cli.smoke, connections, subscribers, seconds, warm_up, rate, churn);
             soak::run(&binary, plan).await?
         }
         Suite::Continuity {
@@ -386,23 +430,7 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             kicks,
         } => {
-            let plan = if cli.smoke {
-                continuity::Plan {
-                    clients: 5,
-                    rate: 5,
-                    duration: std::time::Duration::from_secs(4),
-                    kicks_per_client: 1,
-                    lifetime: std::time::Duration::from_secs(4),
-                }
-            } else {
-                continuity::Plan {
-                    clients,
-                    rate,
-                    duration: std::time::Duration::from_secs(seconds),
-                    kicks_per_client: kicks,
-                    lifetime: std::time::Duration::from_secs(seconds).max(std::time::Duration::from_secs(4)),
-                }
-            };
+            let plan = continuity_plan(cli.smoke, clients, rate, seconds, kicks);
             continuity::run(plan).await?
         }
         Suite::LambdaStartup { binary, runs } => lambda_startup::run(&binary, if cli.smoke { 3 } else { runs }).await?,

@@ -28,6 +28,34 @@ fn measure(count: u64, mut f: impl FnMut(u64)) -> f64 {
     rate(count, started.elapsed())
 }
 
+/// Verifications per second of one presigned URL, as the gateway checks it.
+fn verify_rate(count: u64, endpoint: &IotEndpoint, credentials: &Credentials, now: SystemTime) -> anyhow::Result<f64> {
+    let url = presign(endpoint, "us-east-1", credentials, now, DEFAULT_EXPIRES)?;
+    let query = url.split_once('?').map(|(_, q)| q.to_owned()).unwrap_or_default();
+    let mut headers = http::HeaderMap::new();
+    headers.insert("host", "127.0.0.1:8443".parse()?);
+    let verifier = Verifier::new();
+    let expect = Expectations {
+        services: &["iotdevicegateway"],
+        region: Some("us-east-1"),
+        token_in_query: TokenInQuery::Unsigned,
+        payload_sha256: None,
+    };
+    Ok(measure(count, |_| {
+        let pairs = query_pairs(&query);
+        let claims = SignedClaims::from_query(&pairs).expect("parses");
+        let parts = RequestParts {
+            method: "GET",
+            raw_path: "/mqtt",
+            query: &pairs,
+            headers: &headers,
+        };
+        verifier
+            .verify(&claims, parts, "bench-secret", expect, now)
+            .expect("verifies");
+    }))
+}
+
 pub fn run(count: u64) -> anyhow::Result<Report> {
     let endpoint = IotEndpoint::parse("ws://127.0.0.1:8443")?;
     let credentials = Credentials::new(
@@ -48,30 +76,7 @@ pub fn run(count: u64) -> anyhow::Result<Report> {
         std::hint::black_box(presign(&endpoint, "us-east-1", &credentials, now, DEFAULT_EXPIRES).expect("signs"));
     });
 
-    let url = presign(&endpoint, "us-east-1", &credentials, now, DEFAULT_EXPIRES)?;
-    let query = url.split_once('?').map(|(_, q)| q.to_owned()).unwrap_or_default();
-    let mut headers = http::HeaderMap::new();
-    headers.insert("host", "127.0.0.1:8443".parse()?);
-    let verifier = Verifier::new();
-    let expect = Expectations {
-        services: &["iotdevicegateway"],
-        region: Some("us-east-1"),
-        token_in_query: TokenInQuery::Unsigned,
-        payload_sha256: None,
-    };
-    let verify_rate = measure(count, |_| {
-        let pairs = query_pairs(&query);
-        let claims = SignedClaims::from_query(&pairs).expect("parses");
-        let parts = RequestParts {
-            method: "GET",
-            raw_path: "/mqtt",
-            query: &pairs,
-            headers: &headers,
-        };
-        verifier
-            .verify(&claims, parts, "bench-secret", expect, now)
-            .expect("verifies");
-    });
+    let verify_rate = verify_rate(count, &endpoint, &credentials, now)?;
 
     let row = |name: &str, ops: f64| {
         vec![

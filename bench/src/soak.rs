@@ -300,6 +300,39 @@ async fn slow_sts(delay: Duration) -> anyhow::Result<String> {
     Ok(url)
 }
 
+/// `callers` concurrent clients POSTing to `url` for `duration`: every latency,
+/// and how many answers had each status (0: no answer).
+async fn call_for(
+    url: &str,
+    count: usize,
+    duration: Duration,
+) -> anyhow::Result<(Vec<Duration>, std::collections::BTreeMap<u16, usize>)> {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut callers = tokio::task::JoinSet::new();
+    for _ in 0..count {
+        let (client, url) = (client.clone(), url.to_owned());
+        callers.spawn(async move {
+            let mut seen = Vec::new();
+            while started.elapsed() < duration {
+                let at = Instant::now();
+                let status = client.post(&url).send().await.map_or(0, |r| r.status().as_u16());
+                seen.push((status, at.elapsed()));
+            }
+            seen
+        });
+    }
+    let mut latencies = Vec::new();
+    let mut statuses = std::collections::BTreeMap::new();
+    while let Some(seen) = callers.join_next().await {
+        for (status, latency) in seen? {
+            *statuses.entry(status).or_insert(0) += 1;
+            latencies.push(latency);
+        }
+    }
+    Ok((latencies, statuses))
+}
+
 /// `serve` against `sts_url` under `callers` concurrent clients for `duration`.
 pub async fn api(binary: &Path, condition: &'static str, sts_url: &str, plan: Plan) -> anyhow::Result<ApiOutcome> {
     let mut child = tokio::process::Command::new(binary)
@@ -336,30 +369,7 @@ pub async fn api(binary: &Path, condition: &'static str, sts_url: &str, plan: Pl
         all
     });
     let rss_before = rss_bytes(pid).unwrap_or(0);
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    let mut callers = tokio::task::JoinSet::new();
-    for _ in 0..plan.api_callers {
-        let (client, url) = (client.clone(), url.clone());
-        let duration = plan.api_duration;
-        callers.spawn(async move {
-            let mut seen = Vec::new();
-            while started.elapsed() < duration {
-                let at = Instant::now();
-                let status = client.post(&url).send().await.map_or(0, |r| r.status().as_u16());
-                seen.push((status, at.elapsed()));
-            }
-            seen
-        });
-    }
-    let mut latencies = Vec::new();
-    let mut statuses = std::collections::BTreeMap::new();
-    while let Some(seen) = callers.join_next().await {
-        for (status, latency) in seen? {
-            *statuses.entry(status).or_insert(0) += 1;
-            latencies.push(latency);
-        }
-    }
+    let (mut latencies, statuses) = call_for(&url, plan.api_callers, plan.api_duration).await?;
     let rss_after = rss_bytes(pid).unwrap_or(0);
     let _ = child.start_kill();
     let _ = child.wait().await;

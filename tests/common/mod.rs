@@ -1,6 +1,11 @@
 //! Test fixtures shared by the integration tests: fake AWS peers on port 0,
 //! and third-party tools (the fake Lambda Runtime API is with the Lambda test, in
 //! `vending/tests/`).
+
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a panic with its message is the failure report"
+)]
 #![allow(dead_code)]
 
 pub mod mqtt;

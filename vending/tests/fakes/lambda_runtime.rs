@@ -2,6 +2,11 @@
 //! (<https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html>): hands out
 //! queued events on `/next` and reports what the function posted back.
 
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a panic with its message is the failure report"
+)]
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 

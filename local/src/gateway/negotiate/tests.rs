@@ -321,56 +321,29 @@ fn no_retained_message_goes_to_a_wildcard_a_shared_subscription_or_retain_handli
     assert_eq!(sends, [false, false, false, true]);
 }
 
+/// Decides a PUBLISH from alice to `topic`.
+fn alice_publishes(qos: Option<QoS>, retain: bool, topic: &str, version: Version) -> Result<QoS, PublishRefusal> {
+    publish(&publish_packet(qos, retain), topic, version, &alice(), &arns())
+}
+
 #[test]
 fn a_refused_mqtt5_qos1_publish_is_a_negative_puback_and_anything_else_refused_closes() {
-    let ok = publish(
-        &publish_packet(Some(QoS::AtLeastOnce), false),
-        "from/alice",
-        Version::V5,
-        &alice(),
-        &arns(),
+    let (qos0, qos1) = (Some(QoS::AtMostOnce), Some(QoS::AtLeastOnce));
+    assert_eq!(
+        alice_publishes(qos1, false, "from/alice", Version::V5),
+        Ok(QoS::AtLeastOnce)
     );
-    assert_eq!(ok, Ok(QoS::AtLeastOnce));
-    let nack = publish(
-        &publish_packet(Some(QoS::AtLeastOnce), false),
-        "from/bob",
-        Version::V5,
-        &alice(),
-        &arns(),
-    );
+    let nack = alice_publishes(qos1, false, "from/bob", Version::V5);
     assert!(matches!(nack, Err(PublishRefusal::NegativeAck(_))));
-    let closed = publish(
-        &publish_packet(Some(QoS::AtMostOnce), false),
-        "from/bob",
-        Version::V5,
-        &alice(),
-        &arns(),
-    );
-    assert!(matches!(
-        closed,
-        Err(PublishRefusal::Close(Close {
-            reason: DisconnectReason::AuthError,
-            ..
-        }))
-    ));
-    let retained = publish(
-        &publish_packet(Some(QoS::AtMostOnce), true),
-        "from/alice",
-        Version::V4,
-        &alice(),
-        &arns(),
-    );
+    let closed = alice_publishes(qos0, false, "from/bob", Version::V5);
+    let auth_error = DisconnectReason::AuthError;
+    assert!(matches!(closed, Err(PublishRefusal::Close(Close { reason, .. })) if reason == auth_error));
+    let retained = alice_publishes(qos0, true, "from/alice", Version::V4);
     assert!(
         matches!(retained, Err(PublishRefusal::Close(_))),
         "retaining needs iot:RetainPublish"
     );
-    let qos2 = publish(
-        &publish_packet(None, false),
-        "from/alice",
-        Version::V4,
-        &alice(),
-        &arns(),
-    );
+    let qos2 = alice_publishes(None, false, "from/alice", Version::V4);
     assert!(matches!(
         qos2,
         Err(PublishRefusal::Close(Close {
@@ -378,13 +351,7 @@ fn a_refused_mqtt5_qos1_publish_is_a_negative_puback_and_anything_else_refused_c
             ..
         }))
     ));
-    let reserved = publish(
-        &publish_packet(Some(QoS::AtMostOnce), false),
-        "$aws/x",
-        Version::V4,
-        &alice(),
-        &arns(),
-    );
+    let reserved = alice_publishes(qos0, false, "$aws/x", Version::V4);
     assert!(matches!(
         reserved,
         Err(PublishRefusal::Close(Close {
