@@ -139,6 +139,9 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     if options.setting("AUTH_MODE").as_deref() == Some("none") {
         tracing::warn!("AUTH_MODE=none: anyone who can reach the vending API gets credentials");
     }
+    // Installed before anything is printed: Ctrl-C right after the banner stops
+    // the stack cleanly instead of killing the process.
+    let shutdown = shutdown_signal();
     let mut stack = LocalStack::start(options).await?;
     if let Some(path) = &args.ready_file {
         stack.write_ready_file(path)?;
@@ -146,7 +149,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     print_banner(stack.info());
     tracing::info!(api = %stack.info().api_url, "local stack ready");
     tokio::select! {
-        _ = shutdown_signal() => {}
+        () = shutdown => {}
         _ = stack.wait() => anyhow::bail!("a local server stopped unexpectedly"),
     }
     stack.shutdown().await;

@@ -93,23 +93,6 @@ pub struct Connection<S: MessageSocket> {
     close_code: Option<Code5>,
 }
 
-/// The MQTT 5 DISCONNECT reason the gateway sends when it ends a connection
-/// for `reason`; `None` when the client ended it.
-fn disconnect_code(reason: DisconnectReason) -> Option<Code5> {
-    Some(match reason {
-        DisconnectReason::ClientInitiated | DisconnectReason::ConnectionLost | DisconnectReason::ForbiddenAccess => {
-            return None;
-        }
-        DisconnectReason::DuplicateClientId => Code5::SessionTakenOver,
-        DisconnectReason::AuthError => Code5::NotAuthorized,
-        DisconnectReason::KeepAliveTimeout => Code5::KeepAliveTimeout,
-        DisconnectReason::ClientError => Code5::ProtocolError,
-        DisconnectReason::ServerInitiated => Code5::ServerShuttingDown,
-        DisconnectReason::Throttled => Code5::QuotaExceeded,
-        DisconnectReason::ApiInitiated => Code5::AdministrativeAction,
-    })
-}
-
 impl<S: MessageSocket> Connection<S> {
     pub fn new(gateway: Arc<Gateway>, identity: Arc<Identity>, peer: SocketAddr, socket: S) -> Self {
         let deadline = Instant::now() + gateway.options.connect_timeout;
@@ -170,7 +153,7 @@ impl<S: MessageSocket> Connection<S> {
         // An MQTT 5 client is told why the server ends its connection.
         if self.version == Some(Version::V5)
             && self.connected.is_some()
-            && let Some(code) = self.close_code.or_else(|| disconnect_code(reason.reason))
+            && let Some(code) = self.close_code.or_else(|| negotiate::disconnect_code(reason.reason))
         {
             let frame = packet::disconnect(code, Some(reason.reason.as_aws().to_owned()));
             let _ = tokio::time::timeout(Duration::from_secs(1), self.socket.send(WsMessage::Binary(frame))).await;

@@ -344,6 +344,23 @@ pub fn publish(
     Ok(qos)
 }
 
+/// The MQTT 5 DISCONNECT reason the gateway sends when it ends a connection
+/// for `reason`; `None` when the client ended it.
+pub fn disconnect_code(reason: DisconnectReason) -> Option<Code5> {
+    Some(match reason {
+        DisconnectReason::ClientInitiated | DisconnectReason::ConnectionLost | DisconnectReason::ForbiddenAccess => {
+            return None;
+        }
+        DisconnectReason::DuplicateClientId => Code5::SessionTakenOver,
+        DisconnectReason::AuthError => Code5::NotAuthorized,
+        DisconnectReason::KeepAliveTimeout => Code5::KeepAliveTimeout,
+        DisconnectReason::ClientError => Code5::ProtocolError,
+        DisconnectReason::ServerInitiated => Code5::ServerShuttingDown,
+        DisconnectReason::Throttled => Code5::QuotaExceeded,
+        DisconnectReason::ApiInitiated => Code5::AdministrativeAction,
+    })
+}
+
 /// Whether an MQTT 5 topic alias is one the client may set (1 to IoT's maximum).
 pub fn alias_in_range(alias: u16) -> bool {
     (1..=TOPIC_ALIAS_MAX).contains(&alias)
