@@ -157,8 +157,14 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints the banner in one write. A closed stdout (the banner piped into a
+/// program that stopped reading) must not stop the stack, so a failed write is
+/// ignored rather than a panic, as `println!` would have it.
 fn print_banner(info: &ReadyInfo) {
-    println!("{}\n{}", addresses(info), next_steps(info));
+    use std::io::Write as _;
+    let banner = format!("{}\n{}\n", addresses(info), next_steps(info));
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
 }
 
 /// `AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… AWS_DEFAULT_REGION=…` for a shell.
