@@ -12,6 +12,7 @@
 //! * [`identity`] — the credentials STS issued, shared with the gateway.
 //! * [`gateway`] — the IoT device gateway: MQTT over WebSocket, SigV4, IoT policy
 //!   enforcement, the HTTPS data plane.
+//! * [`rules`] — the IoT rules engine: rule SQL, Lambda and republish actions.
 //! * [`demo`] — the demo page and the browser client bundle the API port serves.
 //! * [`alloc`] — the allocator setting the binary applies at start-up.
 //!
@@ -23,5 +24,6 @@ pub mod alloc;
 pub mod demo;
 pub mod gateway;
 pub mod identity;
+pub mod rules;
 pub mod stack;
 pub mod sts;

@@ -139,23 +139,33 @@ fn context_function(name: &str, args: &[Value], context: &Context<'_>) -> Option
             Some(n) => topic_level(context.topic, n),
         },
         "clientid" => Value::String(context.client_id.unwrap_or("n/a").to_owned()),
-        "principal" => context.principal.map_or(Value::Undefined, |p| Value::String(p.to_owned())),
+        "principal" => context
+            .principal
+            .map_or(Value::Undefined, |p| Value::String(p.to_owned())),
         "timestamp" => Value::Int(i64::try_from(context.timestamp_ms).unwrap_or(i64::MAX)),
         "newuuid" => Value::String(uuid()),
         "accountid" => Value::String(context.account_id.to_owned()),
         "sql_version" => Value::String(context.version.as_str().to_owned()),
-        "traceid" => context.trace_id.map_or(Value::Undefined, |t| Value::String(t.to_owned())),
+        "traceid" => context
+            .trace_id
+            .map_or(Value::Undefined, |t| Value::String(t.to_owned())),
         _ => return None,
     })
 }
 
 /// `topic(n)`: the n-th level, from 1.
 fn topic_level(topic: &str, n: &Value) -> Value {
-    let Some(n) = n.as_number() else { return Value::Undefined };
+    let Some(n) = n.as_number() else {
+        return Value::Undefined;
+    };
     if n < 1.0 || n.fract() != 0.0 {
         return Value::Undefined;
     }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "whole and at least 1")]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "whole and at least 1"
+    )]
     let index = n as usize - 1;
     topic
         .split('/')
@@ -169,7 +179,14 @@ fn uuid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let hex = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// `encode(value, 'base64')` of a value's text (the whole payload is handled by
@@ -192,11 +209,15 @@ pub fn encode_bytes(bytes: &[u8], scheme: &Value) -> Value {
 /// `decode(value, 'base64')`: an object when the bytes are JSON, else a string;
 /// NULL when they cannot be decoded.
 fn decode(value: &Value, scheme: &Value, whole_decimals_are_ints: bool) -> Value {
-    let (Value::String(text), Value::String(s)) = (value, scheme) else { return Value::Undefined };
+    let (Value::String(text), Value::String(s)) = (value, scheme) else {
+        return Value::Undefined;
+    };
     if s != "base64" {
         return Value::Undefined;
     }
-    let Ok(bytes) = STANDARD.decode(text) else { return Value::Null };
+    let Ok(bytes) = STANDARD.decode(text) else {
+        return Value::Null;
+    };
     match serde_json::from_slice::<serde_json::Value>(&bytes) {
         Ok(json) => Value::from_json(&json, whole_decimals_are_ints),
         Err(_) => String::from_utf8(bytes).map_or(Value::Null, Value::String),
@@ -277,7 +298,10 @@ fn string_function(name: &str, a: &Value, b: &Value, c: Option<&Value>) -> Value
         "startswith" => text(b).map_or(Value::Undefined, |p| Value::Bool(s.starts_with(&p))),
         "endswith" => text(b).map_or(Value::Undefined, |p| Value::Bool(s.ends_with(&p))),
         "indexof" => text(b).map_or(Value::Undefined, |p| {
-            Value::Int(s.find(&p).map_or(-1, |at| i64::try_from(s[..at].chars().count()).unwrap_or(-1)))
+            Value::Int(
+                s.find(&p)
+                    .map_or(-1, |at| i64::try_from(s[..at].chars().count()).unwrap_or(-1)),
+            )
         }),
         "replace" => match (text(b), c.and_then(text)) {
             (Some(from), Some(to)) if !from.is_empty() => string(s.replace(&from, &to)),

@@ -91,11 +91,19 @@ fn number(text: &str) -> Result<(Token, usize), SqlError> {
     }
     let literal = &text[..len];
     let token = if decimal {
-        Token::Decimal(literal.parse().map_err(|_| SqlError::new(format!("bad number {literal}")))?)
+        Token::Decimal(
+            literal
+                .parse()
+                .map_err(|_| SqlError::new(format!("bad number {literal}")))?,
+        )
     } else {
         match literal.parse::<i64>() {
             Ok(i) => Token::Int(i),
-            Err(_) => Token::Decimal(literal.parse().map_err(|_| SqlError::new(format!("bad number {literal}")))?),
+            Err(_) => Token::Decimal(
+                literal
+                    .parse()
+                    .map_err(|_| SqlError::new(format!("bad number {literal}")))?,
+            ),
         }
     };
     Ok((token, len))

@@ -33,7 +33,10 @@ pub enum Select {
 pub enum Item {
     /// `*`: every key of the payload (or the payload itself).
     Star,
-    Expr { expr: Expr, name: Option<String> },
+    Expr {
+        expr: Expr,
+        name: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -65,8 +68,8 @@ pub enum Literal {
 }
 
 const KEYWORDS: &[&str] = &[
-    "SELECT", "FROM", "WHERE", "AS", "AND", "OR", "NOT", "CASE", "WHEN", "THEN", "ELSE", "END", "TRUE", "FALSE", "NULL",
-    "VALUE", "SET", "IN",
+    "SELECT", "FROM", "WHERE", "AS", "AND", "OR", "NOT", "CASE", "WHEN", "THEN", "ELSE", "END", "TRUE", "FALSE",
+    "NULL", "VALUE", "SET", "IN",
 ];
 
 /// Parses `sql` as `version` reads it.
@@ -76,6 +79,16 @@ pub fn parse(tokens: Vec<Token>, version: SqlVersion) -> Result<Statement, SqlEr
     match parser.peek() {
         None => Ok(statement),
         Some(token) => Err(SqlError::new(format!("unexpected {token:?} after the statement"))),
+    }
+}
+
+/// Parses one expression (a substitution template's `${…}`).
+pub fn parse_expression(tokens: Vec<Token>, version: SqlVersion) -> Result<Expr, SqlError> {
+    let mut parser = Parser { tokens, at: 0, version };
+    let expr = parser.expr()?;
+    match parser.peek() {
+        None => Ok(expr),
+        Some(token) => Err(SqlError::new(format!("unexpected {token:?} after the expression"))),
     }
 }
 
@@ -129,18 +142,30 @@ impl Parser {
     }
 
     fn statement(&mut self) -> Result<Statement, SqlError> {
-        let set = if self.keyword("SET") { self.assignments()? } else { Vec::new() };
+        let set = if self.keyword("SET") {
+            self.assignments()?
+        } else {
+            Vec::new()
+        };
         self.expect_keyword("SELECT")?;
         let select = self.select()?;
         let from = if self.keyword("FROM") {
             match self.next() {
                 Some(Token::Str(filter)) => Some(filter),
-                other => return Err(SqlError::new(format!("FROM takes a quoted topic filter, found {other:?}"))),
+                other => {
+                    return Err(SqlError::new(format!(
+                        "FROM takes a quoted topic filter, found {other:?}"
+                    )));
+                }
             }
         } else {
             None
         };
-        let condition = if self.keyword("WHERE") { Some(self.expr()?) } else { None };
+        let condition = if self.keyword("WHERE") {
+            Some(self.expr()?)
+        } else {
+            None
+        };
         Ok(Statement {
             set,
             select,
@@ -358,7 +383,11 @@ impl Parser {
         if whens.is_empty() {
             return Err(SqlError::new("CASE needs at least one WHEN"));
         }
-        let otherwise = if self.keyword("ELSE") { Some(Box::new(self.expr()?)) } else { None };
+        let otherwise = if self.keyword("ELSE") {
+            Some(Box::new(self.expr()?))
+        } else {
+            None
+        };
         self.expect_keyword("END")?;
         Ok(Expr::Case {
             operand,

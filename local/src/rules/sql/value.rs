@@ -33,7 +33,12 @@ impl Value {
             Json::Bool(b) => Self::Bool(*b),
             Json::Number(n) => Self::from_number(n, whole_decimals_are_ints),
             Json::String(s) => Self::String(s.clone()),
-            Json::Array(items) => Self::Array(items.iter().map(|v| Self::from_json(v, whole_decimals_are_ints)).collect()),
+            Json::Array(items) => Self::Array(
+                items
+                    .iter()
+                    .map(|v| Self::from_json(v, whole_decimals_are_ints))
+                    .collect(),
+            ),
             Json::Object(map) => Self::Object(map.clone()),
         }
     }

@@ -1,0 +1,161 @@
+//! The Lambda action: the rule's output POSTed to the real Lambda Invoke API
+//! (`POST /2015-03-31/functions/{name}/invocations`, `X-Amz-Invocation-Type:
+//! Event`, SigV4 service `lambda`; <https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html>)
+//! at the endpoint `--lambda-endpoint` or `AWS_ENDPOINT_URL_LAMBDA` names, so it
+//! works unchanged with `cargo lambda watch`, `sam local start-lambda` and
+//! LocalStack.
+//!
+//! Fire and forget, as IoT invokes asynchronously: the gateway never waits, at
+//! most [`MAX_IN_FLIGHT`] invocations run at once (a message over that is a
+//! failure, sent to the rule's error action), and each has [`TIMEOUT`]. A function
+//! error counts as a failure whether it comes as AWS's 200 with
+//! `X-Amz-Function-Error` or as cargo-lambda's 500 (which ignores the invocation
+//! type and runs every call synchronously). Requests are signed with `aws-sigv4`.
+//!
+//! Not here: which messages reach a function (the engine, [`super::Engine`]).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use tokio::sync::Semaphore;
+
+use super::rule::function_name;
+
+/// Invocations in flight at most.
+pub const MAX_IN_FLIGHT: usize = 256;
+/// How long one invocation may take (cargo-lambda answers when the function returns).
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where and as whom functions are invoked.
+pub struct Invoker {
+    client: reqwest::Client,
+    endpoint: String,
+    region: String,
+    credentials: Credentials,
+    slots: Arc<Semaphore>,
+}
+
+/// Why an invocation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvokeError {
+    #[error("{MAX_IN_FLIGHT} invocations are in flight; this one was not sent")]
+    Busy,
+    #[error("the Lambda endpoint could not be reached: {0}")]
+    Unreachable(String),
+    #[error("the function failed: {0}")]
+    FunctionError(String),
+    #[error("the Invoke API answered {status}: {body}")]
+    Refused { status: u16, body: String },
+    #[error("the request could not be signed: {0}")]
+    Signing(String),
+}
+
+impl Invoker {
+    pub fn new(endpoint: &str, region: &str, credentials: Credentials) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .timeout(TIMEOUT)
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new()),
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            region: region.to_owned(),
+            credentials,
+            slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        }
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Invokes `function_arn` with `event` in the background; `failed` is called
+    /// with the reason if the invocation fails.
+    pub fn invoke(
+        self: &Arc<Self>,
+        function_arn: &str,
+        event: Vec<u8>,
+        failed: impl FnOnce(InvokeError) + Send + 'static,
+    ) {
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            failed(InvokeError::Busy);
+            return;
+        };
+        let this = self.clone();
+        let function_arn = function_arn.to_owned();
+        tokio::spawn(async move {
+            let outcome = this.call(&function_arn, event).await;
+            drop(slot);
+            match outcome {
+                Ok(()) => tracing::debug!(function = %function_arn, "invoked"),
+                Err(error) => failed(error),
+            }
+        });
+    }
+
+    async fn call(&self, function_arn: &str, event: Vec<u8>) -> Result<(), InvokeError> {
+        let (name, qualifier) = function_name(function_arn);
+        let name = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+        let mut url = format!("{}/2015-03-31/functions/{name}/invocations", self.endpoint);
+        if let Some(qualifier) = qualifier {
+            url.push_str("?Qualifier=");
+            url.extend(percent_encoding::utf8_percent_encode(
+                qualifier,
+                percent_encoding::NON_ALPHANUMERIC,
+            ));
+        }
+        let headers = self.signed_headers(&url, &event)?;
+        let mut request = self.client.post(&url).body(event);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| InvokeError::Unreachable(e.to_string()))?;
+        let status = response.status().as_u16();
+        let function_error = response.headers().contains_key("x-amz-function-error");
+        let body = response.text().await.unwrap_or_default();
+        match status {
+            200 | 202 | 204 if !function_error => Ok(()),
+            200 | 500 if function_error || status == 500 => Err(InvokeError::FunctionError(truncate(body))),
+            _ => Err(InvokeError::Refused {
+                status,
+                body: truncate(body),
+            }),
+        }
+    }
+
+    /// The headers of a signed asynchronous Invoke.
+    fn signed_headers(&self, url: &str, body: &[u8]) -> Result<Vec<(String, String)>, InvokeError> {
+        let signing = |e: &dyn std::fmt::Display| InvokeError::Signing(e.to_string());
+        let identity = self.credentials.clone().into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("lambda")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| signing(&e))?
+            .into();
+        let fixed = [("x-amz-invocation-type", "Event"), ("content-type", "application/json")];
+        let signable =
+            SignableRequest::new("POST", url, fixed.into_iter(), SignableBody::Bytes(body)).map_err(|e| signing(&e))?;
+        let (instructions, _) = sign(signable, &params).map_err(|e| signing(&e))?.into_parts();
+        let mut headers: Vec<(String, String)> =
+            fixed.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+        headers.extend(instructions.headers().map(|(n, v)| (n.to_owned(), v.to_owned())));
+        Ok(headers)
+    }
+}
+
+/// The first 512 characters of an answer, for the log.
+fn truncate(mut body: String) -> String {
+    if let Some((at, _)) = body.char_indices().nth(512) {
+        body.truncate(at);
+    }
+    body
+}
