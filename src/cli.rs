@@ -86,6 +86,14 @@ pub struct LocalArgs {
     /// default a random key per start: tokens from an earlier run are refused.
     #[arg(long, env = "RESUME_KEY", hide_env_values = true)]
     pub resume_key: Option<String>,
+    /// The Lambda Invoke API that topic rules' Lambda actions call (`cargo lambda
+    /// watch` serves it at http://127.0.0.1:9000; `sam local start-lambda` at :3001).
+    #[arg(long, env = "AWS_ENDPOINT_URL_LAMBDA", value_name = "URL")]
+    pub lambda_endpoint: Option<String>,
+    /// Topic rules to create at start-up: a JSON array of
+    /// {"ruleName", "topicRulePayload"} (CreateTopicRule's input).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
     /// How long a persistent session (cleanSession = 0) outlives its client's
     /// disconnect, in seconds (IoT Core's default: 3600).
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
@@ -117,6 +125,8 @@ impl LocalArgs {
                 ..GatewayOptions::default()
             },
             timeouts: Timeouts::default(),
+            lambda_endpoint: self.lambda_endpoint.clone(),
+            rules_file: self.rules.clone(),
             settings: self
                 .auth
                 .iter()
@@ -193,6 +203,7 @@ fn addresses(info: &ReadyInfo) -> String {
   demo page      {demo}  (open it in a browser; the browser client is at {client_js})
   STS emulator   {sts}
   IoT gateway    {iot}/mqtt  (HTTPS data plane: {data}){ca}
+  IoT rules      {data}  (aws iot create-topic-rule --endpoint-url …; Lambda actions: {lambda})
   client role    {role}
   admin          {admin}
   backend        {backend}
@@ -207,6 +218,7 @@ fn addresses(info: &ReadyInfo) -> String {
         iot = info.iot_endpoint,
         data = info.iot_data_endpoint,
         role = info.client_role_arn,
+        lambda = info.lambda_endpoint.as_deref().unwrap_or("off, see --lambda-endpoint"),
         admin = credentials_env(info, &info.admin.access_key_id, &info.admin.secret_access_key),
         backend = credentials_env(info, &info.backend.access_key_id, &info.backend.secret_access_key),
     )

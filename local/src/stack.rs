@@ -55,6 +55,12 @@ pub struct LocalOptions {
     /// Vending-API settings (`AUTH_MODE`, `SUBSCRIBE_TOPICS`, …) that take
     /// precedence over the environment.
     pub settings: Vec<(String, String)>,
+    /// Where the rules engine's Lambda actions invoke functions: the Lambda
+    /// Invoke API's base URL (`cargo lambda watch`: `http://127.0.0.1:9000`).
+    pub lambda_endpoint: Option<String>,
+    /// Topic rules to create at start-up: a JSON array of CreateTopicRule
+    /// inputs (`{"ruleName", "topicRulePayload"}`).
+    pub rules_file: Option<PathBuf>,
 }
 
 impl LocalOptions {
@@ -76,6 +82,8 @@ impl LocalOptions {
             gateway: GatewayOptions::default(),
             timeouts: serverless_websockets_vending::server::Timeouts::default(),
             settings: Vec::new(),
+            lambda_endpoint: None,
+            rules_file: None,
         }
     }
 }
@@ -100,6 +108,8 @@ pub enum LocalError {
     ReadyFile { path: String, source: std::io::Error },
     #[error(transparent)]
     Tls(#[from] crate::gateway::tls::TlsError),
+    #[error("cannot load the rules file {path}: {problem}")]
+    Rules { path: String, problem: String },
 }
 
 /// Where everything is, as written to the ready file.
@@ -114,6 +124,11 @@ pub struct ReadyInfo {
     pub iot_endpoint: String,
     /// `http://host:port` (or `https://`): the HTTPS publish API, same port.
     pub iot_data_endpoint: String,
+    /// The IoT control plane's topic-rule operations (`aws iot create-topic-rule
+    /// --endpoint-url …`): the gateway's port too.
+    pub iot_control_endpoint: String,
+    /// Where Lambda actions invoke functions, if anywhere.
+    pub lambda_endpoint: Option<String>,
     pub region: String,
     pub account_id: String,
     pub client_role_arn: String,
@@ -250,12 +265,15 @@ impl LocalStack {
         let jwt = LocalJwt::of(&plan.config);
         let api = serverless_websockets_vending::api::build(plan.config, issuer)?.merge(demo);
         let (stop, stopped) = watch::channel(false);
-        let gateway = Arc::new(Gateway::new(
+        let rules = rules_engine(&options)?;
+        let gateway = Arc::new(Gateway::with_rules(
             plan.store.clone(),
             plan.arns,
             options.gateway.clone(),
+            rules,
             stopped.clone(),
         ));
+        gateway.attach_rules();
         let emulator = StsEmulator::new(&options.account_id, vec![plan.client_role], plan.store.clone());
         let mut tasks = JoinSet::new();
         let timeouts = options.timeouts;
@@ -444,6 +462,8 @@ impl ReadyInfo {
             sts_endpoint: addresses.sts_endpoint(),
             iot_endpoint: iot.websocket_base(),
             iot_data_endpoint: iot.https_base(),
+            iot_control_endpoint: iot.https_base(),
+            lambda_endpoint: options.lambda_endpoint,
             region: options.region,
             account_id: options.account_id,
             client_role_arn,
@@ -460,6 +480,53 @@ impl ReadyInfo {
             jwt,
         }
     }
+}
+
+/// The rules engine: Lambda actions invoke at `--lambda-endpoint` (signed as the
+/// local admin), and the rules of `--rules FILE` are created.
+fn rules_engine(options: &LocalOptions) -> Result<Arc<crate::rules::Engine>, LocalError> {
+    use crate::rules::rule::{Rule, TopicRulePayload};
+    let invoker = options.lambda_endpoint.as_deref().map(|endpoint| {
+        let credentials = aws_credential_types::Credentials::new(
+            &options.admin_access_key_id,
+            &options.admin_secret_access_key,
+            None,
+            None,
+            "local-admin",
+        );
+        crate::rules::invoke::Invoker::new(endpoint, &options.region, credentials)
+    });
+    let engine = Arc::new(crate::rules::Engine::new(&options.account_id, invoker));
+    let Some(path) = &options.rules_file else {
+        return Ok(engine);
+    };
+    let problem = |problem: String| LocalError::Rules {
+        path: path.display().to_string(),
+        problem,
+    };
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Input {
+        rule_name: String,
+        topic_rule_payload: TopicRulePayload,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| problem(e.to_string()))?;
+    let inputs: Vec<Input> = serde_json::from_str(&text).map_err(|e| {
+        problem(format!(
+            "expected a JSON array of {{\"ruleName\", \"topicRulePayload\"}}: {e}"
+        ))
+    })?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for input in inputs {
+        let rule = Rule::new(&input.rule_name, input.topic_rule_payload, now)
+            .map_err(|e| problem(format!("rule {}: {} ({})", input.rule_name, e, e.kind())))?;
+        if !engine.create(rule) {
+            return Err(problem(format!("rule {} is defined twice", input.rule_name)));
+        }
+    }
+    Ok(engine)
 }
 
 /// The admin identity may do anything, like an account's administrator.

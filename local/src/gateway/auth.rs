@@ -67,21 +67,21 @@ impl SignatureCheck {
         self.check(&claims, parts, expect, now)
     }
 
-    /// An HTTPS request with an `Authorization` header, its query already parsed
+    /// An HTTPS request with an `Authorization` header for one of `services`
+    /// (the data plane's [`SERVICES`], or the control plane's `iot`), its query already parsed
     /// (the handler reads the same pairs), over a body hashing to `payload_sha256`.
     pub fn signed_header(
         &self,
-        method: &Method,
-        uri: &Uri,
+        services: &[&str],
+        request: &http::request::Parts,
         query: &[(String, String)],
-        headers: &HeaderMap,
         payload_sha256: &str,
         now: SystemTime,
     ) -> Result<Arc<Identity>, Refusal> {
-        let claims = SignedClaims::from_headers(headers).map_err(Refusal::Signature)?;
-        let parts = RequestParts::of(method, uri, query, headers);
+        let claims = SignedClaims::from_headers(&request.headers).map_err(Refusal::Signature)?;
+        let parts = RequestParts::of(&request.method, &request.uri, query, &request.headers);
         let expect = Expectations {
-            services: SERVICES,
+            services,
             region: Some(&self.region),
             token_in_query: TokenInQuery::Signed,
             payload_sha256: Some(payload_sha256),

@@ -31,7 +31,7 @@ use super::lifecycle;
 use super::message::{Message, Outgoing};
 use super::negotiate::{self, PublishRefusal};
 use super::packet::{self, Announced, ConnectCode, ConnectIn, FilterIn, Inbound, PublishIn, ReadError, Version};
-use super::state::Gateway;
+use super::state::{Gateway, Origin};
 use crate::identity::Identity;
 use serverless_websockets_core::quota::{self, MAX_PACKET_BYTES};
 
@@ -214,12 +214,18 @@ impl<S: MessageSocket> Connection<S> {
         let delay = will.delay.min(session_left);
         if delay.is_zero() {
             let message = Arc::new(will.message);
-            let delivered = self.gateway.broker.route(message.clone());
+            let origin = Origin {
+                client_id: Some(client_id),
+                principal: Some(&self.identity.user_id),
+                depth: 0,
+            };
+            let delivered = self.gateway.publish(message.clone(), origin);
             tracing::info!(client_id = %client_id, topic = %message.topic, delivered, "published the Last Will");
             return;
         }
         let gateway = self.gateway.clone();
         let client_id = client_id.to_owned();
+        let principal = self.identity.user_id.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             if gateway.broker.connected(&client_id).is_some() {
@@ -227,7 +233,12 @@ impl<S: MessageSocket> Connection<S> {
                 return;
             }
             let message = Arc::new(will.message);
-            let delivered = gateway.broker.route(message.clone());
+            let origin = Origin {
+                client_id: Some(&client_id),
+                principal: Some(&principal),
+                depth: 0,
+            };
+            let delivered = gateway.publish(message.clone(), origin);
             tracing::info!(client_id = %client_id, topic = %message.topic, delivered, delay_s = delay.as_secs(), "published the Last Will after its delay");
         });
     }
@@ -345,6 +356,9 @@ impl<S: MessageSocket> Connection<S> {
             Ok(terms) => terms,
             Err(refusal) => {
                 tracing::warn!(client_id = %connect.client_id.escape_debug(), principal = %self.identity.arn, "CONNECT not authorized: {}", refusal.why);
+                if refusal.code == ConnectCode::NotAuthorized {
+                    self.connect_failed_event(&connect.client_id);
+                }
                 if refusal.reply {
                     let connack = packet::connack(version, false, refusal.code, &Announced::default());
                     let _ = self.write_bytes(connack).await;
@@ -400,6 +414,15 @@ impl<S: MessageSocket> Connection<S> {
             }
         }
         Step::Continue
+    }
+
+    /// `$aws/events/presence/connect_failed/<clientId>`.
+    fn connect_failed_event(&self, client_id: &str) {
+        let session_id = serverless_websockets_core::random::hex::<16>();
+        let ip = self.peer.ip().to_string();
+        let event = lifecycle::connect_failed(client_id, &session_id, &self.identity.user_id, &ip, SystemTime::now());
+        self.gateway
+            .publish_event(&lifecycle::topic("connect_failed", client_id), client_id, event);
     }
 
     /// `$aws/events/presence/connected/<clientId>`.
@@ -473,7 +496,12 @@ impl<S: MessageSocket> Connection<S> {
         message.properties = publish.properties;
         message.set_expiry(publish.expiry);
         let message = Arc::new(message);
-        if self.gateway.broker.route(message.clone()) == 0 {
+        let origin = Origin {
+            client_id: self.connected.as_ref().map(|c| c.session.client_id.as_str()),
+            principal: Some(&self.identity.user_id),
+            depth: 0,
+        };
+        if self.gateway.publish(message.clone(), origin) == 0 {
             tracing::warn!(topic = %message.topic, "no subscriber for topic {}", message.topic);
         }
         if qos == QoS::AtLeastOnce {

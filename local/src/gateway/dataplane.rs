@@ -22,28 +22,24 @@
 //! `GatewayTimeoutException` for a direct message not acknowledged in time.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use base64::Engine;
 use rumqttc::mqttbytes::QoS;
 use serde_json::json;
-use sha2::Digest;
 
-use super::aws_error::{aws_error, trace_id};
+use super::aws_error::trace_id;
 use super::broker::{DirectError, DisconnectReason, Kick};
 use super::message::{Confirm, Message, Properties};
-use super::state::Gateway;
-use crate::identity::Identity;
+use super::state::{Gateway, Origin};
 use serverless_websockets_core::quota::MAX_CLIENT_ID_BYTES;
 use serverless_websockets_core::topic::{check_topic_name, is_publishable};
-use serverless_websockets_vending::server::BodyError;
 
-/// IoT's largest message, for the HTTPS publish API too.
-pub const MAX_PUBLISH_BODY: usize = serverless_websockets_core::quota::MAX_PAYLOAD_BYTES;
+pub use super::signed::MAX_PUBLISH_BODY;
+use super::signed::{Answer, DataPlaneError, Refused, Signed, invalid, not_found, ok, signed};
 
 /// `SendDirectMessage`'s `timeout`: 1 to 15 s, 5 s by default.
 const DIRECT_TIMEOUT_DEFAULT: u64 = 5;
@@ -52,142 +48,6 @@ const DIRECT_TIMEOUT_MAX: u64 = 15;
 /// The page size of the list operations: 1 to 200, 20 by default.
 const PAGE_DEFAULT: usize = 20;
 const PAGE_MAX: usize = 200;
-
-/// An authenticated request: who signed it, its body and its query pairs.
-struct Signed {
-    identity: Arc<Identity>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-    query: Vec<(String, String)>,
-}
-
-impl Signed {
-    fn param(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-    }
-
-    /// The path after `prefix` up to `suffix`, percent-decoded: botocore sends `/`
-    /// inside a client ID or topic as `%2F`.
-    fn path_label(&self, prefix: &str, suffix: &str) -> Option<String> {
-        let raw = self.uri.path().strip_prefix(prefix)?.strip_suffix(suffix)?;
-        percent_encoding::percent_decode_str(raw)
-            .decode_utf8()
-            .ok()
-            .map(|s| s.into_owned())
-    }
-
-    /// Authorizes `action` on `resource`, or the refusal as `kind` (403
-    /// `ForbiddenException`, or 401 `UnauthorizedException` where the model has no 403).
-    fn authorize(
-        &self,
-        operation: &str,
-        action: &str,
-        resource: &str,
-        forbidden: Refused,
-    ) -> Result<(), DataPlaneError> {
-        self.identity.authorize(action, resource).map_err(|denial| {
-            tracing::warn!(principal = %self.identity.arn, "{operation} refused: {denial}");
-            match forbidden {
-                Refused::Forbidden => DataPlaneError::new(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden"),
-                Refused::Unauthorized => {
-                    DataPlaneError::new(StatusCode::UNAUTHORIZED, "UnauthorizedException", "Unauthorized")
-                }
-            }
-        })
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Refused {
-    Forbidden,
-    Unauthorized,
-}
-
-/// An error answer of the API model: status, error shape, message.
-#[derive(Debug)]
-pub struct DataPlaneError {
-    status: StatusCode,
-    kind: &'static str,
-    message: String,
-}
-
-impl DataPlaneError {
-    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            kind,
-            message: message.into(),
-        }
-    }
-}
-
-impl IntoResponse for DataPlaneError {
-    fn into_response(self) -> Response {
-        aws_error(self.status, self.kind, &self.message)
-    }
-}
-
-/// What a handler answers.
-type Answer = Result<Response, DataPlaneError>;
-
-fn invalid(message: impl Into<String>) -> DataPlaneError {
-    DataPlaneError::new(StatusCode::BAD_REQUEST, "InvalidRequestException", message)
-}
-
-fn not_found(message: impl Into<String>) -> DataPlaneError {
-    DataPlaneError::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", message)
-}
-
-fn ok(body: serde_json::Value) -> Answer {
-    Ok((StatusCode::OK, axum::Json(body)).into_response())
-}
-
-/// Reads the body (at most IoT's message size) and checks the SigV4 `Authorization`.
-async fn signed(gateway: &Gateway, operation: &str, request: axum::extract::Request) -> Result<Signed, DataPlaneError> {
-    let (parts, body) = request.into_parts();
-    let body = match serverless_websockets_vending::server::read_body(&parts, body, MAX_PUBLISH_BODY).await {
-        Ok(body) => body,
-        Err(BodyError::TooLarge { .. }) => {
-            return Err(DataPlaneError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestEntityTooLargeException",
-                "The payload exceeds the maximum size allowed",
-            ));
-        }
-        Err(err) => {
-            tracing::warn!("{operation}: body not read: {err}");
-            return Err(invalid("The request body could not be read in time."));
-        }
-    };
-    let payload_hash = hex::encode(sha2::Sha256::digest(&body));
-    // One parse of the query, for the signature and for the handler alike.
-    let query = serverless_websockets_core::sigv4::query_pairs(parts.uri.query().unwrap_or(""));
-    match gateway.auth.signed_header(
-        &parts.method,
-        &parts.uri,
-        &query,
-        &parts.headers,
-        &payload_hash,
-        SystemTime::now(),
-    ) {
-        Ok(identity) => Ok(Signed {
-            identity,
-            uri: parts.uri,
-            headers: parts.headers,
-            body,
-            query,
-        }),
-        Err(denied) => {
-            tracing::warn!("{operation} refused: {denied}");
-            Err(DataPlaneError::new(
-                StatusCode::FORBIDDEN,
-                "ForbiddenException",
-                "Forbidden",
-            ))
-        }
-    }
-}
 
 fn parse_bool(value: Option<&str>, name: &str) -> Result<bool, DataPlaneError> {
     match value {
@@ -330,7 +190,7 @@ pub async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract
     let Some(topic) = signed.path_label("/topics/", "") else {
         return Err(invalid("The topic is not valid UTF-8 after percent-decoding."));
     };
-    if !is_publishable(&topic) {
+    if !super::negotiate::may_be_published(&topic) {
         return Err(invalid("The topic is not a valid MQTT topic name."));
     }
     let qos = match signed.param("qos") {
@@ -351,7 +211,12 @@ pub async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract
     message.properties = properties;
     message.set_expiry(expiry);
     let message = Arc::new(message);
-    let delivered = gateway.broker.route(message.clone());
+    let origin = Origin {
+        client_id: None,
+        principal: Some(&signed.identity.user_id),
+        depth: 0,
+    };
+    let delivered = gateway.publish(message.clone(), origin);
     let topic = &message.topic;
     if delivered == 0 {
         tracing::warn!(topic = %topic, principal = %signed.identity.arn, "HTTPS publish: no subscriber for topic {topic}");

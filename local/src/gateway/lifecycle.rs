@@ -1,7 +1,7 @@
 //! Lifecycle events the broker publishes when a client connects, disconnects,
 //! subscribes or unsubscribes
 //! (<https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html>),
-//! on `$aws/events/presence/{connected,disconnected}/<clientId>` and
+//! on `$aws/events/presence/{connected,disconnected,connect_failed}/<clientId>` and
 //! `$aws/events/subscriptions/{subscribed,unsubscribed}/<clientId>`. Client IDs
 //! containing `#` or `+` get none (IoT's rule).
 
@@ -54,6 +54,20 @@ pub fn connected(client_id: &str, session: &str, principal: &str, ip: &str, vers
         "principalIdentifier": principal,
         "ipAddress": ip,
         "versionNumber": version,
+    })
+}
+
+/// A CONNECT the policy refused (the client ID, or the will): `connect_failed`
+/// with reason `AUTHORIZATION_FAILED`.
+pub fn connect_failed(client_id: &str, session: &str, principal: &str, ip: &str, now: SystemTime) -> Value {
+    json!({
+        "clientId": client_id,
+        "timestamp": millis(now),
+        "eventType": "connect_failed",
+        "connectFailureReason": "AUTHORIZATION_FAILED",
+        "principalIdentifier": principal,
+        "sessionIdentifier": session,
+        "ipAddress": ip,
     })
 }
 

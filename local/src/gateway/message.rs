@@ -81,6 +81,35 @@ impl Message {
     }
 }
 
+/// MQTT 5 properties from a republish action's `headers`
+/// (<https://docs.aws.amazon.com/iot/latest/developerguide/republish-rule-action.html>):
+/// payload format, content type, response topic, correlation data (base64) and
+/// user properties, taken as written (templates in headers are not expanded).
+pub fn properties_from_headers(headers: &serde_json::Value) -> Option<Box<Properties>> {
+    use base64::Engine as _;
+    let text = |key: &str| headers.get(key).and_then(serde_json::Value::as_str).map(str::to_owned);
+    let properties = Properties {
+        payload_format_indicator: text("payloadFormatIndicator").map(|f| u8::from(f == "UTF8_DATA")),
+        content_type: text("contentType"),
+        response_topic: text("responseTopic"),
+        correlation_data: text("correlationData")
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .map(Bytes::from),
+        user_properties: headers
+            .get("userProperties")
+            .and_then(serde_json::Value::as_array)
+            .map(|pairs| {
+                pairs
+                    .iter()
+                    .filter_map(|p| Some((p.get("key")?.as_str()?.to_owned(), p.get("value")?.as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        ..Properties::default()
+    };
+    (properties != Properties::default()).then(|| Box::new(properties))
+}
+
 /// What a connection is asked to write, besides its own acknowledgements.
 #[derive(Debug, Clone)]
 pub enum Outgoing {

@@ -12,7 +12,9 @@
 //! * [`packet`] — MQTT 3.1.1 and 5 packets behind one set of types.
 //! * [`message`] — a message as routed, and its shared encodings.
 //! * [`broker`] — sessions, subscriptions, retained messages, presence, fan-out.
-//! * [`dataplane`] — the HTTPS operations.
+//! * [`dataplane`] — the HTTPS operations of the data plane.
+//! * [`control`] — the IoT control plane's topic-rule operations.
+//! * [`signed`] — a SigV4-signed HTTPS request, and AWS's error answer.
 //! * [`lifecycle`] — `$aws/events/presence/…` and `$aws/events/subscriptions/…` events.
 //! * [`aws_error`] — AWS's JSON error bodies and trace IDs.
 //! * [`tls`] — the throwaway CA and server certificate for `--tls`.
@@ -27,12 +29,14 @@ pub mod auth;
 pub mod aws_error;
 pub mod broker;
 pub mod connection;
+pub mod control;
 pub mod dataplane;
 pub mod lifecycle;
 pub mod message;
 pub mod negotiate;
 pub mod options;
 pub mod packet;
+pub mod signed;
 pub mod state;
 pub mod tls;
 
@@ -75,6 +79,15 @@ impl Gateway {
             )
             .route("/retainedMessage", get(dataplane::list_retained_messages))
             .route("/retainedMessage/{*topic}", get(dataplane::get_retained_message))
+            .route("/rules", get(control::list))
+            .route(
+                "/rules/{rule_name}",
+                post(control::create)
+                    .merge(get(control::get))
+                    .merge(axum::routing::patch(control::replace))
+                    .merge(delete(control::delete)),
+            )
+            .route("/rules/{rule_name}/{verb}", post(control::enable_or_disable))
             .fallback(not_found)
             .with_state(self)
     }

@@ -317,7 +317,7 @@ pub fn publish(
             "PUBLISH refused: QoS 2 is not supported",
         )));
     };
-    if !is_publishable(topic) {
+    if !may_be_published(topic) {
         return Err(PublishRefusal::Close(Close::client_error(
             Code5::TopicNameInvalid,
             "PUBLISH refused: invalid or reserved topic",
@@ -359,6 +359,16 @@ pub fn disconnect_code(reason: DisconnectReason) -> Option<Code5> {
         DisconnectReason::Throttled => Code5::QuotaExceeded,
         DisconnectReason::ApiInitiated => Code5::AdministrativeAction,
     })
+}
+
+/// Whether a client may publish to `topic`: a valid, unreserved topic, or a
+/// Basic Ingest topic `$aws/rules/<rule>/<topic>` whose own topic is (the prefix
+/// does not count toward IoT's limits; <https://docs.aws.amazon.com/iot/latest/developerguide/iot-basic-ingest.html>).
+pub fn may_be_published(topic: &str) -> bool {
+    match crate::rules::basic_ingest(topic) {
+        Some((_, rest)) => is_publishable(rest),
+        None => is_publishable(topic),
+    }
 }
 
 /// Whether an MQTT 5 topic alias is one the client may set (1 to IoT's maximum).

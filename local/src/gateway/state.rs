@@ -16,13 +16,28 @@ use tokio::sync::watch;
 use super::auth::SignatureCheck;
 use super::broker::Broker;
 use super::lifecycle;
+use super::message::Message;
 use super::options::GatewayOptions;
 use crate::identity::IdentityStore;
+use crate::rules::{Engine, Inbound, Republish};
+
+/// Who published a message, for the rules engine's `clientid()` and `principal()`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Origin<'a> {
+    /// The publisher's client ID; `None` off MQTT (HTTPS publish, events).
+    pub client_id: Option<&'a str>,
+    /// Its IAM user ID (`AROA…:<session>` for STS credentials).
+    pub principal: Option<&'a str>,
+    /// How many republishes led to the message.
+    pub depth: u8,
+}
 
 /// State shared by every connection.
 pub struct Gateway {
     pub(crate) auth: SignatureCheck,
     pub broker: Broker,
+    /// The topic rules every routed message is offered to.
+    pub rules: Arc<Engine>,
     pub(crate) options: GatewayOptions,
     versions: AtomicU64,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -35,15 +50,77 @@ impl Gateway {
         options: GatewayOptions,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
+        let rules = Arc::new(Engine::new(arns.account(), None));
+        Self::with_rules(store, arns, options, rules, shutdown)
+    }
+
+    /// A gateway whose routed messages also go to `rules`. The engine's
+    /// republished messages come back here, so it must not outlive the gateway
+    /// usefully: it holds only a weak reference.
+    pub fn with_rules(
+        store: Arc<IdentityStore>,
+        arns: IotArns,
+        options: GatewayOptions,
+        rules: Arc<Engine>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         let auth = SignatureCheck::new(store, arns.region());
         let broker = Broker::new(arns, options.queue_len);
         Self {
             auth,
             broker,
+            rules,
             options,
             versions: AtomicU64::new(1),
             shutdown,
         }
+    }
+
+    /// Makes the rules engine's republished messages go through this gateway.
+    pub fn attach_rules(self: &Arc<Self>) {
+        let gateway = Arc::downgrade(self);
+        self.rules.set_sink(move |republish| {
+            if let Some(gateway) = gateway.upgrade() {
+                gateway.republish(republish);
+            }
+        });
+    }
+
+    /// Routes `message` to its subscribers and offers it to the rules; a Basic
+    /// Ingest message (`$aws/rules/<name>/…`) goes to that rule only. Returns how
+    /// many deliveries were queued or stored.
+    pub fn publish(&self, message: Arc<Message>, origin: Origin<'_>) -> usize {
+        let ingest = self.rules.on_message(Inbound {
+            topic: &message.topic,
+            payload: &message.payload,
+            client_id: origin.client_id,
+            principal: origin.principal,
+            depth: origin.depth,
+        });
+        if ingest {
+            return 0;
+        }
+        self.broker.route(message)
+    }
+
+    /// A rule's republish: QoS 0 or 1, no retain, MQTT 5 headers as the action says.
+    fn republish(&self, republish: Republish) {
+        let qos = if republish.qos == 1 {
+            QoS::AtLeastOnce
+        } else {
+            QoS::AtMostOnce
+        };
+        let mut message = Message::new(republish.topic, Bytes::from(republish.payload), qos, false);
+        message.properties = republish
+            .headers
+            .as_ref()
+            .and_then(super::message::properties_from_headers);
+        let origin = Origin {
+            depth: republish.depth,
+            ..Origin::default()
+        };
+        let delivered = self.publish(Arc::new(message), origin);
+        tracing::debug!(delivered, "rule republished a message");
     }
 
     pub(crate) fn next_version(&self) -> u64 {
@@ -55,7 +132,8 @@ impl Gateway {
     pub(crate) fn publish_event(&self, topic: &str, client_id: &str, body: serde_json::Value) {
         if lifecycle::has_events(client_id) {
             let payload = Bytes::from(body.to_string());
-            self.broker.publish(topic, payload, QoS::AtMostOnce, false);
+            let message = Message::new(topic.to_owned(), payload, QoS::AtMostOnce, false);
+            self.publish(Arc::new(message), Origin::default());
         }
     }
 }

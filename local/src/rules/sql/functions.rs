@@ -84,11 +84,11 @@ pub fn cast(value: Value, to: &str, whole_decimals_are_ints: bool) -> Value {
         "string" => value.to_text().map_or(Value::Undefined, Value::String),
         "int" | "integer" => match value {
             Value::Bool(b) => Value::Int(i64::from(b)),
-            other => other.as_number().map_or(Value::Undefined, |f| floor_int(f)),
+            other => other.as_number().map_or(Value::Undefined, floor_int),
         },
         "decimal" | "double" => match value {
             Value::Bool(b) => Value::decimal(if b { 1.0 } else { 0.0 }, whole_decimals_are_ints),
-            other => other.as_number().map_or(Value::Undefined, |f| Value::Decimal(f)),
+            other => other.as_number().map_or(Value::Undefined, Value::Decimal),
         },
         _ => match value {
             Value::Int(i) => Value::Bool(i != 0),
