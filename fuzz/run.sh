@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(sigv4_verify gateway_mqtt gateway_mqtt5 sts_query jwt_verify grant_expansion)
+[ ${#targets[@]} -gt 0 ] || targets=(sigv4_verify gateway_mqtt gateway_mqtt5 sts_query jwt_verify grant_expansion rule_sql)
 
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
