@@ -1,0 +1,155 @@
+//! The whole two-way loop on one machine, through the real pieces: the local
+//! stack with the example's rules (`backend-example/rules.json`), `cargo lambda
+//! watch` running the example functions behind the real Lambda Invoke API, MQTT
+//! clients publishing, and the echo function replying through the local data
+//! plane with the AWS SDK — to the sender only.
+
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a panic with its message is the failure report"
+)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rumqttc::QoS;
+use serde_json::{Value, json};
+
+use common::mqtt::{Client, vend};
+use common::tools::tool;
+use serverless_websockets_local::stack::{LocalOptions, LocalStack};
+
+/// The first invocation starts the function (`cargo run`, already built).
+const FIRST_REPLY: Duration = Duration::from_secs(60);
+
+/// `cargo lambda watch` for the example crate; killed on drop.
+struct Watch(Child);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A port nobody listens on now. `cargo lambda watch` takes `-P 0` as its
+/// default 9000, so the port is picked here (released just before it binds).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Builds the example functions as `cargo lambda watch` runs them (`cargo run`),
+/// so the first invocation does not wait for a compile (IoT's asynchronous
+/// invoke would time out first).
+fn build_functions() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-q", "-p", "backend-example", "--bins"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "the example functions build");
+}
+
+/// Starts `cargo lambda watch` on `port`, its functions pushing through the
+/// stack's data plane as the local backend identity; returns once it serves.
+fn watch(stack: &LocalStack, port: u16) -> Watch {
+    let info = stack.info();
+    let mut child = Command::new(tool("cargo-lambda"))
+        .args([
+            "lambda",
+            "watch",
+            "-p",
+            "backend-example",
+            "-A",
+            "127.0.0.1",
+            "-P",
+            &port.to_string(),
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("AWS_ACCESS_KEY_ID", &info.backend.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &info.backend.secret_access_key)
+        .env_remove("AWS_SESSION_TOKEN")
+        .env("AWS_REGION", &info.region)
+        .env("AWS_ENDPOINT_URL_IOT_DATA_PLANE", &info.iot_data_endpoint)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        // Its log (and the functions') is on stdout.
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cargo lambda watch starts");
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut seen = String::new();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains("starting Runtime server") => break,
+            Some(Ok(line)) => seen.push_str(&(line + "\n")),
+            _ => panic!("cargo lambda watch ended before serving:\n{seen}"),
+        }
+    }
+    // Keep draining its log so it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Watch(child)
+}
+
+async fn reply(client: &mut Client, wait: Duration) -> Value {
+    let publish = tokio::time::timeout(wait, client.next_publish())
+        .await
+        .expect("a reply within the wait");
+    serde_json::from_slice(&publish.payload).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_message_goes_through_a_rule_and_cargo_lambda_watch_and_back_to_its_sender_only() {
+    build_functions();
+    let port = free_port();
+    let mut options = LocalOptions::ephemeral();
+    options.lambda_endpoint = Some(format!("http://127.0.0.1:{port}"));
+    options.rules_file = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/backend-example/rules.json").into());
+    options.settings = vec![("PUBLISH_TOPICS".into(), "from/{clientId}".into())];
+    let stack = LocalStack::start(options).await.unwrap();
+    let _watch = watch(&stack, port);
+
+    let (alice, bob) = (vend(&stack.info().api_url).await, vend(&stack.info().api_url).await);
+    let mut alice_client = Client::connect(&alice.url, &alice.client_id, None).await;
+    alice_client.subscribed(&alice.topic, QoS::AtLeastOnce).await;
+    let mut bob_client = Client::connect(&bob.url, &bob.client_id, None).await;
+    bob_client.subscribed(&bob.topic, QoS::AtLeastOnce).await;
+
+    // The payload claims another sender; the rule takes the sender from the topic.
+    let chat = json!({"kind": "chat", "text": "hi from alice", "sender": bob.client_id}).to_string();
+    let topic = format!("from/{}", alice.client_id);
+    alice_client
+        .client
+        .publish(&topic, QoS::AtLeastOnce, false, chat)
+        .await
+        .unwrap();
+    assert_eq!(
+        reply(&mut alice_client, FIRST_REPLY).await,
+        json!({"echo": "hi from alice"})
+    );
+
+    // Bob's own message comes back to him, and it is the first thing he gets:
+    // alice's echo never reached him.
+    let chat = json!({"kind": "chat", "text": "hi from bob"}).to_string();
+    let topic = format!("from/{}", bob.client_id);
+    bob_client
+        .client
+        .publish(&topic, QoS::AtLeastOnce, false, chat)
+        .await
+        .unwrap();
+    assert_eq!(
+        reply(&mut bob_client, common::mqtt::WAIT * 3).await,
+        json!({"echo": "hi from bob"})
+    );
+    stack.shutdown().await;
+}
