@@ -71,6 +71,17 @@ fn the_lambda_artifact_links_none_of_the_emulators_dependencies() {
 }
 
 #[test]
+fn the_example_functions_link_neither_the_emulators_nor_the_vending_service() {
+    let functions = dependency_names("backend-example");
+    for name in EMULATOR_ONLY
+        .iter()
+        .chain(&["serverless-websockets-local", "serverless-websockets-vending"])
+    {
+        assert!(!functions.contains(*name), "the example functions depend on {name}");
+    }
+}
+
+#[test]
 fn the_core_has_no_http_stack_no_aws_sdk_and_no_service_code() {
     let core = dependency_names("serverless-websockets-core");
     for name in [

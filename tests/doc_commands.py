@@ -10,7 +10,7 @@ that can be checked without AWS or a running stack:
 - scripts (`tests/run.sh`, `fuzz/run.sh`, `cloudformation/deploy.sh SUB`): the file
   exists and is executable, and the subcommand is one the script has.
 
-- `aws iot-data|sts|logs|cloudwatch|lambda …` (also as `.tools/…/bin/aws`): the AWS CLI v1 the
+- `aws iot-data|iot|sts|logs|cloudwatch|lambda …` (also as `.tools/…/bin/aws`): the AWS CLI v1 the
   tests install parses the command with `--generate-cli-skeleton` added, which
   checks the operation and every option without sending anything (lines for the
   CLI v2 only, with `--cli-binary-format`, are not checked).
@@ -101,7 +101,7 @@ def check_aws(words):
     """Parses an `aws SERVICE OPERATION …` line with the real CLI, offline."""
     if "--cli-binary-format" in words:
         return ("skip", "an AWS CLI v2 command")
-    if len(words) < 3 or words[1] not in ("iot-data", "sts", "logs", "cloudwatch", "lambda"):
+    if len(words) < 3 or words[1] not in ("iot-data", "iot", "sts", "logs", "cloudwatch", "lambda"):
         return ("skip", "aws: needs a running stack or AWS")
     env = dict(os.environ, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_DEFAULT_REGION="us-east-1",
                AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
