@@ -55,7 +55,8 @@ class Resolver:
             if key == "Fn::Sub":
                 text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self.value(arg[1]))
                 names = dict(self.refs, **extra)
-                return re.sub(r"\$\{([^}]+)\}", lambda m: str(names[m.group(1)]), text)
+                # `${Resource.Attr}` stands for itself, as Fn::GetAtt does here.
+                return re.sub(r"\$\{([^}]+)\}", lambda m: str(names.get(m.group(1), m.group(1))), text)
             if key == "Fn::Join":
                 return arg[0].join(self.value(arg[1]))
             if key == "Fn::Split":
@@ -66,6 +67,8 @@ class Resolver:
                 return self.value(arg[0]) == self.value(arg[1])
             if key == "Fn::Not":
                 return not self.value(arg[0])
+            if key == "Fn::Or":
+                return any(self.value(item) for item in arg)
             if key == "Condition":
                 return self.condition(arg)
             if key == "Fn::GetAtt":
@@ -105,10 +108,15 @@ def main() -> int:
             return None
         return resolver.value(json.loads(json.dumps(resource.get("Properties", {}))))
 
+    def of_type(kind):
+        """The resources of `kind` the parameters create, resolved."""
+        found = {n: resolved(n) for n, r in resources.items() if r["Type"] == kind}
+        return {n: v for n, v in found.items() if v is not None}
+
     operations = {
-        "alarms": {n: resolved(n) for n, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"},
-        "metricFilters": {n: resolved(n) for n, r in resources.items() if r["Type"] == "AWS::Logs::MetricFilter"},
-        "logGroups": {n: resolved(n) for n, r in resources.items() if r["Type"] == "AWS::Logs::LogGroup"},
+        "alarms": of_type("AWS::CloudWatch::Alarm"),
+        "metricFilters": of_type("AWS::Logs::MetricFilter"),
+        "logGroups": of_type("AWS::Logs::LogGroup"),
         "stage": resolved("Stage"),
         "function": resolver.value({
             k: json.loads(json.dumps(v)) for k, v in resources["Function"]["Properties"].items()
@@ -116,6 +124,9 @@ def main() -> int:
         }),
         "kmsPolicy": resolved("FunctionUseKmsKey"),
         "secretKms": resolved("ResumeKeySecret").get("KmsKeyId"),
+        "rules": of_type("AWS::IoT::TopicRule"),
+        "permissions": of_type("AWS::Lambda::Permission"),
+        "ruleErrorRole": resolved("RuleErrorRole"),
     }
     print(json.dumps({
         "operations": operations,

@@ -392,3 +392,75 @@ fn the_sts_throttling_alarm_watches_the_metric_its_log_filter_counts() {
         serde_json::json!([{"Key": "Outcome", "Value": "$.fields.outcome"}])
     );
 }
+
+#[test]
+fn empty_function_parameters_create_no_rule_and_no_permission_for_iot() {
+    let ops = operations(&[]);
+    for rule in ["ClientMessagesRule", "ConnectionEventsRule"] {
+        assert_eq!(ops["rules"][rule], serde_json::Value::Null, "{rule}");
+    }
+    let for_iot = ops["permissions"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|p| p["Principal"] == "iot.amazonaws.com")
+        .count();
+    assert_eq!(for_iot, 0);
+    assert_eq!(ops["alarms"]["RuleFailuresAlarm"], serde_json::Value::Null);
+}
+
+#[test]
+fn the_rules_name_their_sql_version_invoke_only_from_their_own_arn_and_log_failures() {
+    let echo = "arn:aws:lambda:us-east-1:123456789012:function:echo";
+    let presence = "arn:aws:lambda:us-east-1:123456789012:function:presence";
+    let ops = operations(&[
+        &format!("ClientMessagesFunctionArn={echo}"),
+        &format!("ConnectionEventsFunctionArn={presence}"),
+    ]);
+    for (rule, permission, function) in [
+        ("ClientMessagesRule", "ClientMessagesPermission", echo),
+        ("ConnectionEventsRule", "ConnectionEventsPermission", presence),
+    ] {
+        let payload = &ops["rules"][rule]["TopicRulePayload"];
+        // The API's default is 2015-10-08; the template never relies on it.
+        assert_eq!(payload["AwsIotSqlVersion"], "2016-03-23", "{rule}");
+        assert_eq!(payload["Actions"][0]["Lambda"]["FunctionArn"], function);
+        assert_eq!(payload["ErrorAction"]["CloudwatchLogs"]["LogGroupName"], "RuleErrorLogGroup");
+        let grant = &ops["permissions"][permission];
+        assert_eq!(grant["Principal"], "iot.amazonaws.com");
+        assert_eq!(grant["FunctionName"], function);
+        assert_eq!(grant["SourceArn"], format!("{rule}.Arn"), "only this rule may invoke");
+        assert_eq!(grant["SourceAccount"], "123456789012");
+    }
+    assert_eq!(ops["alarms"]["RuleFailuresAlarm"]["MetricName"], "RuleFailures");
+    let writes = &ops["ruleErrorRole"]["Policies"][0]["PolicyDocument"]["Statement"][0];
+    assert_eq!(writes["Resource"], "RuleErrorLogGroup.Arn", "the error role writes that log group only");
+}
+
+#[test]
+fn the_templates_rule_sql_runs_on_the_local_rules_engine_and_takes_the_sender_from_the_topic() {
+    use serverless_websockets_local::rules::sql::{Context, Output, Sql, SqlVersion, payload_json};
+    let ops = operations(&["ClientMessagesFunctionArn=arn:aws:lambda:us-east-1:123456789012:function:echo"]);
+    let payload = &ops["rules"]["ClientMessagesRule"]["TopicRulePayload"];
+    let sql = Sql::parse(payload["Sql"].as_str().unwrap(), SqlVersion::V2016_03_23).unwrap();
+    assert_eq!(sql.from(), Some("from/+"));
+    let message = br#"{"text":"hi","sender":"someone-else"}"#;
+    let json = payload_json(message);
+    let context = Context {
+        version: SqlVersion::V2016_03_23,
+        topic: "from/abc",
+        client_id: Some("abc"),
+        principal: Some("AROAEXAMPLE:abc"),
+        timestamp_ms: 1,
+        account_id: "123456789012",
+        trace_id: None,
+        payload: message,
+        json: json.as_ref(),
+    };
+    let Some(Output::Json(event)) = sql.evaluate(&context) else {
+        panic!("the rule matches every message on its topics");
+    };
+    assert_eq!(event["sender"], "abc", "the topic wins over the payload's claim");
+    assert_eq!(event["text"], "hi");
+    assert_eq!(event["clientId"], "abc");
+}
