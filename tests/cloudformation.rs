@@ -425,7 +425,10 @@ fn the_rules_name_their_sql_version_invoke_only_from_their_own_arn_and_log_failu
         // The API's default is 2015-10-08; the template never relies on it.
         assert_eq!(payload["AwsIotSqlVersion"], "2016-03-23", "{rule}");
         assert_eq!(payload["Actions"][0]["Lambda"]["FunctionArn"], function);
-        assert_eq!(payload["ErrorAction"]["CloudwatchLogs"]["LogGroupName"], "RuleErrorLogGroup");
+        assert_eq!(
+            payload["ErrorAction"]["CloudwatchLogs"]["LogGroupName"],
+            "RuleErrorLogGroup"
+        );
         let grant = &ops["permissions"][permission];
         assert_eq!(grant["Principal"], "iot.amazonaws.com");
         assert_eq!(grant["FunctionName"], function);
@@ -434,7 +437,10 @@ fn the_rules_name_their_sql_version_invoke_only_from_their_own_arn_and_log_failu
     }
     assert_eq!(ops["alarms"]["RuleFailuresAlarm"]["MetricName"], "RuleFailures");
     let writes = &ops["ruleErrorRole"]["Policies"][0]["PolicyDocument"]["Statement"][0];
-    assert_eq!(writes["Resource"], "RuleErrorLogGroup.Arn", "the error role writes that log group only");
+    assert_eq!(
+        writes["Resource"], "RuleErrorLogGroup.Arn",
+        "the error role writes that log group only"
+    );
 }
 
 #[test]

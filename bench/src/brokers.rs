@@ -55,6 +55,11 @@ impl Broker {
 
 /// Our gateway, started from `binary` with a ready file.
 pub async fn ours(binary: &Path) -> anyhow::Result<Broker> {
+    ours_with(binary, &[]).await
+}
+
+/// Our gateway with extra `local` arguments (`--rules FILE`, …).
+pub async fn ours_with(binary: &Path, extra: &[&std::ffi::OsStr]) -> anyhow::Result<Broker> {
     let dir = tempfile::tempdir()?;
     let ready = dir.path().join("ready.json");
     let child = Command::new(binary)
@@ -69,6 +74,7 @@ pub async fn ours(binary: &Path) -> anyhow::Result<Broker> {
             "--ready-file",
         ])
         .arg(&ready)
+        .args(extra)
         .env("RUST_LOG", "warn")
         .env("AUTH_MODE", "none")
         .stdout(Stdio::null())

@@ -3,7 +3,7 @@
 //! headline figure as a ratio against a reference measured in the same run (these
 //! machines are noisy), with the absolute numbers for context.
 //!
-//! Suites: `vending`, `lambda-startup`, `sigv4`, `fanout`, `mqtt5`, `connections`, `soak`.
+//! Suites: `vending`, `lambda-startup`, `sigv4`, `fanout`, `mqtt5`, `connections`, `soak`, `rules`.
 //! `--smoke` runs a few iterations only, for CI.
 
 #![allow(
@@ -18,6 +18,7 @@ mod fanout;
 mod lambda_startup;
 mod mqtt_ws;
 mod report;
+mod rules;
 mod sigv4;
 mod soak;
 mod vending;
@@ -307,6 +308,19 @@ enum Suite {
         #[arg(long, default_value_t = 3)]
         kicks: usize,
     },
+    /// The rules engine: one rule's evaluation vs parsing the payload; fan-out with idle rules vs none.
+    Rules {
+        /// The serverless-websockets binary to start (release build).
+        #[arg(long, default_value = "target/release/serverless-websockets")]
+        binary: PathBuf,
+        /// Rule evaluations to time.
+        #[arg(long, default_value_t = 200_000)]
+        evaluations: u32,
+        #[arg(long, default_value_t = 100)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 2000)]
+        messages: usize,
+    },
     /// Lambda cold start: process start → first /runtime/invocation/next, and → first response.
     LambdaStartup {
         /// The Lambda artifact to start (build it with --release first).
@@ -432,6 +446,16 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let plan = continuity_plan(cli.smoke, clients, rate, seconds, kicks);
             continuity::run(plan).await?
+        }
+        Suite::Rules {
+            binary,
+            evaluations,
+            subscribers,
+            messages,
+        } => {
+            let (subscribers, messages) = fanout_size(cli.smoke, vec![subscribers], messages);
+            let evaluations = if cli.smoke { 1000 } else { evaluations };
+            rules::run(&binary, evaluations, subscribers[0], messages).await?
         }
         Suite::LambdaStartup { binary, runs } => lambda_startup::run(&binary, if cli.smoke { 3 } else { runs }).await?,
     };
