@@ -82,21 +82,10 @@ fn better(best: Option<fanout::Outcome>, outcome: fanout::Outcome) -> fanout::Ou
     }
 }
 
-pub async fn run(binary: &Path, evaluations: u32, subscribers: usize, messages: usize) -> anyhow::Result<Report> {
-    let (evaluate, reference) = evaluation(evaluations)?;
-    let dir = tempfile::tempdir()?;
-    let rules = idle_rules(dir.path())?;
-    let load = Load {
-        subscribers,
-        messages,
-        payload: 64,
-        qos: QoS::AtMostOnce,
-        rate: None,
-        mqtt5: false,
-    };
-    // Alternate the two set-ups (plain, rules, plain, rules) and keep each one's
-    // better run: the machine's noise between consecutive broker starts is larger
-    // than the effect measured.
+/// The fan-out `load` without rules and with the `rules` file, alternating the
+/// two set-ups (plain, rules, plain, rules) and keeping each one's better run: the
+/// machine's noise between consecutive broker starts is larger than the effect.
+async fn fanout_both(binary: &Path, rules: &Path, load: Load) -> anyhow::Result<(fanout::Outcome, fanout::Outcome)> {
     let args = [std::ffi::OsStr::new("--rules"), rules.as_os_str()];
     let mut without: Option<fanout::Outcome> = None;
     let mut with: Option<fanout::Outcome> = None;
@@ -113,6 +102,22 @@ pub async fn run(binary: &Path, evaluations: u32, subscribers: usize, messages: 
     let (Some(without), Some(with)) = (without, with) else {
         anyhow::bail!("no fan-out run");
     };
+    Ok((without, with))
+}
+
+pub async fn run(binary: &Path, evaluations: u32, subscribers: usize, messages: usize) -> anyhow::Result<Report> {
+    let (evaluate, reference) = evaluation(evaluations)?;
+    let dir = tempfile::tempdir()?;
+    let rules = idle_rules(dir.path())?;
+    let load = Load {
+        subscribers,
+        messages,
+        payload: 64,
+        qos: QoS::AtMostOnce,
+        rate: None,
+        mqtt5: false,
+    };
+    let (without, with) = fanout_both(binary, &rules, load).await?;
     let us = |ns: f64| format!("{:.2} µs", ns / 1e3);
     let ratio = with.deliveries_per_s / without.deliveries_per_s.max(1e-9);
     Ok(Report {
