@@ -396,7 +396,23 @@ fn continuity_plan(smoke: bool, clients: usize, rate: u32, seconds: u64, kicks: 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let report = match cli.suite {
+    let report = run_suite(cli.suite, cli.smoke).await?;
+    println!("{}", report.markdown());
+    if let Some(path) = cli.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report.json)?)?;
+        eprintln!("raw figures written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// Runs one suite, smoke-sized with `smoke`.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one dispatch table: each suite beside its arguments"
+)]
+async fn run_suite(suite: Suite, smoke: bool) -> anyhow::Result<report::Report> {
+    let cli = SmokeOnly { smoke };
+    Ok(match suite {
         Suite::Vending {
             requests,
             handler_only: true,
@@ -458,11 +474,10 @@ async fn main() -> anyhow::Result<()> {
             rules::run(&binary, evaluations, subscribers[0], messages).await?
         }
         Suite::LambdaStartup { binary, runs } => lambda_startup::run(&binary, if cli.smoke { 3 } else { runs }).await?,
-    };
-    println!("{}", report.markdown());
-    if let Some(path) = cli.json {
-        std::fs::write(&path, serde_json::to_string_pretty(&report.json)?)?;
-        eprintln!("raw figures written to {}", path.display());
-    }
-    Ok(())
+    })
+}
+
+/// What the suites read of the command line besides their own arguments.
+struct SmokeOnly {
+    smoke: bool,
 }
