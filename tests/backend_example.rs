@@ -2,7 +2,8 @@
 //! stack with the example's rules (`backend-example/rules.json`), `cargo lambda
 //! watch` running the example functions behind the real Lambda Invoke API, MQTT
 //! clients publishing, and the echo function replying through the local data
-//! plane with the AWS SDK — to the sender only.
+//! plane with the AWS SDK — to the sender only; from MQTT clients and from two
+//! tabs of the demo page in a real headless Chromium with the browser client.
 
 #![allow(
     clippy::expect_used,
@@ -19,7 +20,7 @@ use rumqttc::QoS;
 use serde_json::{Value, json};
 
 use common::mqtt::{Client, vend};
-use common::tools::tool;
+use common::tools::{node_modules, tool};
 use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 
 /// The first invocation starts the function (`cargo run`, already built).
@@ -108,8 +109,9 @@ async fn reply(client: &mut Client, wait: Duration) -> Value {
     serde_json::from_slice(&publish.payload).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chat_message_goes_through_a_rule_and_cargo_lambda_watch_and_back_to_its_sender_only() {
+/// The local stack with the example's rules, its Lambda actions going to
+/// `cargo lambda watch` (started on a free port), clients publishing to `from/<id>`.
+async fn echo_stack() -> (LocalStack, Watch) {
     build_functions();
     let port = free_port();
     let mut options = LocalOptions::ephemeral();
@@ -117,8 +119,55 @@ async fn a_chat_message_goes_through_a_rule_and_cargo_lambda_watch_and_back_to_i
     options.rules_file = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/backend-example/rules.json").into());
     options.settings = vec![("PUBLISH_TOPICS".into(), "from/{clientId}".into())];
     let stack = LocalStack::start(options).await.unwrap();
-    let _watch = watch(&stack, port);
+    let watch = watch(&stack, port);
+    (stack, watch)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browser_tabs_each_get_their_own_echo_from_the_function_and_only_their_own() {
+    let chromium = std::path::Path::new("/usr/bin/chromium");
+    assert!(
+        chromium.is_file(),
+        "Debian's chromium is not installed: run `tests/run.sh`"
+    );
+    let (stack, _watch) = echo_stack().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready.json");
+    stack.write_ready_file(&ready).unwrap();
+    let mut command = Command::new(tool("node"));
+    command
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/browser_echo.js"))
+        .arg(&ready)
+        .env("NODE_PATH", node_modules());
+    // On a blocking thread: the stack serves on this test's runtime meanwhile.
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_ne!(summary["ids"][0], summary["ids"][1], "two tabs, two client IDs");
+    let echoes = |tab: &str| -> Vec<String> {
+        summary[tab]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m.as_str().filter(|t| t.contains("echo")).map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(echoes("first"), [r#"{"echo":"hi from the first tab"}"#], "{summary}");
+    assert_eq!(echoes("second"), [r#"{"echo":"hi from the second tab"}"#], "{summary}");
+    assert_eq!(summary["consoleErrors"], json!([]), "{summary}");
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_message_goes_through_a_rule_and_cargo_lambda_watch_and_back_to_its_sender_only() {
+    let (stack, _watch) = echo_stack().await;
     let (alice, bob) = (vend(&stack.info().api_url).await, vend(&stack.info().api_url).await);
     let mut alice_client = Client::connect(&alice.url, &alice.client_id, None).await;
     alice_client.subscribed(&alice.topic, QoS::AtLeastOnce).await;

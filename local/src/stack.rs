@@ -485,7 +485,6 @@ impl ReadyInfo {
 /// The rules engine: Lambda actions invoke at `--lambda-endpoint` (signed as the
 /// local admin), and the rules of `--rules FILE` are created.
 fn rules_engine(options: &LocalOptions) -> Result<Arc<crate::rules::Engine>, LocalError> {
-    use crate::rules::rule::{Rule, TopicRulePayload};
     let invoker = options.lambda_endpoint.as_deref().map(|endpoint| {
         let credentials = aws_credential_types::Credentials::new(
             &options.admin_access_key_id,
@@ -497,34 +496,13 @@ fn rules_engine(options: &LocalOptions) -> Result<Arc<crate::rules::Engine>, Loc
         crate::rules::invoke::Invoker::new(endpoint, &options.region, credentials)
     });
     let engine = Arc::new(crate::rules::Engine::new(&options.account_id, invoker));
-    let Some(path) = &options.rules_file else {
-        return Ok(engine);
-    };
-    let problem = |problem: String| LocalError::Rules {
-        path: path.display().to_string(),
-        problem,
-    };
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Input {
-        rule_name: String,
-        topic_rule_payload: TopicRulePayload,
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| problem(e.to_string()))?;
-    let inputs: Vec<Input> = serde_json::from_str(&text).map_err(|e| {
-        problem(format!(
-            "expected a JSON array of {{\"ruleName\", \"topicRulePayload\"}}: {e}"
-        ))
-    })?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    for input in inputs {
-        let rule = Rule::new(&input.rule_name, input.topic_rule_payload, now)
-            .map_err(|e| problem(format!("rule {}: {} ({})", input.rule_name, e, e.kind())))?;
-        if !engine.create(rule) {
-            return Err(problem(format!("rule {} is defined twice", input.rule_name)));
-        }
+    if let Some(path) = &options.rules_file {
+        let problem = |problem: String| LocalError::Rules {
+            path: path.display().to_string(),
+            problem,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| problem(e.to_string()))?;
+        engine.load(&text).map_err(problem)?;
     }
     Ok(engine)
 }

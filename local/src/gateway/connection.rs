@@ -27,11 +27,11 @@ use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Code5;
 use tokio::time::{Instant, sleep_until};
 
 use super::broker::{ConnectionInfo, DisconnectReason, Kick, Mailbox, Session};
-use super::lifecycle;
 use super::message::{Message, Outgoing};
 use super::negotiate::{self, PublishRefusal};
 use super::packet::{self, Announced, ConnectCode, ConnectIn, FilterIn, Inbound, PublishIn, ReadError, Version};
 use super::state::{Gateway, Origin};
+use super::{lifecycle, will};
 use crate::identity::Identity;
 use serverless_websockets_core::quota::{self, MAX_PACKET_BYTES};
 
@@ -194,7 +194,13 @@ impl<S: MessageSocket> Connection<S> {
             && (reason != DisconnectReason::ClientInitiated || connected.will_on_disconnect)
             && !kick.prevent_will
         {
-            self.publish_will(client_id, *will, if kept { expiry } else { Duration::ZERO });
+            will::publish(
+                &self.gateway,
+                client_id,
+                &self.identity.user_id,
+                *will,
+                if kept { expiry } else { Duration::ZERO },
+            );
         }
         let event = lifecycle::disconnected(
             client_id,
@@ -206,41 +212,6 @@ impl<S: MessageSocket> Connection<S> {
         );
         self.gateway
             .publish_event(&lifecycle::topic("disconnected", client_id), client_id, event);
-    }
-
-    /// Publishes a will now, or (MQTT 5 will delay) when the delay or the session
-    /// ends, whichever is first, unless the client is back by then.
-    fn publish_will(&self, client_id: &str, will: packet::Will, session_left: Duration) {
-        let delay = will.delay.min(session_left);
-        if delay.is_zero() {
-            let message = Arc::new(will.message);
-            let origin = Origin {
-                client_id: Some(client_id),
-                principal: Some(&self.identity.user_id),
-                depth: 0,
-            };
-            let delivered = self.gateway.publish(message.clone(), origin);
-            tracing::info!(client_id = %client_id, topic = %message.topic, delivered, "published the Last Will");
-            return;
-        }
-        let gateway = self.gateway.clone();
-        let client_id = client_id.to_owned();
-        let principal = self.identity.user_id.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            if gateway.broker.connected(&client_id).is_some() {
-                tracing::info!(client_id = %client_id, "the client reconnected within its will delay; the will is not published");
-                return;
-            }
-            let message = Arc::new(will.message);
-            let origin = Origin {
-                client_id: Some(&client_id),
-                principal: Some(&principal),
-                depth: 0,
-            };
-            let delivered = gateway.publish(message.clone(), origin);
-            tracing::info!(client_id = %client_id, topic = %message.topic, delivered, delay_s = delay.as_secs(), "published the Last Will after its delay");
-        });
     }
 
     async fn on_message(&mut self, message: Option<Result<WsMessage, axum::Error>>) -> Step {

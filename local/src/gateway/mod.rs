@@ -17,6 +17,7 @@
 //! * [`signed`] — a SigV4-signed HTTPS request, and AWS's error answer.
 //! * [`lifecycle`] — `$aws/events/presence/…` and `$aws/events/subscriptions/…` events.
 //! * [`aws_error`] — AWS's JSON error bodies and trace IDs.
+//! * [`will`] — a Last Will's publication, at once or after its delay.
 //! * [`tls`] — the throwaway CA and server certificate for `--tls`.
 //!
 //! Modules import downwards only: nothing imports this file, and no two of them
@@ -39,6 +40,7 @@ pub mod packet;
 pub mod signed;
 pub mod state;
 pub mod tls;
+pub mod will;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -124,6 +124,28 @@ impl Engine {
         }
     }
 
+    /// Creates the rules of a JSON array of CreateTopicRule inputs
+    /// (`{"ruleName", "topicRulePayload"}`), as `--rules FILE` holds them.
+    pub fn load(&self, json: &str) -> Result<(), String> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Input {
+            rule_name: String,
+            topic_rule_payload: rule::TopicRulePayload,
+        }
+        let inputs: Vec<Input> = serde_json::from_str(json)
+            .map_err(|e| format!("expected a JSON array of {{\"ruleName\", \"topicRulePayload\"}}: {e}"))?;
+        let now = unix_millis() / 1000;
+        for input in inputs {
+            let rule = Rule::new(&input.rule_name, input.topic_rule_payload, now)
+                .map_err(|e| format!("rule {}: {} ({})", input.rule_name, e, e.kind()))?;
+            if !self.create(rule) {
+                return Err(format!("rule {} is defined twice", input.rule_name));
+            }
+        }
+        Ok(())
+    }
+
     pub fn delete(&self, name: &str) -> bool {
         self.write().remove(name).is_some()
     }

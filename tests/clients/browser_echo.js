@@ -1,0 +1,61 @@
+// Two tabs of the demo page in a real headless Chromium (playwright-core,
+// Debian's /usr/bin/chromium), each publishing a chat message to its own
+// from/<clientId> with the browser client; an IoT rule hands each to the echo
+// function under cargo lambda watch, which replies to that tab only. Prints one
+// JSON summary line: each tab's client ID, what it received, console errors.
+//
+// Usage: node browser_echo.js READY_JSON   (NODE_PATH: playwright-core)
+'use strict';
+const { chromium } = require('playwright-core');
+const fs = require('node:fs');
+
+const [readyPath] = process.argv.slice(2);
+const ready = JSON.parse(fs.readFileSync(readyPath, 'utf8'));
+const WAIT = 60000;
+
+async function tab(context, errors) {
+  const page = await context.newPage();
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(ready.demo_url);
+  await page.waitForFunction(() => window.demo && window.demo.client && window.demo.client.state === 'connected', null, { timeout: WAIT });
+  const id = await page.evaluate(() => window.demo.client.clientId);
+  return { page, id };
+}
+
+async function chat(t, text) {
+  await t.page.evaluate(([id, text]) => window.demo.client.publish(`from/${id}`, JSON.stringify({ kind: 'chat', text })), [t.id, text]);
+  const echo = JSON.stringify({ echo: text });
+  await t.page.waitForFunction((e) => window.demo.messages.some((m) => m.text === e), echo, { timeout: WAIT });
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run'],
+  });
+  const errors = [];
+  try {
+    const context = await browser.newContext();
+    const first = await tab(context, errors);
+    const second = await tab(context, errors);
+    await chat(first, 'hi from the first tab');
+    await chat(second, 'hi from the second tab');
+    const texts = (t) => t.page.evaluate(() => window.demo.messages.map((m) => m.text));
+    console.log(JSON.stringify({
+      ids: [first.id, second.id],
+      first: await texts(first),
+      second: await texts(second),
+      consoleErrors: errors,
+    }));
+  } finally {
+    await browser.close();
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
