@@ -10,9 +10,7 @@
 //! Everything runs on loopback against an in-process local stack; the backend
 //! publishes over MQTT as the local admin and kicks through the HTTPS data plane.
 
-#[path = "../../tests/common/sigv4.rs"]
-#[allow(dead_code)]
-mod signing;
+use crate::signing;
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;

@@ -3,7 +3,7 @@
 //! headline figure as a ratio against a reference measured in the same run (these
 //! machines are noisy), with the absolute numbers for context.
 //!
-//! Suites: `vending`, `lambda-startup`, `sigv4`, `fanout`, `mqtt5`, `connections`, `soak`, `rules`.
+//! Suites: `vending`, `lambda-startup`, `sigv4`, `fanout`, `mqtt5`, `connections`, `soak`, `rules`, `roundtrip`.
 //! `--smoke` runs a few iterations only, for CI.
 
 #![allow(
@@ -18,7 +18,12 @@ mod fanout;
 mod lambda_startup;
 mod mqtt_ws;
 mod report;
+mod roundtrip;
 mod rules;
+/// SigV4 header signing, shared with the tests (`tests/common/sigv4.rs`).
+#[allow(dead_code, reason = "the shared signing helpers; the suites sign headers only")]
+#[path = "../../tests/common/sigv4.rs"]
+mod signing;
 mod sigv4;
 mod soak;
 mod vending;
@@ -321,6 +326,12 @@ enum Suite {
         #[arg(long, default_value_t = 2000)]
         messages: usize,
     },
+    /// The two-way round trip through a rule and a function vs a direct publish, at 1 and 64 clients.
+    Roundtrip {
+        /// Round trips per client.
+        #[arg(long, default_value_t = 50)]
+        count: usize,
+    },
     /// Lambda cold start: process start → first /runtime/invocation/next, and → first response.
     LambdaStartup {
         /// The Lambda artifact to start (build it with --release first).
@@ -473,6 +484,7 @@ async fn run_suite(suite: Suite, smoke: bool) -> anyhow::Result<report::Report> 
             let evaluations = if cli.smoke { 1000 } else { evaluations };
             rules::run(&binary, evaluations, subscribers[0], messages).await?
         }
+        Suite::Roundtrip { count } => roundtrip::run(if cli.smoke { 3 } else { count }).await?,
         Suite::LambdaStartup { binary, runs } => lambda_startup::run(&binary, if cli.smoke { 3 } else { runs }).await?,
     })
 }
