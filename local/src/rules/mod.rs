@@ -182,14 +182,27 @@ impl Engine {
             tracing::warn!(rule = %name, "Basic Ingest message for no such rule: dropped (IoT counts RuleNotFound)");
         }
         let topic = ingest.map_or(message.topic, |(_, rest)| rest);
-        let json = (!rules.is_empty()).then(|| payload_json(message.payload)).flatten();
+        if rules.is_empty() {
+            return ingest.is_some();
+        }
+        // Once per message, whatever the number of rules: the parsed payload, and
+        // the bytes an error action would report.
+        let json = payload_json(message.payload);
+        let original: Arc<[u8]> = Arc::from(message.payload);
         for rule in rules.iter().filter(|r| !r.disabled()) {
-            self.run(rule, &message, topic, json.as_ref());
+            self.run(rule, &message, topic, json.as_ref(), &original);
         }
         ingest.is_some()
     }
 
-    fn run(self: &Arc<Self>, rule: &Arc<Rule>, message: &Inbound<'_>, topic: &str, json: Option<&serde_json::Value>) {
+    fn run(
+        self: &Arc<Self>,
+        rule: &Arc<Rule>,
+        message: &Inbound<'_>,
+        topic: &str,
+        json: Option<&serde_json::Value>,
+        original: &Arc<[u8]>,
+    ) {
         let context = Context {
             version: rule.sql.version(),
             topic,
@@ -205,7 +218,7 @@ impl Engine {
             return;
         };
         tracing::debug!(rule = %rule.name, topic = %topic, "rule matched");
-        let failure = Failure::new(rule, topic, message);
+        let failure = Failure::new(rule, topic, message, original);
         for action in &rule.actions {
             self.act(action, &output, &context, message.depth, failure.clone());
         }
@@ -307,17 +320,17 @@ struct Failure {
     rule: Arc<Rule>,
     topic: String,
     client_id: Option<String>,
-    payload: Vec<u8>,
+    payload: Arc<[u8]>,
     depth: u8,
 }
 
 impl Failure {
-    fn new(rule: &Arc<Rule>, topic: &str, message: &Inbound<'_>) -> Self {
+    fn new(rule: &Arc<Rule>, topic: &str, message: &Inbound<'_>, payload: &Arc<[u8]>) -> Self {
         Self {
             rule: rule.clone(),
             topic: topic.to_owned(),
             client_id: message.client_id.map(str::to_owned),
-            payload: message.payload.to_vec(),
+            payload: payload.clone(),
             depth: message.depth,
         }
     }
