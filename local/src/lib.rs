@@ -8,6 +8,7 @@
 //! SDKs, MQTT.js, paho) work against it unchanged.
 //!
 //! * [`stack`] — [`stack::LocalStack`]: binds every listener, wires them together.
+//! * [`listen`] — the three listeners, bound before anything is served.
 //! * [`sts`] — the STS emulator (Query API: AssumeRole, GetCallerIdentity).
 //! * [`identity`] — the credentials STS issued, shared with the gateway.
 //! * [`gateway`] — the IoT device gateway: MQTT over WebSocket, SigV4, IoT policy
@@ -24,6 +25,7 @@ pub mod alloc;
 pub mod demo;
 pub mod gateway;
 pub mod identity;
+pub mod listen;
 pub mod rules;
 pub mod stack;
 pub mod sts;

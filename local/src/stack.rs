@@ -17,12 +17,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::gateway::{Gateway, GatewayOptions};
 use crate::identity::{Identity, IdentityStore};
+use crate::listen::{Addresses, BindError, Listeners, Ports, serve};
 use crate::sts::{LocalRole, StsEmulator};
 use serverless_websockets_core::arn::IotArns;
 use serverless_websockets_core::policy::{PolicyDocument, backend_policy, client_role_policy};
@@ -90,14 +90,8 @@ impl LocalOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
-    #[error("cannot listen for the {what} on {addr}: {source}{}", bind_hint(source, flag))]
-    Bind {
-        what: &'static str,
-        /// The command-line flag that chooses this port.
-        flag: &'static str,
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
@@ -170,6 +164,15 @@ pub const LOCAL_JWT_AUDIENCE: &str = "serverless-websockets-local";
 pub const LOCAL_JWT_SECRET: &str = "local-development-secret-never-use-in-production";
 
 impl LocalOptions {
+    /// The ports asked for.
+    fn ports(&self) -> Ports {
+        Ports {
+            sts: self.sts_port,
+            api: self.api_port,
+            iot: self.iot_port,
+        }
+    }
+
     /// A vending-API setting as the local stack sees it: the explicit settings, then
     /// the environment, then the local defaults (`AUTH_MODE=none`; in jwt mode a
     /// local issuer, audience and HS256 secret unless JWKS or others are given).
@@ -252,7 +255,7 @@ impl LocalStack {
     /// the addresses, identities and settings (no I/O) → build the vending API →
     /// spawn.
     pub async fn start(options: LocalOptions) -> Result<Self, LocalError> {
-        let listeners = Listeners::bind(&options).await?;
+        let listeners = Listeners::bind(options.host, options.ports(), options.tls).await?;
         let addresses = listeners.addresses()?;
         let (tls, ca_cert) = gateway_tls(&options, addresses.iot)?;
         let temp_ca = ca_cert
@@ -358,28 +361,6 @@ impl Drop for LocalStack {
         if let Some(path) = self.temp_ca.take() {
             let _ = std::fs::remove_file(path);
         }
-    }
-}
-
-/// Where the listeners are, port 0 resolved.
-struct Addresses {
-    sts: SocketAddr,
-    api: SocketAddr,
-    iot: SocketAddr,
-    tls: bool,
-}
-
-impl Addresses {
-    fn sts_endpoint(&self) -> String {
-        format!("http://{}", self.sts)
-    }
-
-    fn api_base(&self) -> String {
-        format!("http://{}", self.api)
-    }
-
-    fn iot_endpoint(&self) -> serverless_websockets_core::presign::IotEndpoint {
-        serverless_websockets_core::presign::IotEndpoint::local(self.iot, self.tls)
     }
 }
 
@@ -517,43 +498,6 @@ fn admin_policy() -> PolicyDocument {
         .expect("the admin policy is valid")
 }
 
-/// The three listeners, bound before anything is served.
-struct Listeners {
-    sts: TcpListener,
-    api: TcpListener,
-    iot: TcpListener,
-    tls: bool,
-}
-
-impl Listeners {
-    async fn bind(options: &LocalOptions) -> Result<Self, LocalError> {
-        Ok(Self {
-            sts: bind(options.host, options.sts_port, "STS emulator", "--sts-port").await?,
-            api: bind(options.host, options.api_port, "vending API", "--api-port").await?,
-            iot: bind(options.host, options.iot_port, "IoT gateway", "--iot-port").await?,
-            tls: options.tls,
-        })
-    }
-
-    /// The bound addresses (the OS picks a port 0 at bind time).
-    fn addresses(&self) -> Result<Addresses, LocalError> {
-        let address = |listener: &TcpListener, what: &'static str, flag: &'static str| {
-            listener.local_addr().map_err(|source| LocalError::Bind {
-                what,
-                flag,
-                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-                source,
-            })
-        };
-        Ok(Addresses {
-            sts: address(&self.sts, "STS emulator", "--sts-port")?,
-            api: address(&self.api, "vending API", "--api-port")?,
-            iot: address(&self.iot, "IoT gateway", "--iot-port")?,
-            tls: self.tls,
-        })
-    }
-}
-
 /// With `--tls`: the gateway's TLS configuration and where its CA certificate was written.
 fn gateway_tls(
     options: &LocalOptions,
@@ -656,38 +600,4 @@ async fn local_issuer(
         &sdk_config,
         client_role_arn,
     ))
-}
-
-async fn bind(host: IpAddr, port: u16, what: &'static str, flag: &'static str) -> Result<TcpListener, LocalError> {
-    let addr = SocketAddr::new(host, port);
-    TcpListener::bind(addr).await.map_err(|source| LocalError::Bind {
-        what,
-        flag,
-        addr,
-        source,
-    })
-}
-
-/// What to do about a port that cannot be bound.
-fn bind_hint(source: &std::io::Error, flag: &str) -> String {
-    match source.kind() {
-        std::io::ErrorKind::AddrInUse => format!(
-            ". Another local stack (or another program) is using that port: stop it, or choose another port with {flag} PORT (0 = any free port)"
-        ),
-        std::io::ErrorKind::PermissionDenied => format!(". Choose a port above 1023 with {flag} PORT"),
-        _ => String::new(),
-    }
-}
-
-async fn serve(
-    listener: TcpListener,
-    router: axum::Router,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    timeouts: serverless_websockets_vending::server::Timeouts,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let stop = async move {
-        let _ = stopped.wait_for(|stop| *stop).await;
-    };
-    serverless_websockets_vending::server::serve(listener, router, tls, timeouts, stop).await;
 }
