@@ -20,7 +20,7 @@ use rumqttc::QoS;
 use serde_json::{Value, json};
 
 use common::mqtt::{Client, vend};
-use common::tools::{node_modules, tool};
+use common::tools::{browser_modules, tool};
 use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 
 /// The first invocation starts the function (`cargo run`, already built).
@@ -125,11 +125,7 @@ async fn echo_stack() -> (LocalStack, Watch) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_browser_tabs_each_get_their_own_echo_from_the_function_and_only_their_own() {
-    let chromium = std::path::Path::new("/usr/bin/chromium");
-    assert!(
-        chromium.is_file(),
-        "Debian's chromium is not installed: run `tests/run.sh`"
-    );
+    let modules = browser_modules();
     let (stack, _watch) = echo_stack().await;
     let dir = tempfile::tempdir().unwrap();
     let ready = dir.path().join("ready.json");
@@ -138,7 +134,7 @@ async fn two_browser_tabs_each_get_their_own_echo_from_the_function_and_only_the
     command
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/browser_echo.js"))
         .arg(&ready)
-        .env("NODE_PATH", node_modules());
+        .env("NODE_PATH", modules);
     // On a blocking thread: the stack serves on this test's runtime meanwhile.
     let output = tokio::task::spawn_blocking(move || command.output().unwrap())
         .await

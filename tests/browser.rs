@@ -7,22 +7,12 @@
 
 mod common;
 
-use common::tools::{node_modules, tool};
+use common::tools::{browser_modules, tool};
 use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 
 #[tokio::test]
 async fn the_demo_page_in_headless_chromium_stays_connected_and_loses_nothing() {
-    let chromium = std::path::Path::new("/usr/bin/chromium");
-    assert!(
-        chromium.is_file(),
-        "Debian's chromium is not installed: run `tests/run.sh`, which installs it (apt-get install chromium)"
-    );
-    let modules = node_modules();
-    assert!(
-        modules.join("playwright-core").is_dir(),
-        "playwright-core is not installed in {}: run `tests/run.sh`",
-        modules.display()
-    );
+    let modules = browser_modules();
     let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ready = dir.path().join("ready.json");

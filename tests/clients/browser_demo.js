@@ -9,7 +9,7 @@
 // Usage: node browser_demo.js READY_JSON SCREENSHOT_PNG   (NODE_PATH: playwright-core;
 // SW_TOOLS_BIN: the AWS CLI)
 'use strict';
-const { chromium } = require('playwright-core');
+const { launch } = require('./chromium');
 const { execFile } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -45,12 +45,7 @@ async function received(page, text) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run'],
-  });
+  const browser = await launch();
   const summary = { consoleErrors: [] };
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });

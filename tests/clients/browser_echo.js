@@ -6,7 +6,7 @@
 //
 // Usage: node browser_echo.js READY_JSON   (NODE_PATH: playwright-core)
 'use strict';
-const { chromium } = require('playwright-core');
+const { launch } = require('./chromium');
 const fs = require('node:fs');
 
 const [readyPath] = process.argv.slice(2);
@@ -30,12 +30,7 @@ async function chat(t, text) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run'],
-  });
+  const browser = await launch();
   const errors = [];
   try {
     const context = await browser.newContext();

@@ -68,6 +68,23 @@ pub fn node_modules() -> PathBuf {
     dir
 }
 
+/// The Node modules for the headless-Chromium scripts, after checking that
+/// Debian's chromium and playwright-core are installed (fails loudly if not).
+pub fn browser_modules() -> PathBuf {
+    let chromium = std::path::Path::new("/usr/bin/chromium");
+    assert!(
+        chromium.is_file(),
+        "Debian's chromium is not installed: run `tests/run.sh`, which installs it (apt-get install chromium)"
+    );
+    let modules = node_modules();
+    assert!(
+        modules.join("playwright-core").is_dir(),
+        "playwright-core is not installed in {}: run `tests/run.sh`",
+        modules.display()
+    );
+    modules
+}
+
 /// A script whose stdout lines arrive on a channel; killed on drop.
 pub struct Script {
     child: Option<Child>,

@@ -489,11 +489,11 @@ impl<S: MessageSocket> Connection<S> {
         let held = session.filters().into_iter().map(|(filter, _)| filter).collect();
         let gateway = self.gateway.clone();
         let (arns, options) = (gateway.broker.arns(), &gateway.options);
-        let answer =
-            match negotiate::subscribe(&filters, subscription_id, version, &self.identity, arns, options, &held) {
-                Ok(answer) => answer,
-                Err(close) => return self.close(close),
-            };
+        let answer = match negotiate::subscribe(&filters, subscription_id, version, &self.identity, arns, options, held)
+        {
+            Ok(answer) => answer,
+            Err(close) => return self.close(close),
+        };
         let mut retained = Vec::new();
         for granted in &answer.granted {
             gateway.broker.subscribe(&session, &granted.filter, granted.qos);

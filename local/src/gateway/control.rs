@@ -14,7 +14,6 @@
 //! Not here: the rules themselves ([`crate::rules`]).
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -66,13 +65,7 @@ fn refused(error: &RuleError) -> DataPlaneError {
 fn rule_from(name: &str, signed: &Signed) -> Result<Rule, DataPlaneError> {
     let payload: TopicRulePayload = serde_json::from_slice(&signed.body)
         .map_err(|e| invalid(format!("The body is not a TopicRulePayload: {e}")))?;
-    Rule::new(name, payload, unix_seconds()).map_err(|e| refused(&e))
-}
-
-fn unix_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    Rule::new(name, payload, crate::rules::unix_seconds()).map_err(|e| refused(&e))
 }
 
 fn empty() -> Answer {

@@ -209,7 +209,7 @@ pub struct SubscribeAnswer {
     pub granted: Vec<Granted>,
 }
 
-/// Decides a SUBSCRIBE from `identity`, whose session holds `existing` filters.
+/// Decides a SUBSCRIBE from `identity`, whose session holds the filters `held`.
 /// A refused filter gets its SUBACK code, except that a 3.1.1 connection is
 /// closed for an unauthorized one unless `--suback-on-deny` (IoT's behaviour).
 pub fn subscribe(
@@ -219,7 +219,7 @@ pub fn subscribe(
     identity: &Identity,
     arns: &IotArns,
     options: &GatewayOptions,
-    existing: &HashSet<String>,
+    mut held: HashSet<String>,
 ) -> Result<SubscribeAnswer, Close> {
     if subscription_id {
         return Err(Close::client_error(
@@ -233,7 +233,6 @@ pub fn subscribe(
             format!("SUBSCRIBE refused: 1 to {MAX_FILTERS_PER_SUBSCRIBE} filters per SUBSCRIBE"),
         ));
     }
-    let mut held = existing.clone();
     let mut answer = SubscribeAnswer {
         codes: Vec::with_capacity(filters.len()),
         granted: Vec::new(),

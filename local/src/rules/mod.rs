@@ -135,7 +135,7 @@ impl Engine {
         }
         let inputs: Vec<Input> = serde_json::from_str(json)
             .map_err(|e| format!("expected a JSON array of {{\"ruleName\", \"topicRulePayload\"}}: {e}"))?;
-        let now = unix_millis() / 1000;
+        let now = unix_seconds();
         for input in inputs {
             let rule = Rule::new(&input.rule_name, input.topic_rule_payload, now)
                 .map_err(|e| format!("rule {}: {} ({})", input.rule_name, e, e.kind()))?;
@@ -162,47 +162,37 @@ impl Engine {
     /// (then it goes to no subscriber).
     pub fn on_message(self: &Arc<Self>, message: Inbound<'_>) -> bool {
         let ingest = basic_ingest(message.topic);
-        let rules: Vec<Arc<Rule>> = {
-            let rules = self.read();
-            if rules.is_empty() {
-                return ingest.is_some();
-            }
-            match ingest {
-                Some((name, _)) => rules.get(name).cloned().into_iter().collect(),
-                None => rules
-                    .values()
-                    .filter(|r| r.sql.from().is_some_and(|from| matches(from, message.topic)))
-                    .cloned()
-                    .collect(),
-            }
-        };
-        if let Some((name, _)) = ingest
-            && rules.is_empty()
-        {
-            tracing::warn!(rule = %name, "Basic Ingest message for no such rule: dropped (IoT counts RuleNotFound)");
-        }
-        let topic = ingest.map_or(message.topic, |(_, rest)| rest);
+        let rules = self.reached(message.topic, ingest.map(|(name, _)| name));
         if rules.is_empty() {
+            if let Some((name, _)) = ingest {
+                tracing::warn!(rule = %name, "Basic Ingest message for no such rule: dropped (IoT counts RuleNotFound)");
+            }
             return ingest.is_some();
         }
-        // Once per message, whatever the number of rules: the parsed payload, and
-        // the bytes an error action would report.
+        let topic = ingest.map_or(message.topic, |(_, rest)| rest);
+        // Once per message, whatever the number of rules.
         let json = payload_json(message.payload);
-        let original: Arc<[u8]> = Arc::from(message.payload);
         for rule in rules.iter().filter(|r| !r.disabled()) {
-            self.run(rule, &message, topic, json.as_ref(), &original);
+            self.run(rule, &message, topic, json.as_ref());
         }
         ingest.is_some()
     }
 
-    fn run(
-        self: &Arc<Self>,
-        rule: &Arc<Rule>,
-        message: &Inbound<'_>,
-        topic: &str,
-        json: Option<&serde_json::Value>,
-        original: &Arc<[u8]>,
-    ) {
+    /// The rules a message on `topic` reaches: the one Basic Ingest names, or
+    /// those whose FROM matches.
+    fn reached(&self, topic: &str, ingest: Option<&str>) -> Vec<Arc<Rule>> {
+        let rules = self.read();
+        match ingest {
+            Some(name) => rules.get(name).cloned().into_iter().collect(),
+            None => rules
+                .values()
+                .filter(|r| r.sql.from().is_some_and(|from| matches(from, topic)))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    fn run(self: &Arc<Self>, rule: &Arc<Rule>, message: &Inbound<'_>, topic: &str, json: Option<&serde_json::Value>) {
         let context = Context {
             version: rule.sql.version(),
             topic,
@@ -218,14 +208,22 @@ impl Engine {
             return;
         };
         tracing::debug!(rule = %rule.name, topic = %topic, "rule matched");
-        let failure = Failure::new(rule, topic, message, original);
+        let source = Source {
+            rule,
+            topic,
+            client_id: message.client_id,
+            payload: message.payload,
+            depth: message.depth,
+            report: true,
+        };
         for action in &rule.actions {
-            self.act(action, &output, &context, message.depth, failure.clone());
+            self.act(action, &output, &context, source);
         }
     }
 
-    /// Runs one action; a failure goes to the rule's error action.
-    fn act(self: &Arc<Self>, action: &Action, output: &Output, context: &Context<'_>, depth: u8, failure: Failure) {
+    /// Runs one action; a failure goes to the rule's error action (when `source`
+    /// says to report it).
+    fn act(self: &Arc<Self>, action: &Action, output: &Output, context: &Context<'_>, source: Source<'_>) {
         match action {
             Action::Lambda { function_arn } => {
                 let event = match output {
@@ -233,13 +231,15 @@ impl Engine {
                     Output::Bytes(_) => {
                         let why =
                             "the Lambda action takes JSON: select encode(*, 'base64') AS data for a binary payload";
-                        return self.failed(failure, action, why);
+                        return self.failed(source.owned(), action, why);
                     }
                 };
                 let Some(invoker) = &self.invoker else {
                     let why = "no Lambda endpoint: start the local stack with --lambda-endpoint URL (e.g. http://127.0.0.1:9000 for cargo lambda watch) or AWS_ENDPOINT_URL_LAMBDA";
-                    return self.failed(failure, action, why);
+                    return self.failed(source.owned(), action, why);
                 };
+                // Owned: the invocation finishes after this message is gone.
+                let failure = source.owned();
                 let engine = self.clone();
                 let failed_action = action.clone();
                 invoker.invoke(function_arn, event, move |error: InvokeError| {
@@ -254,9 +254,9 @@ impl Engine {
                     payload: output.to_bytes(),
                     qos: *qos,
                     headers: headers.clone(),
-                    depth: depth.saturating_add(1),
+                    depth: source.depth.saturating_add(1),
                 }),
-                None => self.failed(failure, action, "the topic template has an Undefined expression"),
+                None => self.failed(source.owned(), action, "the topic template has an Undefined expression"),
             },
         }
     }
@@ -279,7 +279,7 @@ impl Engine {
     /// message (<https://docs.aws.amazon.com/iot/latest/developerguide/rule-error-handling.html>).
     fn failed(self: &Arc<Self>, failure: Failure, action: &Action, why: &str) {
         tracing::warn!(rule = %failure.rule.name, action = action.kind(), resource = action.resource(), "rule action failed: {why}");
-        let Some(error_action) = &failure.rule.error_action else {
+        let Some(error_action) = failure.rule.error_action.as_ref().filter(|_| failure.report) else {
             return;
         };
         let message = json!({
@@ -303,35 +303,60 @@ impl Engine {
             json: None,
         };
         // An error action's own failure is only logged.
-        let no_further = Failure {
-            rule: Arc::new(Rule {
-                error_action: None,
-                ..(*failure.rule).clone()
-            }),
-            ..failure.clone()
+        let source = Source {
+            report: false,
+            ..failure.borrowed()
         };
-        self.act(error_action, &output, &context, failure.depth, no_further);
+        self.act(error_action, &output, &context, source);
     }
 }
 
-/// What an error action reports about the message whose action failed.
-#[derive(Clone)]
+/// The message a rule ran on, borrowed while it runs: what an error action
+/// reports if an action fails.
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    rule: &'a Arc<Rule>,
+    topic: &'a str,
+    client_id: Option<&'a str>,
+    payload: &'a [u8],
+    depth: u8,
+    /// Whether a failure runs the rule's error action (not for the error action's own).
+    report: bool,
+}
+
+impl Source<'_> {
+    /// Copied, only when a failure is reported or an invocation outlives the message.
+    fn owned(&self) -> Failure {
+        Failure {
+            rule: self.rule.clone(),
+            topic: self.topic.to_owned(),
+            client_id: self.client_id.map(str::to_owned),
+            payload: self.payload.to_vec(),
+            depth: self.depth,
+            report: self.report,
+        }
+    }
+}
+
+/// [`Source`], owned.
 struct Failure {
     rule: Arc<Rule>,
     topic: String,
     client_id: Option<String>,
-    payload: Arc<[u8]>,
+    payload: Vec<u8>,
     depth: u8,
+    report: bool,
 }
 
 impl Failure {
-    fn new(rule: &Arc<Rule>, topic: &str, message: &Inbound<'_>, payload: &Arc<[u8]>) -> Self {
-        Self {
-            rule: rule.clone(),
-            topic: topic.to_owned(),
-            client_id: message.client_id.map(str::to_owned),
-            payload: payload.clone(),
-            depth: message.depth,
+    fn borrowed(&self) -> Source<'_> {
+        Source {
+            rule: &self.rule,
+            topic: &self.topic,
+            client_id: self.client_id.as_deref(),
+            payload: &self.payload,
+            depth: self.depth,
+            report: self.report,
         }
     }
 }
@@ -341,6 +366,11 @@ pub fn basic_ingest(topic: &str) -> Option<(&str, &str)> {
     let rest = topic.strip_prefix(BASIC_INGEST)?;
     let (name, topic) = rest.split_once('/')?;
     (!name.is_empty() && !topic.is_empty()).then_some((name, topic))
+}
+
+/// Now, in Unix seconds: when a rule was created (`createdAt`).
+pub(crate) fn unix_seconds() -> u64 {
+    unix_millis() / 1000
 }
 
 fn unix_millis() -> u64 {

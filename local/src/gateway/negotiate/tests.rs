@@ -218,7 +218,7 @@ fn a_subscribe_grants_the_own_topic_and_answers_each_other_filter_with_its_code(
         &alice(),
         &arns(),
         &options,
-        &HashSet::new(),
+        HashSet::new(),
     )
     .unwrap();
     assert_eq!(
@@ -244,7 +244,7 @@ fn an_unauthorized_filter_closes_a_311_connection_as_iot_does_but_not_an_mqtt5_o
         &alice(),
         &arns(),
         &options,
-        &HashSet::new(),
+        HashSet::new(),
     )
     .unwrap_err();
     assert_eq!(closed.reason, DisconnectReason::AuthError);
@@ -255,7 +255,7 @@ fn an_unauthorized_filter_closes_a_311_connection_as_iot_does_but_not_an_mqtt5_o
         &alice(),
         &arns(),
         &options,
-        &HashSet::new(),
+        HashSet::new(),
     )
     .unwrap();
     assert_eq!(answer.codes, [SubCode::NotAuthorized]);
@@ -273,7 +273,7 @@ fn the_fifty_first_subscription_is_refused_but_renewing_a_held_filter_is_not() {
         &everything,
         &arns(),
         &GatewayOptions::default(),
-        &held,
+        held,
     )
     .unwrap();
     assert_eq!(
@@ -286,7 +286,7 @@ fn the_fifty_first_subscription_is_refused_but_renewing_a_held_filter_is_not() {
 fn a_subscribe_with_too_many_filters_or_a_subscription_identifier_ends_the_connection() {
     let options = GatewayOptions::default();
     let nine: Vec<_> = (0..9).map(|n| filter(&format!("allowed/{n}"))).collect();
-    let closed = subscribe(&nine, false, Version::V5, &alice(), &arns(), &options, &HashSet::new()).unwrap_err();
+    let closed = subscribe(&nine, false, Version::V5, &alice(), &arns(), &options, HashSet::new()).unwrap_err();
     assert_eq!(closed.code, Some(Code5::ProtocolError));
     let closed = subscribe(
         &[filter("allowed/alice")],
@@ -295,7 +295,7 @@ fn a_subscribe_with_too_many_filters_or_a_subscription_identifier_ends_the_conne
         &alice(),
         &arns(),
         &options,
-        &HashSet::new(),
+        HashSet::new(),
     )
     .unwrap_err();
     assert_eq!(closed.code, Some(Code5::SubscriptionIdentifiersNotSupported));
@@ -314,7 +314,7 @@ fn no_retained_message_goes_to_a_wildcard_a_shared_subscription_or_retain_handli
         &everything,
         &arns(),
         &GatewayOptions::default(),
-        &HashSet::new(),
+        HashSet::new(),
     )
     .unwrap();
     let sends: Vec<_> = answer.granted.iter().map(|g| g.send_retained).collect();
