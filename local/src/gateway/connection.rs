@@ -26,7 +26,7 @@ use rumqttc::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Code5;
 use tokio::time::{Instant, sleep_until};
 
-use super::broker::{ConnectionInfo, DisconnectReason, Kick, Mailbox, Session};
+use super::broker::{ConnectionInfo, DisconnectReason, Kick, Left, Mailbox, Session};
 use super::message::{Message, Outgoing};
 use super::negotiate::{self, PublishRefusal};
 use super::packet::{self, Announced, ConnectCode, ConnectIn, FilterIn, Inbound, PublishIn, ReadError, Version};
@@ -174,33 +174,26 @@ impl<S: MessageSocket> Connection<S> {
         let reason = kick.reason;
         let client_id = &connected.session.client_id;
         let expiry = connected.session_expiry;
-        let kept = self.gateway.broker.disconnect(
+        let will_due = reason != DisconnectReason::ClientInitiated || connected.will_on_disconnect;
+        let mut will = connected.will.filter(|_| will_due && !kick.prevent_will).map(|w| *w);
+        let left = self.gateway.broker.disconnect(
             &connected.session,
             connected.attachment,
             reason,
             kick.discard_session || expiry.is_zero(),
             expiry,
+            || {
+                // A delayed will waits with the session; one due now goes below.
+                let delayed = will.take_if(|w| !w.delay.is_zero());
+                will::away(&self.gateway, client_id, &self.identity.user_id, delayed, expiry)
+            },
         );
-        if kept {
-            let gateway = self.gateway.clone();
-            let client_id = client_id.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(expiry).await;
-                gateway.broker.expire(&client_id);
-            });
-        }
-        tracing::info!(client_id = %client_id, reason = reason.as_aws(), session_kept = kept, "MQTT client disconnected");
-        if let Some(will) = connected.will
-            && (reason != DisconnectReason::ClientInitiated || connected.will_on_disconnect)
-            && !kick.prevent_will
-        {
-            will::publish(
-                &self.gateway,
-                client_id,
-                &self.identity.user_id,
-                *will,
-                if kept { expiry } else { Duration::ZERO },
-            );
+        let kept = left == Left::Kept;
+        tracing::info!(client_id = %client_id.escape_debug(), reason = reason.as_aws(), session_kept = kept, "MQTT client disconnected");
+        // Taken up by a newer connection: a delayed will is not published (MQTT 5
+        // §3.1.3.2.2); one without delay is, as on any takeover.
+        if let Some(will) = will.filter(|w| left == Left::Ended || w.delay.is_zero()) {
+            will::publish(&self.gateway, client_id, &self.identity.user_id, will);
         }
         let event = lifecycle::disconnected(
             client_id,

@@ -22,7 +22,7 @@ pub mod retained;
 pub mod session;
 pub mod subscriptions;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockWriteGuard};
 use std::time::{Duration, SystemTime};
 
@@ -50,6 +50,39 @@ pub struct Broker {
     table: RwLock<Table>,
     registry: Mutex<Registry>,
     retained: RetainedStore,
+    pending: Arc<PendingCounts>,
+}
+
+/// What waits for a client that is away: see [`Broker::pending`].
+#[derive(Debug, Default)]
+struct PendingCounts {
+    timers: AtomicUsize,
+    wills: AtomicUsize,
+}
+
+/// How many away timers and delayed wills are waiting, gateway-wide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    pub timers: usize,
+    pub wills: usize,
+}
+
+/// Counts one away timer or delayed will for as long as it is held: dropping it
+/// (the will published, the task ended or stopped) uncounts it.
+pub struct Counted {
+    counts: Arc<PendingCounts>,
+    will: bool,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let counter = if self.will {
+            &self.counts.wills
+        } else {
+            &self.counts.timers
+        };
+        counter.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A connection attached to its session by [`Broker::connect`].
@@ -62,6 +95,17 @@ pub struct Attached {
     /// Filters of a resumed session that the new credentials may not subscribe to
     /// (dropped from the session), with the reason.
     pub refused: Vec<(String, String)>,
+}
+
+/// What became of a session when its connection ended: see [`Broker::disconnect`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Left {
+    /// Kept for its client, who is away.
+    Kept,
+    /// A newer connection serves it now (the client is back).
+    TakenUp,
+    /// Gone, or replaced by a new session of the same client ID.
+    Ended,
 }
 
 /// Why a direct message was not delivered.
@@ -82,6 +126,30 @@ impl Broker {
             table: RwLock::default(),
             registry: Mutex::default(),
             retained: RetainedStore::default(),
+            pending: Arc::default(),
+        }
+    }
+
+    /// Counts an away timer (`will: false`) or a delayed will while the result lives.
+    pub fn count(&self, will: bool) -> Counted {
+        let counter = if will {
+            &self.pending.wills
+        } else {
+            &self.pending.timers
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Counted {
+            counts: self.pending.clone(),
+            will,
+        }
+    }
+
+    /// How many away timers and delayed wills wait now: at most one of each per
+    /// persistent session whose client is away.
+    pub fn pending(&self) -> Pending {
+        Pending {
+            timers: self.pending.timers.load(Ordering::Relaxed),
+            wills: self.pending.wills.load(Ordering::Relaxed),
         }
     }
 
@@ -113,7 +181,12 @@ impl Broker {
         let attachment = self.next_attachment.fetch_add(1, Ordering::Relaxed);
         let mut registry = self.registry();
         registry.forget_departed(client_id);
-        let previous = registry.sessions.remove(client_id).map(|record| record.session);
+        let previous = registry.sessions.remove(client_id).map(|mut record| {
+            // Taken up or replaced: its delayed will is not published, and its
+            // expiry is re-armed when this connection ends (MQTT 5 §3.1.3.2.2).
+            record.stop_timer();
+            record.session
+        });
         if let Some(previous) = &previous {
             previous.kick(Kick::because(DisconnectReason::DuplicateClientId));
         }
@@ -137,6 +210,7 @@ impl Broker {
             session: session.clone(),
             info,
             away: None,
+            timer: None,
         };
         registry.sessions.insert(client_id.to_owned(), record);
         Attached {
@@ -176,8 +250,9 @@ impl Broker {
     }
 
     /// The connection `attachment` has ended. A persistent session stays (until
-    /// `expiry`) unless `discard`; a clean one is gone. Returns whether the session
-    /// was kept.
+    /// `expiry`) unless `discard`, and `away` starts its one timer (expiry, delayed
+    /// will), kept with the session and stopped when a connection takes it up; a
+    /// clean one is gone. Returns what became of the session.
     pub fn disconnect(
         &self,
         session: &Arc<Session>,
@@ -185,7 +260,8 @@ impl Broker {
         reason: DisconnectReason,
         discard: bool,
         expiry: Duration,
-    ) -> bool {
+        away: impl FnOnce() -> tokio::task::AbortHandle,
+    ) -> Left {
         let now = millis(SystemTime::now());
         let mut registry = self.registry();
         let current = session.detach(attachment);
@@ -197,24 +273,26 @@ impl Broker {
             // Replaced by a new session of the same client ID: this one is over.
             drop(registry);
             self.discard(session);
-            return false;
+            return Left::Ended;
         }
         if !current {
             // Resumed by a newer connection, which now serves it.
-            return false;
+            return Left::TakenUp;
         }
         if session.is_persistent() && !discard {
             if let Some(record) = registry.sessions.get_mut(&session.client_id) {
                 record.away = Some((now, reason, tokio::time::Instant::now() + expiry));
+                record.stop_timer();
+                record.timer = Some(away());
             }
-            return true;
+            return Left::Kept;
         }
         if let Some(record) = registry.sessions.remove(&session.client_id) {
             registry.remember_departed(&session.client_id, record.info, now, reason);
         }
         drop(registry);
         self.discard(session);
-        false
+        Left::Ended
     }
 
     /// Discards the persistent session of `client_id` if its client is still away

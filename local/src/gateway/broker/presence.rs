@@ -90,6 +90,18 @@ pub(super) struct Record {
     /// While a persistent session's client is away: when it left, why, and when
     /// the session expires.
     pub(super) away: Option<(u64, DisconnectReason, tokio::time::Instant)>,
+    /// While the client is away: the one task that publishes its delayed will and
+    /// expires the session, stopped when a connection takes the session up.
+    pub(super) timer: Option<tokio::task::AbortHandle>,
+}
+
+impl Record {
+    /// Stops the away timer, and with it a will still waiting for its delay.
+    pub(super) fn stop_timer(&mut self) {
+        if let Some(timer) = self.timer.take() {
+            timer.abort();
+        }
+    }
 }
 
 struct Departed {
