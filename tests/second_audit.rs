@@ -15,9 +15,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::{Connect, ConnectProperties, LastWill, LastWillProperties, Packet};
+use rumqttc::v5::mqttbytes::v5::{
+    Connect, ConnectProperties, ConnectReturnCode, DisconnectReasonCode, LastWill, LastWillProperties, Packet,
+    PublishProperties,
+};
 
 use common::mqtt5::{Client5, Raw5, admin, options, persistent, url_for};
+use serverless_websockets_core::quota::MAX_USER_PROPERTIES_BYTES;
+use serverless_websockets_local::gateway::GatewayOptions;
 use serverless_websockets_local::gateway::broker::Pending;
 use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 
@@ -179,5 +184,183 @@ async fn an_old_delayed_will_is_not_published_after_the_client_came_back_and_lef
         .await
         .unwrap();
     assert_eq!(&watcher.next_publish().await.payload[..], b"marker");
+    stack.shutdown().await;
+}
+
+async fn stack_with(gateway: GatewayOptions) -> LocalStack {
+    LocalStack::start(LocalOptions {
+        gateway,
+        ..LocalOptions::ephemeral()
+    })
+    .await
+    .unwrap()
+}
+
+/// `count` one-byte user properties: 7 bytes each as MQTT 5 encodes them.
+fn tiny_properties(count: usize) -> PublishProperties {
+    PublishProperties {
+        user_properties: vec![("k".to_owned(), "v".to_owned()); count],
+        ..PublishProperties::default()
+    }
+}
+
+/// The largest number of one-byte pairs within IoT's 8 KB of user properties.
+const MOST_TINY_PAIRS: usize = MAX_USER_PROPERTIES_BYTES / 7;
+
+#[tokio::test]
+async fn user_properties_over_iots_8_kb_are_refused_on_publish_will_and_https_publish() {
+    let stack = stack().await;
+    let url = url_for(&stack, &admin(&stack));
+    let mut receiver = Client5::connect(options(&url, "receiver")).await.0;
+    receiver.subscribed("props/+", QoS::AtLeastOnce).await;
+
+    // At the quota: delivered with every pair.
+    let (publisher, _) = Client5::connect(options(&url, "publisher")).await;
+    publisher
+        .client
+        .publish_with_properties("props/at", QoS::AtLeastOnce, false, "at", tiny_properties(MOST_TINY_PAIRS))
+        .await
+        .unwrap();
+    let at = receiver.next_publish().await;
+    assert_eq!(at.properties.map(|p| p.user_properties.len()), Some(MOST_TINY_PAIRS));
+
+    // One pair over: the connection ends with 0x97, nothing is delivered.
+    let mut raw = Raw5::open(&url).await;
+    raw.connect("over").await;
+    let mut publish = rumqttc::v5::mqttbytes::v5::Publish::new("props/over", QoS::AtMostOnce, "over", None);
+    publish.properties = Some(tiny_properties(MOST_TINY_PAIRS + 1));
+    raw.send(Packet::Publish(publish)).await;
+    raw.expect_disconnect(DisconnectReasonCode::QuotaExceeded).await;
+
+    // A will over the quota: CONNACK 0x97.
+    let mut raw = Raw5::open(&url).await;
+    let mut over = will("will-over", 0, Bytes::from_static(b"gone"));
+    if let Some(p) = over.properties.as_mut() {
+        p.user_properties = tiny_properties(MOST_TINY_PAIRS + 1).user_properties;
+    }
+    let connect = Connect {
+        keep_alive: 30,
+        client_id: "will-over".into(),
+        clean_start: true,
+        properties: None,
+    };
+    raw.send(Packet::Connect(connect, Some(over), None)).await;
+    match raw.recv().await {
+        Some(Packet::ConnAck(ack)) => assert_eq!(ack.code, ConnectReturnCode::QuotaExceeded),
+        other => panic!("expected CONNACK 0x97, got {other:?}"),
+    }
+
+    // The HTTPS publish: 400 with the reason.
+    use base64::Engine as _;
+    let pairs: Vec<_> = (0..MOST_TINY_PAIRS + 1).map(|_| serde_json::json!({"k": "v"})).collect();
+    let header = base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&pairs).unwrap());
+    let (status, body) = data_plane(
+        &stack,
+        "POST",
+        "/topics/props%2Fhttps?qos=1",
+        &[("x-amz-mqtt5-user-properties", &header)],
+        b"https",
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("over IoT's 8192"), "{body}");
+
+    publisher
+        .client
+        .publish("props/marker", QoS::AtLeastOnce, false, "marker")
+        .await
+        .unwrap();
+    assert_eq!(&receiver.next_publish().await.payload[..], b"marker", "nothing over the quota was delivered");
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn receive_maximum_0_and_maximum_packet_size_0_are_protocol_errors() {
+    let stack = stack().await;
+    let url = url_for(&stack, &admin(&stack));
+    for (receive_max, max_packet_size) in [(Some(0), None), (None, Some(0))] {
+        let mut raw = Raw5::open(&url).await;
+        let properties = ConnectProperties {
+            receive_maximum: receive_max,
+            max_packet_size,
+            ..ConnectProperties::new()
+        };
+        let ack = raw.connect_with("zeroes", Some(properties)).await;
+        assert_eq!(ack.code, ConnectReturnCode::ProtocolError, "{receive_max:?} {max_packet_size:?}");
+    }
+    stack.shutdown().await;
+}
+
+/// `options` for a client that takes the largest packets IoT sends.
+fn large(mut options: rumqttc::v5::MqttOptions) -> rumqttc::v5::MqttOptions {
+    options.set_max_packet_size(Some(256 * 1024));
+    options
+}
+
+/// An away MQTT 5 session of `client_id` subscribed to `topic` at QoS 1.
+async fn away_session(url: &str, client_id: &str, topic: &str) {
+    let mut client = Client5::connect(persistent(url, client_id, 3600)).await.0;
+    client.subscribed(topic, QoS::AtLeastOnce).await;
+    client.leave().await;
+}
+
+#[tokio::test]
+async fn an_away_session_stores_messages_up_to_its_bytes_and_all_of_them_up_to_a_shared_budget() {
+    let stack = stack_with(GatewayOptions {
+        queue_bytes: 4 * 1024 * 1024,
+        stored_bytes: 6 * 1024 * 1024,
+        ..GatewayOptions::default()
+    })
+    .await;
+    let url = url_for(&stack, &admin(&stack));
+    away_session(&url, "away-1", "chat/room").await;
+    away_session(&url, "away-2", "chat/room").await;
+    let (publisher, _) = Client5::connect(options(&url, "chatter")).await;
+    // 40 messages of 100 KiB and 1,170 one-byte user properties each: ~5 MiB on
+    // the wire, ~8.5 MiB in memory, for each away session.
+    for n in 0..40 {
+        publisher
+            .client
+            .publish_with_properties(
+                "chat/room",
+                QoS::AtLeastOnce,
+                false,
+                vec![b'x'; 100 * 1024],
+                tiny_properties(MOST_TINY_PAIRS),
+            )
+            .await
+            .unwrap();
+        let _ = n;
+    }
+    let mut marker = Client5::connect(large(options(&url, "marker"))).await.0;
+    marker.subscribed("chat/room", QoS::AtLeastOnce).await;
+    // Routed in order: once the watcher has its copy of a later message, the
+    // away sessions have been offered all 40.
+    publisher.client.publish("chat/room", QoS::AtLeastOnce, false, "last").await.unwrap();
+    loop {
+        if &marker.next_publish().await.payload[..] == b"last" {
+            break;
+        }
+    }
+    let stored = stack.gateway().broker.bounds().stored();
+    assert!(stored <= 6 * 1024 * 1024, "stored {stored} bytes");
+    assert!(stored > 3 * 1024 * 1024, "the budget was used: {stored} bytes");
+
+    // Each away client gets what was stored for it, and no more than its bound.
+    let mut got = Vec::new();
+    for id in ["away-1", "away-2"] {
+        let (mut back, ack) = Client5::connect(large(persistent(&url, id, 3600))).await;
+        assert!(ack.session_present);
+        let mut n = 0;
+        publisher.client.publish("chat/room", QoS::AtLeastOnce, false, "end").await.unwrap();
+        while &back.next_publish().await.payload[..] != b"end" {
+            n += 1;
+        }
+        got.push(n);
+    }
+    eprintln!("stored for the two away sessions: {got:?} of 40 messages; {stored} bytes");
+    assert!(got.iter().all(|&n| n < 40), "{got:?}");
+    assert!(got.iter().sum::<usize>() > 0, "{got:?}");
+    assert_eq!(stack.gateway().broker.bounds().stored(), 0, "released once taken up");
     stack.shutdown().await;
 }

@@ -37,11 +37,26 @@ pub const MAX_INFLIGHT: usize = 100;
 pub const TOPIC_ALIAS_MAX: u16 = 8;
 /// The longest MQTT 5 message expiry, in seconds (seven days).
 pub const MAX_MESSAGE_EXPIRY_SECS: u32 = 604_800;
+/// MQTT 5 user properties of one message (a PUBLISH, a will, an HTTPS publish),
+/// in bytes as encoded: the quotas page's "Maximum User Properties total size"
+/// (Service Quotas code L-7201B389), 8 KB. The figure and how IoT counts it are
+/// not confirmed from the page itself; the gateway counts every pair as encoded,
+/// its key and value with their 2-byte lengths and the 1-byte identifier, which
+/// also bounds how many pairs fit (see `docs/reference.md`).
+pub const MAX_USER_PROPERTIES_BYTES: usize = 8 * 1024;
 /// How long a persistent session outlives its client's disconnect by default.
 pub const DEFAULT_SESSION_EXPIRY: Duration = Duration::from_secs(3600);
 /// How long `GetConnection` still answers for a client that left without a
 /// session (the iot-data API reference: "about 30 minutes").
 pub const DEPARTED_RETENTION: Duration = Duration::from_secs(30 * 60);
+
+/// The encoded size of MQTT 5 user properties, as [`MAX_USER_PROPERTIES_BYTES`]
+/// counts it (saturating: never overflows whatever the input).
+pub fn user_properties_bytes<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> usize {
+    pairs.iter().fold(0usize, |total, (key, value)| {
+        total.saturating_add(5 + key.as_ref().len() + value.as_ref().len())
+    })
+}
 
 // The largest packet has room for the largest payload and a full topic.
 const _: () = assert!(MAX_PACKET_BYTES > MAX_PAYLOAD_BYTES + MAX_TOPIC_BYTES);
@@ -49,6 +64,15 @@ const _: () = assert!(MAX_PACKET_BYTES > MAX_PAYLOAD_BYTES + MAX_TOPIC_BYTES);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_properties_count_as_encoded_five_bytes_a_pair_plus_key_and_value() {
+        assert_eq!(user_properties_bytes::<&str, &str>(&[]), 0);
+        assert_eq!(user_properties_bytes(&[("k", "v"), ("key", "value")]), 7 + 13);
+        // 8 KB of one-byte pairs is 1,170 pairs, not 4,096.
+        let pairs = vec![("k", "v"); MAX_USER_PROPERTIES_BYTES / 7 + 1];
+        assert!(user_properties_bytes(&pairs) > MAX_USER_PROPERTIES_BYTES);
+    }
 
     #[test]
     fn the_keep_alive_range_is_iots_thirty_seconds_to_twenty_minutes() {

@@ -35,7 +35,7 @@ use super::aws_error::trace_id;
 use super::broker::{DirectError, DisconnectReason, Kick};
 use super::message::{Confirm, Message, Properties};
 use super::state::{Gateway, Origin};
-use serverless_websockets_core::quota::MAX_CLIENT_ID_BYTES;
+use serverless_websockets_core::quota::{MAX_CLIENT_ID_BYTES, MAX_USER_PROPERTIES_BYTES, user_properties_bytes};
 use serverless_websockets_core::topic::{check_topic_name, is_publishable};
 
 pub use super::signed::MAX_PUBLISH_BODY;
@@ -112,21 +112,7 @@ fn mqtt5_properties(signed: &Signed) -> Result<Option<Box<Properties>>, DataPlan
     let base64 = base64::engine::general_purpose::STANDARD;
     let mut properties = Properties::default();
     if let Some(encoded) = header("x-amz-mqtt5-user-properties")? {
-        let json = base64
-            .decode(encoded.trim())
-            .map_err(|_| invalid("userProperties must be base64-encoded JSON."))?;
-        let pairs: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_slice(&json).map_err(|_| {
-            invalid("userProperties must be a JSON array of objects such as [{\"deviceName\": \"alpha\"}].")
-        })?;
-        for pair in pairs {
-            for (key, value) in pair {
-                let value = match value {
-                    serde_json::Value::String(text) => text,
-                    other => other.to_string(),
-                };
-                properties.user_properties.push((key, value));
-            }
-        }
+        properties.user_properties = user_properties(encoded)?;
     }
     properties.payload_format_indicator = match header("x-amz-mqtt5-payload-format-indicator")? {
         None => None,
@@ -155,6 +141,33 @@ fn mqtt5_properties(signed: &Signed) -> Result<Option<Box<Properties>>, DataPlan
         properties.response_topic = Some(topic.to_owned());
     }
     Ok((properties != Properties::default()).then(|| Box::new(properties)))
+}
+
+/// `x-amz-mqtt5-user-properties`: base64 of a JSON array of one-pair objects,
+/// within IoT's quota on user properties.
+fn user_properties(encoded: &str) -> Result<Vec<(String, String)>, DataPlaneError> {
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| invalid("userProperties must be base64-encoded JSON."))?;
+    let objects: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_slice(&json)
+        .map_err(|_| invalid("userProperties must be a JSON array of objects such as [{\"deviceName\": \"alpha\"}]."))?;
+    let mut pairs = Vec::new();
+    for object in objects {
+        for (key, value) in object {
+            let value = match value {
+                serde_json::Value::String(text) => text,
+                other => other.to_string(),
+            };
+            pairs.push((key, value));
+        }
+    }
+    let bytes = user_properties_bytes(&pairs);
+    if bytes > MAX_USER_PROPERTIES_BYTES {
+        return Err(invalid(format!(
+            "userProperties take {bytes} bytes as MQTT 5 encodes them, over IoT's {MAX_USER_PROPERTIES_BYTES}."
+        )));
+    }
+    Ok(pairs)
 }
 
 /// `messageExpiry`: whole seconds, 1 to IoT's seven days.

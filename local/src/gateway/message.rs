@@ -79,7 +79,31 @@ impl Message {
     pub fn expired(&self, now: tokio::time::Instant) -> bool {
         self.expires.is_some_and(|expires| expires <= now)
     }
+
+    /// Roughly what the message costs in memory, for the queues' byte bounds:
+    /// its bytes plus what each string's allocation and pair costs beyond them
+    /// (one-byte user properties weigh ~13× their wire size as `String`s).
+    pub fn cost(&self) -> usize {
+        let properties = self.properties.as_deref().map_or(0, |p| {
+            let strings = [&p.content_type, &p.response_topic]
+                .iter()
+                .filter_map(|s| s.as_ref())
+                .map(|s| s.len() + STRING_OVERHEAD)
+                .sum::<usize>();
+            let pairs = p
+                .user_properties
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 2 * STRING_OVERHEAD)
+                .sum::<usize>();
+            std::mem::size_of::<Properties>() + strings + pairs + p.correlation_data.as_ref().map_or(0, Bytes::len)
+        });
+        std::mem::size_of::<Self>() + self.topic.len() + self.payload.len() + properties
+    }
 }
+
+/// What a heap `String` costs beyond its bytes: its 24-byte header and the
+/// allocator's smallest chunk.
+const STRING_OVERHEAD: usize = 24 + 16;
 
 /// MQTT 5 properties from a republish action's `headers`
 /// (<https://docs.aws.amazon.com/iot/latest/developerguide/republish-rule-action.html>):
@@ -146,6 +170,16 @@ impl Outgoing {
             Self::Frame(_) => None,
             Self::Qos1 { confirm, .. } | Self::Message { confirm, .. } => confirm.as_ref(),
         }
+    }
+
+    /// Roughly what holding this delivery costs in memory (a shared message or
+    /// frame counts in full for each holder: an upper bound).
+    pub fn cost(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + match self {
+                Self::Frame(frame) | Self::Qos1 { frame, .. } => frame.len(),
+                Self::Message { message, .. } => message.cost(),
+            }
     }
 
     pub(crate) fn expired(&self) -> bool {

@@ -21,12 +21,12 @@ use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Code5;
 use serverless_websockets_core::arn::IotArns;
 use serverless_websockets_core::quota::{
     MAX_CLIENT_ID_BYTES, MAX_FILTERS_PER_SUBSCRIBE, MAX_INFLIGHT, MAX_KEEP_ALIVE, MAX_PACKET_BYTES, MAX_SUBSCRIPTIONS,
-    TOPIC_ALIAS_MAX,
+    MAX_USER_PROPERTIES_BYTES, TOPIC_ALIAS_MAX, user_properties_bytes,
 };
 use serverless_websockets_core::topic::{check_filter, check_topic_name, has_wildcards, is_publishable, split_shared};
 
 use super::broker::{DisconnectReason, SessionOptions};
-use super::message::Message;
+use super::message::{Message, Properties};
 use super::options::{DenyMode, GatewayOptions};
 use super::packet::{Announced, ConnectCode, ConnectIn, FilterIn, PublishIn, SubCode, Version};
 use crate::identity::Identity;
@@ -106,6 +106,13 @@ fn connect_refusal(connect: &ConnectIn, identity: &Identity, arns: &IotArns) -> 
             format!("the client ID is empty or longer than {MAX_CLIENT_ID_BYTES} bytes"),
         ));
     }
+    // MQTT 5 §3.1.2.11.3 and §3.1.2.11.4: either being 0 is a protocol error.
+    if connect.receive_maximum == Some(0) || connect.max_packet_size == Some(0) {
+        return Some((
+            ConnectCode::ProtocolError,
+            "Receive Maximum 0 or Maximum Packet Size 0".to_owned(),
+        ));
+    }
     if connect.auth_method {
         return Some((
             ConnectCode::BadAuthenticationMethod,
@@ -144,6 +151,9 @@ fn will_refusal(will: &Message, identity: &Identity, arns: &IotArns) -> Option<(
     if will.qos == QoS::ExactlyOnce {
         return Some((ConnectCode::QoSNotSupported, "the will's QoS is 2".to_owned()));
     }
+    if let Some(why) = user_properties_over_quota(will.properties.as_deref()) {
+        return Some((ConnectCode::QuotaExceeded, format!("the will: {why}")));
+    }
     if !is_publishable(&will.topic) {
         return Some((
             ConnectCode::TopicNameInvalid,
@@ -153,6 +163,18 @@ fn will_refusal(will: &Message, identity: &Identity, arns: &IotArns) -> Option<(
     may_publish(identity, arns, &will.topic, will.retain)
         .err()
         .map(|denial| (ConnectCode::NotAuthorized, format!("the will: {denial}")))
+}
+
+/// Why MQTT 5 user properties are over IoT's quota, if they are.
+fn user_properties_over_quota(properties: Option<&Properties>) -> Option<String> {
+    let pairs = &properties?.user_properties;
+    let bytes = user_properties_bytes(pairs);
+    (bytes > MAX_USER_PROPERTIES_BYTES).then(|| {
+        format!(
+            "{} user properties take {bytes} bytes, over IoT's {MAX_USER_PROPERTIES_BYTES}",
+            pairs.len()
+        )
+    })
 }
 
 /// `iot:Publish` on `topic`, and `iot:RetainPublish` too for a retained message.
@@ -320,6 +342,12 @@ pub fn publish(
         return Err(PublishRefusal::Close(Close::client_error(
             Code5::TopicNameInvalid,
             "PUBLISH refused: invalid or reserved topic",
+        )));
+    }
+    if let Some(why) = user_properties_over_quota(publish.properties.as_deref()) {
+        return Err(PublishRefusal::Close(Close::client_error(
+            Code5::QuotaExceeded,
+            format!("PUBLISH refused: {why}"),
         )));
     }
     let response_topic = publish.properties.as_ref().and_then(|p| p.response_topic.as_deref());

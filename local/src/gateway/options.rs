@@ -22,8 +22,13 @@ pub struct GatewayOptions {
     pub min_keep_alive: Duration,
     pub connect_deny: DenyMode,
     pub subscribe_deny: DenyMode,
-    /// Deliveries queued per connection before it counts as too slow.
+    /// Deliveries queued per session: a connected client with more is too slow,
+    /// an away client's session stores no more.
     pub queue_len: usize,
+    /// The same bound in bytes, each message counted at what it costs in memory.
+    pub queue_bytes: usize,
+    /// Bytes that the sessions of away clients store, all together.
+    pub stored_bytes: usize,
     /// How long a new WebSocket may take to send CONNECT before it is closed.
     pub connect_timeout: Duration,
     /// How long a persistent session outlives its client's disconnect (IoT: 1 hour).
@@ -37,6 +42,8 @@ impl Default for GatewayOptions {
             connect_deny: DenyMode::Close,
             subscribe_deny: DenyMode::Close,
             queue_len: 1024,
+            queue_bytes: 8 * 1024 * 1024,
+            stored_bytes: 256 * 1024 * 1024,
             connect_timeout: CONNECT_TIMEOUT,
             session_expiry: quota::DEFAULT_SESSION_EXPIRY,
         }

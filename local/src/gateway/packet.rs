@@ -368,6 +368,10 @@ pub enum ConnectCode {
     BadAuthenticationMethod,
     QoSNotSupported,
     TopicNameInvalid,
+    /// MQTT 5 0x82: a value the protocol forbids (Receive Maximum 0, …).
+    ProtocolError,
+    /// MQTT 5 0x97: over one of IoT's quotas (the will's user properties).
+    QuotaExceeded,
 }
 
 /// What CONNACK tells an MQTT 5 client about the server and its adjustments.
@@ -419,6 +423,8 @@ pub fn connack(version: Version, session_present: bool, code: ConnectCode, annou
                 ConnectCode::BadAuthenticationMethod => v5::ConnectReturnCode::BadAuthenticationMethod,
                 ConnectCode::QoSNotSupported => v5::ConnectReturnCode::QoSNotSupported,
                 ConnectCode::TopicNameInvalid => v5::ConnectReturnCode::TopicNameInvalid,
+                ConnectCode::ProtocolError => v5::ConnectReturnCode::ProtocolError,
+                ConnectCode::QuotaExceeded => v5::ConnectReturnCode::QuotaExceeded,
             };
             let _ = v5::ConnAck {
                 session_present,

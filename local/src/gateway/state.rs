@@ -14,7 +14,7 @@ use serverless_websockets_core::arn::IotArns;
 use tokio::sync::watch;
 
 use super::auth::SignatureCheck;
-use super::broker::Broker;
+use super::broker::{Broker, QueueBounds};
 use super::lifecycle;
 use super::message::Message;
 use super::options::GatewayOptions;
@@ -65,7 +65,10 @@ impl Gateway {
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let auth = SignatureCheck::new(store, arns.region());
-        let broker = Broker::new(arns, options.queue_len);
+        let broker = Broker::new(
+            arns,
+            QueueBounds::new(options.queue_len, options.queue_bytes, options.stored_bytes),
+        );
         Self {
             auth,
             broker,

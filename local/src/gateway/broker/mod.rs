@@ -34,7 +34,7 @@ use tokio::sync::watch;
 
 pub use presence::{ConnectionInfo, DEPARTED_RETENTION, DisconnectReason, Presence, millis};
 pub use retained::Retained;
-pub use session::{ConnId, Kick, MAX_INFLIGHT, Mailbox, Session, SessionOptions};
+pub use session::{ConnId, Kick, MAX_INFLIGHT, Mailbox, QueueBounds, Session, SessionOptions};
 
 use super::message::{Confirm, Encodings, Message, Outgoing, outgoing};
 use crate::identity::Identity;
@@ -44,7 +44,7 @@ use subscriptions::{Entry, Table};
 
 pub struct Broker {
     arns: IotArns,
-    queue_len: usize,
+    bounds: Arc<QueueBounds>,
     next_conn: AtomicU64,
     next_attachment: AtomicU64,
     table: RwLock<Table>,
@@ -117,10 +117,10 @@ pub enum DirectError {
 }
 
 impl Broker {
-    pub fn new(arns: IotArns, queue_len: usize) -> Self {
+    pub fn new(arns: IotArns, bounds: QueueBounds) -> Self {
         Self {
             arns,
-            queue_len,
+            bounds: Arc::new(bounds),
             next_conn: AtomicU64::new(1),
             next_attachment: AtomicU64::new(1),
             table: RwLock::default(),
@@ -142,6 +142,11 @@ impl Broker {
             counts: self.pending.clone(),
             will,
         }
+    }
+
+    /// The queues' bounds, and what away clients' sessions store now.
+    pub fn bounds(&self) -> &QueueBounds {
+        &self.bounds
     }
 
     /// How many away timers and delayed wills wait now: at most one of each per
@@ -201,7 +206,7 @@ impl Broker {
                     self.discard(&previous);
                 }
                 let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-                let session = Session::new(conn_id, client_id, how.v5, identity, self.queue_len);
+                let session = Session::new(conn_id, client_id, how.v5, identity, self.bounds.clone());
                 (Arc::new(session), false, Vec::new())
             }
         };

@@ -10,14 +10,18 @@
 //! is away, stores the QoS 1 messages that match it (bounded; QoS 0 is not
 //! stored), and is taken up by the next connection with its client ID, which first
 //! re-sends what was in flight (with DUP) and then the stored messages, in order.
-//! A connected session whose queue is full is disconnected (`THROTTLED`) instead of
-//! growing memory without bound; at most [`MAX_INFLIGHT`] QoS 1 deliveries await a
+//! A queue is bounded by count and by bytes ([`QueueBounds`]; a message counts at
+//! what it costs in memory, user properties included), and what away clients'
+//! sessions store is bounded gateway-wide too. A connected session whose queue is
+//! full is disconnected (`THROTTLED`) instead of growing memory without bound; an
+//! away one stores no more. At most [`MAX_INFLIGHT`] QoS 1 deliveries await a
 //! PUBACK at once (IoT's limit, or less if the client's Receive Maximum asks).
 //!
 //! Not here: which sessions a message goes to ([`super::subscriptions`]), who is
 //! connected by client ID ([`super::presence`]).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use rumqttc::mqttbytes::QoS;
@@ -37,6 +41,52 @@ const KEPT_CAPACITY: usize = 16;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How much a session's queue may hold, and the budget that the sessions of
+/// away clients share.
+#[derive(Debug)]
+pub struct QueueBounds {
+    /// Deliveries queued per session.
+    pub len: usize,
+    /// Bytes queued per session (see `Outgoing::cost`).
+    pub bytes: usize,
+    /// Bytes stored for away clients, all sessions together.
+    pub stored_max: usize,
+    stored: AtomicUsize,
+}
+
+impl QueueBounds {
+    pub fn new(len: usize, bytes: usize, stored_max: usize) -> Self {
+        Self {
+            len,
+            bytes,
+            stored_max,
+            stored: AtomicUsize::new(0),
+        }
+    }
+
+    /// Bytes stored for away clients now, all sessions together.
+    pub fn stored(&self) -> usize {
+        self.stored.load(Ordering::Relaxed)
+    }
+
+    /// Takes `cost` from the shared budget; false when it would be over.
+    fn reserve(&self, cost: usize) -> bool {
+        self.stored
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |stored| {
+                stored.checked_add(cost).filter(|&total| total <= self.stored_max)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, cost: usize) {
+        if cost > 0 {
+            let _ = self
+                .stored
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |stored| Some(stored.saturating_sub(cost)));
+        }
+    }
 }
 
 /// A request to close a connection, and what to do with its session and will.
@@ -83,6 +133,11 @@ struct Link {
 
 struct State {
     queue: VecDeque<Outgoing>,
+    /// What the queue costs in memory (see `Outgoing::cost`).
+    queued_bytes: usize,
+    /// The part of it stored while the client was away, taken from the shared
+    /// budget until a connection takes the session up.
+    stored_bytes: usize,
     /// The connection currently serving this session; `None` while a persistent
     /// session's client is away.
     link: Option<Link>,
@@ -105,6 +160,8 @@ impl State {
     fn new() -> Self {
         Self {
             queue: VecDeque::new(),
+            queued_bytes: 0,
+            stored_bytes: 0,
             link: None,
             filters: HashMap::new(),
             inflight: VecDeque::new(),
@@ -125,20 +182,26 @@ pub struct Session {
     pub v5: bool,
     identity: RwLock<Arc<Identity>>,
     state: Mutex<State>,
-    queue_len: usize,
+    bounds: Arc<QueueBounds>,
     ready: Notify,
 }
 
 impl Session {
     /// A new session for `client_id`, not yet attached to a connection.
-    pub(super) fn new(conn_id: ConnId, client_id: &str, v5: bool, identity: Arc<Identity>, queue_len: usize) -> Self {
+    pub(super) fn new(
+        conn_id: ConnId,
+        client_id: &str,
+        v5: bool,
+        identity: Arc<Identity>,
+        bounds: Arc<QueueBounds>,
+    ) -> Self {
         Self {
             conn_id,
             client_id: client_id.to_owned(),
             v5,
             identity: RwLock::new(identity),
             state: Mutex::new(State::new()),
-            queue_len,
+            bounds,
             ready: Notify::new(),
         }
     }
@@ -163,6 +226,8 @@ impl Session {
         {
             let mut state = self.state();
             state.link = Some(Link { attachment, kick });
+            // Stored while the client was away: now the connection's to deliver.
+            self.bounds.release(std::mem::take(&mut state.stored_bytes));
             state.persistent = how.persistent;
             state.inflight_max = how.receive_maximum.clamp(1, MAX_INFLIGHT);
         }
@@ -190,6 +255,8 @@ impl Session {
         let mut state = self.state();
         state.ended = true;
         state.queue.clear();
+        state.queued_bytes = 0;
+        self.bounds.release(std::mem::take(&mut state.stored_bytes));
         state.inflight.clear();
         state.filters.keys().cloned().collect()
     }
@@ -252,30 +319,39 @@ impl Session {
     }
 
     /// Queues a delivery. A connected session that cannot keep up is kicked; an
-    /// offline persistent session stores QoS 1 messages up to its bound and drops
-    /// the rest, as IoT does not store QoS 0.
+    /// away client's persistent session stores QoS 1 messages within its bounds
+    /// and the shared budget, and drops the rest, as IoT does not store QoS 0.
     pub(super) fn offer(&self, outgoing: Outgoing) -> bool {
+        let cost = outgoing.cost();
         let mut state = self.state();
         if state.ended {
             return false;
         }
+        let full = state.queue.len() >= self.bounds.len || state.queued_bytes.saturating_add(cost) > self.bounds.bytes;
         if state.link.is_none() {
             if !outgoing.is_qos1() {
                 return false;
             }
-            if state.queue.len() >= self.queue_len {
-                tracing::warn!(client_id = %self.client_id, "persistent session's queue is full; message not stored");
+            if full {
+                tracing::warn!(client_id = %self.client_id.escape_debug(), queued = state.queue.len(), queued_bytes = state.queued_bytes, "persistent session's queue is full; message not stored");
                 return false;
             }
+            if !self.bounds.reserve(cost) {
+                tracing::warn!(client_id = %self.client_id.escape_debug(), stored_bytes = self.bounds.stored(), "the budget for away clients' stored messages is spent; message not stored");
+                return false;
+            }
+            state.stored_bytes += cost;
+            state.queued_bytes += cost;
             state.queue.push_back(outgoing);
             return true;
         }
-        if state.queue.len() >= self.queue_len {
+        if full {
             drop(state);
-            tracing::warn!(client_id = %self.client_id, "subscriber cannot keep up; disconnecting it");
+            tracing::warn!(client_id = %self.client_id.escape_debug(), "subscriber cannot keep up; disconnecting it");
             self.kick(Kick::because(DisconnectReason::Throttled));
             return false;
         }
+        state.queued_bytes += cost;
         state.queue.push_back(outgoing);
         drop(state);
         self.ready.notify_one();
@@ -304,13 +380,13 @@ impl Session {
         // Expired messages are dropped, never sent (the clock is read only for
         // messages that expire).
         while state.queue.front()?.expired() {
-            state.queue.pop_front();
+            pop(&mut state);
         }
         let qos1 = state.queue.front()?.is_qos1();
         if qos1 && state.inflight.len() >= state.inflight_max {
             return None;
         }
-        let next = state.queue.pop_front()?;
+        let next = pop(&mut state)?;
         if state.queue.is_empty() && state.queue.capacity() > KEPT_CAPACITY {
             state.queue.shrink_to(KEPT_CAPACITY);
         }
@@ -353,6 +429,13 @@ impl Session {
     pub fn in_flight(&self) -> Vec<(u16, Outgoing)> {
         self.state().inflight.iter().cloned().collect()
     }
+}
+
+/// The queue's first delivery, out of the queue and its byte count.
+fn pop(state: &mut State) -> Option<Outgoing> {
+    let next = state.queue.pop_front()?;
+    state.queued_bytes = state.queued_bytes.saturating_sub(next.cost());
+    Some(next)
 }
 
 /// Puts `outgoing` in flight under the packet identifier after the last one that
