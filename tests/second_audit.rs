@@ -364,3 +364,21 @@ async fn an_away_session_stores_messages_up_to_its_bytes_and_all_of_them_up_to_a
     assert_eq!(stack.gateway().broker.bounds().stored(), 0, "released once taken up");
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_confirmed_direct_message_over_the_receivers_maximum_packet_size_is_not_answered_200() {
+    let stack = stack().await;
+    let url = url_for(&stack, &admin(&stack));
+    let mut small = options(&url, "small");
+    small.set_max_packet_size(Some(1024));
+    let (mut receiver, _) = Client5::connect(small).await;
+    let path = "/connections/small/messages?topic=direct%2Fsmall&confirmation=true&timeout=2";
+    let (status, body) = data_plane(&stack, "POST", path, &[], &[b'x'; 4096]).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("RequestEntityTooLargeException") || body.contains("Maximum Packet Size"), "{body}");
+    // One that fits is delivered and confirmed.
+    let (status, body) = data_plane(&stack, "POST", path, &[], b"fits").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(&receiver.next_publish().await.payload[..], b"fits");
+    stack.shutdown().await;
+}

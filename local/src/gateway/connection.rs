@@ -27,7 +27,7 @@ use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Code5;
 use tokio::time::{Instant, sleep_until};
 
 use super::broker::{ConnectionInfo, DisconnectReason, Kick, Left, Mailbox, Session};
-use super::message::{Message, Outgoing};
+use super::message::{Delivery, Message, Outgoing};
 use super::negotiate::{self, PublishRefusal};
 use super::packet::{self, Announced, ConnectCode, ConnectIn, FilterIn, Inbound, PublishIn, ReadError, Version};
 use super::state::{Gateway, Origin};
@@ -628,9 +628,9 @@ impl<S: MessageSocket> Connection<S> {
                 );
                 let limit = self.connected.as_ref().and_then(|c| c.max_packet);
                 if limit.is_some_and(|max| frame.len() > max as usize) {
-                    tracing::warn!(topic = %message.topic, size = frame.len(), "delivery dropped: larger than the client's Maximum Packet Size");
+                    tracing::warn!(topic = %message.topic.escape_debug(), size = frame.len(), "delivery dropped: larger than the client's Maximum Packet Size");
                     if let (Some(pkid), Some(connected)) = (pkid, &self.connected) {
-                        connected.session.acknowledge(pkid);
+                        connected.session.drop_in_flight(pkid, Delivery::TooLarge);
                     }
                     return [None, None];
                 }

@@ -33,7 +33,7 @@ use serde_json::json;
 
 use super::aws_error::trace_id;
 use super::broker::{DirectError, DisconnectReason, Kick};
-use super::message::{Confirm, Message, Properties};
+use super::message::{Confirm, Delivery, Message, Properties};
 use super::state::{Gateway, Origin};
 use serverless_websockets_core::quota::{MAX_CLIENT_ID_BYTES, MAX_USER_PROPERTIES_BYTES, user_properties_bytes};
 use serverless_websockets_core::topic::{check_topic_name, is_publishable};
@@ -270,8 +270,16 @@ pub async fn send_direct_message(State(gateway): State<Arc<Gateway>>, request: a
         .map_err(|refused| direct_refused(&client_id, &topic, refused))?;
     if let Some(confirmed) = confirmed {
         match tokio::time::timeout(Duration::from_secs(timeout), confirmed).await {
-            Ok(Ok(())) => {
-                tracing::info!(client_id = %client_id, topic = %topic, principal = %signed.identity.arn, "{OP}: delivered and acknowledged");
+            Ok(Ok(Delivery::Acknowledged)) => {
+                tracing::info!(client_id = %client_id.escape_debug(), topic = %topic.escape_debug(), principal = %signed.identity.arn, "{OP}: delivered and acknowledged");
+            }
+            Ok(Ok(Delivery::TooLarge)) => {
+                tracing::warn!(client_id = %client_id.escape_debug(), topic = %topic.escape_debug(), "{OP}: not delivered: larger than the client's Maximum Packet Size");
+                return Err(DataPlaneError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "RequestEntityTooLargeException",
+                    "The message is larger than the receiving client's MQTT 5 Maximum Packet Size; it was not delivered.",
+                ));
             }
             Ok(Err(_)) | Err(_) => {
                 tracing::warn!(client_id = %client_id, topic = %topic, "{OP}: no PUBACK within {timeout} s");

@@ -21,19 +21,29 @@ use rumqttc::mqttbytes::v4::Publish;
 use serverless_websockets_core::quota::MAX_MESSAGE_EXPIRY_SECS;
 use tokio::sync::oneshot;
 
+/// What became of a delivery whose PUBACK someone waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The client acknowledged it.
+    Acknowledged,
+    /// Never written: larger than the client's MQTT 5 Maximum Packet Size.
+    TooLarge,
+}
+
 /// A QoS 1 delivery whose PUBACK someone waits for (SendDirectMessage with confirmation).
 #[derive(Debug)]
-pub struct Confirm(Mutex<Option<oneshot::Sender<()>>>);
+pub struct Confirm(Mutex<Option<oneshot::Sender<Delivery>>>);
 
 impl Confirm {
-    pub fn new() -> (Arc<Self>, oneshot::Receiver<()>) {
+    pub fn new() -> (Arc<Self>, oneshot::Receiver<Delivery>) {
         let (tx, rx) = oneshot::channel();
         (Arc::new(Self(Mutex::new(Some(tx)))), rx)
     }
 
-    pub(crate) fn fire(&self) {
+    /// Tells whoever waits what became of the delivery (the first word counts).
+    pub(crate) fn fire(&self, delivery: Delivery) {
         if let Some(tx) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let _ = tx.send(());
+            let _ = tx.send(delivery);
         }
     }
 }

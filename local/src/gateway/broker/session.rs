@@ -29,7 +29,7 @@ pub use serverless_websockets_core::quota::MAX_INFLIGHT;
 use tokio::sync::{Notify, watch};
 
 use super::presence::DisconnectReason;
-use crate::gateway::message::Outgoing;
+use crate::gateway::message::{Delivery, Outgoing};
 use crate::identity::Identity;
 
 /// A session's key in the subscription table; stable across the reconnects of a
@@ -396,6 +396,16 @@ impl Session {
 
     /// A PUBACK: the delivery is no longer in flight; whoever waits for it is told.
     pub fn acknowledge(&self, pkid: u16) {
+        self.settle(pkid, Delivery::Acknowledged);
+    }
+
+    /// A delivery that was never written (see [`Delivery`]): no longer in flight,
+    /// and whoever waits for it is told why.
+    pub fn drop_in_flight(&self, pkid: u16, why: Delivery) {
+        self.settle(pkid, why);
+    }
+
+    fn settle(&self, pkid: u16, delivery: Delivery) {
         let mut state = self.state();
         // Clients mostly acknowledge in order: the oldest first.
         let at = if state.inflight.front().is_some_and(|(id, _)| *id == pkid) {
@@ -412,7 +422,7 @@ impl Session {
         let was_full = state.inflight.len() + 1 == state.inflight_max;
         drop(state);
         if let Some(confirm) = outgoing.confirm() {
-            confirm.fire();
+            confirm.fire(delivery);
         }
         if was_full {
             self.ready.notify_one();
