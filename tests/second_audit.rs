@@ -43,18 +43,25 @@ fn pending(stack: &LocalStack) -> Pending {
     stack.gateway().broker.pending()
 }
 
-fn backend(stack: &LocalStack) -> aws_credential_types::Credentials {
-    let b = &stack.info().backend;
-    aws_credential_types::Credentials::new(&b.access_key_id, &b.secret_access_key, None, None, "backend")
-}
-
 /// One data-plane request signed as botocore signs it (service `iotdata`), as the
-/// backend, with `extra` headers signed too; returns the status and the body.
+/// local admin, with `extra` headers signed too; returns the status and the body.
 async fn data_plane(
     stack: &LocalStack,
     method: &str,
     path: &str,
     extra: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    data_plane_adding(stack, method, path, extra, &[], body).await
+}
+
+/// The same, with `unsigned` headers added after signing.
+async fn data_plane_adding(
+    stack: &LocalStack,
+    method: &str,
+    path: &str,
+    extra: &[(&str, &str)],
+    unsigned: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String) {
     let url = format!("{}{path}", stack.info().iot_data_endpoint);
@@ -70,7 +77,7 @@ async fn data_plane(
             region: "us-east-1",
             content_sha256_header: false,
         },
-        &backend(stack),
+        &admin(stack),
         std::time::SystemTime::now(),
     );
     let mut request = reqwest::Client::new()
@@ -79,7 +86,7 @@ async fn data_plane(
     for (name, value) in &signed {
         request = request.header(name, value);
     }
-    for (name, value) in extra {
+    for (name, value) in extra.iter().chain(unsigned) {
         request = request.header(*name, *value);
     }
     let response = request.send().await.unwrap();
@@ -380,5 +387,125 @@ async fn a_confirmed_direct_message_over_the_receivers_maximum_packet_size_is_no
     let (status, body) = data_plane(&stack, "POST", path, &[], b"fits").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(&receiver.next_publish().await.payload[..], b"fits");
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn mqtt5_headers_the_signature_does_not_cover_are_refused() {
+    use base64::Engine as _;
+    let stack = stack().await;
+    let url = url_for(&stack, &admin(&stack));
+    let mut receiver = Client5::connect(options(&url, "receiver")).await.0;
+    receiver.subscribed("signed/+", QoS::AtLeastOnce).await;
+    let forged = base64::engine::general_purpose::STANDARD.encode(br#"[{"role":"admin"}]"#);
+    for header in [
+        "x-amz-mqtt5-user-properties",
+        "x-amz-mqtt5-correlation-data",
+        "x-amz-mqtt5-payload-format-indicator",
+    ] {
+        let value = if header.ends_with("indicator") { "UTF8_DATA" } else { forged.as_str() };
+        let (status, body) =
+            data_plane_adding(&stack, "POST", "/topics/signed%2Fforged?qos=1", &[], &[(header, value)], b"x").await;
+        assert_eq!(status, 403, "{header}: {body}");
+    }
+    // Signed, the same header is honoured.
+    let (status, body) = data_plane(
+        &stack,
+        "POST",
+        "/topics/signed%2Fgenuine?qos=1",
+        &[("x-amz-mqtt5-user-properties", &forged)],
+        b"genuine",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let delivered = receiver.next_publish().await;
+    assert_eq!(&delivered.payload[..], b"genuine", "nothing forged was delivered first");
+    assert_eq!(
+        delivered.properties.map(|p| p.user_properties),
+        Some(vec![("role".to_owned(), "admin".to_owned())])
+    );
+    stack.shutdown().await;
+}
+
+/// The gateway's `host:port`.
+fn gateway_addr(stack: &LocalStack) -> String {
+    common::sigv4::host_of(&stack.info().iot_data_endpoint).to_owned()
+}
+
+/// Reads one HTTP response's status line from `stream`, if one comes within `within`.
+async fn status_within(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = vec![0u8; 4096];
+    let read = tokio::time::timeout(within, stream.read(&mut buffer)).await.ok()?.ok()?;
+    let text = String::from_utf8_lossy(&buffer[..read]).into_owned();
+    text.lines().next().map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_request_its_headers_condemn_is_refused_before_its_body_is_read() {
+    use tokio::io::AsyncWriteExt;
+    let stack = stack().await;
+    let addr = gateway_addr(&stack);
+    let date = serverless_websockets_core::sigv4::format_amz_date(std::time::SystemTime::now());
+    let scope_date = &date[..8];
+    for (what, key, amz_date) in [
+        ("an unknown key", "AKIAUNKNOWN000000000", date.as_str()),
+        ("a stale date", stack.info().backend.access_key_id.as_str(), "20200101T000000Z"),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /topics/a HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Date: {amz_date}\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential={key}/{scope}/us-east-1/iotdata/aws4_request, \
+             SignedHeaders=host;x-amz-date, Signature={sig}\r\nContent-Length: 131072\r\n\r\n",
+            scope = if amz_date == date { scope_date } else { "20200101" },
+            sig = "0".repeat(64),
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        // The body never comes: the answer must not wait for it (the body
+        // deadline is 10 s).
+        let status = status_within(&mut stream, Duration::from_secs(5)).await;
+        assert_eq!(status.as_deref(), Some("HTTP/1.1 403 Forbidden"), "{what}");
+    }
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn headers_over_64_kib_are_refused_without_being_buffered() {
+    use tokio::io::AsyncWriteExt;
+    let stack = stack().await;
+    let mut stream = tokio::net::TcpStream::connect(gateway_addr(&stack)).await.unwrap();
+    let mut head = b"POST /topics/a HTTP/1.1\r\nHost: x\r\n".to_vec();
+    for n in 0..200 {
+        head.extend_from_slice(format!("X-Filler-{n}: {}\r\n", "f".repeat(1000)).as_bytes());
+    }
+    // The gateway may hang up while this is still being written.
+    let _ = stream.write_all(&head).await;
+    let status = status_within(&mut stream, Duration::from_secs(5)).await;
+    assert!(
+        status.as_deref().is_none_or(|s| s.contains(" 431 ")),
+        "200 KB of headers: {status:?}"
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_listener_serves_at_most_its_maximum_of_connections_and_the_rest_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut options = LocalOptions::ephemeral();
+    options.timeouts.max_connections = 8;
+    let stack = LocalStack::start(options).await.unwrap();
+    let addr = gateway_addr(&stack);
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let mut ninth = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut buffer = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(5), ninth.read(&mut buffer)).await;
+    assert!(matches!(read, Ok(Ok(0) | Err(_))), "the ninth connection was closed: {read:?}");
+    // The idle ones are still served.
+    let stream = &mut idle[0];
+    stream.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    assert!(status_within(stream, Duration::from_secs(5)).await.is_some());
     stack.shutdown().await;
 }

@@ -77,6 +77,8 @@ pub enum SigError {
     Mismatch,
     #[error("x-amz-content-sha256 does not match the body")]
     PayloadHash,
+    #[error("the {0} header is read but not among the signed headers")]
+    HeaderNotSigned(String),
 }
 
 /// What a request claims about its signature, before it is checked.
@@ -276,6 +278,44 @@ pub struct Expectations<'a> {
     pub payload_sha256: Option<&'a str>,
 }
 
+/// What can be checked of `claims` before the request's body is read and without
+/// the secret: the service and region of the scope, the date (within the clock
+/// skew, not past `X-Amz-Expires`) and that `host` is signed. [`Verifier::verify`]
+/// checks this first; a server calls it alone to refuse a request from its
+/// headers before reading a body it would throw away.
+pub fn check_claims(claims: &SignedClaims, expect: Expectations<'_>, now: SystemTime) -> Result<(), SigError> {
+    if !expect.services.contains(&claims.service.as_str()) {
+        return Err(SigError::Service {
+            found: claims.service.clone(),
+        });
+    }
+    if expect.region.is_some_and(|region| region != claims.region) {
+        return Err(SigError::Region {
+            found: claims.region.clone(),
+        });
+    }
+    let signed_at = parse_amz_date(&claims.amz_date).ok_or(SigError::Malformed(Q_DATE))?;
+    if !claims.amz_date.starts_with(&claims.scope_date) || claims.scope_date.len() != 8 {
+        return Err(SigError::ScopeDate);
+    }
+    let skew = now.duration_since(signed_at).unwrap_or_else(|e| e.duration());
+    if skew > CLOCK_SKEW {
+        return Err(SigError::Skewed);
+    }
+    // `expires` is bounded by parsing; `checked_add` keeps this panic-free anyway.
+    if let Some(expires) = claims.expires
+        && signed_at
+            .checked_add(Duration::from_secs(expires))
+            .is_none_or(|end| now > end)
+    {
+        return Err(SigError::Expired);
+    }
+    if !claims.signed_headers.iter().any(|h| h == "host") {
+        return Err(SigError::HostNotSigned);
+    }
+    Ok(())
+}
+
 /// Checks signatures, caching derived signing keys (four HMACs each) per secret,
 /// day, region and service.
 #[derive(Default)]
@@ -300,36 +340,7 @@ impl Verifier {
         expect: Expectations<'_>,
         now: SystemTime,
     ) -> Result<(), SigError> {
-        if !expect.services.contains(&claims.service.as_str()) {
-            return Err(SigError::Service {
-                found: claims.service.clone(),
-            });
-        }
-        if expect.region.is_some_and(|region| region != claims.region) {
-            return Err(SigError::Region {
-                found: claims.region.clone(),
-            });
-        }
-        let signed_at = parse_amz_date(&claims.amz_date).ok_or(SigError::Malformed(Q_DATE))?;
-        if !claims.amz_date.starts_with(&claims.scope_date) || claims.scope_date.len() != 8 {
-            return Err(SigError::ScopeDate);
-        }
-        let skew = now.duration_since(signed_at).unwrap_or_else(|e| e.duration());
-        if skew > CLOCK_SKEW {
-            return Err(SigError::Skewed);
-        }
-        // `expires` is bounded by parsing; `checked_add` keeps this panic-free anyway.
-        if let Some(expires) = claims.expires
-            && signed_at
-                .checked_add(Duration::from_secs(expires))
-                .is_none_or(|end| now > end)
-        {
-            return Err(SigError::Expired);
-        }
-        if !claims.signed_headers.iter().any(|h| h == "host") {
-            return Err(SigError::HostNotSigned);
-        }
-
+        check_claims(claims, expect, now)?;
         let canonical = canonical_request(claims, request, expect)?;
         let scope = format!(
             "{}/{}/{}/aws4_request",

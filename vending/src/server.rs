@@ -27,9 +27,13 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-/// The deadlines of one listener.
+/// The deadlines and limits of one listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
+    /// HTTP connections served at once; one more is closed at once, with a
+    /// warning (a WebSocket stops counting once upgraded: the gateway's sessions
+    /// are authenticated and bounded on their own).
+    pub max_connections: usize,
     /// From the first byte of a request (or from the end of the previous response
     /// on a keep-alive connection) to the end of its headers.
     pub header_read: Duration,
@@ -44,6 +48,7 @@ pub struct Timeouts {
 impl Default for Timeouts {
     fn default() -> Self {
         Self {
+            max_connections: 4096,
             header_read: Duration::from_secs(10),
             body_read: Duration::from_secs(10),
             tls_handshake: Duration::from_secs(10),
@@ -51,6 +56,9 @@ impl Default for Timeouts {
         }
     }
 }
+
+/// The most a listener buffers of a request's line and headers.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// Why a request body could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,8 +126,12 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(timeouts.header_read);
+        .header_read_timeout(timeouts.header_read)
+        // Request line and headers buffered at most: 64 KiB (hyper's default is
+        // ~400 KiB per connection, read before any handler can refuse anything).
+        .max_buf_size(MAX_HEADER_BYTES);
     let builder = Arc::new(builder);
+    let slots = Arc::new(tokio::sync::Semaphore::new(timeouts.max_connections));
     tokio::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {
@@ -134,6 +146,11 @@ pub async fn serve(
             },
             () = &mut stop => break,
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(peer = %peer, max = timeouts.max_connections, "connection refused: the listener serves its maximum of connections");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let service = service_for(router.clone(), peer, timeouts);
         let connection = Connection {
@@ -143,7 +160,10 @@ pub async fn serve(
             peer,
             tls_handshake: timeouts.tls_handshake,
         };
-        tokio::spawn(connection.serve(stream, service));
+        tokio::spawn(async move {
+            connection.serve(stream, service).await;
+            drop(slot);
+        });
     }
     if tokio::time::timeout(timeouts.graceful_stop, graceful.shutdown())
         .await

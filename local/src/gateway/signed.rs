@@ -128,6 +128,16 @@ pub async fn signed_as(
     services: &[&str],
 ) -> Result<Signed, DataPlaneError> {
     let (parts, body) = request.into_parts();
+    let refused = |denied: crate::identity::Refusal| {
+        tracing::warn!("{operation} refused: {denied}");
+        DataPlaneError::new(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden")
+    };
+    // What the headers already condemn (no or an unknown key, a stale date, an
+    // unsigned MQTT 5 header) is refused before a byte of the body is read.
+    let admitted = gateway
+        .auth
+        .admit(services, &parts.headers, SystemTime::now())
+        .map_err(refused)?;
     let body = match serverless_websockets_vending::server::read_body(&parts, body, MAX_PUBLISH_BODY).await {
         Ok(body) => body,
         Err(BodyError::TooLarge { .. }) => {
@@ -145,24 +155,15 @@ pub async fn signed_as(
     let payload_hash = hex::encode(sha2::Sha256::digest(&body));
     // One parse of the query, for the signature and for the handler alike.
     let query = serverless_websockets_core::sigv4::query_pairs(parts.uri.query().unwrap_or(""));
-    match gateway
+    let identity = gateway
         .auth
-        .signed_header(services, &parts, &query, &payload_hash, SystemTime::now())
-    {
-        Ok(identity) => Ok(Signed {
-            identity,
-            uri: parts.uri,
-            headers: parts.headers,
-            body,
-            query,
-        }),
-        Err(denied) => {
-            tracing::warn!("{operation} refused: {denied}");
-            Err(DataPlaneError::new(
-                StatusCode::FORBIDDEN,
-                "ForbiddenException",
-                "Forbidden",
-            ))
-        }
-    }
+        .verify(admitted, services, &parts, &query, &payload_hash, SystemTime::now())
+        .map_err(refused)?;
+    Ok(Signed {
+        identity,
+        uri: parts.uri,
+        headers: parts.headers,
+        body,
+        query,
+    })
 }
