@@ -198,3 +198,24 @@ async fn a_url_presigned_for_another_host_name_is_refused_with_a_hint_in_the_log
     );
     assert!(refusal.contains("localhost instead of 127.0.0.1"), "{refusal}");
 }
+
+#[tokio::test]
+async fn a_client_id_with_a_newline_cannot_forge_a_log_line() {
+    let local = LocalProcess::start();
+    let endpoint =
+        serverless_websockets_core::presign::IotEndpoint::parse(local.info["iot_endpoint"].as_str().unwrap()).unwrap();
+    let url = serverless_websockets_core::presign::presign(
+        &endpoint,
+        "us-east-1",
+        &local.credentials("admin"),
+        std::time::SystemTime::now(),
+        serverless_websockets_core::presign::DEFAULT_EXPIRES,
+    )
+    .unwrap();
+    let forged = "evil\n2026-12-05T00:00:00.000000Z  INFO serverless_websockets: admin password changed";
+    let mut raw = common::mqtt5::Raw5::open(&url).await;
+    raw.connect(forged).await;
+    let line = local.log_line("MQTT client connected");
+    assert!(line.contains(r"evil\n2026-12-05T00:00:00.000000Z  INFO"), "{line}");
+    assert!(line.contains("admin password changed"), "one event, one line: {line}");
+}

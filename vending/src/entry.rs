@@ -75,7 +75,9 @@ pub fn in_lambda() -> bool {
 }
 
 /// Logs to stderr, as JSON lines in Lambda (CloudWatch adds the timestamp and
-/// request ID), as text elsewhere; `RUST_LOG` filters, `info` by default.
+/// request ID), as text elsewhere; `RUST_LOG` filters, `info` by default. Every
+/// field of a text line is written escaped ([`escaped_fields`]): a client ID or
+/// topic with a newline cannot forge a log line.
 pub fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -92,8 +94,56 @@ pub fn init_tracing(json: bool) {
             .init();
     } else {
         builder
+            .fmt_fields(escaped_fields())
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init();
+    }
+}
+
+/// How a text log line writes its fields: `name=value`, space-delimited, with
+/// every control character of a value (and of the message) escaped as Rust
+/// escapes it (`\n`, `\u{1b}`), so one event is one line whatever a client sent.
+pub fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static {
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        use std::fmt::Write;
+        if field.name() != "message" {
+            write!(writer, "{field}=")?;
+        }
+        write!(Escaping(writer), "{value:?}")
+    })
+    .delimited(" ")
+}
+
+/// Writes through, control characters escaped.
+struct Escaping<W>(W);
+
+impl<W: std::fmt::Write> std::fmt::Write for Escaping<W> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        for piece in text.split_inclusive(char::is_control) {
+            match piece.char_indices().last() {
+                Some((at, last)) if last.is_control() => {
+                    self.0.write_str(&piece[..at])?;
+                    write!(self.0, "{}", last.escape_default())?;
+                }
+                _ => self.0.write_str(piece)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt::Write;
+
+    use super::Escaping;
+
+    #[test]
+    fn control_characters_are_written_escaped_and_the_rest_as_is() {
+        let mut out = String::new();
+        write!(Escaping(&mut out), "a/b\n2026 INFO forged\r\u{1b}[31mé").unwrap();
+        assert_eq!(out, "a/b\\n2026 INFO forged\\r\\u{1b}[31mé");
     }
 }
 
