@@ -133,19 +133,6 @@ impl<W: std::fmt::Write> std::fmt::Write for Escaping<W> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::fmt::Write;
-
-    use super::Escaping;
-
-    #[test]
-    fn control_characters_are_written_escaped_and_the_rest_as_is() {
-        let mut out = String::new();
-        write!(Escaping(&mut out), "a/b\n2026 INFO forged\r\u{1b}[31mé").unwrap();
-        assert_eq!(out, "a/b\\n2026 INFO forged\\r\\u{1b}[31mé");
-    }
-}
 
 /// Runs the vending service until the Lambda runtime stops it or, for `Serve`,
 /// until Ctrl-C or SIGTERM.
@@ -221,5 +208,19 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(not(unix))]
     async {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt::Write;
+
+    use super::Escaping;
+
+    #[test]
+    fn control_characters_are_written_escaped_and_the_rest_as_is() {
+        let mut out = String::new();
+        write!(Escaping(&mut out), "a/b\n2026 INFO forged\r\u{1b}[31mé").unwrap();
+        assert_eq!(out, "a/b\\n2026 INFO forged\\r\\u{1b}[31mé");
     }
 }
