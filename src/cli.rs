@@ -62,26 +62,25 @@ pub struct LocalArgs {
     /// Access key ID of the local admin (stands in for the Lambda execution role).
     #[arg(long, env = "LOCAL_ADMIN_ACCESS_KEY_ID", default_value = "AKIALOCALADMIN000000")]
     pub admin_access_key_id: String,
-    /// Secret access key of the local admin.
-    #[arg(
-        long,
-        env = "LOCAL_ADMIN_SECRET_ACCESS_KEY",
-        default_value = "local-admin-secret",
-        hide_env_values = true
-    )]
-    pub admin_secret_access_key: String,
+    /// Secret access key of the local admin (random per start unless set).
+    #[arg(long, env = "LOCAL_ADMIN_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub admin_secret_access_key: Option<String>,
     /// Access key ID of the local backend identity (least privilege: publish to
     /// client topics, direct messages, presence, kick — the template's BackendPolicy).
     #[arg(long, env = "LOCAL_BACKEND_ACCESS_KEY_ID", default_value = "AKIALOCALBACKEND0000")]
     pub backend_access_key_id: String,
-    /// Secret access key of the local backend identity.
-    #[arg(
-        long,
-        env = "LOCAL_BACKEND_SECRET_ACCESS_KEY",
-        default_value = "local-backend-secret",
-        hide_env_values = true
-    )]
-    pub backend_secret_access_key: String,
+    /// Secret access key of the local backend identity (random per start unless set).
+    #[arg(long, env = "LOCAL_BACKEND_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub backend_secret_access_key: Option<String>,
+    /// Also answer requests for this host name (repeatable): by default only
+    /// localhost and IP addresses are answered, which stops DNS rebinding.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub allow_hosts: Vec<String>,
+    /// Print `export AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… AWS_DEFAULT_REGION=…`
+    /// for the running stack's admin or backend (from its ready file) and exit:
+    /// `eval "$(serverless-websockets local --print-env backend)"`.
+    #[arg(long, value_name = "WHO", value_parser = ["admin", "backend"])]
+    pub print_env: Option<String>,
     /// The key that signs resume tokens (at least 32 bytes; sets RESUME_KEY). By
     /// default a random key per start: tokens from an earlier run are refused.
     #[arg(long, env = "RESUME_KEY", hide_env_values = true)]
@@ -112,9 +111,10 @@ impl LocalArgs {
             region: self.region.clone(),
             account_id: self.account_id.clone(),
             admin_access_key_id: self.admin_access_key_id.clone(),
-            admin_secret_access_key: self.admin_secret_access_key.clone(),
+            admin_secret_access_key: self.admin_secret_access_key.clone().unwrap_or_else(serverless_websockets_local::stack::random_secret),
             backend_access_key_id: self.backend_access_key_id.clone(),
-            backend_secret_access_key: self.backend_secret_access_key.clone(),
+            backend_secret_access_key: self.backend_secret_access_key.clone().unwrap_or_else(serverless_websockets_local::stack::random_secret),
+            allowed_hosts: self.allow_hosts.clone(),
             tls: self.tls,
             ca_cert_path: self.ca_cert.clone(),
             gateway: GatewayOptions {
@@ -137,9 +137,26 @@ impl LocalArgs {
     }
 }
 
-/// `serverless-websockets local`: prints a token and exits (`--print-token`), or
-/// runs the stack until Ctrl-C or SIGTERM.
+/// Where the ready file goes: `--ready-file`, or a private per-user file named
+/// after the API port, which `--print-env` reads.
+fn ready_file(args: &LocalArgs) -> PathBuf {
+    args.ready_file
+        .clone()
+        .unwrap_or_else(|| serverless_websockets_local::stack::default_ready_file(args.api_port))
+}
+
+/// `--print-env WHO`: the running stack's credentials as a shell `export` line.
+fn print_env(args: &LocalArgs, who: &str) -> anyhow::Result<()> {
+    println!("{}", serverless_websockets_local::stack::export_line(&ready_file(args), who)?);
+    Ok(())
+}
+
+/// `serverless-websockets local`: prints a token or the credentials and exits
+/// (`--print-token`, `--print-env`), or runs the stack until Ctrl-C or SIGTERM.
 pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
+    if let Some(who) = &args.print_env {
+        return print_env(&args, who);
+    }
     let mut options = args.options();
     if let Some(sub) = &args.print_token {
         options.settings.push(("AUTH_MODE".into(), "jwt".into()));
@@ -152,17 +169,23 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     // Installed before anything is printed: Ctrl-C right after the banner stops
     // the stack cleanly instead of killing the process.
     let shutdown = shutdown_signal();
+    let host = options.host;
     let mut stack = LocalStack::start(options).await?;
-    if let Some(path) = &args.ready_file {
-        stack.write_ready_file(path)?;
-    }
+    let ready = ready_file(&args);
+    stack.write_ready_file(&ready)?;
     print_banner(stack.info());
+    if let Some(warning) = serverless_websockets_local::door::exposure_warning(host) {
+        tracing::warn!("{warning}");
+    }
     tracing::info!(api = %stack.info().api_url, "local stack ready");
     tokio::select! {
         () = shutdown => {}
         _ = stack.wait() => anyhow::bail!("a local server stopped unexpectedly"),
     }
     stack.shutdown().await;
+    if args.ready_file.is_none() {
+        let _ = std::fs::remove_file(&ready);
+    }
     tracing::info!("local stack shut down");
     Ok(())
 }

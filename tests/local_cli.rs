@@ -219,3 +219,29 @@ async fn a_client_id_with_a_newline_cannot_forge_a_log_line() {
     assert!(line.contains(r"evil\n2026-12-05T00:00:00.000000Z  INFO"), "{line}");
     assert!(line.contains("admin password changed"), "one event, one line: {line}");
 }
+
+#[tokio::test]
+async fn secrets_are_random_per_start_and_print_env_prints_the_running_stacks() {
+    let (one, two) = (LocalProcess::start(), LocalProcess::start());
+    let secret = |p: &LocalProcess, who: &str| p.info[who]["secret_access_key"].as_str().unwrap().to_owned();
+    for who in ["admin", "backend"] {
+        assert_ne!(secret(&one, who), secret(&two, who), "{who}");
+        assert!(!secret(&one, who).starts_with("local-"), "{who}: not the old documented default");
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(one._dir.path().join("ready.json")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the ready file holds secrets: owner only");
+    let output = Command::new(env!("CARGO_BIN_EXE_serverless-websockets"))
+        .args(["local", "--print-env", "backend", "--ready-file"])
+        .arg(one._dir.path().join("ready.json"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!(
+            "export AWS_ACCESS_KEY_ID=AKIALOCALBACKEND0000 AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION=us-east-1",
+            secret(&one, "backend")
+        )
+    );
+}

@@ -509,3 +509,76 @@ async fn a_listener_serves_at_most_its_maximum_of_connections_and_the_rest_are_c
     assert!(status_within(stream, Duration::from_secs(5)).await.is_some());
     stack.shutdown().await;
 }
+
+/// A WebSocket handshake to the gateway with a valid presigned URL, sending
+/// `origin` (and `host`, when set, instead of the URL's); the HTTP status.
+async fn handshake(stack: &LocalStack, origin: Option<&str>, host: Option<&str>) -> u16 {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url_for(stack, &admin(stack)).into_client_request().unwrap();
+    let headers = request.headers_mut();
+    headers.insert("sec-websocket-protocol", "mqtt".parse().unwrap());
+    if let Some(origin) = origin {
+        headers.insert("origin", origin.parse().unwrap());
+    }
+    if let Some(host) = host {
+        headers.insert("host", host.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((_, response)) => response.status().as_u16(),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("handshake: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_web_page_on_another_origin_cannot_open_a_websocket_to_the_gateway() {
+    let stack = stack().await;
+    let api_origin = stack.info().api_url.trim_end_matches("/credentials").to_owned();
+    assert_eq!(handshake(&stack, Some("http://evil.example"), None).await, 403);
+    assert_eq!(handshake(&stack, Some("null"), None).await, 403);
+    assert_eq!(handshake(&stack, None, None).await, 101, "no Origin: not a browser");
+    assert_eq!(handshake(&stack, Some(&api_origin), None).await, 101, "the demo page's own origin");
+    stack.shutdown().await;
+
+    // An origin CORS_ALLOW_ORIGINS allows may connect.
+    let stack = LocalStack::start(LocalOptions {
+        settings: vec![("CORS_ALLOW_ORIGINS".into(), "http://localhost:5173".into())],
+        ..LocalOptions::ephemeral()
+    })
+    .await
+    .unwrap();
+    assert_eq!(handshake(&stack, Some("http://localhost:5173"), None).await, 101);
+    assert_eq!(handshake(&stack, Some("http://evil.example"), None).await, 403);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rebound_host_name_gets_nothing_from_any_listener() {
+    let stack = stack().await;
+    let info = stack.info().clone();
+    let rebound = |url: &str| format!("rebind.evil.example:{}", url.rsplit(':').next().unwrap_or_default());
+    let config = format!("{}/demo/config.json", info.api_url.trim_end_matches("/credentials"));
+    let client = reqwest::Client::new();
+    for (what, url) in [
+        ("the demo config", config.clone()),
+        ("the vending API", info.api_url.clone()),
+        ("STS", info.sts_endpoint.clone()),
+        ("the data plane", format!("{}/connections/x", info.iot_data_endpoint)),
+    ] {
+        let port = url.split('/').nth(2).unwrap_or_default().to_owned();
+        let response = client
+            .get(&url)
+            .header("host", rebound(&port))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{what}");
+        let body = response.text().await.unwrap();
+        assert!(!body.contains(&info.backend.secret_access_key), "{what} leaked the secret");
+    }
+    assert_eq!(handshake(&stack, None, Some(&rebound(&info.iot_endpoint))).await, 403);
+    // By address or localhost, the demo config still has what the page shows.
+    let own = client.get(&config).send().await.unwrap().text().await.unwrap();
+    assert!(own.contains(&info.backend.secret_access_key));
+    stack.shutdown().await;
+}

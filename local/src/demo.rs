@@ -2,7 +2,8 @@
 //! API's port (same origin as the API, so no CORS is involved): `/demo`,
 //! `/client.js` (the built bundle of `web/`, embedded at compile time; the web
 //! tests check that the committed bundle matches its source) and
-//! `/demo/config.json` (what the page needs to know about this stack).
+//! `/demo/config.json` (what the page needs to know about this stack; the
+//! backend secret only to a browser on this machine, see `crate::door`).
 
 use axum::Router;
 use axum::http::header;
@@ -31,7 +32,9 @@ pub struct DemoConfig {
 #[serde(rename_all = "camelCase")]
 pub struct DemoBackend {
     pub access_key_id: String,
-    pub secret_access_key: String,
+    /// Left out for peers other than loopback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
 }
 
 pub fn router(config: DemoConfig) -> Router {
@@ -54,6 +57,50 @@ pub fn router(config: DemoConfig) -> Router {
         )
         .route(
             "/demo/config.json",
-            get(move || async move { axum::Json(config).into_response() }),
+            get(move |request: axum::extract::Request| async move {
+                let mut config = config;
+                if !crate::door::is_loopback_peer(&request) {
+                    config.backend.secret_access_key = None;
+                }
+                axum::Json(config).into_response()
+            }),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    async fn config_as_seen_from(peer: &str) -> serde_json::Value {
+        let config = DemoConfig {
+            credentials_url: "http://127.0.0.1:3000/credentials".into(),
+            iot_data_endpoint: "http://127.0.0.1:8443".into(),
+            region: "us-east-1".into(),
+            backend: DemoBackend {
+                access_key_id: "AKIALOCALBACKEND0000".into(),
+                secret_access_key: Some("s3cret".into()),
+            },
+            jwt: false,
+        };
+        let mut request = axum::http::Request::get("/demo/config.json")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(peer.parse::<std::net::SocketAddr>().unwrap());
+        let response = router(config).oneshot(request).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_backend_secret_goes_to_this_machine_only() {
+        let local = config_as_seen_from("127.0.0.1:50000").await;
+        assert_eq!(local["backend"]["secretAccessKey"], "s3cret");
+        let remote = config_as_seen_from("192.168.1.20:50000").await;
+        assert!(remote["backend"].get("secretAccessKey").is_none(), "{remote}");
+        assert_eq!(remote["backend"]["accessKeyId"], "AKIALOCALBACKEND0000");
+    }
 }

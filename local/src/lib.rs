@@ -15,6 +15,7 @@
 //!   enforcement, the HTTPS data plane.
 //! * [`rules`] — the IoT rules engine: rule SQL, Lambda and republish actions.
 //! * [`demo`] — the demo page and the browser client bundle the API port serves.
+//! * [`door`] — the listeners' `Host` and `Origin` checks against web pages.
 //! * [`alloc`] — the allocator setting the binary applies at start-up.
 //!
 //! Not here: the rules themselves (names, policies, SigV4 — `serverless-websockets-core`),
@@ -23,6 +24,7 @@
 
 pub mod alloc;
 pub mod demo;
+pub mod door;
 pub mod gateway;
 pub mod identity;
 pub mod listen;

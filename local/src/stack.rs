@@ -61,6 +61,8 @@ pub struct LocalOptions {
     /// Topic rules to create at start-up: a JSON array of CreateTopicRule
     /// inputs (`{"ruleName", "topicRulePayload"}`).
     pub rules_file: Option<PathBuf>,
+    /// Host names answered besides `localhost` and IP addresses (see `door`).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl LocalOptions {
@@ -84,8 +86,23 @@ impl LocalOptions {
             settings: Vec::new(),
             lambda_endpoint: None,
             rules_file: None,
+            allowed_hosts: Vec::new(),
         }
     }
+}
+
+/// The ready file of a stack started without `--ready-file`: private to the
+/// user (`$XDG_RUNTIME_DIR`, else a 0700 directory in the temporary directory),
+/// named after the API port.
+pub fn default_ready_file(api_port: u16) -> PathBuf {
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("serverless-websockets"),
+        _ => {
+            let user = std::env::var("USER").unwrap_or_else(|_| "user".to_owned());
+            std::env::temp_dir().join(format!("serverless-websockets-{user}"))
+        }
+    };
+    dir.join(format!("local-{api_port}.json"))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +117,8 @@ pub enum LocalError {
     Setting(String),
     #[error("cannot write the ready file {path}: {source}")]
     ReadyFile { path: String, source: std::io::Error },
+    #[error("cannot read the ready file {path}: {problem}")]
+    ReadyFileRead { path: String, problem: String },
     #[error(transparent)]
     Tls(#[from] crate::gateway::tls::TlsError),
     #[error("cannot load the rules file {path}: {problem}")]
@@ -250,6 +269,28 @@ pub struct LocalStack {
     temp_ca: Option<PathBuf>,
 }
 
+/// The three listeners' routers, each behind the door.
+struct Routers {
+    sts: axum::Router,
+    iot: axum::Router,
+    api: axum::Router,
+}
+
+/// Serves each listener with its router until `stopped` turns true.
+fn spawn_listeners(
+    listeners: Listeners,
+    routers: Routers,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    timeouts: serverless_websockets_vending::server::Timeouts,
+    stopped: &watch::Receiver<bool>,
+) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
+    tasks.spawn(serve(listeners.sts, routers.sts, None, timeouts, stopped.clone()));
+    tasks.spawn(serve(listeners.iot, routers.iot, tls, timeouts, stopped.clone()));
+    tasks.spawn(serve(listeners.api, routers.api, None, timeouts, stopped.clone()));
+    tasks
+}
+
 impl LocalStack {
     /// Binds all listeners, then serves them in the background: bind → decide
     /// the addresses, identities and settings (no I/O) → build the vending API →
@@ -266,7 +307,14 @@ impl LocalStack {
         let issuer = local_issuer(&options, &plan.sts_endpoint, &plan.client_role_arn).await;
         let demo = crate::demo::router(plan.demo_config(&options));
         let jwt = LocalJwt::of(&plan.config);
+        let door = Arc::new(crate::door::Door::new(
+            options.host,
+            &[addresses.api.port(), addresses.iot.port()],
+            &options.allowed_hosts,
+            plan.config.cors_allow_origins.clone(),
+        ));
         let api = serverless_websockets_vending::api::build(plan.config, issuer)?.merge(demo);
+        let api = crate::door::guard(api, &door, false);
         let (stop, stopped) = watch::channel(false);
         let rules = rules_engine(&options)?;
         let gateway = Arc::new(Gateway::with_rules(
@@ -278,23 +326,12 @@ impl LocalStack {
         ));
         gateway.attach_rules();
         let emulator = StsEmulator::new(&options.account_id, vec![plan.client_role], plan.store.clone());
-        let mut tasks = JoinSet::new();
-        let timeouts = options.timeouts;
-        tasks.spawn(serve(
-            listeners.sts,
-            Arc::new(emulator).router(),
-            None,
-            timeouts,
-            stopped.clone(),
-        ));
-        tasks.spawn(serve(
-            listeners.iot,
-            gateway.clone().router(),
-            tls,
-            timeouts,
-            stopped.clone(),
-        ));
-        tasks.spawn(serve(listeners.api, api, None, timeouts, stopped));
+        let routers = Routers {
+            sts: crate::door::guard(Arc::new(emulator).router(), &door, true),
+            iot: crate::door::guard(gateway.clone().router(), &door, true),
+            api,
+        };
+        let tasks = spawn_listeners(listeners, routers, tls, options.timeouts, &stopped);
         let info = ReadyInfo::new(
             options,
             &addresses,
@@ -334,8 +371,11 @@ impl LocalStack {
             source,
         };
         let json = serde_json::to_string_pretty(&self.info).map_err(|e| err(std::io::Error::other(e)))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            private_dir(dir).map_err(err)?;
+        }
         let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-        std::fs::write(&tmp, json).map_err(err)?;
+        write_private(&tmp, json.as_bytes()).map_err(err)?;
         std::fs::rename(&tmp, path).map_err(err)
     }
 
@@ -379,6 +419,53 @@ struct Plan {
     iot_data_endpoint: String,
 }
 
+/// A secret access key for a local identity: 40 random hex characters.
+pub fn random_secret() -> String {
+    serverless_websockets_core::random::hex::<20>()
+}
+
+/// `export AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… AWS_DEFAULT_REGION=…` for
+/// `who` (`admin` or `backend`) of the stack whose ready file is `path`.
+pub fn export_line(path: &Path, who: &str) -> Result<String, LocalError> {
+    let problem = |problem: String| LocalError::ReadyFileRead {
+        path: path.display().to_string(),
+        problem,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        problem(format!(
+            "{e}; start the stack first (serverless-websockets local), with the same --api-port or --ready-file"
+        ))
+    })?;
+    let info: serde_json::Value = serde_json::from_str(&text).map_err(|e| problem(e.to_string()))?;
+    let field = |name: &str| info[who][name].as_str();
+    match (field("access_key_id"), field("secret_access_key"), info["region"].as_str()) {
+        (Some(key), Some(secret), Some(region)) => Ok(format!(
+            "export AWS_ACCESS_KEY_ID={key} AWS_SECRET_ACCESS_KEY={secret} AWS_DEFAULT_REGION={region}"
+        )),
+        _ => Err(problem(format!("no {who} credentials in it"))),
+    }
+}
+
+/// Creates `dir` readable by its owner only.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Writes `bytes` to a new file readable by its owner only: the ready file
+/// holds the local secrets.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
+}
+
 impl Plan {
     fn new(options: &LocalOptions, addresses: &Addresses) -> Result<Self, LocalError> {
         let iot = addresses.iot_endpoint();
@@ -418,7 +505,7 @@ impl Plan {
             region: options.region.clone(),
             backend: crate::demo::DemoBackend {
                 access_key_id: options.backend_access_key_id.clone(),
-                secret_access_key: options.backend_secret_access_key.clone(),
+                secret_access_key: Some(options.backend_secret_access_key.clone()),
             },
             jwt: matches!(self.config.auth, AuthSettings::Jwt(_)),
         }
