@@ -332,11 +332,12 @@ async fn an_idle_keep_alive_connection_and_a_silent_websocket_are_closed() {
 #[tokio::test]
 async fn a_body_that_never_finishes_gets_408_from_the_api() {
     let stack = impatient_stack().await;
-    let mut stream = TcpStream::connect(host_of(&stack.info().api_url)).await.unwrap();
-    stream
-        .write_all(b"POST /credentials HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\":")
-        .await
-        .unwrap();
+    let host = host_of(&stack.info().api_url).to_owned();
+    let mut stream = TcpStream::connect(&host).await.unwrap();
+    let head = format!(
+        "POST /credentials HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"a\":"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
     let mut response = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response)).await;
     assert!(read.is_ok(), "no answer to a stalled body");
