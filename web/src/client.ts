@@ -18,7 +18,9 @@ export type ErrorCode =
   | "Network"
   | "Misconfigured"
   | "Protocol"
-  | "Api";
+  | "Api"
+  /** An application's event handler threw; the client went on. */
+  | "Handler";
 
 /** An error the client reports: `code` says what kind, `message` what happened. */
 export class ClientError extends Error {
@@ -169,8 +171,20 @@ export class Client {
     this.setState("closed");
   }
 
+  /**
+   * Calls every handler of `event`. A handler that throws does not stop the
+   * others, nor the packets after it: its error is reported on `error` (an
+   * `error` handler that throws goes to the console instead).
+   */
   private emit<K extends keyof Events>(event: K, ...args: Parameters<Events[K]>): void {
-    for (const handler of this.handlers[event]) (handler as (...a: Parameters<Events[K]>) => void)(...args);
+    for (const handler of this.handlers[event]) {
+      try {
+        (handler as (...a: Parameters<Events[K]>) => void)(...args);
+      } catch (err) {
+        if (event === "error") console.error("serverless-websockets: an error handler threw", err);
+        else this.emit("error", new ClientError("Handler", `a ${String(event)} handler threw: ${String(err)}`));
+      }
+    }
   }
 
   private setState(state: State): void {
@@ -326,6 +340,7 @@ export class Client {
     this.socket = socket;
     this.decoder = new Decoder();
     let opened = false;
+    let connacked = false;
     socket.onopen = () => {
       opened = true;
       socket.send(encodeConnect(vended.clientId, this.options.keepAliveSeconds, false));
@@ -340,7 +355,19 @@ export class Client {
         socket.close(4000, "malformed MQTT");
         return;
       }
-      for (const packet of packets) this.onPacket(packet, socket, vended);
+      for (const packet of packets) {
+        if (packet.type === "connack") {
+          // One CONNACK per connection (MQTT 3.1.1 §3.2): a second is a protocol
+          // error, not another keep-alive timer, SUBSCRIBE and refresh.
+          if (connacked) {
+            this.emit("error", new ClientError("Protocol", "a second CONNACK on one connection"));
+            socket.close(4000, "protocol error");
+            return;
+          }
+          connacked = true;
+        }
+        this.onPacket(packet, socket, vended);
+      }
     };
     socket.onerror = () => {};
     socket.onclose = (event) => {
@@ -385,6 +412,8 @@ export class Client {
         }
         return;
       case "publish": {
+        // `emit` contains a throwing handler, so the PUBACK always goes out:
+        // an unacknowledged message would hold one of the gateway's in-flight slots.
         this.emit("message", { topic: packet.topic, payload: packet.payload, text: textDecoder.decode(packet.payload) });
         if (packet.qos === 1 && packet.packetId !== undefined) socket.send(encodePuback(packet.packetId));
         return;

@@ -107,22 +107,51 @@ export const DISCONNECT = new Uint8Array([0xe0, 0x00]);
  * an `MqttError`; the connection should then be closed.
  */
 export class Decoder {
+  /** Bytes received and not yet parsed: `buffer[start..end]`. */
   private buffer = new Uint8Array(0);
+  private start = 0;
+  private end = 0;
 
   push(bytes: Uint8Array): Packet[] {
-    const joined = new Uint8Array(this.buffer.length + bytes.length);
-    joined.set(this.buffer, 0);
-    joined.set(bytes, this.buffer.length);
+    let view: Uint8Array;
+    if (this.start === this.end) {
+      // Nothing pending: parse the message where it is, no copy.
+      view = bytes;
+    } else {
+      this.append(bytes);
+      view = this.buffer.subarray(this.start, this.end);
+    }
     const packets: Packet[] = [];
     let offset = 0;
     for (;;) {
-      const parsed = readPacket(joined, offset);
+      const parsed = readPacket(view, offset);
       if (!parsed) break;
       packets.push(parsed.packet);
       offset = parsed.next;
     }
-    this.buffer = joined.slice(offset);
+    if (view === bytes) {
+      this.start = this.end = 0;
+      if (offset < bytes.length) this.append(bytes.subarray(offset));
+    } else {
+      this.start += offset;
+      if (this.start === this.end) this.start = this.end = 0;
+    }
     return packets;
+  }
+
+  /** Appends to the pending bytes, growing the buffer by doubling (amortized O(1) a byte). */
+  private append(bytes: Uint8Array): void {
+    const pending = this.end - this.start;
+    if (this.end + bytes.length > this.buffer.length) {
+      const capacity = Math.max(this.buffer.length * 2, pending + bytes.length, 1024);
+      const grown = new Uint8Array(capacity);
+      grown.set(this.buffer.subarray(this.start, this.end), 0);
+      this.buffer = grown;
+      this.start = 0;
+      this.end = pending;
+    }
+    this.buffer.set(bytes, this.end);
+    this.end += bytes.length;
   }
 }
 

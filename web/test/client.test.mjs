@@ -265,3 +265,48 @@ test("while the browser is offline it waits for the online event instead of burn
     else delete globalThis.navigator;
   }
 });
+
+test("a message handler that throws loses nothing: the rest of the frame is delivered and every message acknowledged", async () => {
+  const api = fakeApi([[200, VENDED("abc", "tok-1")]]);
+  const ws = fakeSockets();
+  const client = connect({ credentialsUrl: "http://api/credentials", fetch: api.fetch, WebSocket: ws.FakeSocket, storage: memoryStorage(), random: () => 0 });
+  const errors = [];
+  client.on("error", (e) => errors.push(e));
+  client.on("message", () => {
+    throw new Error("app bug");
+  });
+  const received = [];
+  client.on("message", (m) => received.push(m.text));
+  const socket = await ws.next(1);
+  await socket.sentPacket("connect");
+  socket.deliver({ cmd: "connack", returnCode: 0, sessionPresent: true });
+  // Three QoS 1 PUBLISHes in one WebSocket message.
+  const frame = Buffer.concat(
+    [1, 2, 3].map((n) => mqtt.generate({ cmd: "publish", topic: "allowed/abc", payload: Buffer.from(`m${n}`), qos: 1, messageId: n })),
+  );
+  socket.onmessage({ data: frame.buffer.slice(frame.byteOffset, frame.byteOffset + frame.length) });
+  assert.deepEqual(received, ["m1", "m2", "m3"]);
+  const acked = socket.sent.filter((p) => p.cmd === "puback").map((p) => p.messageId);
+  assert.deepEqual(acked, [1, 2, 3]);
+  assert.equal(errors.length, 3);
+  assert.ok(errors.every((e) => e.code === "Handler" && /app bug/.test(e.message)));
+  client.close();
+});
+
+test("a second CONNACK on one connection is a protocol error, not a second subscription", async () => {
+  const api = fakeApi([[200, VENDED("abc", "tok-1")]]);
+  const ws = fakeSockets();
+  const client = connect({ credentialsUrl: "http://api/credentials", fetch: api.fetch, WebSocket: ws.FakeSocket, storage: memoryStorage(), random: () => 0 });
+  const errors = [];
+  client.on("error", (e) => errors.push(e));
+  const socket = await ws.next(1);
+  await socket.sentPacket("connect");
+  socket.deliver({ cmd: "connack", returnCode: 0, sessionPresent: false });
+  await socket.sentPacket("subscribe");
+  for (let i = 0; i < 5; i++) socket.deliver({ cmd: "connack", returnCode: 0, sessionPresent: false });
+  assert.equal(socket.sent.filter((p) => p.cmd === "subscribe").length, 1);
+  assert.equal(socket.readyState, 3, "the connection is closed");
+  assert.ok(errors.some((e) => e.code === "Protocol" && /second CONNACK/.test(e.message)));
+  assert.equal(api.requests.length, 1, "no extra call to the vending API");
+  client.close();
+});

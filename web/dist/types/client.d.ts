@@ -1,5 +1,7 @@
 export type State = "connecting" | "connected" | "reconnecting" | "closed" | "failed";
-export type ErrorCode = "Unauthorized" | "Forbidden" | "ResumeRefused" | "Network" | "Misconfigured" | "Protocol" | "Api";
+export type ErrorCode = "Unauthorized" | "Forbidden" | "ResumeRefused" | "Network" | "Misconfigured" | "Protocol" | "Api"
+/** An application's event handler threw; the client went on. */
+ | "Handler";
 /** An error the client reports: `code` says what kind, `message` what happened. */
 export declare class ClientError extends Error {
     readonly code: ErrorCode;
@@ -83,6 +85,11 @@ export declare class Client {
     refresh(): Promise<void>;
     /** Disconnects for good (the persistent session stays with IoT until it expires). */
     close(): void;
+    /**
+     * Calls every handler of `event`. A handler that throws does not stop the
+     * others, nor the packets after it: its error is reported on `error` (an
+     * `error` handler that throws goes to the console instead).
+     */
     private emit;
     private setState;
     private now;

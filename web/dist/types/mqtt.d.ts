@@ -46,6 +46,11 @@ export declare const DISCONNECT: Uint8Array<ArrayBuffer>;
  * an `MqttError`; the connection should then be closed.
  */
 export declare class Decoder {
+    /** Bytes received and not yet parsed: `buffer[start..end]`. */
     private buffer;
+    private start;
+    private end;
     push(bytes: Uint8Array): Packet[];
+    /** Appends to the pending bytes, growing the buffer by doubling (amortized O(1) a byte). */
+    private append;
 }
