@@ -15,15 +15,13 @@ use rumqttc::{LastWill, MqttOptions, QoS};
 use serde_json::Value;
 
 use common::mqtt::{Client, Seen, options, vend};
+use common::mqtt5::credentials_for;
 use common::tools::{aws_env, tool};
-use serverless_websockets_core::arn::IotArns;
-use serverless_websockets_core::client_id::ClientId;
-use serverless_websockets_core::policy::{Grants, session_policy};
+use serverless_websockets_core::policy::Grants;
 use serverless_websockets_core::presign::{DEFAULT_EXPIRES, IotEndpoint, presign};
 use serverless_websockets_core::topic::{Topic, TopicFilter};
 use serverless_websockets_local::gateway::GatewayOptions;
 use serverless_websockets_local::stack::{LocalOptions, LocalStack};
-use serverless_websockets_vending::issuer::{AssumeRoleIssuer, CredentialIssuer, IssueRequest};
 
 const REGION: &str = "us-east-1";
 
@@ -154,30 +152,6 @@ fn persistent(url: &str, client_id: &str) -> MqttOptions {
 
 /// Fresh STS credentials for an existing client ID, narrowed by `grants` exactly
 /// as the vending API narrows them (the same issuer code, against the local STS).
-async fn credentials_for(stack: &LocalStack, client_id: &str, grants: &Grants) -> Credentials {
-    let info = stack.info();
-    let sdk_config = serverless_websockets_vending::issuer::sdk_config_loader()
-        .region(aws_config::Region::new(REGION))
-        .credentials_provider(admin(stack))
-        .endpoint_url(&info.sts_endpoint)
-        .load()
-        .await;
-    let issuer = AssumeRoleIssuer::new(&sdk_config, &info.client_role_arn);
-    let arns = IotArns::new("aws", REGION, &info.account_id).unwrap();
-    let client_id = ClientId::parse(client_id).unwrap();
-    let policy = session_policy(&arns, &client_id, grants).unwrap();
-    let issued = issuer
-        .issue(IssueRequest {
-            client_id: &client_id,
-            policy: &policy,
-            duration: Duration::from_secs(900),
-            source_identity: None,
-        })
-        .await
-        .unwrap();
-    issued.to_sdk()
-}
-
 fn grants_to_receive_on(topics: &[&str]) -> Grants {
     Grants {
         subscribe: topics

@@ -582,3 +582,38 @@ async fn a_rebound_host_name_gets_nothing_from_any_listener() {
     assert!(own.contains(&info.backend.secret_access_key));
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn stored_messages_the_resuming_credentials_may_not_receive_are_dropped() {
+    use serverless_websockets_core::policy::Grants;
+    use serverless_websockets_core::topic::{Topic, TopicFilter};
+    let stack = stack().await;
+    let admin_url = url_for(&stack, &admin(&stack));
+    // The session fills under broad credentials (a wildcard subscription) …
+    let mut broad = Client5::connect(persistent(&admin_url, "resumer", 3600)).await.0;
+    broad.subscribed("allowed/+", QoS::AtLeastOnce).await;
+    broad.leave().await;
+    let publisher = Client5::connect(options(&admin_url, "publisher")).await.0;
+    for (topic, payload) in [("allowed/other", "someone else's"), ("allowed/resumer", "mine")] {
+        publisher.client.publish(topic, QoS::AtLeastOnce, false, payload).await.unwrap();
+    }
+    // Routed in order: once a watcher has a later message, both are stored.
+    let mut watcher = Client5::connect(options(&admin_url, "watcher")).await.0;
+    watcher.subscribed("allowed/watcher", QoS::AtLeastOnce).await;
+    publisher.client.publish("allowed/watcher", QoS::AtLeastOnce, false, "after").await.unwrap();
+    watcher.next_publish().await;
+    // … and is taken up by credentials that receive on their own topic only.
+    let grants = Grants {
+        subscribe: vec![TopicFilter::from(Topic::parse("allowed/resumer").unwrap())],
+        publish: vec![],
+    };
+    let narrow = common::mqtt5::credentials_for(&stack, "resumer", &grants).await;
+    let (mut back, ack) = Client5::connect(persistent(&url_for(&stack, &narrow), "resumer", 3600)).await;
+    assert!(ack.session_present);
+    assert_eq!(&back.next_publish().await.payload[..], b"mine");
+    // Its wildcard was refused on resume; it subscribes to what it may.
+    back.subscribed("allowed/resumer", QoS::AtLeastOnce).await;
+    publisher.client.publish("allowed/resumer", QoS::AtLeastOnce, false, "marker").await.unwrap();
+    assert_eq!(&back.next_publish().await.payload[..], b"marker", "nothing for allowed/other");
+    stack.shutdown().await;
+}

@@ -75,6 +75,9 @@ pub struct ResumeClaims {
     pub sub: Option<String>,
     pub issued_at: u64,
     pub expires_at: u64,
+    /// When the first token of this client ID was issued: resumes carry it, so
+    /// a chain of resumes ends at an absolute lifetime however often it renews.
+    pub first_issued_at: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -84,6 +87,9 @@ struct Payload {
     sub: Option<String>,
     iat: u64,
     exp: u64,
+    /// The chain's first `iat` (absent in tokens from before it was added: `iat`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    born: Option<u64>,
     /// Random, so every token differs even when issued in the same second.
     n: String,
 }
@@ -121,6 +127,7 @@ impl ResumeKeys {
             sub: claims.sub.clone(),
             iat: claims.issued_at,
             exp: claims.expires_at,
+            born: Some(claims.first_issued_at),
             n: crate::random::hex::<8>(),
         };
         #[allow(clippy::expect_used, reason = "a struct of strings and integers always serialises")]
@@ -160,6 +167,7 @@ impl ResumeKeys {
             sub: payload.sub,
             issued_at: payload.iat,
             expires_at: payload.exp,
+            first_issued_at: payload.born.unwrap_or(payload.iat),
         })
     }
 }
@@ -180,6 +188,7 @@ mod tests {
             sub: sub.map(str::to_owned),
             issued_at: 1_000,
             expires_at: 2_000,
+            first_issued_at: 1_000,
         }
     }
 

@@ -27,6 +27,37 @@ pub fn url_for(stack: &LocalStack, credentials: &Credentials) -> String {
     presign(&endpoint, "us-east-1", credentials, SystemTime::now(), DEFAULT_EXPIRES).unwrap()
 }
 
+/// Credentials the local STS issues for `client_id` with the session policy of
+/// `grants`, as the vending API would ask for them.
+pub async fn credentials_for(
+    stack: &LocalStack,
+    client_id: &str,
+    grants: &serverless_websockets_core::policy::Grants,
+) -> Credentials {
+    use serverless_websockets_vending::issuer::{AssumeRoleIssuer, CredentialIssuer, IssueRequest};
+    let info = stack.info();
+    let sdk_config = serverless_websockets_vending::issuer::sdk_config_loader()
+        .region(aws_config::Region::new(info.region.clone()))
+        .credentials_provider(admin(stack))
+        .endpoint_url(&info.sts_endpoint)
+        .load()
+        .await;
+    let issuer = AssumeRoleIssuer::new(&sdk_config, &info.client_role_arn);
+    let arns = serverless_websockets_core::arn::IotArns::new("aws", &info.region, &info.account_id).unwrap();
+    let client_id = serverless_websockets_core::client_id::ClientId::parse(client_id).unwrap();
+    let policy = serverless_websockets_core::policy::session_policy(&arns, &client_id, grants).unwrap();
+    let issued = issuer
+        .issue(IssueRequest {
+            client_id: &client_id,
+            policy: &policy,
+            duration: Duration::from_secs(900),
+            source_identity: None,
+        })
+        .await
+        .unwrap();
+    issued.to_sdk()
+}
+
 pub fn admin(stack: &LocalStack) -> Credentials {
     let a = &stack.info().admin;
     Credentials::new(&a.access_key_id, &a.secret_access_key, None, None, "admin")

@@ -102,6 +102,9 @@ pub struct Config {
 pub struct ResumeSettings {
     /// `RESUME_TOKEN_TTL_SECONDS`.
     pub ttl: Duration,
+    /// `RESUME_MAX_LIFETIME_SECONDS`: how long a client ID can be resumed,
+    /// counted from its first token, however often it is resumed.
+    pub max_lifetime: Duration,
     /// `RESUME_KEY_SECRET_ARN`: a Secrets Manager secret whose current and
     /// previous versions are the keys, read by [`Config::fetch_secrets`].
     pub key_arn: Option<String>,
@@ -117,6 +120,10 @@ pub struct ResumeSettings {
 pub const DEFAULT_RESUME_TTL_SECS: u64 = 86_400;
 pub const MIN_RESUME_TTL_SECS: u64 = 300;
 pub const MAX_RESUME_TTL_SECS: u64 = 7 * 86_400;
+/// How long a client ID lives across resumes by default: 30 days.
+pub const DEFAULT_RESUME_LIFETIME_SECS: u64 = 30 * 86_400;
+/// The longest absolute lifetime `RESUME_MAX_LIFETIME_SECONDS` accepts: a year.
+pub const MAX_RESUME_LIFETIME_SECS: u64 = 365 * 86_400;
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -189,6 +196,12 @@ fn read_resume<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<ResumeSett
         MIN_RESUME_TTL_SECS..=MAX_RESUME_TTL_SECS,
         "a whole number of seconds from 300 to 604800 (7 days)",
     )?;
+    let max_lifetime = env.seconds(
+        "RESUME_MAX_LIFETIME_SECONDS",
+        DEFAULT_RESUME_LIFETIME_SECS,
+        MIN_RESUME_TTL_SECS..=MAX_RESUME_LIFETIME_SECS,
+        "a whole number of seconds from 300 to 31536000 (a year)",
+    )?;
     let key_arn = env.optional("RESUME_KEY_SECRET_ARN", SECRET_ARN, parse_secret_arn)?;
     let value = env.optional(
         "RESUME_KEY",
@@ -210,6 +223,7 @@ fn read_resume<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<ResumeSett
     };
     Ok(ResumeSettings {
         ttl,
+        max_lifetime,
         key_arn,
         keys,
         ephemeral,

@@ -59,16 +59,21 @@ pub fn plan(
         Some(_) => return Err(ApiError::Resume(ResumeError::Invalid)),
     };
     let is_resume = resumed.is_some();
-    let client_id = resumed.unwrap_or_else(ClientId::generate);
+    // A resumed client ID keeps the day it was first issued: its chain of
+    // tokens ends at that plus the absolute lifetime, however often it resumes.
+    let (client_id, first_issued_at) = resumed.unwrap_or_else(|| (ClientId::generate(), now));
     let grants = config.grants.expand(&client_id, sub)?;
     let policy = session_policy(&config.iot_arns, &client_id, &grants)
         .map_err(|e| ApiError::Internal(format!("session policy: {e}")))?;
-    let resume_expires = now.saturating_add(config.resume.ttl.as_secs());
+    let resume_expires = now
+        .saturating_add(config.resume.ttl.as_secs())
+        .min(first_issued_at.saturating_add(config.resume.max_lifetime.as_secs()));
     let resume_token = keys.issue(&ResumeClaims {
         client_id: client_id.clone(),
         sub: caller.sub.clone(),
         issued_at: now,
         expires_at: resume_expires,
+        first_issued_at,
     });
     Ok(Plan {
         source_identity: sub.map(source_identity),
@@ -153,16 +158,17 @@ fn unix_seconds(time: SystemTime) -> u64 {
     time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// The client ID a resume token names, if the token is genuine, unexpired, and
-/// was issued to this caller's `sub` (or to no `sub` when there is none).
-fn resume(keys: &ResumeKeys, token: &str, sub: Option<&str>, now: u64) -> Result<ClientId, ApiError> {
+/// The client ID a resume token names, and when its first token was issued, if
+/// the token is genuine, unexpired, and was issued to this caller's `sub` (or
+/// to no `sub` when there is none).
+fn resume(keys: &ResumeKeys, token: &str, sub: Option<&str>, now: u64) -> Result<(ClientId, u64), ApiError> {
     let claims = keys.verify(token, now).map_err(ApiError::Resume)?;
     if claims.sub.as_deref() != sub {
         return Err(ApiError::ResumeForbidden {
             client_id: claims.client_id.as_str().to_owned(),
         });
     }
-    Ok(claims.client_id)
+    Ok((claims.client_id, claims.first_issued_at))
 }
 
 #[cfg(test)]
@@ -222,6 +228,26 @@ mod tests {
         assert!(matches!(stolen, ApiError::ResumeForbidden { .. }));
         let forged = plan(&config, &caller("alice"), Some(&body("v1.forged")), now).unwrap_err();
         assert!(matches!(forged, ApiError::Resume(_)));
+    }
+
+    #[test]
+    fn resuming_again_and_again_ends_at_the_absolute_lifetime_of_the_first_token() {
+        let mut config = config();
+        config.resume.ttl = Duration::from_secs(600);
+        config.resume.max_lifetime = Duration::from_secs(1_000);
+        let start = SystemTime::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        let first = plan(&config, &caller("alice"), None, start).unwrap();
+        // Each resume renews the token, but never past start + 1000 s.
+        let mut token = first.resume_token;
+        for (when, expires) in [(500, 1_000), (900, 1_000), (990, 1_000)] {
+            let resumed = plan(&config, &caller("alice"), Some(&body(&token)), at(when)).unwrap();
+            assert_eq!(resumed.client_id, first.client_id);
+            assert_eq!(resumed.resume_expires, unix_seconds(at(expires)), "resumed at +{when} s");
+            token = resumed.resume_token;
+        }
+        let ended = plan(&config, &caller("alice"), Some(&body(&token)), at(1_000)).unwrap_err();
+        assert!(matches!(ended, ApiError::Resume(ResumeError::Expired(_))), "{ended:?}");
     }
 
     #[test]

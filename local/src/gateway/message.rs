@@ -182,6 +182,15 @@ impl Outgoing {
         }
     }
 
+    /// The topic this delivery is published on (read from the encoded frame for
+    /// the shared 3.1.1 encodings).
+    pub fn topic(&self) -> Option<&str> {
+        match self {
+            Self::Frame(frame) | Self::Qos1 { frame, .. } => publish_topic(frame),
+            Self::Message { message, .. } => Some(&message.topic),
+        }
+    }
+
     /// Roughly what holding this delivery costs in memory (a shared message or
     /// frame counts in full for each holder: an upper bound).
     pub fn cost(&self) -> usize {
@@ -195,6 +204,24 @@ impl Outgoing {
     pub(crate) fn expired(&self) -> bool {
         matches!(self, Self::Message { message, .. } if message.expires.is_some_and(|at| at <= tokio::time::Instant::now()))
     }
+}
+
+/// The topic name of an encoded PUBLISH: after the fixed header's first byte
+/// and its 1–4-byte remaining length, a 2-byte length and the topic.
+fn publish_topic(frame: &[u8]) -> Option<&str> {
+    let mut at = 1;
+    loop {
+        let byte = *frame.get(at)?;
+        at += 1;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        if at > 4 {
+            return None;
+        }
+    }
+    let len = usize::from(u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]));
+    std::str::from_utf8(frame.get(at + 2..at + 2 + len)?).ok()
 }
 
 /// Encodes a PUBLISH once. Returns the frame and, for QoS 1, the offset of its
@@ -278,6 +305,18 @@ mod tests {
     use rumqttc::mqttbytes::v4::Packet;
 
     use super::*;
+
+    #[test]
+    fn the_topic_of_an_encoded_publish_is_read_back_whatever_its_length() {
+        let long = "t".repeat(200);
+        for (topic, payload) in [("a/b", 5), (long.as_str(), 200_000)] {
+            let payload = Bytes::from(vec![0u8; payload]);
+            for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+                let outgoing = outgoing(topic, &payload, qos, false, None);
+                assert_eq!(outgoing.topic(), Some(topic));
+            }
+        }
+    }
 
     #[test]
     fn a_qos1_frame_carries_its_packet_identifier_at_the_reported_offset() {

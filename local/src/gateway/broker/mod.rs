@@ -197,8 +197,12 @@ impl Broker {
         }
         let (session, session_present, refused) = match previous {
             Some(previous) if !info.clean_session && previous.resumable_by(how.v5) => {
-                previous.set_identity(identity);
+                previous.set_identity(identity.clone());
                 let refused = self.reauthorize(&previous);
+                let dropped = previous.recheck(|topic| identity.is_allowed("iot:Receive", &self.arns.topic(topic)));
+                if dropped > 0 {
+                    tracing::warn!(client_id = %client_id.escape_debug(), dropped, "stored messages the new credentials may not receive were dropped");
+                }
                 (previous, true, refused)
             }
             previous => {

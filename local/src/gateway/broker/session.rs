@@ -435,6 +435,27 @@ impl Session {
         take_pkid(&mut self.state(), outgoing)
     }
 
+    /// Drops the queued and in-flight deliveries on topics `allowed` refuses (the
+    /// credentials that take a session up may receive less than those that
+    /// filled it); returns how many were dropped. A waiting confirmation is
+    /// released as for an ended session.
+    pub(super) fn recheck(&self, allowed: impl Fn(&str) -> bool) -> usize {
+        let mut state = self.state();
+        let keep = |outgoing: &Outgoing| outgoing.topic().is_some_and(&allowed);
+        let before = state.queue.len() + state.inflight.len();
+        let mut freed = 0;
+        state.queue.retain(|outgoing| {
+            let kept = keep(outgoing);
+            if !kept {
+                freed += outgoing.cost();
+            }
+            kept
+        });
+        state.queued_bytes = state.queued_bytes.saturating_sub(freed);
+        state.inflight.retain(|(_, outgoing)| keep(outgoing));
+        before - state.queue.len() - state.inflight.len()
+    }
+
     /// What the connection that takes the session up re-sends first, with DUP.
     pub fn in_flight(&self) -> Vec<(u16, Outgoing)> {
         self.state().inflight.iter().cloned().collect()
