@@ -617,3 +617,70 @@ async fn stored_messages_the_resuming_credentials_may_not_receive_are_dropped() 
     assert_eq!(&back.next_publish().await.payload[..], b"marker", "nothing for allowed/other");
     stack.shutdown().await;
 }
+
+/// The audit's realistic grant set: three per-user topics and a per-user,
+/// per-client publish topic.
+fn realistic_settings() -> Vec<(String, String)> {
+    [
+        ("AUTH_MODE", "jwt"),
+        ("SUBSCRIBE_TOPICS", "allowed/{clientId},users/{sub},inbox/{sub},alerts/{sub}"),
+        ("PUBLISH_TOPICS", "from/{sub}/{clientId}"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect()
+}
+
+#[tokio::test]
+async fn a_realistic_per_user_grant_set_starts_serves_real_subjects_and_refuses_odd_ones_with_403() {
+    let options = LocalOptions {
+        settings: realistic_settings(),
+        ..LocalOptions::ephemeral()
+    };
+    let stack = LocalStack::start(options.clone()).await.expect("the realistic grant set starts");
+    let api = stack.info().api_url.clone();
+    let vend = |sub: String| {
+        let token = options.mint_token(&sub, Duration::from_secs(600)).unwrap();
+        let api = api.clone();
+        async move {
+            let response = reqwest::Client::new().post(&api).bearer_auth(token).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    for sub in [
+        "8f14e45f-ceea-467f-a0e6-3a5d2e9f0c11",          // Cognito
+        "auth0|5f7c8ec7c33c6c004bbafe82",                // Auth0
+        "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ",   // Entra ID
+        "001234.4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d.0123",  // Sign in with Apple
+    ] {
+        let (status, body) = vend(sub.to_owned()).await;
+        assert_eq!(status, 200, "{sub}: {body}");
+        let client_id = body["clientId"].as_str().unwrap();
+        assert_eq!(
+            body["grants"]["publish"],
+            serde_json::json!([format!("from/{sub}/{client_id}")]),
+            "{sub}"
+        );
+    }
+    for sub in ["a".repeat(300), "\"quoted\"".to_owned(), "用户".to_owned(), "x".repeat(65)] {
+        let (status, body) = vend(sub.clone()).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (403, Some("InvalidSubject")), "{sub:?}: {body}");
+    }
+    stack.shutdown().await;
+
+    // The old worst case (128-byte subjects of any Latin-1 character) does not fit
+    // these grants: start-up says so and names the setting that fixes it.
+    let mut settings = realistic_settings();
+    settings.push(("SUB_MAX_BYTES".into(), "128".into()));
+    settings.push(("SUB_CHARACTERS".into(), "latin1".into()));
+    let refused = LocalStack::start(LocalOptions {
+        settings,
+        ..LocalOptions::ephemeral()
+    })
+    .await
+    .err()
+    .expect("too large a worst case is refused at start-up")
+    .to_string();
+    assert!(refused.contains("SUB_MAX_BYTES"), "{refused}");
+}

@@ -9,9 +9,14 @@
 //! them literally as a whole level (`broadcast/#`, `rooms/+/chat`), and such
 //! templates are reported by [`GrantTemplates::warnings`] at start-up.
 //!
+//! Which `sub` values are accepted is the operator's [`SubRule`]: at most
+//! `max_bytes` (64 by default) of a character set (by default the characters real
+//! identity providers use in subjects, none of which JSON escapes). A `sub`
+//! outside it is refused per request (`403 InvalidSubject`).
+//!
 //! [`GrantTemplates::check_fits`] builds the largest possible session policy (every
-//! variable at its maximum length) so that too many grants stop start-up instead of
-//! failing at STS on some request.
+//! variable at the longest and most expensive value the rule accepts) so that too
+//! many grants stop start-up instead of failing at STS on some request.
 
 use crate::arn::IotArns;
 use crate::client_id::ClientId;
@@ -19,12 +24,64 @@ use crate::policy::{Grants, SessionPolicyError, session_policy};
 use crate::quota::MAX_TOPIC_BYTES;
 use crate::topic::{NameError, TopicFilter, check_level};
 
-/// The longest `{sub}` value accepted into a topic.
+/// The longest `{sub}` value any rule accepts into a topic.
 pub const MAX_VARIABLE_BYTES: usize = 128;
-/// A character a `sub` may hold that takes the most policy characters per byte:
-/// JSON escapes `"` (and `\`) as two characters; control characters, which would
-/// take six, are refused in a topic level.
-const WORST_CASE_SUB_CHAR: char = '"';
+/// The longest `{sub}` the default rule accepts: Cognito's subjects are 36
+/// characters (UUIDs), Auth0's ~30 (`auth0|5f7c8ec7c33c6c004bbafe82`), Entra ID's 43.
+pub const DEFAULT_SUB_MAX_BYTES: usize = 64;
+
+/// Which characters a `sub` may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SubCharset {
+    /// ASCII letters and digits and `- _ . @ | : = ~`: what identity providers
+    /// put in subjects, one policy character each (JSON escapes none of them).
+    #[default]
+    Safe,
+    /// Any character STS session policies carry (U+0020 to U+00FF) that may be
+    /// a topic level: `"` and `\` take two policy characters each.
+    Latin1,
+}
+
+impl SubCharset {
+    fn allows(self, c: char) -> bool {
+        match self {
+            Self::Safe => c.is_ascii_alphanumeric() || "-_.@|:=~".contains(c),
+            Self::Latin1 => matches!(c, '\u{20}'..='\u{FF}'),
+        }
+    }
+
+    /// The accepted character that takes the most policy characters.
+    fn most_expensive(self) -> char {
+        match self {
+            Self::Safe => 'x',
+            Self::Latin1 => '"',
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Safe => "safe",
+            Self::Latin1 => "latin1",
+        }
+    }
+}
+
+/// Which `sub` values a deployment accepts into topics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubRule {
+    /// At most this many bytes (1 to [`MAX_VARIABLE_BYTES`]).
+    pub max_bytes: usize,
+    pub charset: SubCharset,
+}
+
+impl Default for SubRule {
+    fn default() -> Self {
+        Self {
+            max_bytes: DEFAULT_SUB_MAX_BYTES,
+            charset: SubCharset::Safe,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GrantError {
@@ -36,8 +93,10 @@ pub enum GrantError {
     MissingSub { needed: &'static str },
     #[error("the token's sub cannot be used in a topic: {0}")]
     BadSub(NameError),
-    #[error("the token's sub contains {found:?}, which an STS session policy cannot carry (only U+0020 to U+00FF)")]
-    SubCharset { found: char },
+    #[error("the token's sub contains {found:?}, which SUB_CHARACTERS={charset} does not accept")]
+    SubCharset { found: char, charset: &'static str },
+    #[error("the token's sub has {bytes} bytes, more than SUB_MAX_BYTES={max}")]
+    SubTooLong { bytes: usize, max: usize },
     #[error("the expanded topic {topic:?} is not valid: {problem}")]
     Expanded { topic: String, problem: NameError },
     #[error("with every variable at its longest the session policy would be too large: {0}")]
@@ -174,6 +233,8 @@ impl GrantTemplate {
 pub struct GrantTemplates {
     pub subscribe: Vec<GrantTemplate>,
     pub publish: Vec<GrantTemplate>,
+    /// Which `sub` values are accepted.
+    pub sub_rule: SubRule,
 }
 
 impl GrantTemplates {
@@ -189,6 +250,7 @@ impl GrantTemplates {
         let templates = Self {
             subscribe: list(subscribe)?,
             publish: list(publish)?,
+            sub_rule: SubRule::default(),
         };
         if templates.subscribe.is_empty() {
             return Err(GrantError::NoSubscribe);
@@ -220,11 +282,21 @@ impl GrantTemplates {
         if self.uses_sub()
             && let Some(sub) = sub
         {
+            let rule = self.sub_rule;
+            if sub.len() > rule.max_bytes {
+                return Err(GrantError::SubTooLong {
+                    bytes: sub.len(),
+                    max: rule.max_bytes,
+                });
+            }
             check_level(sub, "sub", MAX_VARIABLE_BYTES).map_err(GrantError::BadSub)?;
             // STS takes session policies in `\u0020-\u00FF` (plus tab and newlines)
-            // only; a topic with any other character cannot be granted exactly.
-            if let Some(found) = sub.chars().find(|c| !matches!(c, '\u{20}'..='\u{FF}')) {
-                return Err(GrantError::SubCharset { found });
+            // only; the rule accepts that at most.
+            if let Some(found) = sub.chars().find(|&c| !rule.charset.allows(c)) {
+                return Err(GrantError::SubCharset {
+                    found,
+                    charset: rule.charset.as_str(),
+                });
             }
         }
         let expand_all = |templates: &[GrantTemplate]| -> Result<Vec<TopicFilter>, GrantError> {
@@ -255,11 +327,17 @@ impl GrantTemplates {
     }
 
     /// Fails if the largest possible session policy would exceed STS's limit, or an
-    /// expansion with the longest values would exceed a topic's limit. The longest
-    /// `sub` is the one that grows most in JSON: 128 `"`, each escaped to `\"`.
+    /// expansion with the longest values would exceed a topic's limit. The worst
+    /// `sub` is the longest the rule accepts, made of its most expensive character
+    /// (with `latin1`, `"`, which JSON escapes to `\"`).
     pub fn check_fits(&self, arns: &IotArns) -> Result<(), GrantError> {
         let client_id = ClientId::generate();
-        let longest_sub = WORST_CASE_SUB_CHAR.to_string().repeat(MAX_VARIABLE_BYTES);
+        let longest_sub = self
+            .sub_rule
+            .charset
+            .most_expensive()
+            .to_string()
+            .repeat(self.sub_rule.max_bytes);
         let grants = self.expand(&client_id, Some(&longest_sub))?;
         for filter in grants.subscribe.iter().chain(&grants.publish) {
             if filter.as_str().len() > MAX_TOPIC_BYTES {
@@ -369,6 +447,52 @@ mod tests {
         assert_eq!(few.check_fits(&arns()), Ok(()));
     }
 
+    /// The broadest rule: 128-byte subjects of any character STS carries.
+    const LATIN1: SubRule = SubRule {
+        max_bytes: MAX_VARIABLE_BYTES,
+        charset: SubCharset::Latin1,
+    };
+
+    fn latin1(subscribe: &str, publish: &str) -> GrantTemplates {
+        GrantTemplates {
+            sub_rule: LATIN1,
+            ..GrantTemplates::parse(subscribe, publish).unwrap()
+        }
+    }
+
+    #[test]
+    fn a_realistic_per_user_grant_set_fits_the_default_rule_but_not_the_broadest() {
+        let (subscribe, publish) = ("allowed/{clientId},users/{sub},inbox/{sub},alerts/{sub}", "from/{sub}/{clientId}");
+        assert_eq!(GrantTemplates::parse(subscribe, publish).unwrap().check_fits(&arns()), Ok(()));
+        assert!(matches!(
+            latin1(subscribe, publish).check_fits(&arns()),
+            Err(GrantError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn the_default_rule_takes_what_identity_providers_issue_and_64_bytes_at_most() {
+        let t = GrantTemplates::parse("users/{sub}", "").unwrap();
+        let id = ClientId::generate();
+        for sub in [
+            "8f14e45f-ceea-467f-a0e6-3a5d2e9f0c11",
+            "auth0|5f7c8ec7c33c6c004bbafe82",
+            "google-oauth2|103547991597142817347",
+            "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ",
+            "user@example.com",
+            &"x".repeat(64),
+        ] {
+            assert!(t.expand(&id, Some(sub)).is_ok(), "{sub:?}");
+        }
+        assert!(matches!(
+            t.expand(&id, Some(&"x".repeat(65))),
+            Err(GrantError::SubTooLong { bytes: 65, max: 64 })
+        ));
+        for sub in ["josé", "a\"b", "a,b", "a'b"] {
+            assert!(matches!(t.expand(&id, Some(sub)), Err(GrantError::SubCharset { .. })), "{sub:?}");
+        }
+    }
+
     #[test]
     fn the_start_up_size_check_counts_json_escaping() {
         // Fits with 128 plain characters per {sub}, not with 128 escaped quotes.
@@ -382,7 +506,7 @@ mod tests {
         let tight = (1..20)
             .map(|n| {
                 let list: Vec<String> = (0..n).map(|i| format!("u{i}/{{sub}}")).collect();
-                GrantTemplates::parse(&list.join(","), "").unwrap()
+                latin1(&list.join(","), "")
             })
             .find(|t| fits_plain(t) && t.check_fits(&arns).is_err())
             .expect("some grant list fits unescaped but not escaped");
@@ -393,7 +517,7 @@ mod tests {
 
     #[test]
     fn a_sub_outside_the_sts_policy_charset_is_refused_before_sts_sees_it() {
-        let t = GrantTemplates::parse("users/{sub}", "").unwrap();
+        let t = latin1("users/{sub}", "");
         let id = ClientId::generate();
         for sub in ["用户", "alice😀", "\u{100}"] {
             assert!(
@@ -438,7 +562,8 @@ mod tests {
             publish in proptest::sample::subsequence(SHAPES.to_vec(), 0..=2),
         ) {
             prop_assume!(sub != other_sub && own_id != other_id);
-            let templates = GrantTemplates::parse(&subscribe.join(","), &publish.join(",")).unwrap();
+            // The broadest rule: every subject any deployment may accept.
+            let templates = latin1(&subscribe.join(","), &publish.join(","));
             let own = ClientId::parse(&own_id).unwrap();
             let Ok(grants) = templates.expand(&own, Some(&sub)) else {
                 // Refused subjects get nothing at all.

@@ -299,12 +299,17 @@ impl ApiError {
             Grant(GrantError::BadSub(_)) | Grant(GrantError::MissingSub { .. }) | Grant(GrantError::Expanded { .. }) => (
                 StatusCode::FORBIDDEN,
                 code::INVALID_SUBJECT,
-                "The token's sub cannot be used in a topic grant (it must be one topic level without / + # * ? $, whitespace or control characters, at most 128 bytes).".into(),
+                "The token's sub cannot be used in a topic grant (it must be one topic level without / + # * ? $, whitespace or control characters).".into(),
             ),
-            Grant(GrantError::SubCharset { .. }) => (
+            Grant(GrantError::SubCharset { charset, .. }) => (
                 StatusCode::FORBIDDEN,
                 code::INVALID_SUBJECT,
-                "The token's sub cannot be used in a topic grant: STS session policies carry only characters U+0020 to U+00FF, and this sub has others.".into(),
+                format!("The token's sub has a character this service does not accept in topics (SUB_CHARACTERS={charset})."),
+            ),
+            Grant(GrantError::SubTooLong { max, .. }) => (
+                StatusCode::FORBIDDEN,
+                code::INVALID_SUBJECT,
+                format!("The token's sub is longer than this service accepts in topics (SUB_MAX_BYTES={max})."),
             ),
             Grant(_) => (StatusCode::INTERNAL_SERVER_ERROR, code::MISCONFIGURED, "The service's grants are misconfigured.".into()),
             Resume(ResumeError::Expired(_)) => (

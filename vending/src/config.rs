@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::secret::{Secret, SecretError, SecretsManager, Stage};
 use serverless_websockets_core::arn::{IotArns, RoleArn};
-use serverless_websockets_core::grants::GrantTemplates;
+use serverless_websockets_core::grants::{GrantTemplates, MAX_VARIABLE_BYTES, SubCharset, SubRule};
 use serverless_websockets_core::presign::IotEndpoint;
 use serverless_websockets_core::resume::{ResumeKey, ResumeKeys};
 use serverless_websockets_core::topic::Topic;
@@ -314,7 +314,7 @@ fn read_grants<F: Fn(&str) -> Option<String>>(env: &Env<F>, iot_arns: &IotArns) 
         .get("SUBSCRIBE_TOPICS")
         .unwrap_or_else(|| format!("{topic_prefix}/{{clientId}}"));
     let publish = env.get("PUBLISH_TOPICS").unwrap_or_default();
-    let grants = GrantTemplates::parse(&subscribe, &publish).map_err(|e| ConfigError {
+    let mut grants = GrantTemplates::parse(&subscribe, &publish).map_err(|e| ConfigError {
         variable: if GrantTemplates::parse(&subscribe, "").is_err() {
             "SUBSCRIBE_TOPICS"
         } else {
@@ -323,12 +323,38 @@ fn read_grants<F: Fn(&str) -> Option<String>>(env: &Env<F>, iot_arns: &IotArns) 
         problem: format!("is not usable: {e}"),
         expected: GRANTS,
     })?;
+    grants.sub_rule = read_sub_rule(env)?;
     grants.check_fits(iot_arns).map_err(|e| ConfigError {
         variable: "SUBSCRIBE_TOPICS",
-        problem: format!("and PUBLISH_TOPICS are too many: {e}"),
-        expected: "fewer or shorter grant templates (the session policy must stay under 2048 characters)",
+        problem: format!(
+            "and PUBLISH_TOPICS are too many for a sub of up to {} bytes ({}): {e}",
+            grants.sub_rule.max_bytes,
+            grants.sub_rule.charset.as_str()
+        ),
+        expected: "fewer or shorter grant templates, or a lower SUB_MAX_BYTES (the session policy must stay under 2048 characters)",
     })?;
     Ok(grants)
+}
+
+/// `SUB_MAX_BYTES` and `SUB_CHARACTERS`: which `sub` values go into topics.
+fn read_sub_rule<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<SubRule, ConfigError> {
+    let max_bytes = env.optional("SUB_MAX_BYTES", "a whole number of bytes from 1 to 128", |v| {
+        v.parse::<usize>().ok().filter(|n| (1..=MAX_VARIABLE_BYTES).contains(n))
+    })?;
+    let charset = env.optional(
+        "SUB_CHARACTERS",
+        "safe (letters, digits and - _ . @ | : = ~) or latin1 (U+0020 to U+00FF)",
+        |v| match v {
+            "safe" => Some(SubCharset::Safe),
+            "latin1" => Some(SubCharset::Latin1),
+            _ => None,
+        },
+    )?;
+    let default = SubRule::default();
+    Ok(SubRule {
+        max_bytes: max_bytes.unwrap_or(default.max_bytes),
+        charset: charset.unwrap_or(default.charset),
+    })
 }
 
 /// `CORS_ALLOW_ORIGINS`: unset, `*`, or a list of exact origins.
