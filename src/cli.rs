@@ -111,9 +111,15 @@ impl LocalArgs {
             region: self.region.clone(),
             account_id: self.account_id.clone(),
             admin_access_key_id: self.admin_access_key_id.clone(),
-            admin_secret_access_key: self.admin_secret_access_key.clone().unwrap_or_else(serverless_websockets_local::stack::random_secret),
+            admin_secret_access_key: self
+                .admin_secret_access_key
+                .clone()
+                .unwrap_or_else(serverless_websockets_local::stack::random_secret),
             backend_access_key_id: self.backend_access_key_id.clone(),
-            backend_secret_access_key: self.backend_secret_access_key.clone().unwrap_or_else(serverless_websockets_local::stack::random_secret),
+            backend_secret_access_key: self
+                .backend_secret_access_key
+                .clone()
+                .unwrap_or_else(serverless_websockets_local::stack::random_secret),
             allowed_hosts: self.allow_hosts.clone(),
             tls: self.tls,
             ca_cert_path: self.ca_cert.clone(),
@@ -147,7 +153,10 @@ fn ready_file(args: &LocalArgs) -> PathBuf {
 
 /// `--print-env WHO`: the running stack's credentials as a shell `export` line.
 fn print_env(args: &LocalArgs, who: &str) -> anyhow::Result<()> {
-    println!("{}", serverless_websockets_local::stack::export_line(&ready_file(args), who)?);
+    println!(
+        "{}",
+        serverless_websockets_local::stack::export_line(&ready_file(args), who)?
+    );
     Ok(())
 }
 

@@ -226,10 +226,16 @@ async fn secrets_are_random_per_start_and_print_env_prints_the_running_stacks() 
     let secret = |p: &LocalProcess, who: &str| p.info[who]["secret_access_key"].as_str().unwrap().to_owned();
     for who in ["admin", "backend"] {
         assert_ne!(secret(&one, who), secret(&two, who), "{who}");
-        assert!(!secret(&one, who).starts_with("local-"), "{who}: not the old documented default");
+        assert!(
+            !secret(&one, who).starts_with("local-"),
+            "{who}: not the old documented default"
+        );
     }
     use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(one._dir.path().join("ready.json")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(one._dir.path().join("ready.json"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "the ready file holds secrets: owner only");
     let output = Command::new(env!("CARGO_BIN_EXE_serverless-websockets"))
         .args(["local", "--print-env", "backend", "--ready-file"])

@@ -143,15 +143,24 @@ async fn a_client_reconnecting_in_a_loop_with_a_delayed_will_leaves_one_timer_an
         stack.gateway().broker.presence("looper").is_some_and(|p| !p.connected)
     })
     .await;
-    eventually("one timer and one will", || pending(&stack) == Pending { timers: 1, wills: 1 }).await;
+    eventually("one timer and one will", || {
+        pending(&stack) == Pending { timers: 1, wills: 1 }
+    })
+    .await;
     // Before the fix every reconnect kept its own will and timer for the hour.
 
     // Taken up again: nothing waits any more until this connection ends.
     let (back, ack) = Client5::connect(persistent(&url, "looper", 3600)).await;
     assert!(ack.session_present);
-    eventually("the stopped timer's end", || pending(&stack) == Pending { timers: 0, wills: 0 }).await;
+    eventually("the stopped timer's end", || {
+        pending(&stack) == Pending { timers: 0, wills: 0 }
+    })
+    .await;
     back.leave().await;
-    eventually("the clean leave's expiry timer", || pending(&stack) == Pending { timers: 1, wills: 0 }).await;
+    eventually("the clean leave's expiry timer", || {
+        pending(&stack) == Pending { timers: 1, wills: 0 }
+    })
+    .await;
     stack.shutdown().await;
 }
 
@@ -169,10 +178,22 @@ async fn an_old_delayed_will_is_not_published_after_the_client_came_back_and_lef
     back.leave().await;
 
     // Lost with a 1 s will, back in time, then DeleteConnection preventWillMessage=true.
-    connect_and_vanish(&url, "deleted", will("deleted", 1, Bytes::from_static(b"OFFLINE deleted"))).await;
+    connect_and_vanish(
+        &url,
+        "deleted",
+        will("deleted", 1, Bytes::from_static(b"OFFLINE deleted")),
+    )
+    .await;
     eventually("the will waiting", || pending(&stack).wills == 1).await;
     let (_back, _) = Client5::connect(persistent(&url, "deleted", 3600)).await;
-    let answer = data_plane(&stack, "DELETE", "/connections/deleted?preventWillMessage=true", &[], b"").await;
+    let answer = data_plane(
+        &stack,
+        "DELETE",
+        "/connections/deleted?preventWillMessage=true",
+        &[],
+        b"",
+    )
+    .await;
     assert_eq!(answer.0, 200, "{answer:?}");
     eventually("both sessions away", || {
         ["clean", "deleted"]
@@ -225,7 +246,13 @@ async fn user_properties_over_iots_8_kb_are_refused_on_publish_will_and_https_pu
     let (publisher, _) = Client5::connect(options(&url, "publisher")).await;
     publisher
         .client
-        .publish_with_properties("props/at", QoS::AtLeastOnce, false, "at", tiny_properties(MOST_TINY_PAIRS))
+        .publish_with_properties(
+            "props/at",
+            QoS::AtLeastOnce,
+            false,
+            "at",
+            tiny_properties(MOST_TINY_PAIRS),
+        )
         .await
         .unwrap();
     let at = receiver.next_publish().await;
@@ -259,7 +286,9 @@ async fn user_properties_over_iots_8_kb_are_refused_on_publish_will_and_https_pu
 
     // The HTTPS publish: 400 with the reason.
     use base64::Engine as _;
-    let pairs: Vec<_> = (0..MOST_TINY_PAIRS + 1).map(|_| serde_json::json!({"k": "v"})).collect();
+    let pairs: Vec<_> = (0..MOST_TINY_PAIRS + 1)
+        .map(|_| serde_json::json!({"k": "v"}))
+        .collect();
     let header = base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&pairs).unwrap());
     let (status, body) = data_plane(
         &stack,
@@ -277,7 +306,11 @@ async fn user_properties_over_iots_8_kb_are_refused_on_publish_will_and_https_pu
         .publish("props/marker", QoS::AtLeastOnce, false, "marker")
         .await
         .unwrap();
-    assert_eq!(&receiver.next_publish().await.payload[..], b"marker", "nothing over the quota was delivered");
+    assert_eq!(
+        &receiver.next_publish().await.payload[..],
+        b"marker",
+        "nothing over the quota was delivered"
+    );
     stack.shutdown().await;
 }
 
@@ -293,7 +326,11 @@ async fn receive_maximum_0_and_maximum_packet_size_0_are_protocol_errors() {
             ..ConnectProperties::new()
         };
         let ack = raw.connect_with("zeroes", Some(properties)).await;
-        assert_eq!(ack.code, ConnectReturnCode::ProtocolError, "{receive_max:?} {max_packet_size:?}");
+        assert_eq!(
+            ack.code,
+            ConnectReturnCode::ProtocolError,
+            "{receive_max:?} {max_packet_size:?}"
+        );
     }
     stack.shutdown().await;
 }
@@ -343,7 +380,11 @@ async fn an_away_session_stores_messages_up_to_its_bytes_and_all_of_them_up_to_a
     marker.subscribed("chat/room", QoS::AtLeastOnce).await;
     // Routed in order: once the watcher has its copy of a later message, the
     // away sessions have been offered all 40.
-    publisher.client.publish("chat/room", QoS::AtLeastOnce, false, "last").await.unwrap();
+    publisher
+        .client
+        .publish("chat/room", QoS::AtLeastOnce, false, "last")
+        .await
+        .unwrap();
     loop {
         if &marker.next_publish().await.payload[..] == b"last" {
             break;
@@ -359,7 +400,11 @@ async fn an_away_session_stores_messages_up_to_its_bytes_and_all_of_them_up_to_a
         let (mut back, ack) = Client5::connect(large(persistent(&url, id, 3600))).await;
         assert!(ack.session_present);
         let mut n = 0;
-        publisher.client.publish("chat/room", QoS::AtLeastOnce, false, "end").await.unwrap();
+        publisher
+            .client
+            .publish("chat/room", QoS::AtLeastOnce, false, "end")
+            .await
+            .unwrap();
         while &back.next_publish().await.payload[..] != b"end" {
             n += 1;
         }
@@ -382,7 +427,10 @@ async fn a_confirmed_direct_message_over_the_receivers_maximum_packet_size_is_no
     let path = "/connections/small/messages?topic=direct%2Fsmall&confirmation=true&timeout=2";
     let (status, body) = data_plane(&stack, "POST", path, &[], &[b'x'; 4096]).await;
     assert_eq!(status, 413, "{body}");
-    assert!(body.contains("RequestEntityTooLargeException") || body.contains("Maximum Packet Size"), "{body}");
+    assert!(
+        body.contains("RequestEntityTooLargeException") || body.contains("Maximum Packet Size"),
+        "{body}"
+    );
     // One that fits is delivered and confirmed.
     let (status, body) = data_plane(&stack, "POST", path, &[], b"fits").await;
     assert_eq!(status, 200, "{body}");
@@ -403,9 +451,20 @@ async fn mqtt5_headers_the_signature_does_not_cover_are_refused() {
         "x-amz-mqtt5-correlation-data",
         "x-amz-mqtt5-payload-format-indicator",
     ] {
-        let value = if header.ends_with("indicator") { "UTF8_DATA" } else { forged.as_str() };
-        let (status, body) =
-            data_plane_adding(&stack, "POST", "/topics/signed%2Fforged?qos=1", &[], &[(header, value)], b"x").await;
+        let value = if header.ends_with("indicator") {
+            "UTF8_DATA"
+        } else {
+            forged.as_str()
+        };
+        let (status, body) = data_plane_adding(
+            &stack,
+            "POST",
+            "/topics/signed%2Fforged?qos=1",
+            &[],
+            &[(header, value)],
+            b"x",
+        )
+        .await;
         assert_eq!(status, 403, "{header}: {body}");
     }
     // Signed, the same header is honoured.
@@ -436,7 +495,10 @@ fn gateway_addr(stack: &LocalStack) -> String {
 async fn status_within(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<String> {
     use tokio::io::AsyncReadExt;
     let mut buffer = vec![0u8; 4096];
-    let read = tokio::time::timeout(within, stream.read(&mut buffer)).await.ok()?.ok()?;
+    let read = tokio::time::timeout(within, stream.read(&mut buffer))
+        .await
+        .ok()?
+        .ok()?;
     let text = String::from_utf8_lossy(&buffer[..read]).into_owned();
     text.lines().next().map(str::to_owned)
 }
@@ -450,7 +512,11 @@ async fn a_request_its_headers_condemn_is_refused_before_its_body_is_read() {
     let scope_date = &date[..8];
     for (what, key, amz_date) in [
         ("an unknown key", "AKIAUNKNOWN000000000", date.as_str()),
-        ("a stale date", stack.info().backend.access_key_id.as_str(), "20200101T000000Z"),
+        (
+            "a stale date",
+            stack.info().backend.access_key_id.as_str(),
+            "20200101T000000Z",
+        ),
     ] {
         let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
         let head = format!(
@@ -502,10 +568,16 @@ async fn a_listener_serves_at_most_its_maximum_of_connections_and_the_rest_are_c
     let mut ninth = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let mut buffer = [0u8; 16];
     let read = tokio::time::timeout(Duration::from_secs(5), ninth.read(&mut buffer)).await;
-    assert!(matches!(read, Ok(Ok(0) | Err(_))), "the ninth connection was closed: {read:?}");
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "the ninth connection was closed: {read:?}"
+    );
     // The idle ones are still served.
     let stream = &mut idle[0];
-    stream.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    stream
+        .write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     assert!(status_within(stream, Duration::from_secs(5)).await.is_some());
     stack.shutdown().await;
 }
@@ -537,7 +609,11 @@ async fn a_web_page_on_another_origin_cannot_open_a_websocket_to_the_gateway() {
     assert_eq!(handshake(&stack, Some("http://evil.example"), None).await, 403);
     assert_eq!(handshake(&stack, Some("null"), None).await, 403);
     assert_eq!(handshake(&stack, None, None).await, 101, "no Origin: not a browser");
-    assert_eq!(handshake(&stack, Some(&api_origin), None).await, 101, "the demo page's own origin");
+    assert_eq!(
+        handshake(&stack, Some(&api_origin), None).await,
+        101,
+        "the demo page's own origin"
+    );
     stack.shutdown().await;
 
     // An origin CORS_ALLOW_ORIGINS allows may connect.
@@ -566,15 +642,13 @@ async fn a_rebound_host_name_gets_nothing_from_any_listener() {
         ("the data plane", format!("{}/connections/x", info.iot_data_endpoint)),
     ] {
         let port = url.split('/').nth(2).unwrap_or_default().to_owned();
-        let response = client
-            .get(&url)
-            .header("host", rebound(&port))
-            .send()
-            .await
-            .unwrap();
+        let response = client.get(&url).header("host", rebound(&port)).send().await.unwrap();
         assert_eq!(response.status(), 403, "{what}");
         let body = response.text().await.unwrap();
-        assert!(!body.contains(&info.backend.secret_access_key), "{what} leaked the secret");
+        assert!(
+            !body.contains(&info.backend.secret_access_key),
+            "{what} leaked the secret"
+        );
     }
     assert_eq!(handshake(&stack, None, Some(&rebound(&info.iot_endpoint))).await, 403);
     // By address or localhost, the demo config still has what the page shows.
@@ -595,12 +669,20 @@ async fn stored_messages_the_resuming_credentials_may_not_receive_are_dropped() 
     broad.leave().await;
     let publisher = Client5::connect(options(&admin_url, "publisher")).await.0;
     for (topic, payload) in [("allowed/other", "someone else's"), ("allowed/resumer", "mine")] {
-        publisher.client.publish(topic, QoS::AtLeastOnce, false, payload).await.unwrap();
+        publisher
+            .client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
     }
     // Routed in order: once a watcher has a later message, both are stored.
     let mut watcher = Client5::connect(options(&admin_url, "watcher")).await.0;
     watcher.subscribed("allowed/watcher", QoS::AtLeastOnce).await;
-    publisher.client.publish("allowed/watcher", QoS::AtLeastOnce, false, "after").await.unwrap();
+    publisher
+        .client
+        .publish("allowed/watcher", QoS::AtLeastOnce, false, "after")
+        .await
+        .unwrap();
     watcher.next_publish().await;
     // … and is taken up by credentials that receive on their own topic only.
     let grants = Grants {
@@ -613,8 +695,16 @@ async fn stored_messages_the_resuming_credentials_may_not_receive_are_dropped() 
     assert_eq!(&back.next_publish().await.payload[..], b"mine");
     // Its wildcard was refused on resume; it subscribes to what it may.
     back.subscribed("allowed/resumer", QoS::AtLeastOnce).await;
-    publisher.client.publish("allowed/resumer", QoS::AtLeastOnce, false, "marker").await.unwrap();
-    assert_eq!(&back.next_publish().await.payload[..], b"marker", "nothing for allowed/other");
+    publisher
+        .client
+        .publish("allowed/resumer", QoS::AtLeastOnce, false, "marker")
+        .await
+        .unwrap();
+    assert_eq!(
+        &back.next_publish().await.payload[..],
+        b"marker",
+        "nothing for allowed/other"
+    );
     stack.shutdown().await;
 }
 
@@ -623,7 +713,10 @@ async fn stored_messages_the_resuming_credentials_may_not_receive_are_dropped() 
 fn realistic_settings() -> Vec<(String, String)> {
     [
         ("AUTH_MODE", "jwt"),
-        ("SUBSCRIBE_TOPICS", "allowed/{clientId},users/{sub},inbox/{sub},alerts/{sub}"),
+        (
+            "SUBSCRIBE_TOPICS",
+            "allowed/{clientId},users/{sub},inbox/{sub},alerts/{sub}",
+        ),
         ("PUBLISH_TOPICS", "from/{sub}/{clientId}"),
     ]
     .iter()
@@ -637,22 +730,29 @@ async fn a_realistic_per_user_grant_set_starts_serves_real_subjects_and_refuses_
         settings: realistic_settings(),
         ..LocalOptions::ephemeral()
     };
-    let stack = LocalStack::start(options.clone()).await.expect("the realistic grant set starts");
+    let stack = LocalStack::start(options.clone())
+        .await
+        .expect("the realistic grant set starts");
     let api = stack.info().api_url.clone();
     let vend = |sub: String| {
         let token = options.mint_token(&sub, Duration::from_secs(600)).unwrap();
         let api = api.clone();
         async move {
-            let response = reqwest::Client::new().post(&api).bearer_auth(token).send().await.unwrap();
+            let response = reqwest::Client::new()
+                .post(&api)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
             let status = response.status().as_u16();
             (status, response.json::<serde_json::Value>().await.unwrap())
         }
     };
     for sub in [
-        "8f14e45f-ceea-467f-a0e6-3a5d2e9f0c11",          // Cognito
-        "auth0|5f7c8ec7c33c6c004bbafe82",                // Auth0
-        "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ",   // Entra ID
-        "001234.4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d.0123",  // Sign in with Apple
+        "8f14e45f-ceea-467f-a0e6-3a5d2e9f0c11",         // Cognito
+        "auth0|5f7c8ec7c33c6c004bbafe82",               // Auth0
+        "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ",  // Entra ID
+        "001234.4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d.0123", // Sign in with Apple
     ] {
         let (status, body) = vend(sub.to_owned()).await;
         assert_eq!(status, 200, "{sub}: {body}");
@@ -663,9 +763,18 @@ async fn a_realistic_per_user_grant_set_starts_serves_real_subjects_and_refuses_
             "{sub}"
         );
     }
-    for sub in ["a".repeat(300), "\"quoted\"".to_owned(), "用户".to_owned(), "x".repeat(65)] {
+    for sub in [
+        "a".repeat(300),
+        "\"quoted\"".to_owned(),
+        "用户".to_owned(),
+        "x".repeat(65),
+    ] {
         let (status, body) = vend(sub.clone()).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (403, Some("InvalidSubject")), "{sub:?}: {body}");
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (403, Some("InvalidSubject")),
+            "{sub:?}: {body}"
+        );
     }
     stack.shutdown().await;
 

@@ -462,8 +462,14 @@ mod tests {
 
     #[test]
     fn a_realistic_per_user_grant_set_fits_the_default_rule_but_not_the_broadest() {
-        let (subscribe, publish) = ("allowed/{clientId},users/{sub},inbox/{sub},alerts/{sub}", "from/{sub}/{clientId}");
-        assert_eq!(GrantTemplates::parse(subscribe, publish).unwrap().check_fits(&arns()), Ok(()));
+        let (subscribe, publish) = (
+            "allowed/{clientId},users/{sub},inbox/{sub},alerts/{sub}",
+            "from/{sub}/{clientId}",
+        );
+        assert_eq!(
+            GrantTemplates::parse(subscribe, publish).unwrap().check_fits(&arns()),
+            Ok(())
+        );
         assert!(matches!(
             latin1(subscribe, publish).check_fits(&arns()),
             Err(GrantError::TooLarge(_))
@@ -489,7 +495,10 @@ mod tests {
             Err(GrantError::SubTooLong { bytes: 65, max: 64 })
         ));
         for sub in ["josé", "a\"b", "a,b", "a'b"] {
-            assert!(matches!(t.expand(&id, Some(sub)), Err(GrantError::SubCharset { .. })), "{sub:?}");
+            assert!(
+                matches!(t.expand(&id, Some(sub)), Err(GrantError::SubCharset { .. })),
+                "{sub:?}"
+            );
         }
     }
 

@@ -170,7 +170,10 @@ pub async fn check_host_and_origin(State(door): State<Arc<Door>>, request: Reque
 /// its own CORS), [`check_host_and_origin`] for the others.
 pub fn guard(router: axum::Router, door: &Arc<Door>, check_origin: bool) -> axum::Router {
     if check_origin {
-        router.layer(axum::middleware::from_fn_with_state(door.clone(), check_host_and_origin))
+        router.layer(axum::middleware::from_fn_with_state(
+            door.clone(),
+            check_host_and_origin,
+        ))
     } else {
         router.layer(axum::middleware::from_fn_with_state(door.clone(), check_host))
     }
@@ -181,7 +184,12 @@ mod tests {
     use super::*;
 
     fn door(cors: CorsOrigins) -> Door {
-        Door::new(IpAddr::from([127, 0, 0, 1]), &[3000, 8443], &["gateway".to_owned()], cors)
+        Door::new(
+            IpAddr::from([127, 0, 0, 1]),
+            &[3000, 8443],
+            &["gateway".to_owned()],
+            cors,
+        )
     }
 
     #[test]
@@ -206,7 +214,12 @@ mod tests {
         ] {
             assert!(door.host_allowed(Some(ok)), "{ok}");
         }
-        for refused in ["evil.example:3000", "127.0.0.1.nip.io:8443", "localhost.evil.example", "gateway.evil:1"] {
+        for refused in [
+            "evil.example:3000",
+            "127.0.0.1.nip.io:8443",
+            "localhost.evil.example",
+            "gateway.evil:1",
+        ] {
             assert!(!door.host_allowed(Some(refused)), "{refused}");
         }
         assert!(door.host_allowed(None));
@@ -223,7 +236,12 @@ mod tests {
         ] {
             assert!(listed.origin_allowed(ok), "{ok:?}");
         }
-        for refused in ["http://evil.example", "http://127.0.0.1:9999", "http://1.2.3.4:3000", "null"] {
+        for refused in [
+            "http://evil.example",
+            "http://127.0.0.1:9999",
+            "http://1.2.3.4:3000",
+            "null",
+        ] {
             assert!(!listed.origin_allowed(Some(refused)), "{refused}");
         }
         assert!(door(CorsOrigins::Any).origin_allowed(Some("http://evil.example")));

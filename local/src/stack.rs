@@ -438,7 +438,11 @@ pub fn export_line(path: &Path, who: &str) -> Result<String, LocalError> {
     })?;
     let info: serde_json::Value = serde_json::from_str(&text).map_err(|e| problem(e.to_string()))?;
     let field = |name: &str| info[who][name].as_str();
-    match (field("access_key_id"), field("secret_access_key"), info["region"].as_str()) {
+    match (
+        field("access_key_id"),
+        field("secret_access_key"),
+        info["region"].as_str(),
+    ) {
         (Some(key), Some(secret), Some(region)) => Ok(format!(
             "export AWS_ACCESS_KEY_ID={key} AWS_SECRET_ACCESS_KEY={secret} AWS_DEFAULT_REGION={region}"
         )),

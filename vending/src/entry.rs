@@ -133,7 +133,6 @@ impl<W: std::fmt::Write> std::fmt::Write for Escaping<W> {
     }
 }
 
-
 /// Runs the vending service until the Lambda runtime stops it or, for `Serve`,
 /// until Ctrl-C or SIGTERM.
 pub async fn run(mode: Mode) -> anyhow::Result<()> {

@@ -243,7 +243,11 @@ mod tests {
         for (when, expires) in [(500, 1_000), (900, 1_000), (990, 1_000)] {
             let resumed = plan(&config, &caller("alice"), Some(&body(&token)), at(when)).unwrap();
             assert_eq!(resumed.client_id, first.client_id);
-            assert_eq!(resumed.resume_expires, unix_seconds(at(expires)), "resumed at +{when} s");
+            assert_eq!(
+                resumed.resume_expires,
+                unix_seconds(at(expires)),
+                "resumed at +{when} s"
+            );
             token = resumed.resume_token;
         }
         let ended = plan(&config, &caller("alice"), Some(&body(&token)), at(1_000)).unwrap_err();

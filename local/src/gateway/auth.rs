@@ -104,7 +104,13 @@ impl SignatureCheck {
         let parts = RequestParts::of(&request.method, &request.uri, query, &request.headers);
         let expect = self.expect(services, Some(payload_sha256));
         self.verifier
-            .verify(&admitted.claims, parts, &admitted.identity.secret_access_key, expect, now)
+            .verify(
+                &admitted.claims,
+                parts,
+                &admitted.identity.secret_access_key,
+                expect,
+                now,
+            )
             .map_err(Refusal::Signature)?;
         Ok(admitted.identity)
     }

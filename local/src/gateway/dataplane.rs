@@ -149,8 +149,9 @@ fn user_properties(encoded: &str) -> Result<Vec<(String, String)>, DataPlaneErro
     let json = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
         .map_err(|_| invalid("userProperties must be base64-encoded JSON."))?;
-    let objects: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_slice(&json)
-        .map_err(|_| invalid("userProperties must be a JSON array of objects such as [{\"deviceName\": \"alpha\"}]."))?;
+    let objects: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_slice(&json).map_err(|_| {
+        invalid("userProperties must be a JSON array of objects such as [{\"deviceName\": \"alpha\"}].")
+    })?;
     let mut pairs = Vec::new();
     for object in objects {
         for (key, value) in object {

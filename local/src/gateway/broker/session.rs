@@ -84,7 +84,9 @@ impl QueueBounds {
         if cost > 0 {
             let _ = self
                 .stored
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |stored| Some(stored.saturating_sub(cost)));
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |stored| {
+                    Some(stored.saturating_sub(cost))
+                });
         }
     }
 }
