@@ -235,6 +235,43 @@ fn tiny_properties(count: usize) -> PublishProperties {
 /// The largest number of one-byte pairs within IoT's 8 KB of user properties.
 const MOST_TINY_PAIRS: usize = MAX_USER_PROPERTIES_BYTES / 7;
 
+/// The CONNACK code for a CONNECT whose will has one user property over the quota.
+async fn connack_for_will_over_quota(url: &str) -> ConnectReturnCode {
+    let mut raw = Raw5::open(url).await;
+    let mut over = will("will-over", 0, Bytes::from_static(b"gone"));
+    if let Some(p) = over.properties.as_mut() {
+        p.user_properties = tiny_properties(MOST_TINY_PAIRS + 1).user_properties;
+    }
+    let connect = Connect {
+        keep_alive: 30,
+        client_id: "will-over".into(),
+        clean_start: true,
+        properties: None,
+    };
+    raw.send(Packet::Connect(connect, Some(over), None)).await;
+    match raw.recv().await {
+        Some(Packet::ConnAck(ack)) => ack.code,
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+}
+
+/// An HTTPS publish whose `x-amz-mqtt5-user-properties` has one pair over the quota.
+async fn https_publish_over_quota(stack: &LocalStack) -> (u16, String) {
+    use base64::Engine as _;
+    let pairs: Vec<_> = (0..MOST_TINY_PAIRS + 1)
+        .map(|_| serde_json::json!({"k": "v"}))
+        .collect();
+    let header = base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&pairs).unwrap());
+    data_plane(
+        stack,
+        "POST",
+        "/topics/props%2Fhttps?qos=1",
+        &[("x-amz-mqtt5-user-properties", &header)],
+        b"https",
+    )
+    .await
+}
+
 #[tokio::test]
 async fn user_properties_over_iots_8_kb_are_refused_on_publish_will_and_https_publish() {
     let stack = stack().await;
@@ -267,37 +304,13 @@ async fn user_properties_over_iots_8_kb_are_refused_on_publish_will_and_https_pu
     raw.expect_disconnect(DisconnectReasonCode::QuotaExceeded).await;
 
     // A will over the quota: CONNACK 0x97.
-    let mut raw = Raw5::open(&url).await;
-    let mut over = will("will-over", 0, Bytes::from_static(b"gone"));
-    if let Some(p) = over.properties.as_mut() {
-        p.user_properties = tiny_properties(MOST_TINY_PAIRS + 1).user_properties;
-    }
-    let connect = Connect {
-        keep_alive: 30,
-        client_id: "will-over".into(),
-        clean_start: true,
-        properties: None,
-    };
-    raw.send(Packet::Connect(connect, Some(over), None)).await;
-    match raw.recv().await {
-        Some(Packet::ConnAck(ack)) => assert_eq!(ack.code, ConnectReturnCode::QuotaExceeded),
-        other => panic!("expected CONNACK 0x97, got {other:?}"),
-    }
+    assert_eq!(
+        connack_for_will_over_quota(&url).await,
+        ConnectReturnCode::QuotaExceeded
+    );
 
     // The HTTPS publish: 400 with the reason.
-    use base64::Engine as _;
-    let pairs: Vec<_> = (0..MOST_TINY_PAIRS + 1)
-        .map(|_| serde_json::json!({"k": "v"}))
-        .collect();
-    let header = base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&pairs).unwrap());
-    let (status, body) = data_plane(
-        &stack,
-        "POST",
-        "/topics/props%2Fhttps?qos=1",
-        &[("x-amz-mqtt5-user-properties", &header)],
-        b"https",
-    )
-    .await;
+    let (status, body) = https_publish_over_quota(&stack).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("over IoT's 8192"), "{body}");
 
@@ -777,9 +790,11 @@ async fn a_realistic_per_user_grant_set_starts_serves_real_subjects_and_refuses_
         );
     }
     stack.shutdown().await;
+}
 
-    // The old worst case (128-byte subjects of any Latin-1 character) does not fit
-    // these grants: start-up says so and names the setting that fixes it.
+#[tokio::test]
+async fn the_old_worst_case_subject_rule_does_not_fit_the_realistic_grant_set_and_start_up_says_so() {
+    // 128-byte subjects of any Latin-1 character: start-up names the setting.
     let mut settings = realistic_settings();
     settings.push(("SUB_MAX_BYTES".into(), "128".into()));
     settings.push(("SUB_CHARACTERS".into(), "latin1".into()));
