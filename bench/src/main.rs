@@ -11,6 +11,7 @@
     reason = "a measurement that cannot do its work (a closure in a timed loop, a pipe it set up) stops with its reason; only developers run it"
 )]
 
+mod abuse;
 mod brokers;
 mod connections;
 mod continuity;
@@ -326,6 +327,21 @@ enum Suite {
         #[arg(long, default_value_t = 2000)]
         messages: usize,
     },
+    /// The second audit's memory scenarios: a reconnect loop with delayed wills,
+    /// user-property-padded messages to an away session, unauthenticated requests.
+    Abuse {
+        #[arg(long, default_value = "target/release/serverless-websockets")]
+        binary: PathBuf,
+        /// Reconnects in the first round (the second makes 4×).
+        #[arg(long, default_value_t = 100)]
+        reconnects: usize,
+        /// Messages to the away session.
+        #[arg(long, default_value_t = 300)]
+        messages: usize,
+        /// Unauthenticated requests held open.
+        #[arg(long, default_value_t = 300)]
+        requests: usize,
+    },
     /// The two-way round trip through a rule and a function vs a direct publish, at 1 and 64 clients.
     Roundtrip {
         /// Round trips per client.
@@ -483,6 +499,19 @@ async fn run_suite(suite: Suite, smoke: bool) -> anyhow::Result<report::Report> 
             let (subscribers, messages) = fanout_size(cli.smoke, vec![subscribers], messages);
             let evaluations = if cli.smoke { 1000 } else { evaluations };
             rules::run(&binary, evaluations, subscribers[0], messages).await?
+        }
+        Suite::Abuse {
+            binary,
+            reconnects,
+            messages,
+            requests,
+        } => {
+            let (reconnects, messages, requests) = if cli.smoke {
+                (5, 5, 5)
+            } else {
+                (reconnects, messages, requests)
+            };
+            abuse::report(&binary, (reconnects, messages, requests), !cli.smoke).await?
         }
         Suite::Roundtrip { count } => roundtrip::run(if cli.smoke { 3 } else { count }).await?,
         Suite::LambdaStartup { binary, runs } => lambda_startup::run(&binary, if cli.smoke { 3 } else { runs }).await?,

@@ -33,15 +33,33 @@ impl Connection {
         Self::open_version(url, client_id, true).await
     }
 
-    async fn open_version(url: &str, client_id: &str, v5: bool) -> anyhow::Result<Self> {
+    /// MQTT 5 with a CONNECT of the caller's making (session expiry, will).
+    pub async fn open_v5_with(url: &str, connect: v5::Connect, will: Option<v5::LastWill>) -> anyhow::Result<Self> {
+        let mut connection = Self::handshake(url, true).await?;
+        connection.send_v5(v5::Packet::Connect(connect, will, None)).await?;
+        connection.connack().await
+    }
+
+    async fn handshake(url: &str, v5: bool) -> anyhow::Result<Self> {
         let mut request = url.into_client_request()?;
         request.headers_mut().insert("sec-websocket-protocol", "mqtt".parse()?);
         let (socket, _) = tokio_tungstenite::connect_async(request).await?;
-        let mut connection = Self {
+        Ok(Self {
             socket,
             buffer: BytesMut::new(),
             v5,
-        };
+        })
+    }
+
+    async fn connack(mut self) -> anyhow::Result<Self> {
+        match self.next().await? {
+            Some(Packet::ConnAck(ack)) if ack.code == rumqttc::mqttbytes::v4::ConnectReturnCode::Success => Ok(self),
+            other => anyhow::bail!("no CONNACK: {other:?}"),
+        }
+    }
+
+    async fn open_version(url: &str, client_id: &str, v5: bool) -> anyhow::Result<Self> {
+        let mut connection = Self::handshake(url, v5).await?;
         if v5 {
             let connect = v5::Connect {
                 keep_alive: 600,
@@ -49,20 +67,13 @@ impl Connection {
                 clean_start: true,
                 properties: None,
             };
-            let mut buffer = BytesMut::new();
-            v5::Packet::Connect(connect, None, None).write(&mut buffer, None)?;
-            connection.socket.send(Message::binary(buffer.freeze())).await?;
+            connection.send_v5(v5::Packet::Connect(connect, None, None)).await?;
         } else {
             let mut connect = Connect::new(client_id);
             connect.keep_alive = 600;
             connection.send(Packet::Connect(connect)).await?;
         }
-        match connection.next().await? {
-            Some(Packet::ConnAck(ack)) if ack.code == rumqttc::mqttbytes::v4::ConnectReturnCode::Success => {
-                Ok(connection)
-            }
-            other => anyhow::bail!("no CONNACK: {other:?}"),
-        }
+        connection.connack().await
     }
 
     pub async fn send(&mut self, packet: Packet) -> anyhow::Result<()> {
@@ -138,7 +149,8 @@ impl Connection {
         self.send(Packet::PubAck(PubAck::new(pkid))).await
     }
 
-    async fn send_v5(&mut self, packet: v5::Packet) -> anyhow::Result<()> {
+    /// Sends an MQTT 5 packet as it is.
+    pub async fn send_v5(&mut self, packet: v5::Packet) -> anyhow::Result<()> {
         let mut buffer = BytesMut::new();
         packet.write(&mut buffer, None)?;
         self.socket.send(Message::binary(buffer.freeze())).await?;
