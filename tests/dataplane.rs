@@ -31,15 +31,11 @@ async fn stack() -> LocalStack {
 
 /// A stack whose persistent sessions expire after `expiry`.
 async fn stack_with_expiry(expiry: Duration) -> LocalStack {
-    LocalStack::start(LocalOptions {
-        gateway: GatewayOptions {
-            session_expiry: expiry,
-            ..GatewayOptions::default()
-        },
-        ..LocalOptions::ephemeral()
+    common::mqtt::stack_with(GatewayOptions {
+        session_expiry: expiry,
+        ..GatewayOptions::default()
     })
     .await
-    .unwrap()
 }
 
 fn backend(stack: &LocalStack) -> Credentials {
@@ -72,27 +68,16 @@ fn encode(label: &str) -> String {
 /// One signed data-plane request, as botocore sends it (service `iotdata`).
 async fn call(stack: &LocalStack, credentials: &Credentials, method: &str, path: &str, body: &[u8]) -> Answer {
     let url = format!("{}{path}", stack.info().iot_data_endpoint);
-    let headers = [("host", common::sigv4::host_of(&url))];
-    let signed = common::sigv4::sign_headers(
-        &common::sigv4::ToSign {
-            method,
-            url: &url,
-            headers: &headers,
-            body,
-            service: "iotdata",
-            region: REGION,
-            content_sha256_header: false,
-        },
+    let call = common::mqtt::SignedCall {
+        method,
+        url: &url,
+        region: REGION,
         credentials,
-        SystemTime::now(),
-    );
-    let mut request = reqwest::Client::new()
-        .request(method.parse().unwrap(), &url)
-        .body(body.to_vec());
-    for (name, value) in &signed {
-        request = request.header(name, value);
-    }
-    let response = request.send().await.unwrap();
+        signed: &[],
+        unsigned: &[],
+        body,
+    };
+    let response = common::mqtt::signed_call(&reqwest::Client::new(), &call).await;
     let status = response.status().as_u16();
     let error = response
         .headers()

@@ -22,14 +22,7 @@ async fn stack() -> LocalStack {
     LocalStack::start(LocalOptions::ephemeral()).await.unwrap()
 }
 
-async fn stack_with(gateway: GatewayOptions) -> LocalStack {
-    LocalStack::start(LocalOptions {
-        gateway,
-        ..LocalOptions::ephemeral()
-    })
-    .await
-    .unwrap()
-}
+use common::mqtt::stack_with;
 
 fn admin(stack: &LocalStack) -> Credentials {
     let admin = &stack.info().admin;

@@ -65,31 +65,16 @@ async fn data_plane_adding(
     body: &[u8],
 ) -> (u16, String) {
     let url = format!("{}{path}", stack.info().iot_data_endpoint);
-    let mut headers = vec![("host", common::sigv4::host_of(&url))];
-    headers.extend_from_slice(extra);
-    let signed = common::sigv4::sign_headers(
-        &common::sigv4::ToSign {
-            method,
-            url: &url,
-            headers: &headers,
-            body,
-            service: "iotdata",
-            region: "us-east-1",
-            content_sha256_header: false,
-        },
-        &admin(stack),
-        std::time::SystemTime::now(),
-    );
-    let mut request = reqwest::Client::new()
-        .request(method.parse().unwrap(), &url)
-        .body(body.to_vec());
-    for (name, value) in &signed {
-        request = request.header(name, value);
-    }
-    for (name, value) in extra.iter().chain(unsigned) {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.unwrap();
+    let call = common::mqtt::SignedCall {
+        method,
+        url: &url,
+        region: "us-east-1",
+        credentials: &admin(stack),
+        signed: extra,
+        unsigned,
+        body,
+    };
+    let response = common::mqtt::signed_call(&reqwest::Client::new(), &call).await;
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
@@ -213,15 +198,6 @@ async fn an_old_delayed_will_is_not_published_after_the_client_came_back_and_lef
         .unwrap();
     assert_eq!(&watcher.next_publish().await.payload[..], b"marker");
     stack.shutdown().await;
-}
-
-async fn stack_with(gateway: GatewayOptions) -> LocalStack {
-    LocalStack::start(LocalOptions {
-        gateway,
-        ..LocalOptions::ephemeral()
-    })
-    .await
-    .unwrap()
 }
 
 /// `count` one-byte user properties: 7 bytes each as MQTT 5 encodes them.
@@ -363,7 +339,7 @@ async fn away_session(url: &str, client_id: &str, topic: &str) {
 
 #[tokio::test]
 async fn an_away_session_stores_messages_up_to_its_bytes_and_all_of_them_up_to_a_shared_budget() {
-    let stack = stack_with(GatewayOptions {
+    let stack = common::mqtt::stack_with(GatewayOptions {
         queue_bytes: 4 * 1024 * 1024,
         stored_bytes: 6 * 1024 * 1024,
         ..GatewayOptions::default()

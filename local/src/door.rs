@@ -72,7 +72,7 @@ impl Door {
             return true;
         };
         let name = strip_port(host.trim()).to_ascii_lowercase();
-        if name.parse::<IpAddr>().is_ok() || name.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
+        if name.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
             return true;
         }
         name == "localhost" || name.ends_with(".localhost") || self.names.contains(&name)
@@ -112,7 +112,7 @@ pub fn is_loopback_peer(request: &Request) -> bool {
     request
         .extensions()
         .get::<SocketAddr>()
-        .is_some_and(|peer| peer.ip().is_loopback() || peer.ip().to_canonical().is_loopback())
+        .is_some_and(|peer| peer.ip().to_canonical().is_loopback())
 }
 
 /// What to tell someone who binds the stack to `host`, when it is not loopback:
@@ -144,39 +144,27 @@ fn header_text(request: &Request, name: header::HeaderName) -> Option<&str> {
     request.headers().get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"))
 }
 
-/// Middleware: refuses a request whose `Host` is not the stack's.
-pub async fn check_host(State(door): State<Arc<Door>>, request: Request, next: Next) -> Response {
-    let host = header_text(&request, header::HOST);
-    if !door.host_allowed(host) {
-        return refuse("Host", host.unwrap_or_default());
-    }
-    next.run(request).await
-}
-
-/// Middleware: refuses a request whose `Host` or `Origin` is not the stack's.
-pub async fn check_host_and_origin(State(door): State<Arc<Door>>, request: Request, next: Next) -> Response {
+/// Middleware: refuses a request whose `Host` is not the stack's, or, when
+/// `check_origin`, whose `Origin` is not.
+async fn check(State((door, check_origin)): State<(Arc<Door>, bool)>, request: Request, next: Next) -> Response {
     let host = header_text(&request, header::HOST);
     if !door.host_allowed(host) {
         return refuse("Host", host.unwrap_or_default());
     }
     let origin = header_text(&request, header::ORIGIN);
-    if !door.origin_allowed(origin) {
+    if check_origin && !door.origin_allowed(origin) {
         return refuse("Origin", origin.unwrap_or_default());
     }
     next.run(request).await
 }
 
-/// `router` behind the door: [`check_host`] for the vending API (which applies
-/// its own CORS), [`check_host_and_origin`] for the others.
+/// `router` behind the door: the `Host` check for the vending API (which applies
+/// its own CORS), `Host` and `Origin` for the others.
 pub fn guard(router: axum::Router, door: &Arc<Door>, check_origin: bool) -> axum::Router {
-    if check_origin {
-        router.layer(axum::middleware::from_fn_with_state(
-            door.clone(),
-            check_host_and_origin,
-        ))
-    } else {
-        router.layer(axum::middleware::from_fn_with_state(door.clone(), check_host))
-    }
+    router.layer(axum::middleware::from_fn_with_state(
+        (door.clone(), check_origin),
+        check,
+    ))
 }
 
 #[cfg(test)]

@@ -185,26 +185,71 @@ pub async fn https_publish_via(client: &reqwest::Client, publish: &PublishReques
     } else {
         format!("?{}", publish.query)
     };
-    let url = format!("{}/topics/{encoded}{query}", publish.endpoint);
-    let headers = [("host", super::sigv4::host_of(&url))];
-    let signed = super::sigv4::sign_headers(
+    let call = SignedCall {
+        method: "POST",
+        url: &format!("{}/topics/{encoded}{query}", publish.endpoint),
+        region: publish.region,
+        credentials: publish.credentials,
+        signed: &[],
+        unsigned: &[],
+        body: publish.payload,
+    };
+    signed_call(client, &call).await
+}
+
+/// One data-plane request as botocore signs it (service `iotdata`).
+pub struct SignedCall<'a> {
+    pub method: &'a str,
+    pub url: &'a str,
+    pub region: &'a str,
+    pub credentials: &'a Credentials,
+    /// Headers signed and sent besides `host`.
+    pub signed: &'a [(&'a str, &'a str)],
+    /// Headers added after signing (a forgery).
+    pub unsigned: &'a [(&'a str, &'a str)],
+    pub body: &'a [u8],
+}
+
+/// Signs and sends `call` through `client`.
+pub async fn signed_call(client: &reqwest::Client, call: &SignedCall<'_>) -> reqwest::Response {
+    let mut headers = vec![("host", super::sigv4::host_of(call.url))];
+    headers.extend_from_slice(call.signed);
+    let signature = super::sigv4::sign_headers(
         &super::sigv4::ToSign {
-            method: "POST",
-            url: &url,
+            method: call.method,
+            url: call.url,
             headers: &headers,
-            body: publish.payload,
+            body: call.body,
             service: "iotdata",
-            region: publish.region,
+            region: call.region,
             content_sha256_header: false,
         },
-        publish.credentials,
+        call.credentials,
         SystemTime::now(),
     );
-    let mut request = client.post(&url).body(publish.payload.to_vec());
-    for (name, value) in &signed {
+    let mut request = client
+        .request(call.method.parse().unwrap(), call.url)
+        .body(call.body.to_vec());
+    for (name, value) in &signature {
         request = request.header(name, value);
     }
+    for (name, value) in call.signed.iter().chain(call.unsigned) {
+        request = request.header(*name, *value);
+    }
     request.send().await.unwrap()
+}
+
+/// A local stack on free ports with these gateway options.
+pub async fn stack_with(
+    gateway: serverless_websockets_local::gateway::GatewayOptions,
+) -> serverless_websockets_local::stack::LocalStack {
+    use serverless_websockets_local::stack::{LocalOptions, LocalStack};
+    LocalStack::start(LocalOptions {
+        gateway,
+        ..LocalOptions::ephemeral()
+    })
+    .await
+    .unwrap()
 }
 
 /// Vends with `Authorization: Bearer <token>`.

@@ -163,6 +163,8 @@ pub enum Outgoing {
         qos: QoS,
         retain: bool,
         confirm: Option<Arc<Confirm>>,
+        /// `message.cost()`, worked out once per routed message, not per receiver.
+        cost: usize,
     },
 }
 
@@ -197,7 +199,7 @@ impl Outgoing {
         std::mem::size_of::<Self>()
             + match self {
                 Self::Frame(frame) | Self::Qos1 { frame, .. } => frame.len(),
-                Self::Message { message, .. } => message.cost(),
+                Self::Message { cost, .. } => *cost,
             }
     }
 
@@ -260,6 +262,8 @@ pub fn outgoing(topic: &str, payload: &Bytes, qos: QoS, retain: bool, confirm: O
 pub struct Encodings {
     qos0: Option<Bytes>,
     qos1: Option<(Bytes, usize)>,
+    /// The message's memory cost, for MQTT 5 receivers' queues.
+    cost: Option<usize>,
 }
 
 impl Encodings {
@@ -273,6 +277,7 @@ impl Encodings {
         };
         if v5 || message.expires.is_some() {
             return Outgoing::Message {
+                cost: *self.cost.get_or_insert_with(|| message.cost()),
                 message: message.clone(),
                 qos,
                 retain: false,

@@ -434,6 +434,7 @@ impl Broker {
             Outgoing::Message {
                 qos: message.qos,
                 retain: false,
+                cost: message.cost(),
                 message: Arc::new(message),
                 confirm,
             }
@@ -458,6 +459,7 @@ impl Broker {
         };
         if v5 || message.expires.is_some() {
             return Some(Outgoing::Message {
+                cost: message.cost(),
                 message,
                 qos,
                 retain: true,
