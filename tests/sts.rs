@@ -59,6 +59,7 @@ async fn assume_role_sends_the_session_name_duration_and_policy() {
             policy: &policy,
             duration: Duration::from_secs(1800),
             source_identity: None,
+            variables: None,
         })
         .await
         .unwrap();
@@ -94,6 +95,7 @@ async fn sts_errors_are_sorted_into_throttled_misconfigured_and_unavailable() {
         policy: &policy,
         duration: Duration::from_secs(900),
         source_identity: None,
+        variables: None,
     };
 
     fake.then([Reply::Error {
@@ -146,6 +148,7 @@ async fn throttling_is_retried_by_the_sdk_before_it_reaches_the_caller() {
             policy: &policy,
             duration: Duration::from_secs(900),
             source_identity: None,
+            variables: None,
         })
         .await;
     assert!(result.is_ok(), "{result:?}");
@@ -169,6 +172,7 @@ async fn an_unreachable_sts_is_unavailable_not_a_hang() {
             policy: &policy,
             duration: Duration::from_secs(900),
             source_identity: None,
+            variables: None,
         })
         .await;
     assert!(

@@ -228,6 +228,17 @@ impl GrantTemplate {
     }
 }
 
+/// IoT's policy variable for the connection's client ID.
+pub const CLIENT_ID_VARIABLE: &str = "${iot:ClientId}";
+
+/// A custom authorizer's grants: `(filter, topic pattern)` pairs with
+/// [`CLIENT_ID_VARIABLE`] where the templates say `{clientId}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthorizerGrants {
+    pub subscribe: Vec<(String, String)>,
+    pub publish: Vec<(String, String)>,
+}
+
 /// The configured subscribe and publish templates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantTemplates {
@@ -282,22 +293,7 @@ impl GrantTemplates {
         if self.uses_sub()
             && let Some(sub) = sub
         {
-            let rule = self.sub_rule;
-            if sub.len() > rule.max_bytes {
-                return Err(GrantError::SubTooLong {
-                    bytes: sub.len(),
-                    max: rule.max_bytes,
-                });
-            }
-            check_level(sub, "sub", MAX_VARIABLE_BYTES).map_err(GrantError::BadSub)?;
-            // STS takes session policies in `\u0020-\u00FF` (plus tab and newlines)
-            // only; the rule accepts that at most.
-            if let Some(found) = sub.chars().find(|&c| !rule.charset.allows(c)) {
-                return Err(GrantError::SubCharset {
-                    found,
-                    charset: rule.charset.as_str(),
-                });
-            }
+            self.check_sub(sub)?;
         }
         let expand_all = |templates: &[GrantTemplate]| -> Result<Vec<TopicFilter>, GrantError> {
             let mut out: Vec<TopicFilter> = Vec::with_capacity(templates.len());
@@ -312,6 +308,66 @@ impl GrantTemplates {
         Ok(Grants {
             subscribe: expand_all(&self.subscribe)?,
             publish: expand_all(&self.publish)?,
+        })
+    }
+
+    /// The longest, most expensive `sub` the rule accepts.
+    pub fn longest_sub(&self) -> String {
+        self.sub_rule
+            .charset
+            .most_expensive()
+            .to_string()
+            .repeat(self.sub_rule.max_bytes)
+    }
+
+    /// Whether `sub` may stand in a topic: one level, no wildcard or policy
+    /// character, within the operator's [`SubRule`].
+    pub fn check_sub(&self, sub: &str) -> Result<(), GrantError> {
+        let rule = self.sub_rule;
+        if sub.len() > rule.max_bytes {
+            return Err(GrantError::SubTooLong {
+                bytes: sub.len(),
+                max: rule.max_bytes,
+            });
+        }
+        check_level(sub, "sub", MAX_VARIABLE_BYTES).map_err(GrantError::BadSub)?;
+        // STS takes session policies in `\u0020-\u00FF` (plus tab and newlines)
+        // only; the rule accepts that at most.
+        if let Some(found) = sub.chars().find(|&c| !rule.charset.allows(c)) {
+            return Err(GrantError::SubCharset {
+                found,
+                charset: rule.charset.as_str(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every template for a custom authorizer's policy, which is written before
+    /// the client ID is known: `{clientId}` becomes IoT's `${iot:ClientId}`,
+    /// `{sub}` the checked subject. Each entry is the subscribe filter (or
+    /// publish topic) and the topic pattern it covers (wildcard levels as `*`).
+    pub fn for_authorizer(&self, sub: &str) -> Result<AuthorizerGrants, GrantError> {
+        if self.uses_sub() {
+            self.check_sub(sub)?;
+        }
+        let render = |templates: &[GrantTemplate]| {
+            let mut out: Vec<(String, String)> = Vec::with_capacity(templates.len());
+            for template in templates {
+                let filter = template.render(CLIENT_ID_VARIABLE, sub);
+                let topics = filter
+                    .split('/')
+                    .map(|level| if level == "+" || level == "#" { "*" } else { level })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                if !out.iter().any(|(f, _)| *f == filter) {
+                    out.push((filter, topics));
+                }
+            }
+            out
+        };
+        Ok(AuthorizerGrants {
+            subscribe: render(&self.subscribe),
+            publish: render(&self.publish),
         })
     }
 
@@ -332,12 +388,7 @@ impl GrantTemplates {
     /// (with `latin1`, `"`, which JSON escapes to `\"`).
     pub fn check_fits(&self, arns: &IotArns) -> Result<(), GrantError> {
         let client_id = ClientId::generate();
-        let longest_sub = self
-            .sub_rule
-            .charset
-            .most_expensive()
-            .to_string()
-            .repeat(self.sub_rule.max_bytes);
+        let longest_sub = self.longest_sub();
         let grants = self.expand(&client_id, Some(&longest_sub))?;
         for filter in grants.subscribe.iter().chain(&grants.publish) {
             if filter.as_str().len() > MAX_TOPIC_BYTES {

@@ -25,7 +25,9 @@ use std::time::SystemTime;
 
 use subtle::ConstantTimeEq;
 
-use serverless_websockets_core::policy::{Denial, PolicyDocument, authorize, is_allowed};
+use serverless_websockets_core::policy::{
+    Denial, PolicyDocument, Variables, authorize, authorize_with, is_allowed, is_allowed_with,
+};
 use serverless_websockets_core::sigv4::{Expectations, RequestParts, SigError, SignedClaims, Verifier};
 
 /// One set of credentials and what it may do.
@@ -47,6 +49,10 @@ pub struct Identity {
     pub session_policies: Option<Arc<[PolicyDocument]>>,
     /// `SourceIdentity` given at `AssumeRole`, if any.
     pub source_identity: Option<String>,
+    /// For a custom authorizer's connection: the values of the IoT policy
+    /// variables its policies use (`${iot:ClientId}` once CONNECT named one).
+    /// `None` for SigV4 credentials, whose policies use none.
+    pub variables: Option<Variables>,
 }
 
 impl Identity {
@@ -56,12 +62,18 @@ impl Identity {
 
     /// IAM evaluation of `action` on `resource` for this identity.
     pub fn is_allowed(&self, action: &str, resource: &str) -> bool {
-        is_allowed(&self.policies, self.session_policies.as_deref(), action, resource)
+        match &self.variables {
+            Some(vars) => is_allowed_with(&self.policies, vars, action, resource),
+            None => is_allowed(&self.policies, self.session_policies.as_deref(), action, resource),
+        }
     }
 
     /// [`Identity::is_allowed`], saying which rule refused (for the refusal's log line).
     pub fn authorize(&self, action: &str, resource: &str) -> Result<(), Denial> {
-        authorize(&self.policies, self.session_policies.as_deref(), action, resource)
+        match &self.variables {
+            Some(vars) => authorize_with(&self.policies, vars, action, resource),
+            None => authorize(&self.policies, self.session_policies.as_deref(), action, resource),
+        }
     }
 }
 
@@ -206,6 +218,7 @@ mod tests {
             policies: Arc::from(vec![]),
             session_policies: None,
             source_identity: None,
+            variables: None,
         }
     }
 

@@ -636,6 +636,7 @@ fn seed_admin(store: &IdentityStore, options: &LocalOptions) -> String {
             policies: Arc::from(vec![admin_policy()]),
             session_policies: None,
             source_identity: None,
+            variables: None,
         },
         SystemTime::now(),
     );
@@ -662,6 +663,7 @@ fn seed_backend(
             policies: Arc::from(vec![backend_policy(arns, grants)]),
             session_policies: None,
             source_identity: None,
+            variables: None,
         },
         SystemTime::now(),
     );

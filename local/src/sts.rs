@@ -245,6 +245,7 @@ impl StsEmulator {
                 policies: role.policies.clone(),
                 session_policies: session_policies(request.inline_policy.clone(), request.managed.clone()),
                 source_identity: request.source_identity.map(str::to_owned),
+                variables: None,
             },
             now,
         );

@@ -9,11 +9,15 @@
 //!   `Policy` may do what both the role's identity policies and the session policy
 //!   allow ([`is_allowed`]).
 //!
+//! * The `_with` forms take the values of IoT policy variables
+//!   ([`super::variables`]) for the policies a custom authorizer returns; without
+//!   them a `${…}` in a resource is ordinary text.
+//!
 //! Not modelled: condition keys (a conditional Allow grants nothing, a conditional
-//! Deny always applies), policy variables, resource-based policies, SCPs and
-//! permission boundaries.
+//! Deny always applies), resource-based policies, SCPs and permission boundaries.
 
 use super::document::{Effect, PolicyDocument, Statement};
+use super::variables::Variables;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -27,9 +31,13 @@ pub enum Decision {
 
 /// Evaluates `action` on `resource` against a set of policies taken together.
 pub fn evaluate(policies: &[PolicyDocument], action: &str, resource: &str) -> Decision {
+    evaluate_in(policies, action, resource, None)
+}
+
+fn evaluate_in(policies: &[PolicyDocument], action: &str, resource: &str, vars: Option<&Variables>) -> Decision {
     let mut allowed = false;
     for statement in policies.iter().flat_map(PolicyDocument::statements) {
-        if !applies(statement, action, resource) {
+        if !applies(statement, action, resource, vars) {
             continue;
         }
         match (statement.effect, statement.condition.is_some()) {
@@ -56,8 +64,12 @@ pub fn is_allowed(
     action: &str,
     resource: &str,
 ) -> bool {
-    evaluate(identity, action, resource) == Decision::Allow
-        && session.is_none_or(|policies| evaluate(policies, action, resource) == Decision::Allow)
+    authorize_in(identity, session, action, resource, None).is_ok()
+}
+
+/// [`is_allowed`] for policies that use IoT policy variables, with their values.
+pub fn is_allowed_with(identity: &[PolicyDocument], vars: &Variables, action: &str, resource: &str) -> bool {
+    evaluate_in(identity, action, resource, Some(vars)) == Decision::Allow
 }
 
 /// Why a request was refused: the action, the resource, and which rule decided.
@@ -94,31 +106,55 @@ pub fn authorize(
     action: &str,
     resource: &str,
 ) -> Result<(), Denial> {
+    authorize_in(identity, session, action, resource, None)
+}
+
+/// [`authorize`] for policies that use IoT policy variables, with their values.
+pub fn authorize_with(
+    identity: &[PolicyDocument],
+    vars: &Variables,
+    action: &str,
+    resource: &str,
+) -> Result<(), Denial> {
+    authorize_in(identity, None, action, resource, Some(vars))
+}
+
+fn authorize_in(
+    identity: &[PolicyDocument],
+    session: Option<&[PolicyDocument]>,
+    action: &str,
+    resource: &str,
+    vars: Option<&Variables>,
+) -> Result<(), Denial> {
     let denial = |decision: Decision, by_session_policy: bool| Denial {
         action: action.to_owned(),
         resource: resource.to_owned(),
         explicit: decision == Decision::Deny,
         by_session_policy,
     };
-    match evaluate(identity, action, resource) {
+    match evaluate_in(identity, action, resource, vars) {
         Decision::Allow => {}
         other => return Err(denial(other, false)),
     }
-    match session.map(|policies| evaluate(policies, action, resource)) {
+    match session.map(|policies| evaluate_in(policies, action, resource, vars)) {
         None | Some(Decision::Allow) => Ok(()),
         Some(other) => Err(denial(other, true)),
     }
 }
 
-fn applies(statement: &Statement, action: &str, resource: &str) -> bool {
+fn applies(statement: &Statement, action: &str, resource: &str, vars: Option<&Variables>) -> bool {
+    let resource_glob = |pattern: &String| match vars {
+        Some(vars) if pattern.contains('$') => vars.glob(pattern, resource),
+        _ => glob(pattern, resource, false),
+    };
     let action_matches = match (&statement.action, &statement.not_action) {
         (Some(actions), _) => actions.as_slice().iter().any(|p| glob(p, action, true)),
         (None, Some(actions)) => !actions.as_slice().iter().any(|p| glob(p, action, true)),
         (None, None) => false,
     };
     let resource_matches = match (&statement.resource, &statement.not_resource) {
-        (Some(resources), _) => resources.as_slice().iter().any(|p| glob(p, resource, false)),
-        (None, Some(resources)) => !resources.as_slice().iter().any(|p| glob(p, resource, false)),
+        (Some(resources), _) => resources.as_slice().iter().any(resource_glob),
+        (None, Some(resources)) => !resources.as_slice().iter().any(resource_glob),
         (None, None) => false,
     };
     action_matches && resource_matches

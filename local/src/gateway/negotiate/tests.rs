@@ -34,6 +34,7 @@ fn identity(statements: &[(&str, &str)]) -> Identity {
         policies: Arc::from(vec![PolicyDocument::parse(&policy).unwrap()]),
         session_policies: None,
         source_identity: None,
+        variables: None,
     }
 }
 
