@@ -59,7 +59,6 @@ async fn assume_role_sends_the_session_name_duration_and_policy() {
             policy: &policy,
             duration: Duration::from_secs(1800),
             source_identity: None,
-            variables: None,
         })
         .await
         .unwrap();
@@ -95,7 +94,6 @@ async fn sts_errors_are_sorted_into_throttled_misconfigured_and_unavailable() {
         policy: &policy,
         duration: Duration::from_secs(900),
         source_identity: None,
-        variables: None,
     };
 
     fake.then([Reply::Error {
@@ -148,7 +146,6 @@ async fn throttling_is_retried_by_the_sdk_before_it_reaches_the_caller() {
             policy: &policy,
             duration: Duration::from_secs(900),
             source_identity: None,
-            variables: None,
         })
         .await;
     assert!(result.is_ok(), "{result:?}");
