@@ -279,6 +279,7 @@ async fn bad_signatures_unknown_keys_and_expired_tokens_are_refused() {
             policies: Arc::from(vec![]),
             session_policies: None,
             source_identity: None,
+            variables: None,
         },
         past,
     );
@@ -335,6 +336,7 @@ async fn role_chaining_caps_the_session_at_one_hour() {
             policies: Arc::from(vec![admin_policy.clone()]),
             session_policies: None,
             source_identity: None,
+            variables: None,
         },
         SystemTime::now(),
     );

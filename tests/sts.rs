@@ -169,7 +169,6 @@ async fn an_unreachable_sts_is_unavailable_not_a_hang() {
             policy: &policy,
             duration: Duration::from_secs(900),
             source_identity: None,
-            variables: None,
         })
         .await;
     assert!(
