@@ -328,6 +328,7 @@ fn expired_url(stack: &LocalStack, now: SystemTime) -> String {
             policies: Arc::from(vec![]),
             session_policies: None,
             source_identity: None,
+            variables: None,
         },
         past,
     );
@@ -545,6 +546,7 @@ async fn a_delivery_the_policy_does_not_allow_to_receive_is_dropped_silently() {
             policies: Arc::from(vec![policy]),
             session_policies: None,
             source_identity: None,
+            variables: None,
         },
         SystemTime::now(),
     );

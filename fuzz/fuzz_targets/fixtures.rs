@@ -23,5 +23,6 @@ pub fn admin() -> Identity {
         policies: Arc::from(vec![allow_all()]),
         session_policies: None,
         source_identity: None,
+        variables: None,
     }
 }
