@@ -23,6 +23,7 @@
 //! command line (the root package's `serverless-websockets` binary: flags, banner).
 
 pub mod alloc;
+pub mod authorizers;
 pub mod demo;
 pub mod door;
 pub mod gateway;

@@ -12,6 +12,10 @@
 //! `X-Amz-Function-Error` or as cargo-lambda's 500 (which ignores the invocation
 //! type and runs every call synchronously). Requests are signed with `aws-sigv4`.
 //!
+//! Custom authorizers call the same endpoint synchronously
+//! ([`Invoker::request_response`], `X-Amz-Invocation-Type: RequestResponse`)
+//! and wait for the answer, at most the timeout they give.
+//!
 //! Not here: which messages reach a function (the engine, [`super::Engine`]).
 
 use std::sync::Arc;
@@ -51,6 +55,8 @@ pub enum InvokeError {
     Refused { status: u16, body: String },
     #[error("the request could not be signed: {0}")]
     Signing(String),
+    #[error("the function did not answer within {} ms", .0.as_millis())]
+    Timeout(Duration),
 }
 
 impl Invoker {
@@ -86,16 +92,32 @@ impl Invoker {
         let this = self.clone();
         let function_arn = function_arn.to_owned();
         tokio::spawn(async move {
-            let outcome = this.call(&function_arn, event).await;
+            let outcome = this.call(&function_arn, event, "Event").await;
             drop(slot);
             match outcome {
-                Ok(()) => tracing::debug!(function = %function_arn, "invoked"),
+                Ok(_) => tracing::debug!(function = %function_arn, "invoked"),
                 Err(error) => failed(error),
             }
         });
     }
 
-    async fn call(&self, function_arn: &str, event: Vec<u8>) -> Result<(), InvokeError> {
+    /// Invokes `function_arn` with `event` and waits, at most `timeout`, for
+    /// the function's answer (the body of a 200 without `X-Amz-Function-Error`).
+    pub async fn request_response(
+        &self,
+        function_arn: &str,
+        event: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, InvokeError> {
+        let Ok(_slot) = self.slots.try_acquire() else {
+            return Err(InvokeError::Busy);
+        };
+        tokio::time::timeout(timeout, self.call(function_arn, event, "RequestResponse"))
+            .await
+            .map_err(|_| InvokeError::Timeout(timeout))?
+    }
+
+    async fn call(&self, function_arn: &str, event: Vec<u8>, invocation: &'static str) -> Result<Vec<u8>, InvokeError> {
         let (name, qualifier) = function_name(function_arn);
         let name = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
         let mut url = format!("{}/2015-03-31/functions/{name}/invocations", self.endpoint);
@@ -106,7 +128,7 @@ impl Invoker {
                 percent_encoding::NON_ALPHANUMERIC,
             ));
         }
-        let headers = self.signed_headers(&url, &event)?;
+        let headers = self.signed_headers(&url, &event, invocation)?;
         let mut request = self.client.post(&url).body(event);
         for (name, value) in headers {
             request = request.header(name, value);
@@ -117,9 +139,9 @@ impl Invoker {
             .map_err(|e| InvokeError::Unreachable(e.to_string()))?;
         let status = response.status().as_u16();
         let function_error = response.headers().contains_key("x-amz-function-error");
-        let body = response.text().await.unwrap_or_default();
+        let body = response.bytes().await.unwrap_or_default().to_vec();
         match status {
-            200 | 202 | 204 if !function_error => Ok(()),
+            200 | 202 | 204 if !function_error => Ok(body),
             200 | 500 if function_error || status == 500 => Err(InvokeError::FunctionError(truncate(body))),
             _ => Err(InvokeError::Refused {
                 status,
@@ -128,8 +150,13 @@ impl Invoker {
         }
     }
 
-    /// The headers of a signed asynchronous Invoke.
-    fn signed_headers(&self, url: &str, body: &[u8]) -> Result<Vec<(String, String)>, InvokeError> {
+    /// The headers of a signed Invoke of type `invocation`.
+    fn signed_headers(
+        &self,
+        url: &str,
+        body: &[u8],
+        invocation: &'static str,
+    ) -> Result<Vec<(String, String)>, InvokeError> {
         let signing = |e: &dyn std::fmt::Display| InvokeError::Signing(e.to_string());
         let identity = self.credentials.clone().into();
         let params = v4::SigningParams::builder()
@@ -141,7 +168,7 @@ impl Invoker {
             .build()
             .map_err(|e| signing(&e))?
             .into();
-        let fixed = [("x-amz-invocation-type", "Event"), ("content-type", "application/json")];
+        let fixed = [("x-amz-invocation-type", invocation), ("content-type", "application/json")];
         let signable =
             SignableRequest::new("POST", url, fixed.into_iter(), SignableBody::Bytes(body)).map_err(|e| signing(&e))?;
         let (instructions, _) = sign(signable, &params).map_err(|e| signing(&e))?.into_parts();
@@ -153,7 +180,8 @@ impl Invoker {
 }
 
 /// The first 512 characters of an answer, for the log.
-fn truncate(mut body: String) -> String {
+fn truncate(body: Vec<u8>) -> String {
+    let mut body = String::from_utf8_lossy(&body).into_owned();
     if let Some((at, _)) = body.char_indices().nth(512) {
         body.truncate(at);
     }
