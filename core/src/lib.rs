@@ -16,6 +16,7 @@
 //! * [`error_code`] — the vending API's error codes, shared with the clients.
 //! * [`wire`] — the vend response, the one JSON contract between API and clients, and its ISO-8601 times.
 //! * [`random`] — OS randomness for client IDs and keys.
+//! * [`jwt`] — the claim checks after a JWT's signature: audience, app client, subject.
 //! * [`resume`] — resume tokens: fresh credentials for the same client ID, HMAC-signed.
 //!
 //! Not here: HTTP serving, AWS calls, the MQTT broker (the `serverless-websockets-vending`
@@ -46,6 +47,7 @@ pub mod arn;
 pub mod client_id;
 pub mod error_code;
 pub mod grants;
+pub mod jwt;
 pub mod policy;
 pub mod presign;
 pub mod quota;

@@ -7,7 +7,8 @@
 //! only with a key from the JWKS — so a token can never choose its own
 //! verification (no `alg: none`, no HS256 signed with a public key).
 //!
-//! Who the token is for is checked here too: with `JWT_AUDIENCE` an ID token's
+//! Who the token is for is checked by the claim checks shared with the JWT
+//! authorizer (`serverless_websockets_core::jwt`): with `JWT_AUDIENCE` an ID token's
 //! `aud` must be present and match; with `JWT_CLIENT_ID` a Cognito *access* token
 //! (`token_use: access`, which carries `client_id` instead of `aud`) must name that
 //! app client. With neither, any token of the issuer is accepted (warned about at
@@ -25,13 +26,13 @@
 //! `Condition`-style claim rules, other algorithms.
 
 use serverless_websockets_core::error_code as code;
+use serverless_websockets_core::jwt::{ClaimError, Claims, Recipient};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::config::{AuthSettings, JwtSettings};
@@ -52,6 +53,8 @@ pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 pub struct Caller {
     /// The token's `sub`; `None` when authentication is off.
     pub sub: Option<String>,
+    /// The token's `exp` (seconds since the epoch); `None` when authentication is off.
+    pub expires_at: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -131,61 +134,6 @@ impl AuthError {
     }
 }
 
-#[derive(Deserialize)]
-struct Claims {
-    sub: Option<String>,
-    #[serde(default)]
-    aud: Option<Audience>,
-    client_id: Option<String>,
-    token_use: Option<String>,
-}
-
-/// `aud` is a string or an array of strings (RFC 7519 §4.1.3).
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Audience {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl Audience {
-    fn contains(&self, wanted: &str) -> bool {
-        match self {
-            Audience::One(aud) => aud == wanted,
-            Audience::Many(auds) => auds.iter().any(|aud| aud == wanted),
-        }
-    }
-}
-
-/// Who a token must be for.
-#[derive(Debug, Clone, Default)]
-struct Recipient {
-    /// `aud` of an ID token.
-    audience: Option<String>,
-    /// `client_id` of a Cognito access token.
-    client_id: Option<String>,
-}
-
-impl Recipient {
-    fn check(&self, claims: &Claims) -> Result<(), AuthError> {
-        if self.audience.is_none() && self.client_id.is_none() {
-            return Ok(());
-        }
-        let as_id_token = self.audience.as_deref().is_some_and(|wanted| {
-            claims.aud.as_ref().is_some_and(|aud| aud.contains(wanted))
-                && claims.token_use.as_deref().is_none_or(|use_| use_ == "id")
-        });
-        let as_access_token = self.client_id.as_deref().is_some_and(|wanted| {
-            claims.client_id.as_deref() == Some(wanted) && claims.token_use.as_deref() == Some("access")
-        });
-        match (as_id_token || as_access_token, &claims.aud, &claims.client_id) {
-            (true, _, _) => Ok(()),
-            (false, None, None) => Err(AuthError::MissingAudience),
-            (false, _, _) => Err(AuthError::WrongAudience),
-        }
-    }
-}
-
 pub struct JwtVerifier {
     validation: Validation,
     recipient: Recipient,
@@ -226,7 +174,10 @@ impl Authenticator {
     /// Authenticates a request by its `Authorization` header value.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, AuthError> {
         match self {
-            Self::None => Ok(Caller { sub: None }),
+            Self::None => Ok(Caller {
+                sub: None,
+                expires_at: None,
+            }),
             Self::Jwt(verifier) => {
                 let header = authorization.ok_or(AuthError::MissingToken)?.trim();
                 let token = match header.split_once(' ') {
@@ -308,13 +259,15 @@ impl JwtVerifier {
             ErrorKind::MissingRequiredClaim(_) => AuthError::Expired,
             _ => AuthError::MalformedToken,
         })?;
-        self.recipient.check(&data.claims)?;
-        let sub = data
-            .claims
-            .sub
-            .filter(|s| !s.is_empty())
-            .ok_or(AuthError::MissingSubject)?;
-        Ok(Caller { sub: Some(sub) })
+        let sub = self.recipient.check(&data.claims).map_err(|e| match e {
+            ClaimError::WrongAudience => AuthError::WrongAudience,
+            ClaimError::MissingAudience => AuthError::MissingAudience,
+            ClaimError::MissingSubject => AuthError::MissingSubject,
+        })?;
+        Ok(Caller {
+            sub: Some(sub),
+            expires_at: data.claims.exp,
+        })
     }
 }
 

@@ -190,7 +190,10 @@ mod tests {
     }
 
     fn caller(sub: &str) -> Caller {
-        Caller { sub: Some(sub.into()) }
+        Caller {
+            sub: Some(sub.into()),
+            expires_at: None,
+        }
     }
 
     fn body(resume_token: &str) -> serde_json::Map<String, serde_json::Value> {

@@ -100,10 +100,7 @@ pub struct AuthorizerRequest {
 
 /// Whether `name` is an authorizer name IoT takes: `[\w=,@-]{1,128}`.
 pub fn is_valid_name(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_=,@-".contains(c))
+    (1..=128).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "_=,@-".contains(c))
 }
 
 fn check_token_key_name(name: &str) -> Result<(), String> {
@@ -208,7 +205,9 @@ impl Authorizer {
 /// Why an invocation gave no usable answer.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
-    #[error("no Lambda endpoint is configured: start the local stack with --lambda-endpoint (e.g. cargo lambda watch's http://127.0.0.1:9000)")]
+    #[error(
+        "no Lambda endpoint is configured: start the local stack with --lambda-endpoint (e.g. cargo lambda watch's http://127.0.0.1:9000)"
+    )]
     NoEndpoint,
     #[error("{0}")]
     Invoke(InvokeError),
@@ -250,11 +249,20 @@ impl Authorizers {
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Authorizer>> {
-        self.by_name.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.by_name
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     pub fn list(&self) -> Vec<Arc<Authorizer>> {
-        self.by_name.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.by_name
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Adds `authorizer`; `false` if one of that name exists.
@@ -281,7 +289,12 @@ impl Authorizers {
                 "{name} is the default authorizer: clear it first (aws iot clear-default-authorizer)"
             ));
         }
-        Ok(self.by_name.write().unwrap_or_else(|e| e.into_inner()).remove(name).is_some())
+        Ok(self
+            .by_name
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+            .is_some())
     }
 
     pub fn default_name(&self) -> Option<String> {
@@ -397,7 +410,14 @@ fn uuid() -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex = hex::encode(bytes);
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 #[cfg(test)]
@@ -413,7 +433,10 @@ mod tests {
     #[test]
     fn signing_on_needs_a_token_key_name_and_keys_and_cannot_be_turned_off_later() {
         let error = Authorizer::create("a", request(json!({"authorizerFunctionArn": FUNCTION})), 0.0).unwrap_err();
-        assert!(error.contains("tokenKeyName and tokenSigningPublicKeys are required"), "{error}");
+        assert!(
+            error.contains("tokenKeyName and tokenSigningPublicKeys are required"),
+            "{error}"
+        );
         let open = Authorizer::create(
             "a",
             request(json!({"authorizerFunctionArn": FUNCTION, "signingDisabled": true, "tokenKeyName": "token"})),
@@ -421,7 +444,9 @@ mod tests {
         )
         .unwrap();
         assert!(open.signing_disabled && open.status == Status::Active);
-        let error = open.update(request(json!({"signingDisabled": false})), 1.0).unwrap_err();
+        let error = open
+            .update(request(json!({"signingDisabled": false})), 1.0)
+            .unwrap_err();
         assert!(error.contains("cannot be changed"), "{error}");
         let inactive = open.update(request(json!({"status": "INACTIVE"})), 1.0).unwrap();
         assert_eq!(inactive.status, Status::Inactive);
@@ -436,8 +461,16 @@ mod tests {
             body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
             Authorizer::create("a", request(body), 0.0)
         };
-        assert!(base(json!({"tokenKeyName": "bad key"})).unwrap_err().contains("tokenKeyName"));
-        assert!(base(json!({"authorizerFunctionArn": "auth"})).unwrap_err().contains("Lambda function ARN"));
+        assert!(
+            base(json!({"tokenKeyName": "bad key"}))
+                .unwrap_err()
+                .contains("tokenKeyName")
+        );
+        assert!(
+            base(json!({"authorizerFunctionArn": "auth"}))
+                .unwrap_err()
+                .contains("Lambda function ARN")
+        );
         assert!(base(json!({"status": "ON"})).unwrap_err().contains("ACTIVE"));
     }
 

@@ -28,7 +28,9 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("der_bytes", &self.der.len()).finish()
+        f.debug_struct("SigningKey")
+            .field("der_bytes", &self.der.len())
+            .finish()
     }
 }
 
@@ -73,11 +75,15 @@ impl SigningKey {
 pub enum SignatureError {
     #[error("the authorizer has token signing on and the request carries no x-amz-customauthorizer-signature")]
     Missing,
-    #[error("x-amz-customauthorizer-signature is not base64 (standard alphabet, with padding; URL-encode + / = in a query string): {0}")]
+    #[error(
+        "x-amz-customauthorizer-signature is not base64 (standard alphabet, with padding; URL-encode + / = in a query string): {0}"
+    )]
     NotBase64(String),
     #[error("x-amz-customauthorizer-signature has more than {MAX_SIGNATURE_CHARS} characters")]
     TooLong,
-    #[error("the signature does not verify against any of the authorizer's {keys} key(s): it must be RSA-SHA256 (PKCS#1 v1.5) over the exact token")]
+    #[error(
+        "the signature does not verify against any of the authorizer's {keys} key(s): it must be RSA-SHA256 (PKCS#1 v1.5) over the exact token"
+    )]
     NoKeyVerifies { keys: usize },
 }
 
@@ -140,8 +146,13 @@ mod tests {
 
     fn sign(pair: &KeyPair, token: &str) -> String {
         let mut signature = vec![0; pair.public_modulus_len()];
-        pair.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), token.as_bytes(), &mut signature)
-            .unwrap();
+        pair.sign(
+            &RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            token.as_bytes(),
+            &mut signature,
+        )
+        .unwrap();
         STANDARD.encode(signature)
     }
 

@@ -31,8 +31,7 @@ pub struct Verdict {
 /// Parses and checks the function's answer; `min_interval` is IoT's 300 s
 /// unless a test shortened it.
 pub fn parse(body: &[u8], min_interval: u32) -> Result<Verdict, String> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("the answer is not JSON: {e}"))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| format!("the answer is not JSON: {e}"))?;
     let Value::Object(answer) = value else {
         return Err("the answer is not a JSON object".into());
     };
@@ -44,7 +43,11 @@ pub fn parse(body: &[u8], min_interval: u32) -> Result<Verdict, String> {
         // A refusal: nothing else in it matters.
         return Ok(Verdict {
             authenticated,
-            principal_id: answer.get("principalId").and_then(Value::as_str).unwrap_or("").to_owned(),
+            principal_id: answer
+                .get("principalId")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
             policies: Vec::new(),
             documents: Vec::new(),
             refresh_after: 0,
@@ -66,9 +69,7 @@ pub fn parse(body: &[u8], min_interval: u32) -> Result<Verdict, String> {
 
 fn principal(value: Option<&Value>) -> Result<String, String> {
     match value {
-        Some(Value::String(id))
-            if (1..=128).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric()) =>
-        {
+        Some(Value::String(id)) if (1..=128).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric()) => {
             Ok(id.clone())
         }
         Some(Value::String(id)) => Err(format!(
@@ -128,7 +129,8 @@ mod tests {
 
     use super::*;
 
-    const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#;
+    const POLICY: &str =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#;
 
     fn answer(change: impl FnOnce(&mut Value)) -> Vec<u8> {
         let mut value = json!({
@@ -157,7 +159,10 @@ mod tests {
             (Box::new(|v| v["principalId"] = json!("user-1")), "principalId"),
             (Box::new(|v| v["principalId"] = Value::Null), "principalId is missing"),
             (Box::new(|v| v["principalId"] = json!("x".repeat(129))), "principalId"),
-            (Box::new(|v| v["policyDocuments"] = json!(vec![POLICY; 11])), "at most 10"),
+            (
+                Box::new(|v| v["policyDocuments"] = json!(vec![POLICY; 11])),
+                "at most 10",
+            ),
             (
                 Box::new(|v| v["policyDocuments"] = json!([format!("{POLICY:<2100}")])),
                 "at most 2048",
@@ -165,8 +170,14 @@ mod tests {
             (Box::new(|v| v["policyDocuments"] = json!(["{}"])), "not a policy"),
             (Box::new(|v| v["policyDocuments"] = json!([1])), "neither"),
             (Box::new(|v| v["refreshAfterInSeconds"] = json!(299)), "300 to 86400"),
-            (Box::new(|v| v["disconnectAfterInSeconds"] = json!(86_401)), "300 to 86400"),
-            (Box::new(|v| v["disconnectAfterInSeconds"] = json!("600")), "whole number"),
+            (
+                Box::new(|v| v["disconnectAfterInSeconds"] = json!(86_401)),
+                "300 to 86400",
+            ),
+            (
+                Box::new(|v| v["disconnectAfterInSeconds"] = json!("600")),
+                "whole number",
+            ),
             (Box::new(|v| v["isAuthenticated"] = json!("true")), "isAuthenticated"),
         ];
         for (change, expected) in cases {

@@ -27,12 +27,14 @@ use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Code5;
 use tokio::time::{Instant, sleep_until};
 
 use super::broker::{ConnectionInfo, DisconnectReason, Kick, Left, Mailbox, Session};
+use super::custom_auth::{Lease, LeaseStep};
 use super::message::{Delivery, Message, Outgoing};
 use super::negotiate::{self, PublishRefusal};
 use super::packet::{self, Announced, ConnectCode, ConnectIn, FilterIn, Inbound, PublishIn, ReadError, Version};
 use super::state::{Gateway, Origin};
 use super::{lifecycle, will};
 use crate::identity::Identity;
+use serverless_websockets_core::policy::Variables;
 use serverless_websockets_core::quota::{self, MAX_PACKET_BYTES};
 
 /// Deliveries written before one flush.
@@ -64,6 +66,8 @@ enum Step {
     Close(DisconnectReason),
     /// Closed from outside: takeover, overflow, `DeleteConnection`.
     Kicked(Kick),
+    /// A custom authorizer's lease is due: refresh, or the end.
+    Lease,
 }
 
 /// What a session reads packets from and writes them to: the upgraded WebSocket
@@ -91,6 +95,9 @@ pub struct Connection<S: MessageSocket> {
     /// An MQTT 5 client's reason for a close caused by what it sent, more precise
     /// than its [`DisconnectReason`] (0x81 malformed, 0x94 topic alias, …).
     close_code: Option<Code5>,
+    /// For a connection through a custom authorizer: when to ask it again, and
+    /// when the connection ends.
+    lease: Option<Box<Lease>>,
 }
 
 impl<S: MessageSocket> Connection<S> {
@@ -106,6 +113,37 @@ impl<S: MessageSocket> Connection<S> {
             connected: None,
             deadline,
             close_code: None,
+            lease: None,
+        }
+    }
+
+    /// A connection a custom authorizer allowed, for as long as `lease` says.
+    pub fn with_lease(mut self, lease: Option<Lease>) -> Self {
+        self.lease = lease.map(Box::new);
+        self
+    }
+
+    /// The lease's next step: the end, or a refresh with the same event.
+    async fn on_lease(&mut self) -> Step {
+        let Some(lease) = self.lease.as_mut() else {
+            return Step::Continue;
+        };
+        match lease.step(&self.gateway, &self.identity).await {
+            LeaseStep::Renewed(identity) => {
+                if let Some(connected) = &self.connected {
+                    connected.session.set_identity(identity.clone());
+                }
+                self.identity = identity;
+                Step::Continue
+            }
+            LeaseStep::Expired => {
+                tracing::info!(peer = %self.peer, principal = %self.identity.arn, "disconnectAfterInSeconds is over: closing the connection");
+                Step::Close(DisconnectReason::CustomAuthTtl)
+            }
+            LeaseStep::Failed(why) => {
+                tracing::warn!(peer = %self.peer, principal = %self.identity.arn, "closing the connection: {why}");
+                Step::Close(DisconnectReason::AuthError)
+            }
         }
     }
 
@@ -142,10 +180,15 @@ impl<S: MessageSocket> Connection<S> {
                     MailboxEvent::Kicked(kick) => Step::Kicked(kick),
                 },
                 () = sleep_until(self.deadline) => Step::Close(DisconnectReason::KeepAliveTimeout),
+                () = lease_due(self.lease.as_deref()) => Step::Lease,
                 () = stopping(&mut shutdown) => Step::Close(DisconnectReason::ServerInitiated),
             };
+            let step = match step {
+                Step::Lease => Box::pin(self.on_lease()).await,
+                other => other,
+            };
             match step {
-                Step::Continue => {}
+                Step::Continue | Step::Lease => {}
                 Step::Close(reason) => break Kick::because(reason),
                 Step::Kicked(kick) => break kick,
             }
@@ -314,6 +357,14 @@ impl<S: MessageSocket> Connection<S> {
 
     async fn on_connect(&mut self, connect: ConnectIn) -> Step {
         let version = self.version();
+        // A custom authorizer's policies may name `${iot:ClientId}`: bound now.
+        if self.identity.variables.is_some() {
+            let mut bound = (*self.identity).clone();
+            bound.variables = Some(Variables {
+                client_id: Some(connect.client_id.clone()),
+            });
+            self.identity = Arc::new(bound);
+        }
         let gateway = self.gateway.clone();
         let arns = gateway.broker.arns();
         let terms = match negotiate::connect(&connect, version, &self.identity, arns, &gateway.options) {
@@ -661,6 +712,14 @@ enum MailboxEvent {
 }
 
 /// The next delivery or request to close; never resolves before CONNECT.
+/// Resolves when the lease needs attention; never without one.
+async fn lease_due(lease: Option<&Lease>) {
+    match lease {
+        Some(lease) => sleep_until(lease.next()).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn mailbox_event(connected: &mut Option<Connected>) -> MailboxEvent {
     let Some(connected) = connected else {
         return std::future::pending().await;

@@ -7,6 +7,7 @@
 //! * [`state`] — [`Gateway`]: what every connection and request shares.
 //! * [`options`] — the gateway's settings ([`GatewayOptions`]).
 //! * [`auth`] — presigned-URL and `Authorization`-header authentication.
+//! * [`custom_auth`] — connecting with a token through a custom authorizer.
 //! * [`connection`] — one MQTT connection: reads, calls [`negotiate`], writes.
 //! * [`negotiate`] — what to answer a CONNECT or SUBSCRIBE, decided without I/O.
 //! * [`packet`] — MQTT 3.1.1 and 5 packets behind one set of types.
@@ -14,6 +15,7 @@
 //! * [`broker`] — sessions, subscriptions, retained messages, presence, fan-out.
 //! * [`dataplane`] — the HTTPS operations of the data plane.
 //! * [`control`] — the IoT control plane's topic-rule operations.
+//! * [`authorizers`] — the IoT control plane's custom-authorizer operations.
 //! * [`signed`] — a SigV4-signed HTTPS request, and AWS's error answer.
 //! * [`lifecycle`] — `$aws/events/presence/…` and `$aws/events/subscriptions/…` events.
 //! * [`aws_error`] — AWS's JSON error bodies and trace IDs.
@@ -23,14 +25,16 @@
 //! Modules import downwards only: nothing imports this file, and no two of them
 //! import each other. The gateway routes between its own connections in-process;
 //! no external broker is involved. What it does not emulate: QoS 2 (refused, as by
-//! IoT), shadows and other reserved `$aws` topics, custom authorizers, policy
-//! condition keys, and the 24-hour connection limit.
+//! IoT), shadows and other reserved `$aws` topics, policy condition keys, and
+//! the 24-hour connection limit.
 
 pub mod auth;
+pub mod authorizers;
 pub mod aws_error;
 pub mod broker;
 pub mod connection;
 pub mod control;
+pub mod custom_auth;
 pub mod dataplane;
 pub mod lifecycle;
 pub mod message;
@@ -90,6 +94,22 @@ impl Gateway {
                     .merge(delete(control::delete)),
             )
             .route("/rules/{rule_name}/{verb}", post(control::enable_or_disable))
+            .route("/authorizers/", get(authorizers::list))
+            .route("/authorizers", get(authorizers::list))
+            .route(
+                "/authorizer/{authorizer_name}",
+                post(authorizers::create)
+                    .merge(get(authorizers::describe))
+                    .merge(axum::routing::put(authorizers::update))
+                    .merge(delete(authorizers::delete)),
+            )
+            .route("/authorizer/{authorizer_name}/test", post(authorizers::test_invoke))
+            .route(
+                "/default-authorizer",
+                post(authorizers::set_default)
+                    .merge(get(authorizers::describe_default))
+                    .merge(delete(authorizers::clear_default)),
+            )
             .fallback(not_found)
             .with_state(self)
     }
@@ -154,12 +174,18 @@ async fn websocket(
             "Connect with a WebSocket upgrade offering the mqtt subprotocol.",
         );
     };
-    let identity = match gateway.auth.presigned(&method, &uri, &headers, SystemTime::now()) {
-        Ok(identity) => identity,
-        Err(denied) => {
-            tracing::warn!(peer = %peer, "WebSocket handshake refused: {denied}{}", host_hint(&denied, &headers));
-            return aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden");
-        }
+    let custom = custom_auth::requested(&gateway, &uri, &headers);
+    let identity = match custom {
+        // Custom authentication runs after the upgrade: its refusals close the
+        // connection, as IoT's do.
+        Some(_) => None,
+        None => match gateway.auth.presigned(&method, &uri, &headers, SystemTime::now()) {
+            Ok(identity) => Some(identity),
+            Err(denied) => {
+                tracing::warn!(peer = %peer, "WebSocket handshake refused: {denied}{}", host_hint(&denied, &headers));
+                return aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden");
+            }
+        },
     };
     upgrade
         .protocols([protocol])
@@ -172,5 +198,15 @@ async fn websocket(
         // default would accept 16 MiB frames).
         .max_frame_size(MAX_PACKET_BYTES)
         .max_message_size(MAX_PACKET_BYTES)
-        .on_upgrade(move |socket| connection::Connection::new(gateway, identity, peer, socket).run())
+        .on_upgrade(move |socket| async move {
+            let (identity, lease) = match (identity, custom) {
+                (Some(identity), _) => (identity, None),
+                (None, Some(requested)) => custom_auth::admit(&gateway, requested, peer).await,
+                (None, None) => return,
+            };
+            connection::Connection::new(gateway, identity, peer, socket)
+                .with_lease(lease)
+                .run()
+                .await;
+        })
 }

@@ -385,6 +385,7 @@ pub fn disconnect_code(reason: DisconnectReason) -> Option<Code5> {
         DisconnectReason::ServerInitiated => Code5::ServerShuttingDown,
         DisconnectReason::Throttled => Code5::QuotaExceeded,
         DisconnectReason::ApiInitiated => Code5::AdministrativeAction,
+        DisconnectReason::CustomAuthTtl => Code5::MaximumConnectTime,
     })
 }
 

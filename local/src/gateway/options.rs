@@ -33,6 +33,9 @@ pub struct GatewayOptions {
     pub connect_timeout: Duration,
     /// How long a persistent session outlives its client's disconnect (IoT: 1 hour).
     pub session_expiry: Duration,
+    /// The shortest `refreshAfterInSeconds` / `disconnectAfterInSeconds` a custom
+    /// authorizer may answer (IoT: 300). Tests shorten it to see refresh and expiry.
+    pub authorizer_min_interval: u32,
 }
 
 impl Default for GatewayOptions {
@@ -46,6 +49,7 @@ impl Default for GatewayOptions {
             stored_bytes: 256 * 1024 * 1024,
             connect_timeout: CONNECT_TIMEOUT,
             session_expiry: quota::DEFAULT_SESSION_EXPIRY,
+            authorizer_min_interval: crate::authorizers::verdict::MIN_INTERVAL_SECONDS,
         }
     }
 }

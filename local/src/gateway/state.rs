@@ -1,5 +1,5 @@
 //! What every connection and data-plane request shares: the broker, the
-//! signature check, the gateway's options, the lifecycle-event version counter and
+//! signature check, the rules and the custom authorizers, the gateway's options, the lifecycle-event version counter and
 //! the shutdown signal.
 //!
 //! Not here: the HTTP routes (the gateway's `mod.rs`), one connection's protocol
@@ -18,6 +18,7 @@ use super::broker::{Broker, QueueBounds};
 use super::lifecycle;
 use super::message::Message;
 use super::options::GatewayOptions;
+use crate::authorizers::Authorizers;
 use crate::identity::IdentityStore;
 use crate::rules::{Engine, Inbound, Republish};
 
@@ -38,6 +39,8 @@ pub struct Gateway {
     pub broker: Broker,
     /// The topic rules every routed message is offered to.
     pub rules: Arc<Engine>,
+    /// The custom authorizers clients may connect through.
+    pub authorizers: Arc<Authorizers>,
     pub(crate) options: GatewayOptions,
     versions: AtomicU64,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -69,10 +72,12 @@ impl Gateway {
             arns,
             QueueBounds::new(options.queue_len, options.queue_bytes, options.stored_bytes),
         );
+        let authorizers = Arc::new(Authorizers::new(rules.invoker(), options.authorizer_min_interval));
         Self {
             auth,
             broker,
             rules,
+            authorizers,
             options,
             versions: AtomicU64::new(1),
             shutdown,

@@ -168,7 +168,10 @@ impl Invoker {
             .build()
             .map_err(|e| signing(&e))?
             .into();
-        let fixed = [("x-amz-invocation-type", invocation), ("content-type", "application/json")];
+        let fixed = [
+            ("x-amz-invocation-type", invocation),
+            ("content-type", "application/json"),
+        ];
         let signable =
             SignableRequest::new("POST", url, fixed.into_iter(), SignableBody::Bytes(body)).map_err(|e| signing(&e))?;
         let (instructions, _) = sign(signable, &params).map_err(|e| signing(&e))?.into_parts();

@@ -88,6 +88,11 @@ impl Engine {
         let _ = self.sink.set(Box::new(sink));
     }
 
+    /// The Lambda endpoint's invoker, shared with the custom authorizers.
+    pub fn invoker(&self) -> Option<Arc<Invoker>> {
+        self.invoker.clone()
+    }
+
     pub fn lambda_endpoint(&self) -> Option<&str> {
         self.invoker.as_deref().map(Invoker::endpoint)
     }

@@ -44,6 +44,8 @@ pub enum DisconnectReason {
     Throttled,
     /// `DeleteConnection`.
     ApiInitiated,
+    /// A custom authorizer's `disconnectAfterInSeconds` is over.
+    CustomAuthTtl,
 }
 
 impl DisconnectReason {
@@ -59,6 +61,7 @@ impl DisconnectReason {
             Self::ServerInitiated => "SERVER_INITIATED_DISCONNECT",
             Self::Throttled => "THROTTLED",
             Self::ApiInitiated => "API_INITIATED_DISCONNECT",
+            Self::CustomAuthTtl => "CUSTOMAUTH_TTL_EXPIRATION",
         }
     }
 }

@@ -217,8 +217,9 @@ impl Session {
         self.v5 == v5 && self.state().persistent
     }
 
-    /// The credentials of the connection taking the session up.
-    pub(super) fn set_identity(&self, identity: Arc<Identity>) {
+    /// The credentials of the connection serving the session: taking it up, or
+    /// renewed by a custom authorizer.
+    pub fn set_identity(&self, identity: Arc<Identity>) {
         *self.identity.write().unwrap_or_else(|e| e.into_inner()) = identity;
     }
 
