@@ -380,19 +380,7 @@ impl Config {
     /// Fetches the secrets the settings name by ARN (the HS256 key), once, at
     /// start-up; a value given directly is kept as it is.
     pub async fn fetch_secrets(&mut self, secrets: &SecretsManager) -> Result<(), SecretError> {
-        if let AuthSettings::Jwt(jwt) = &mut self.auth
-            && let Some(arn) = &jwt.hs256_secret_arn
-        {
-            let secret = secrets.get(arn, Stage::Current).await?;
-            if secret.expose().len() < MIN_HS256_SECRET_BYTES {
-                return Err(SecretError::Refused {
-                    arn: arn.clone(),
-                    code: "TooShort".into(),
-                    message: format!("the HS256 secret must be at least {MIN_HS256_SECRET_BYTES} bytes"),
-                });
-            }
-            jwt.hs256_secret = Some(secret);
-        }
+        self.auth.fetch_secrets(secrets).await?;
         if let Some(arn) = &self.resume.key_arn {
             let key = |secret: Secret| {
                 ResumeKey::new(secret.expose().as_bytes().to_vec()).map_err(|e| SecretError::Refused {
@@ -412,6 +400,48 @@ impl Config {
         }
         Ok(())
     }
+}
+
+impl AuthSettings {
+    /// Fetches the HS256 key when the settings name it by ARN.
+    pub async fn fetch_secrets(&mut self, secrets: &SecretsManager) -> Result<(), SecretError> {
+        if let AuthSettings::Jwt(jwt) = self
+            && let Some(arn) = &jwt.hs256_secret_arn
+        {
+            let secret = secrets.get(arn, Stage::Current).await?;
+            if secret.expose().len() < MIN_HS256_SECRET_BYTES {
+                return Err(SecretError::Refused {
+                    arn: arn.clone(),
+                    code: "TooShort".into(),
+                    message: format!("the HS256 secret must be at least {MIN_HS256_SECRET_BYTES} bytes"),
+                });
+            }
+            jwt.hs256_secret = Some(secret);
+        }
+        Ok(())
+    }
+}
+
+/// What the JWT custom authorizer shares with the vending service, read from
+/// the same variables: `AUTH_MODE` (which must be `jwt`) with the `JWT_*`
+/// settings, and the grant templates (`SUBSCRIBE_TOPICS`, `PUBLISH_TOPICS`,
+/// `SUB_MAX_BYTES`, `SUB_CHARACTERS`) for resources in `iot_arns`.
+pub fn read_shared(
+    lookup: impl Fn(&str) -> Option<String>,
+    iot_arns: &IotArns,
+) -> Result<(JwtSettings, GrantTemplates), ConfigError> {
+    let env = Env(lookup);
+    let jwt = match read_auth(&env)? {
+        AuthSettings::Jwt(jwt) => jwt,
+        AuthSettings::None => {
+            return Err(ConfigError {
+                variable: "AUTH_MODE",
+                problem: "is none".into(),
+                expected: "jwt: the authorizer exists to check tokens",
+            });
+        }
+    };
+    Ok((jwt, read_grants(&env, iot_arns)?))
 }
 
 /// The shortest HS256 secret accepted (RFC 7518 §3.2: at least the hash size).
