@@ -228,6 +228,18 @@ fn addresses(info: &ReadyInfo) -> String {
         None => "AUTH_MODE=none: anyone who can reach the API gets credentials".to_owned(),
         Some(jwt) => format!("AUTH_MODE=jwt, HS256, iss {}", jwt.issuer),
     };
+    let authorizer = info
+        .authorizer
+        .as_ref()
+        .map(|a| {
+            format!(
+                "\n  authorizer     {name}  (connect with a token: {iot}/mqtt?x-amz-customauthorizer-name={name}&{key}=<JWT>)",
+                name = a.name,
+                key = a.token_key_name,
+                iot = info.iot_endpoint,
+            )
+        })
+        .unwrap_or_default();
     format!(
         "serverless-websockets local stack (region {region}, account {account})
 
@@ -239,7 +251,7 @@ fn addresses(info: &ReadyInfo) -> String {
   client role    {role}
   admin          {admin}
   backend        {backend}
-  callers        {auth}
+  callers        {auth}{authorizer}
 ",
         region = info.region,
         account = info.account_id,

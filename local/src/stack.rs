@@ -153,7 +153,23 @@ pub struct ReadyInfo {
     pub ca_cert: Option<String>,
     /// With `AUTH_MODE=jwt` and an HS256 secret: what a test token needs.
     pub jwt: Option<LocalJwt>,
+    /// With `AUTH_MODE=jwt`: the built-in JWT custom authorizer, which MQTT
+    /// clients name to connect with a token instead of vended credentials.
+    pub authorizer: Option<LocalAuthorizer>,
 }
+
+/// The built-in custom authorizer, as a client names it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocalAuthorizer {
+    /// `x-amz-customauthorizer-name`.
+    pub name: String,
+    /// The query parameter (or header) that carries the token.
+    pub token_key_name: String,
+}
+
+/// The built-in authorizer's name and token parameter.
+pub const BUILTIN_AUTHORIZER: &str = "serverless-websockets-jwt";
+pub const BUILTIN_TOKEN_KEY: &str = "token";
 
 /// The local JWT settings, so scripts can mint tokens the local API accepts.
 #[derive(Debug, Clone, Serialize)]
@@ -307,6 +323,7 @@ impl LocalStack {
         let issuer = local_issuer(&options, &plan.sts_endpoint, &plan.client_role_arn).await;
         let demo = crate::demo::router(plan.demo_config(&options));
         let jwt = LocalJwt::of(&plan.config);
+        let jwt_mode = matches!(plan.config.auth, AuthSettings::Jwt(_));
         let door = Arc::new(crate::door::Door::new(
             options.host,
             &[addresses.api.port(), addresses.iot.port()],
@@ -325,6 +342,11 @@ impl LocalStack {
             stopped.clone(),
         ));
         gateway.attach_rules();
+        let authorizer = if jwt_mode {
+            Some(builtin_authorizer(&options, &gateway)?)
+        } else {
+            None
+        };
         let emulator = StsEmulator::new(&options.account_id, vec![plan.client_role], plan.store.clone());
         let routers = Routers {
             sts: crate::door::guard(Arc::new(emulator).router(), &door, true),
@@ -339,6 +361,7 @@ impl LocalStack {
             plan.backend_arn,
             ca_cert,
             jwt,
+            authorizer,
         );
         Ok(Self {
             info,
@@ -524,6 +547,7 @@ impl ReadyInfo {
         backend_arn: String,
         ca_cert: Option<String>,
         jwt: Option<LocalJwt>,
+        authorizer: Option<LocalAuthorizer>,
     ) -> Self {
         let api_base = addresses.api_base();
         let iot = addresses.iot_endpoint();
@@ -550,8 +574,59 @@ impl ReadyInfo {
             },
             ca_cert,
             jwt,
+            authorizer,
         }
     }
+}
+
+/// Our JWT authorizer, running in this process as the function of the
+/// authorizer [`BUILTIN_AUTHORIZER`] (signing disabled: the JWT is signed).
+struct InProcessJwt(serverless_websockets_authorizer::JwtAuthorizer);
+
+impl crate::authorizers::InProcess for InProcessJwt {
+    fn invoke(
+        &self,
+        event: serde_json::Value,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<serde_json::Value, String>> + Send + '_>> {
+        Box::pin(self.0.invoke_json(event))
+    }
+}
+
+/// Registers the built-in JWT authorizer with the gateway: the same handler as
+/// the Lambda, configured from the same settings as the local vending API.
+fn builtin_authorizer(options: &LocalOptions, gateway: &Gateway) -> Result<LocalAuthorizer, LocalError> {
+    let lookup = |name: &str| match name {
+        "AWS_REGION" => Some(options.region.clone()),
+        "AWS_ACCOUNT_ID" => Some(options.account_id.clone()),
+        "AWS_PARTITION" => Some("aws".into()),
+        other => options.setting(other),
+    };
+    let mut settings = serverless_websockets_authorizer::Settings::from_lookup(lookup)?;
+    settings.min_interval = options.gateway.authorizer_min_interval;
+    let handler = serverless_websockets_authorizer::JwtAuthorizer::new(settings)?;
+    let function_arn = format!(
+        "arn:aws:lambda:{}:{}:function:serverless-websockets-authorizer",
+        options.region, options.account_id
+    );
+    gateway
+        .authorizers
+        .register_in_process(&function_arn, Arc::new(InProcessJwt(handler)));
+    let request = crate::authorizers::AuthorizerRequest {
+        authorizer_function_arn: Some(function_arn),
+        token_key_name: Some(BUILTIN_TOKEN_KEY.into()),
+        signing_disabled: Some(true),
+        ..Default::default()
+    };
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let authorizer = crate::authorizers::Authorizer::create(BUILTIN_AUTHORIZER, request, now)
+        .map_err(LocalError::Setting)?;
+    gateway.authorizers.create(authorizer);
+    Ok(LocalAuthorizer {
+        name: BUILTIN_AUTHORIZER.into(),
+        token_key_name: BUILTIN_TOKEN_KEY.into(),
+    })
 }
 
 /// The rules engine: Lambda actions invoke at `--lambda-endpoint` (signed as the
