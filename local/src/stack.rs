@@ -620,8 +620,8 @@ fn builtin_authorizer(options: &LocalOptions, gateway: &Gateway) -> Result<Local
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
-    let authorizer = crate::authorizers::Authorizer::create(BUILTIN_AUTHORIZER, request, now)
-        .map_err(LocalError::Setting)?;
+    let authorizer =
+        crate::authorizers::Authorizer::create(BUILTIN_AUTHORIZER, request, now).map_err(LocalError::Setting)?;
     gateway.authorizers.create(authorizer);
     Ok(LocalAuthorizer {
         name: BUILTIN_AUTHORIZER.into(),

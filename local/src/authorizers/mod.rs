@@ -256,6 +256,11 @@ impl Authorizers {
             .cloned()
     }
 
+    /// Whether any authorizer exists.
+    pub fn any(&self) -> bool {
+        !self.by_name.read().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
     pub fn list(&self) -> Vec<Arc<Authorizer>> {
         self.by_name
             .read()

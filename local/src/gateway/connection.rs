@@ -27,7 +27,7 @@ use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Code5;
 use tokio::time::{Instant, sleep_until};
 
 use super::broker::{ConnectionInfo, DisconnectReason, Kick, Left, Mailbox, Session};
-use super::custom_auth::{Lease, LeaseStep};
+use super::custom_auth::{Lease, LeaseStep, Requested};
 use super::message::{Delivery, Message, Outgoing};
 use super::negotiate::{self, PublishRefusal};
 use super::packet::{self, Announced, ConnectCode, ConnectIn, FilterIn, Inbound, PublishIn, ReadError, Version};
@@ -98,6 +98,9 @@ pub struct Connection<S: MessageSocket> {
     /// For a connection through a custom authorizer: when to ask it again, and
     /// when the connection ends.
     lease: Option<Box<Lease>>,
+    /// Custom authentication that waits for CONNECT (its user name may name the
+    /// authorizer and carry the token).
+    at_connect: Option<Box<Requested>>,
 }
 
 impl<S: MessageSocket> Connection<S> {
@@ -114,7 +117,14 @@ impl<S: MessageSocket> Connection<S> {
             deadline,
             close_code: None,
             lease: None,
+            at_connect: None,
         }
+    }
+
+    /// A connection whose custom authentication happens at CONNECT.
+    pub fn at_connect(mut self, requested: Requested) -> Self {
+        self.at_connect = Some(Box::new(requested));
+        self
     }
 
     /// A connection a custom authorizer allowed, for as long as `lease` says.
@@ -357,6 +367,12 @@ impl<S: MessageSocket> Connection<S> {
 
     async fn on_connect(&mut self, connect: ConnectIn) -> Step {
         let version = self.version();
+        if let Some(requested) = self.at_connect.take() {
+            let (identity, lease) =
+                super::custom_auth::admit(&self.gateway, &requested, Some(&connect), self.peer).await;
+            self.identity = identity;
+            self.lease = lease.map(Box::new);
+        }
         // A custom authorizer's policies may name `${iot:ClientId}`: bound now.
         if self.identity.variables.is_some() {
             let mut bound = (*self.identity).clone();

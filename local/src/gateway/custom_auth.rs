@@ -1,9 +1,14 @@
 //! Connecting through a custom authorizer
 //! (<https://docs.aws.amazon.com/iot/latest/developerguide/custom-auth.html>): the
 //! `GET /mqtt` upgrade names the authorizer (`x-amz-customauthorizer-name`, as a
-//! header or in the query string) or, with no name and no SigV4 credentials,
-//! gets the default one; it carries the token under the authorizer's
-//! `tokenKeyName` and, with signing on, `x-amz-customauthorizer-signature`.
+//! header or in the query string) and carries the token under the authorizer's
+//! `tokenKeyName` and, with signing on, `x-amz-customauthorizer-signature`; the
+//! authorizer is asked before the connection reads CONNECT. An upgrade with no
+//! SigV4 credentials and no name (while some authorizer exists) is taken up and
+//! asked at CONNECT instead: the user name may carry the same parameters
+//! (`user?x-amz-customauthorizer-name=…&token=…`, what the IoT Device SDKs
+//! send), else the default authorizer applies; the event then has the MQTT user
+//! name, the password (base64) and the client ID.
 //!
 //! The signature is checked before anything is invoked; then the function
 //! answers with policies, which govern the connection as IoT policies (with
@@ -31,7 +36,10 @@ use tokio::time::Instant;
 
 use super::state::Gateway;
 use crate::authorizers::verdict::Verdict;
-use crate::authorizers::{Authorizer, MAX_TOKEN_CHARS, Presented, Status, event};
+use base64::Engine as _;
+
+use super::packet::ConnectIn;
+use crate::authorizers::{Authorizer, MAX_TOKEN_CHARS, MqttContext, Presented, Status, event};
 use crate::identity::Identity;
 
 /// The parameter (or header) naming the authorizer.
@@ -49,19 +57,19 @@ pub struct Requested {
     headers: HeaderMap,
 }
 
-/// Whether an upgrade goes to a custom authorizer: it names one, or it carries
-/// no SigV4 credentials while a default authorizer is set.
+/// Whether an upgrade goes to a custom authorizer: it names one, or it
+/// carries no SigV4 credentials while some authorizer exists (the CONNECT's
+/// user name may then name one, or the default applies). Without any
+/// authorizer an unsigned upgrade is refused with 403 as before.
 pub fn requested(gateway: &Gateway, uri: &Uri, headers: &HeaderMap) -> Option<Requested> {
     // Form decoding, `+` as a space: an unencoded `+` in a base64 signature
     // breaks it, as it does on IoT (whose decoding is not documented; this is
     // the common one), and the refusal then says so.
-    let query: Vec<(String, String)> = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
+    let query = form_pairs(uri.query().unwrap_or(""));
     let sigv4 = query.iter().any(|(n, _)| n.eq_ignore_ascii_case("X-Amz-Credential"))
         || headers.contains_key(http::header::AUTHORIZATION);
     let name = param(&query, headers, NAME).map(str::to_owned);
-    if name.is_none() && (sigv4 || gateway.authorizers.default_name().is_none()) {
+    if name.is_none() && (sigv4 || !gateway.authorizers.any()) {
         return None;
     }
     Some(Requested {
@@ -70,6 +78,18 @@ pub fn requested(gateway: &Gateway, uri: &Uri, headers: &HeaderMap) -> Option<Re
         query,
         headers: headers.clone(),
     })
+}
+
+impl Requested {
+    /// The upgrade names its authorizer: it is asked before the upgrade
+    /// completes. Otherwise it is asked at CONNECT, whose user name may name one.
+    pub fn at_upgrade(&self) -> bool {
+        self.name.is_some()
+    }
+}
+
+fn form_pairs(query: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.as_bytes()).into_owned().collect()
 }
 
 /// A header or, failing that, a query parameter; header names are
@@ -136,8 +156,13 @@ fn seconds(n: u32) -> Duration {
 
 /// Runs the custom authentication of an upgrade: the identity the connection
 /// gets, and its lease; a refused one gets an identity that may do nothing.
-pub async fn admit(gateway: &Gateway, requested: Requested, peer: SocketAddr) -> (Arc<Identity>, Option<Lease>) {
-    match authenticate(gateway, &requested).await {
+pub async fn admit(
+    gateway: &Gateway,
+    requested: &Requested,
+    connect: Option<&ConnectIn>,
+    peer: SocketAddr,
+) -> (Arc<Identity>, Option<Lease>) {
+    match authenticate(gateway, requested, connect).await {
         Ok((authorizer, verdict, event)) => {
             let now = Instant::now();
             let lease = Lease {
@@ -156,13 +181,29 @@ pub async fn admit(gateway: &Gateway, requested: Requested, peer: SocketAddr) ->
     }
 }
 
-async fn authenticate(gateway: &Gateway, requested: &Requested) -> Result<(Arc<Authorizer>, Verdict, Value), String> {
-    let name = match &requested.name {
-        Some(name) => name.clone(),
-        None => gateway
-            .authorizers
-            .default_name()
-            .ok_or("no authorizer was named and no default authorizer is set")?,
+async fn authenticate(
+    gateway: &Gateway,
+    requested: &Requested,
+    connect: Option<&ConnectIn>,
+) -> Result<(Arc<Authorizer>, Verdict, Value), String> {
+    // `user?x-amz-customauthorizer-name=…&token=…`: what the IoT Device SDKs send.
+    let login = connect.and_then(|c| c.login.as_ref());
+    let from_username = login
+        .and_then(|l| l.username.split_once('?'))
+        .map(|(_, query)| form_pairs(query))
+        .unwrap_or_default();
+    let lookup = |key: &str| {
+        from_username
+            .iter()
+            .find(|(n, _)| n == key)
+            .map(|(_, v)| v.as_str())
+            .or_else(|| param(&requested.query, &requested.headers, key))
+    };
+    let name = match lookup(NAME) {
+        Some(name) => name.to_owned(),
+        None => gateway.authorizers.default_name().ok_or(
+            "the upgrade carried no SigV4 credentials, no x-amz-customauthorizer-name (query, header or CONNECT user name) named an authorizer, and no default authorizer is set",
+        )?,
     };
     let authorizer = gateway
         .authorizers
@@ -171,10 +212,7 @@ async fn authenticate(gateway: &Gateway, requested: &Requested) -> Result<(Arc<A
     if authorizer.status == Status::Inactive {
         return Err(format!("authorizer {name} is INACTIVE"));
     }
-    let token = authorizer
-        .token_key_name
-        .as_deref()
-        .and_then(|key| param(&requested.query, &requested.headers, key));
+    let token = authorizer.token_key_name.as_deref().and_then(lookup);
     if token.is_some_and(|t| t.chars().count() > MAX_TOKEN_CHARS) {
         return Err(format!(
             "authorizer {name}: the token is longer than {MAX_TOKEN_CHARS} characters"
@@ -182,7 +220,7 @@ async fn authenticate(gateway: &Gateway, requested: &Requested) -> Result<(Arc<A
     }
     let verified = match token {
         Some(token) => authorizer
-            .check_signature(token, param(&requested.query, &requested.headers, SIGNATURE))
+            .check_signature(token, lookup(SIGNATURE))
             .map_err(|e| format!("authorizer {name}: {e}{}", plus_hint(requested)))?,
         None if !authorizer.signing_disabled => {
             return Err(format!(
@@ -197,13 +235,19 @@ async fn authenticate(gateway: &Gateway, requested: &Requested) -> Result<(Arc<A
         .iter()
         .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect();
+    let password = login.map(|l| base64::engine::general_purpose::STANDARD.encode(&l.password));
+    let mqtt = connect.map(|c| MqttContext {
+        username: login.map(|l| l.username.as_str()),
+        password: password.as_deref(),
+        client_id: Some(c.client_id.as_str()).filter(|id| !id.is_empty()),
+    });
     let event = event(&Presented {
         token,
         signature_verified: verified,
         server_name: None,
         headers: Some(headers),
         query: requested.raw_query.as_deref(),
-        mqtt: None,
+        mqtt,
     });
     let verdict = gateway
         .authorizers
@@ -256,7 +300,7 @@ fn identity(gateway: &Gateway, authorizer: &Authorizer, verdict: &Verdict) -> Id
 }
 
 /// The identity of a refused connection: no policy, so CONNECT is refused.
-fn refused(gateway: &Gateway) -> Identity {
+pub fn refused(gateway: &Gateway) -> Identity {
     Identity {
         access_key_id: String::new(),
         secret_access_key: String::new(),

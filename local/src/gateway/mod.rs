@@ -176,8 +176,8 @@ async fn websocket(
     };
     let custom = custom_auth::requested(&gateway, &uri, &headers);
     let identity = match custom {
-        // Custom authentication runs after the upgrade: its refusals close the
-        // connection, as IoT's do.
+        // Custom authentication runs after the upgrade (or at CONNECT): its
+        // refusals close the connection, as IoT's do.
         Some(_) => None,
         None => match gateway.auth.presigned(&method, &uri, &headers, SystemTime::now()) {
             Ok(identity) => Some(identity),
@@ -199,14 +199,18 @@ async fn websocket(
         .max_frame_size(MAX_PACKET_BYTES)
         .max_message_size(MAX_PACKET_BYTES)
         .on_upgrade(move |socket| async move {
-            let (identity, lease) = match (identity, custom) {
-                (Some(identity), _) => (identity, None),
-                (None, Some(requested)) => custom_auth::admit(&gateway, requested, peer).await,
+            let connection = match (identity, custom) {
+                (Some(identity), _) => connection::Connection::new(gateway, identity, peer, socket),
+                (None, Some(requested)) if requested.at_upgrade() => {
+                    let (identity, lease) = custom_auth::admit(&gateway, &requested, None, peer).await;
+                    connection::Connection::new(gateway, identity, peer, socket).with_lease(lease)
+                }
+                (None, Some(requested)) => {
+                    let identity = Arc::new(custom_auth::refused(&gateway));
+                    connection::Connection::new(gateway, identity, peer, socket).at_connect(requested)
+                }
                 (None, None) => return,
             };
-            connection::Connection::new(gateway, identity, peer, socket)
-                .with_lease(lease)
-                .run()
-                .await;
+            connection.run().await;
         })
 }

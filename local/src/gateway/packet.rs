@@ -49,6 +49,15 @@ pub struct ConnectIn {
     pub will: Option<Will>,
     /// MQTT 5 enhanced authentication was asked for (IoT does not support it).
     pub auth_method: bool,
+    /// The user name and password, which a custom authorizer may read.
+    pub login: Option<Login>,
+}
+
+/// CONNECT's user name and password (rumqttc reads the password as UTF-8).
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub username: String,
+    pub password: String,
 }
 
 #[derive(Debug)]
@@ -183,6 +192,10 @@ fn read_v4(buffer: &mut BytesMut, max: usize) -> Result<Inbound, ReadError> {
                 delay: Duration::ZERO,
             }),
             auth_method: false,
+            login: connect.login.map(|l| Login {
+                username: l.username,
+                password: l.password,
+            }),
         })),
         v4::Packet::Publish(publish) => Inbound::Publish(PublishIn {
             topic: publish.topic,
@@ -256,7 +269,14 @@ fn read_v5(buffer: &mut BytesMut, max: usize) -> Result<Inbound, ReadError> {
         Err(err) => return Err(ReadError::Malformed(format!("{err:?}"))),
     };
     Ok(match packet {
-        v5::Packet::Connect(connect, will, _login) => Inbound::Connect(Box::new(connect_of5(connect, will)?)),
+        v5::Packet::Connect(connect, will, login) => {
+            let mut connect = connect_of5(connect, will)?;
+            connect.login = login.map(|l| Login {
+                username: l.username,
+                password: l.password,
+            });
+            Inbound::Connect(Box::new(connect))
+        }
         v5::Packet::Publish(publish) => Inbound::Publish(publish_of5(publish)?),
         v5::Packet::Subscribe(subscribe) => Inbound::Subscribe {
             pkid: subscribe.pkid,
@@ -302,6 +322,7 @@ fn connect_of5(connect: v5::Connect, will: Option<v5::LastWill>) -> Result<Conne
         receive_maximum: properties.receive_maximum,
         will,
         auth_method: properties.authentication_method.is_some(),
+        login: None,
     })
 }
 

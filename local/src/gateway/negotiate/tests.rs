@@ -57,6 +57,7 @@ fn connect_packet(client_id: &str) -> ConnectIn {
         receive_maximum: None,
         will: None,
         auth_method: false,
+        login: None,
     }
 }
 
