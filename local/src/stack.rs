@@ -342,11 +342,7 @@ impl LocalStack {
             stopped.clone(),
         ));
         gateway.attach_rules();
-        let authorizer = if jwt_mode {
-            Some(builtin_authorizer(&options, &gateway)?)
-        } else {
-            None
-        };
+        let authorizer = jwt_mode.then(|| builtin_authorizer(&options, &gateway)).transpose()?;
         let emulator = StsEmulator::new(&options.account_id, vec![plan.client_role], plan.store.clone());
         let routers = Routers {
             sts: crate::door::guard(Arc::new(emulator).router(), &door, true),

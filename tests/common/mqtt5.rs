@@ -209,11 +209,19 @@ pub struct Raw5 {
 
 impl Raw5 {
     pub async fn open(url: &str) -> Self {
+        Self::open_with(url, &[]).await
+    }
+
+    /// Opens `url` with extra upgrade `headers` (which browsers cannot set, other clients can).
+    pub async fn open_with(url: &str, headers: &[(&'static str, &str)]) -> Self {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut request = url.into_client_request().unwrap();
         request
             .headers_mut()
             .insert("sec-websocket-protocol", "mqtt".parse().unwrap());
+        for (name, value) in headers {
+            request.headers_mut().insert(*name, value.parse().unwrap());
+        }
         let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
         assert_eq!(response.status(), 101);
         Self {
@@ -226,6 +234,25 @@ impl Raw5 {
         let mut buffer = BytesMut::new();
         packet.write(&mut buffer, None).unwrap();
         self.socket.send(WsMessage::Binary(buffer.freeze())).await.unwrap();
+    }
+
+    /// Sends bytes as they are (an MQTT 3.1.1 packet, say).
+    pub async fn send_bytes(&mut self, bytes: bytes::Bytes) {
+        self.socket.send(WsMessage::Binary(bytes)).await.unwrap();
+    }
+
+    /// The next binary frame from the gateway, undecoded; `None` once it closed.
+    pub async fn recv_bytes(&mut self) -> Option<bytes::Bytes> {
+        loop {
+            match tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("a frame within the wait")
+            {
+                Some(Ok(WsMessage::Binary(bytes))) => return Some(bytes),
+                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => {}
+            }
+        }
     }
 
     /// The next packet from the gateway; `None` once it closed the connection.

@@ -155,7 +155,8 @@ mod tests {
 
     #[test]
     fn each_rule_iot_applies_is_named_when_broken() {
-        let cases: Vec<(Box<dyn FnOnce(&mut Value)>, &str)> = vec![
+        type Change = Box<dyn FnOnce(&mut Value)>;
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|v| v["principalId"] = json!("user-1")), "principalId"),
             (Box::new(|v| v["principalId"] = Value::Null), "principalId is missing"),
             (Box::new(|v| v["principalId"] = json!("x".repeat(129))), "principalId"),

@@ -367,20 +367,7 @@ impl<S: MessageSocket> Connection<S> {
 
     async fn on_connect(&mut self, connect: ConnectIn) -> Step {
         let version = self.version();
-        if let Some(requested) = self.at_connect.take() {
-            let (identity, lease) =
-                super::custom_auth::admit(&self.gateway, &requested, Some(&connect), self.peer).await;
-            self.identity = identity;
-            self.lease = lease.map(Box::new);
-        }
-        // A custom authorizer's policies may name `${iot:ClientId}`: bound now.
-        if self.identity.variables.is_some() {
-            let mut bound = (*self.identity).clone();
-            bound.variables = Some(Variables {
-                client_id: Some(connect.client_id.clone()),
-            });
-            self.identity = Arc::new(bound);
-        }
+        self.custom_auth_at_connect(&connect).await;
         let gateway = self.gateway.clone();
         let arns = gateway.broker.arns();
         let terms = match negotiate::connect(&connect, version, &self.identity, arns, &gateway.options) {
@@ -434,6 +421,24 @@ impl<S: MessageSocket> Connection<S> {
         tracing::info!(client_id = %client_id, principal = %self.identity.arn, mqtt = if version == Version::V5 { 5 } else { 4 }, keep_alive_s = terms.keep_alive.as_secs(), clean_session = connect.clean_start, session_expiry_s = terms.session_expiry.as_secs(), session_present, "MQTT client connected");
         self.connected_event(&client_id, &session_id);
         self.resend(resend).await
+    }
+
+    /// Custom authentication that waited for CONNECT runs now; a custom
+    /// authorizer's policies may name `${iot:ClientId}`, bound now.
+    async fn custom_auth_at_connect(&mut self, connect: &ConnectIn) {
+        if let Some(requested) = self.at_connect.take() {
+            let (identity, lease) =
+                super::custom_auth::admit(&self.gateway, &requested, Some(connect), self.peer).await;
+            self.identity = identity;
+            self.lease = lease.map(Box::new);
+        }
+        if self.identity.variables.is_some() {
+            let mut bound = (*self.identity).clone();
+            bound.variables = Some(Variables {
+                client_id: Some(connect.client_id.clone()),
+            });
+            self.identity = Arc::new(bound);
+        }
     }
 
     /// What the last connection left unacknowledged goes first, marked DUP.

@@ -38,7 +38,7 @@ use super::state::Gateway;
 use crate::authorizers::verdict::Verdict;
 use base64::Engine as _;
 
-use super::packet::ConnectIn;
+use super::packet::{ConnectIn, Login};
 use crate::authorizers::{Authorizer, MAX_TOKEN_CHARS, MqttContext, Presented, Status, event};
 use crate::identity::Identity;
 
@@ -186,50 +186,9 @@ async fn authenticate(
     requested: &Requested,
     connect: Option<&ConnectIn>,
 ) -> Result<(Arc<Authorizer>, Verdict, Value), String> {
-    // `user?x-amz-customauthorizer-name=…&token=…`: what the IoT Device SDKs send.
     let login = connect.and_then(|c| c.login.as_ref());
-    let from_username = login
-        .and_then(|l| l.username.split_once('?'))
-        .map(|(_, query)| form_pairs(query))
-        .unwrap_or_default();
-    let lookup = |key: &str| {
-        from_username
-            .iter()
-            .find(|(n, _)| n == key)
-            .map(|(_, v)| v.as_str())
-            .or_else(|| param(&requested.query, &requested.headers, key))
-    };
-    let name = match lookup(NAME) {
-        Some(name) => name.to_owned(),
-        None => gateway.authorizers.default_name().ok_or(
-            "the upgrade carried no SigV4 credentials, no x-amz-customauthorizer-name (query, header or CONNECT user name) named an authorizer, and no default authorizer is set",
-        )?,
-    };
-    let authorizer = gateway
-        .authorizers
-        .get(&name)
-        .ok_or_else(|| format!("there is no authorizer named {name:?} (aws iot list-authorizers)"))?;
-    if authorizer.status == Status::Inactive {
-        return Err(format!("authorizer {name} is INACTIVE"));
-    }
-    let token = authorizer.token_key_name.as_deref().and_then(lookup);
-    if token.is_some_and(|t| t.chars().count() > MAX_TOKEN_CHARS) {
-        return Err(format!(
-            "authorizer {name}: the token is longer than {MAX_TOKEN_CHARS} characters"
-        ));
-    }
-    let verified = match token {
-        Some(token) => authorizer
-            .check_signature(token, lookup(SIGNATURE))
-            .map_err(|e| format!("authorizer {name}: {e}{}", plus_hint(requested)))?,
-        None if !authorizer.signing_disabled => {
-            return Err(format!(
-                "authorizer {name}: no token under its tokenKeyName {:?} in the headers or the query string",
-                authorizer.token_key_name.as_deref().unwrap_or("")
-            ));
-        }
-        None => false,
-    };
+    let presented = Credentials::of(requested, login);
+    let (authorizer, token, verified) = presented.check(gateway, requested)?;
     let headers: BTreeMap<String, String> = requested
         .headers
         .iter()
@@ -242,13 +201,14 @@ async fn authenticate(
         client_id: Some(c.client_id.as_str()).filter(|id| !id.is_empty()),
     });
     let event = event(&Presented {
-        token,
+        token: token.as_deref(),
         signature_verified: verified,
         server_name: None,
         headers: Some(headers),
         query: requested.raw_query.as_deref(),
         mqtt,
     });
+    let name = &authorizer.name;
     let verdict = gateway
         .authorizers
         .call(&authorizer, &event)
@@ -260,6 +220,77 @@ async fn authenticate(
         ));
     }
     Ok((authorizer, verdict, event))
+}
+
+/// The custom-auth parameters a client presented: from the CONNECT user name
+/// (`user?x-amz-customauthorizer-name=…&token=…`, what the IoT Device SDKs
+/// send), else from the upgrade's headers and query string.
+struct Credentials<'r> {
+    from_username: Vec<(String, String)>,
+    requested: &'r Requested,
+}
+
+impl<'r> Credentials<'r> {
+    fn of(requested: &'r Requested, login: Option<&Login>) -> Self {
+        let from_username = login
+            .and_then(|l| l.username.split_once('?'))
+            .map(|(_, query)| form_pairs(query))
+            .unwrap_or_default();
+        Self {
+            from_username,
+            requested,
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.from_username
+            .iter()
+            .find(|(n, _)| n == key)
+            .map(|(_, v)| v.as_str())
+            .or_else(|| param(&self.requested.query, &self.requested.headers, key))
+    }
+
+    /// The authorizer, the token and whether its signature was verified; the
+    /// refusal's reason otherwise. Nothing is invoked here.
+    fn check(
+        &self,
+        gateway: &Gateway,
+        requested: &Requested,
+    ) -> Result<(Arc<Authorizer>, Option<String>, bool), String> {
+        let name = match self.get(NAME) {
+            Some(name) => name.to_owned(),
+            None => gateway.authorizers.default_name().ok_or(
+                "the upgrade carried no SigV4 credentials, no x-amz-customauthorizer-name (query, header or CONNECT user name) named an authorizer, and no default authorizer is set",
+            )?,
+        };
+        let authorizer = gateway
+            .authorizers
+            .get(&name)
+            .ok_or_else(|| format!("there is no authorizer named {name:?} (aws iot list-authorizers)"))?;
+        if authorizer.status == Status::Inactive {
+            return Err(format!("authorizer {name} is INACTIVE"));
+        }
+        let token = authorizer.token_key_name.as_deref().and_then(|key| self.get(key));
+        if token.is_some_and(|t| t.chars().count() > MAX_TOKEN_CHARS) {
+            return Err(format!(
+                "authorizer {name}: the token is longer than {MAX_TOKEN_CHARS} characters"
+            ));
+        }
+        let verified = match token {
+            Some(token) => authorizer
+                .check_signature(token, self.get(SIGNATURE))
+                .map_err(|e| format!("authorizer {name}: {e}{}", plus_hint(requested)))?,
+            None if !authorizer.signing_disabled => {
+                return Err(format!(
+                    "authorizer {name}: no token under its tokenKeyName {:?} in the CONNECT user name, the headers or the query string",
+                    authorizer.token_key_name.as_deref().unwrap_or("")
+                ));
+            }
+            None => false,
+        };
+        let token = token.map(str::to_owned);
+        Ok((authorizer, token, verified))
+    }
 }
 
 /// A hint for the commonest signature mistake: a `+` in a query string that was
