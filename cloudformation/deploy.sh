@@ -3,10 +3,12 @@
 #
 #   cloudformation/deploy.sh build
 #       cargo lambda build --release --arm64 --output-format zip -p serverless-websockets-vending
+#       and the same for -p serverless-websockets-authorizer (the JWT custom authorizer)
 #       -> target/lambda/serverless-websockets-vending/bootstrap.zip (the vending crate alone:
 #          none of the local stack's emulators is in it)
-#   cloudformation/deploy.sh deploy --stack NAME --bucket BUCKET [--iot-endpoint HOST] [--zip PATH] [Param=Value ...]
-#       uploads the zip to s3://BUCKET/serverless-websockets/bootstrap-<sha>.zip and
+#   cloudformation/deploy.sh deploy --stack NAME --bucket BUCKET [--iot-endpoint HOST] [--zip PATH] [--authorizer] [Param=Value ...]
+#       uploads the zip to s3://BUCKET/serverless-websockets/bootstrap-<sha>.zip (with
+#       --authorizer also the JWT custom authorizer's, as AuthorizerCodeS3Key) and
 #       runs `aws cloudformation deploy` with the parameters; prints the outputs
 #   cloudformation/deploy.sh smoke --stack NAME [--token JWT]
 #       POSTs to the deployed API, connects client-example, publishes with
@@ -22,6 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ZIP="${CARGO_TARGET_DIR:-target}/lambda/serverless-websockets-vending/bootstrap.zip"
+AUTHORIZER_ZIP="${CARGO_TARGET_DIR:-target}/lambda/serverless-websockets-authorizer/bootstrap.zip"
 TEMPLATE=cloudformation/template.yaml
 
 die() { echo "deploy.sh: $*" >&2; exit 1; }
@@ -48,13 +51,26 @@ build() {
   cargo lambda build --profile deploy --arm64 --output-format zip -p serverless-websockets-vending --bin serverless-websockets-vending
   [ -f "$ZIP" ] || die "expected $ZIP after the build"
   echo "built $ZIP: $(stat -c %s "$ZIP") bytes in $((SECONDS - started)) s"
+  started=$SECONDS
+  cargo lambda build --profile deploy --arm64 --output-format zip -p serverless-websockets-authorizer --bin serverless-websockets-authorizer
+  [ -f "$AUTHORIZER_ZIP" ] || die "expected $AUTHORIZER_ZIP after the build"
+  echo "built $AUTHORIZER_ZIP: $(stat -c %s "$AUTHORIZER_ZIP") bytes in $((SECONDS - started)) s"
+}
+
+# Uploads a zip under its content hash; prints the key.
+upload() {
+  local zip=$1 bucket=$2 name=$3 key
+  key="serverless-websockets/$name-$(sha256sum "$zip" | cut -c1-16).zip"
+  aws s3 cp --only-show-errors "$zip" "s3://$bucket/$key"
+  echo "$key"
 }
 
 deploy() {
-  local stack="" bucket="" endpoint="" zip=$ZIP overrides=()
+  local stack="" bucket="" endpoint="" zip=$ZIP with_authorizer="" overrides=()
   while [ $# -gt 0 ]; do
     case "$1" in
       --stack) stack=$2; shift 2 ;;
+      --authorizer) with_authorizer=1; shift ;;
       --bucket) bucket=$2; shift 2 ;;
       --iot-endpoint) endpoint=$2; shift 2 ;;
       --zip) zip=$2; shift 2 ;;
@@ -64,8 +80,8 @@ deploy() {
   done
   [ -n "$stack" ] || die "deploy needs --stack NAME"
   [ -n "$bucket" ] || die "deploy needs --bucket BUCKET (an S3 bucket in the stack's region)"
-  if [ ! -f "$zip" ]; then
-    [ "$zip" = "$ZIP" ] || die "no zip at $zip"
+  if [ ! -f "$zip" ] || { [ -n "$with_authorizer" ] && [ ! -f "$AUTHORIZER_ZIP" ]; }; then
+    [ "$zip" = "$ZIP" ] || [ -f "$zip" ] || die "no zip at $zip"
     build
   fi
   if [ -z "$endpoint" ]; then
@@ -82,8 +98,10 @@ deploy() {
   done
   overrides+=("ClientRoleSubscribePatterns=$(role_patterns "$subscribe")" "ClientRolePublishPatterns=$(role_patterns "$publish")")
   local key
-  key="serverless-websockets/bootstrap-$(sha256sum "$zip" | cut -c1-16).zip"
-  aws s3 cp --only-show-errors "$zip" "s3://$bucket/$key"
+  key=$(upload "$zip" "$bucket" bootstrap)
+  if [ -n "$with_authorizer" ]; then
+    overrides+=("AuthorizerCodeS3Key=$(upload "$AUTHORIZER_ZIP" "$bucket" authorizer)")
+  fi
   aws cloudformation deploy --template-file "$TEMPLATE" --stack-name "$stack" \
     --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset \
     --parameter-overrides "IotEndpoint=$endpoint" "CodeS3Bucket=$bucket" "CodeS3Key=$key" "${overrides[@]}"

@@ -1,4 +1,4 @@
-//! The crate boundaries hold: the Lambda artifact (the vending crate) links none of
+//! The crate boundaries hold: the Lambda artifacts (the vending and authorizer crates) link none of
 //! the local stack's emulator dependencies, and the core has no HTTP stack and no
 //! AWS SDK (aws-sigv4 brings tokio's `sync` types along, nothing that does I/O).
 //!
@@ -54,19 +54,22 @@ fn the_command_line_tool_runs_the_local_stack_from_its_own_crate() {
 }
 
 #[test]
-fn the_lambda_artifact_links_none_of_the_emulators_dependencies() {
+fn the_lambda_artifacts_link_none_of_the_emulators_dependencies() {
     let local_stack = dependency_names("serverless-websockets-local");
-    let vending = dependency_names("serverless-websockets-vending");
-    for name in EMULATOR_ONLY {
-        // The local stack does use each of them, so this list cannot go stale quietly.
-        assert!(
-            local_stack.contains(*name),
-            "the local stack no longer depends on {name}"
-        );
-        assert!(!vending.contains(*name), "the Lambda artifact depends on {name}");
-    }
-    for emulator in ["serverless-websockets-local", "serverless-websockets"] {
-        assert!(!vending.contains(emulator), "the Lambda artifact depends on {emulator}");
+    // The vending function and the JWT custom authorizer: both deployed zips.
+    for artifact in ["serverless-websockets-vending", "serverless-websockets-authorizer"] {
+        let linked = dependency_names(artifact);
+        for name in EMULATOR_ONLY {
+            // The local stack does use each of them, so this list cannot go stale quietly.
+            assert!(
+                local_stack.contains(*name),
+                "the local stack no longer depends on {name}"
+            );
+            assert!(!linked.contains(*name), "{artifact} depends on {name}");
+        }
+        for emulator in ["serverless-websockets-local", "serverless-websockets"] {
+            assert!(!linked.contains(emulator), "{artifact} depends on {emulator}");
+        }
     }
 }
 

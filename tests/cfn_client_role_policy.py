@@ -69,6 +69,8 @@ class Resolver:
                 return not self.value(arg[0])
             if key == "Fn::Or":
                 return any(self.value(item) for item in arg)
+            if key == "Fn::And":
+                return all(self.value(item) for item in arg)
             if key == "Condition":
                 return self.condition(arg)
             if key == "Fn::GetAtt":
@@ -127,6 +129,8 @@ def main() -> int:
         "rules": of_type("AWS::IoT::TopicRule"),
         "permissions": of_type("AWS::Lambda::Permission"),
         "ruleErrorRole": resolved("RuleErrorRole"),
+        "authorizers": of_type("AWS::IoT::Authorizer"),
+        "authorizerFunction": resolved("AuthorizerFunction"),
     }
     print(json.dumps({
         "operations": operations,

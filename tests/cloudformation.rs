@@ -470,3 +470,43 @@ fn the_templates_rule_sql_runs_on_the_local_rules_engine_and_takes_the_sender_fr
     assert_eq!(event["text"], "hi");
     assert_eq!(event["clientId"], "abc");
 }
+
+#[test]
+fn the_token_authorizer_is_optional_signed_or_not_and_invoked_only_by_iot_for_itself() {
+    let off = operations(&[]);
+    assert_eq!(off["authorizers"], serde_json::json!({}));
+    assert!(off["authorizerFunction"].is_null());
+
+    let on = operations(&["AuthorizerCodeS3Key=serverless-websockets/authorizer-1.zip", "AuthMode=jwt"]);
+    let authorizer = &on["authorizers"]["TokenAuthorizer"];
+    assert_eq!(authorizer["AuthorizerName"], "sw-jwt");
+    assert_eq!(authorizer["AuthorizerFunctionArn"], "AuthorizerFunction.Arn");
+    assert_eq!(authorizer["SigningDisabled"], true);
+    assert_eq!(authorizer["TokenKeyName"], "token");
+    assert!(authorizer.get("TokenSigningPublicKeys").is_none());
+    let grant = &on["permissions"]["AuthorizerPermission"];
+    assert_eq!(grant["Principal"], "iot.amazonaws.com");
+    assert_eq!(grant["SourceArn"], "TokenAuthorizer.Arn", "only this authorizer may invoke");
+    assert_eq!(grant["SourceAccount"], "123456789012");
+    let function = &on["authorizerFunction"];
+    assert_eq!(function["Timeout"], 5, "IoT waits 5 s");
+    let variables = function["Environment"]["Variables"].as_object().unwrap();
+    assert_eq!(variables["IOT_ACCOUNT_ID"], "123456789012");
+    assert!(
+        variables.keys().all(|k| k != "JWT_HS256_SECRET"),
+        "secrets never in the environment"
+    );
+    assert!(on["alarms"]["AuthorizerErrorsAlarm"].is_object());
+
+    let pem = "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----";
+    let signed = operations(&[
+        "AuthorizerCodeS3Key=k.zip",
+        "AuthMode=jwt",
+        &format!("AuthorizerTokenSigningPublicKey={pem}"),
+        "AuthorizerReservedConcurrency=20",
+    ]);
+    let authorizer = &signed["authorizers"]["TokenAuthorizer"];
+    assert_eq!(authorizer["SigningDisabled"], false);
+    assert_eq!(authorizer["TokenSigningPublicKeys"]["key1"], pem);
+    assert_eq!(signed["authorizerFunction"]["ReservedConcurrentExecutions"], "20");
+}

@@ -58,24 +58,24 @@ impl Settings {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// `AWS_REGION`, `AWS_ACCOUNT_ID` (the IoT resources' account),
+    /// `AWS_REGION`, `IOT_ACCOUNT_ID` (the IoT resources' account),
     /// `REFRESH_AFTER_SECONDS`, and the variables the vending service reads
     /// for tokens and grants.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let region = lookup("AWS_REGION")
             .or_else(|| lookup("AWS_DEFAULT_REGION"))
             .ok_or_else(|| error("AWS_REGION", "is not set", "an AWS region such as us-east-1"))?;
-        let account = lookup("AWS_ACCOUNT_ID").ok_or_else(|| {
+        let account = lookup("IOT_ACCOUNT_ID").ok_or_else(|| {
             error(
-                "AWS_ACCOUNT_ID",
+                "IOT_ACCOUNT_ID",
                 "is not set",
                 "the 12-digit account of the IoT endpoint (the template sets it)",
             )
         })?;
-        let partition = lookup("AWS_PARTITION").unwrap_or_else(|| "aws".into());
+        let partition = lookup("IOT_PARTITION").unwrap_or_else(|| "aws".into());
         let iot_arns = IotArns::new(&partition, &region, &account).map_err(|e| {
             error(
-                "AWS_ACCOUNT_ID",
+                "IOT_ACCOUNT_ID",
                 &format!("or AWS_REGION is not usable: {e}"),
                 "a 12-digit account ID",
             )
@@ -230,7 +230,7 @@ mod tests {
     fn settings() -> Settings {
         Settings::from_lookup(|name| match name {
             "AWS_REGION" => Some("us-east-1".into()),
-            "AWS_ACCOUNT_ID" => Some("123456789012".into()),
+            "IOT_ACCOUNT_ID" => Some("123456789012".into()),
             "AUTH_MODE" => Some("jwt".into()),
             "JWT_ISSUER" => Some("https://issuer.example".into()),
             "JWT_HS256_SECRET" => Some(SECRET.into()),

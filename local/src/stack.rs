@@ -593,8 +593,8 @@ impl crate::authorizers::InProcess for InProcessJwt {
 fn builtin_authorizer(options: &LocalOptions, gateway: &Gateway) -> Result<LocalAuthorizer, LocalError> {
     let lookup = |name: &str| match name {
         "AWS_REGION" => Some(options.region.clone()),
-        "AWS_ACCOUNT_ID" => Some(options.account_id.clone()),
-        "AWS_PARTITION" => Some("aws".into()),
+        "IOT_ACCOUNT_ID" => Some(options.account_id.clone()),
+        "IOT_PARTITION" => Some("aws".into()),
         other => options.setting(other),
     };
     let mut settings = serverless_websockets_authorizer::Settings::from_lookup(lookup)?;

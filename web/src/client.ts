@@ -2,6 +2,12 @@
 // the browser for every connect, MQTT 3.1.1 over one WebSocket, a persistent
 // session with QoS 1 subscriptions, resume before the credentials expire, and
 // reconnects with exponential backoff and full jitter.
+//
+// Token mode (`url` + `authorizer` instead of `credentialsUrl`): no vending API,
+// no AWS keys in the page. Each connect names an IoT custom authorizer and
+// carries the app's token (docs/vend-or-authorize.md); the same state machine,
+// reconnects and one client ID per tab, and a fresh token on a new connection
+// before the old one's token expires.
 
 import { RESUME_REFUSALS } from "./codes";
 import { Decoder, DISCONNECT, PINGREQ, encodeConnect, encodePuback, encodePublish, encodeSubscribe } from "./mqtt";
@@ -42,11 +48,32 @@ export interface Message {
 }
 
 export interface ConnectOptions {
-  /** The vending API's URL, e.g. `https://…/credentials`. */
-  credentialsUrl: string;
-  /** A bearer token (JWT) for the API, or a function that returns one. */
+  /** The vending API's URL, e.g. `https://…/credentials` (vending mode). */
+  credentialsUrl?: string;
+  /**
+   * A JWT: for the vending API (`Authorization: Bearer`), or in token mode for
+   * the custom authorizer. A function is called for every connect, so it can
+   * return a fresh token.
+   */
   token?: string | (() => string | Promise<string>);
-  /** Topics to subscribe to besides the client's own (they need grants). */
+  /** Token mode: the IoT endpoint, `wss://<endpoint>` (the `/mqtt` path is added). */
+  url?: string;
+  /** Token mode: the custom authorizer's name (`x-amz-customauthorizer-name`). */
+  authorizer?: string;
+  /** Token mode: the authorizer's token key name. Default `token`. */
+  tokenKeyName?: string;
+  /** Token mode, for an authorizer with signing on: the token's signature (base64). */
+  signature?: (token: string) => string | Promise<string>;
+  /**
+   * Token mode: what every client ID of this user starts with. By default the one
+   * the project's JWT authorizer binds to the token's `sub` (`u` + 32 hex digits
+   * of SHA-256 of `sub` + `-`); each tab adds its own random suffix.
+   */
+  clientIdPrefix?: string;
+  /**
+   * Topics to subscribe to besides the client's own (they need grants). In token
+   * mode these are all the topics; `{clientId}` stands for the client ID.
+   */
   topics?: string[];
   /** MQTT keep-alive in seconds (IoT accepts 30–1200). Default 60. */
   keepAliveSeconds?: number;
@@ -114,10 +141,18 @@ export class Client {
   private pinger: ReturnType<typeof setInterval> | undefined;
   private closing = false;
   private readonly storageKey: string;
+  /** Token mode: when the current token expires (ms), if it says. */
+  private tokenExpires: number | undefined;
 
   constructor(options: ConnectOptions) {
     this.options = { keepAliveSeconds: 60, refreshFraction: 0.8, backoffMinMs: 500, backoffMaxMs: 30_000, ...options };
-    this.storageKey = `serverless-websockets:resume:${options.credentialsUrl}`;
+    const tokenMode = options.url !== undefined && options.authorizer !== undefined;
+    if (tokenMode === (options.credentialsUrl !== undefined)) {
+      throw new ClientError("Misconfigured", "pass either credentialsUrl (vending) or url and authorizer (token mode)");
+    }
+    this.storageKey = tokenMode
+      ? `serverless-websockets:client-id:${options.url}:${options.authorizer}`
+      : `serverless-websockets:resume:${options.credentialsUrl}`;
     if (typeof globalThis.addEventListener === "function") {
       globalThis.addEventListener("online", this.onOnline);
     }
@@ -149,6 +184,11 @@ export class Client {
    * its own at `refreshFraction` of the credentials' lifetime.
    */
   async refresh(): Promise<void> {
+    if (this.options.url !== undefined) {
+      // Token mode: a new connection with a fresh token replaces this one.
+      await this.run();
+      return;
+    }
     const vended = await this.fetchCredentials();
     if (this.vended && vended.clientId !== this.vended.clientId) {
       this.emit("error", new ClientError("ResumeRefused", `new client ID ${vended.clientId}: messages queued for ${this.vended.clientId} are lost`));
@@ -265,7 +305,7 @@ export class Client {
     const fetchImpl = this.options.fetch ?? fetch;
     let response: Response;
     try {
-      response = await fetchImpl(this.options.credentialsUrl, {
+      response = await fetchImpl(this.options.credentialsUrl ?? "", {
         method: "POST",
         headers,
         body: JSON.stringify(resumeToken ? { resumeToken } : {}),
@@ -291,7 +331,7 @@ export class Client {
     return vended;
   }
 
-  /** One round: credentials if due, presign, connect. */
+  /** One round: credentials if due, presign, connect (or, in token mode, a token and its URL). */
   private async run(): Promise<void> {
     if (this.closing) return;
     if (typeof navigator !== "undefined" && navigator.onLine === false) {
@@ -301,18 +341,7 @@ export class Client {
     }
     this.attempt += 1;
     try {
-      if (this.refreshDue()) {
-        const previous = this.vended?.clientId;
-        this.vended = await this.fetchCredentials();
-        this.fetchedAt = this.now();
-        if (previous && previous !== this.vended.clientId) {
-          this.emit("error", new ClientError("ResumeRefused", `new client ID ${this.vended.clientId}: messages queued for ${previous} are lost`));
-        }
-        this.clientId = this.vended.clientId;
-      }
-      const vended = this.vended!;
-      const url = await presign(vended.endpoint, vended.region, vended.credentials, new Date(this.now()));
-      this.open(url, vended);
+      this.open(...(this.options.url !== undefined ? await this.tokenTarget() : await this.vendedTarget()));
     } catch (err) {
       const error = err instanceof ClientError ? err : new ClientError("Network", String(err));
       this.emit("error", error);
@@ -324,6 +353,50 @@ export class Client {
     }
   }
 
+  /** Vending mode: credentials if due, then a URL presigned now. */
+  private async vendedTarget(): Promise<[string, Session]> {
+    if (this.refreshDue()) {
+      const previous = this.vended?.clientId;
+      this.vended = await this.fetchCredentials();
+      this.fetchedAt = this.now();
+      if (previous && previous !== this.vended.clientId) {
+        this.emit("error", new ClientError("ResumeRefused", `new client ID ${this.vended.clientId}: messages queued for ${previous} are lost`));
+      }
+      this.clientId = this.vended.clientId;
+    }
+    const vended = this.vended!;
+    const url = await presign(vended.endpoint, vended.region, vended.credentials, new Date(this.now()));
+    return [url, { clientId: vended.clientId, topics: [vended.topic, ...(this.options.topics ?? [])] }];
+  }
+
+  /** Token mode: a token now, the tab's client ID, the authorizer's URL. */
+  private async tokenTarget(): Promise<[string, Session]> {
+    const token = await this.token();
+    if (!token) throw new ClientError("Misconfigured", "token mode needs a token (or a function that returns one)");
+    const claims = jwtClaims(token);
+    this.tokenExpires = typeof claims?.exp === "number" ? claims.exp * 1000 : undefined;
+    this.fetchedAt = this.now();
+    if (!this.clientId) this.clientId = await this.tabClientId(claims);
+    const key = this.options.tokenKeyName ?? "token";
+    let url = `${this.options.url!.replace(/\/+$/, "").replace(/\/mqtt$/, "")}/mqtt?x-amz-customauthorizer-name=${encodeURIComponent(this.options.authorizer!)}&${encodeURIComponent(key)}=${encodeURIComponent(token)}`;
+    if (this.options.signature) {
+      url += `&x-amz-customauthorizer-signature=${encodeURIComponent(await this.options.signature(token))}`;
+    }
+    const topics = (this.options.topics ?? []).map((topic) => topic.split("{clientId}").join(this.clientId!));
+    return [url, { clientId: this.clientId, topics }];
+  }
+
+  /** The client ID of this tab: kept in `storage` across reloads, new per tab. */
+  private async tabClientId(claims: Record<string, unknown> | undefined): Promise<string> {
+    const prefix = this.options.clientIdPrefix ?? (typeof claims?.sub === "string" ? await clientIdPrefix(claims.sub) : "");
+    const stored = this.storage?.getItem(this.storageKey);
+    if (stored && stored.startsWith(prefix)) return stored;
+    const suffix = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, "0")).join("");
+    const clientId = prefix + suffix;
+    this.storage?.setItem(this.storageKey, clientId);
+    return clientId;
+  }
+
   private retry(): void {
     if (this.closing) return;
     this.setState("reconnecting");
@@ -332,18 +405,21 @@ export class Client {
     this.later(delay, () => void this.run());
   }
 
-  private open(url: string, vended: Vended): void {
+  private open(url: string, session: Session): void {
     const WebSocketImpl = this.options.WebSocket ?? (globalThis.WebSocket as unknown as ConnectOptions["WebSocket"]);
     if (!WebSocketImpl) throw new ClientError("Misconfigured", "no WebSocket in this environment");
     const socket = new WebSocketImpl(url, ["mqtt"]);
     socket.binaryType = "arraybuffer";
+    // A refresh opens the new connection before the old one goes (the gateway
+    // hands the session over); the old one is closed once the new is accepted.
+    const previous = this.socket;
     this.socket = socket;
     this.decoder = new Decoder();
     let opened = false;
     let connacked = false;
     socket.onopen = () => {
       opened = true;
-      socket.send(encodeConnect(vended.clientId, this.options.keepAliveSeconds, false));
+      socket.send(encodeConnect(session.clientId, this.options.keepAliveSeconds, false));
     };
     socket.onmessage = (event) => {
       const data = event.data instanceof ArrayBuffer ? new Uint8Array(event.data) : (event.data as Uint8Array);
@@ -365,8 +441,9 @@ export class Client {
             return;
           }
           connacked = true;
+          if (previous && previous !== socket && packet.returnCode === 0) previous.close(1000, "replaced by a fresh connection");
         }
-        this.onPacket(packet, socket, vended);
+        this.onPacket(packet, socket, session);
       }
     };
     socket.onerror = () => {};
@@ -383,12 +460,19 @@ export class Client {
         // here): fetch credentials before the next try.
         this.fetchedAt = 0;
       }
-      this.emit("error", new ClientError("Network", `connection closed (${event.code}${event.reason ? ": " + event.reason : ""})`));
+      const why = `${event.code}${event.reason ? ": " + event.reason : ""}`;
+      if (opened && !connacked && this.options.url !== undefined) {
+        // What IoT does when a custom authorizer refuses: the upgrade succeeds,
+        // then the connection closes without CONNACK. The next try gets a fresh token.
+        this.emit("error", new ClientError("Unauthorized", `the gateway closed the connection before CONNACK (${why}): the custom authorizer refused the token, or its policy the client ID ${session.clientId}; its log says which`));
+      } else {
+        this.emit("error", new ClientError("Network", `connection closed (${why})`));
+      }
       this.retry();
     };
   }
 
-  private onPacket(packet: Packet, socket: WebSocketLike, vended: Vended): void {
+  private onPacket(packet: Packet, socket: WebSocketLike, session: Session): void {
     switch (packet.type) {
       case "connack": {
         if (packet.returnCode !== 0) {
@@ -397,9 +481,10 @@ export class Client {
           return;
         }
         this.attempt = 0;
+        if (this.pinger !== undefined) clearInterval(this.pinger);
         this.pinger = setInterval(() => socket.readyState === 1 && socket.send(PINGREQ), this.options.keepAliveSeconds * 1000);
-        if (!packet.sessionPresent) {
-          const filters = [vended.topic, ...(this.options.topics ?? [])].map((topic) => ({ topic, qos: 1 as const }));
+        if (!packet.sessionPresent && session.topics.length > 0) {
+          const filters = session.topics.map((topic) => ({ topic, qos: 1 as const }));
           socket.send(encodeSubscribe(this.packetId(), filters));
         }
         this.setState("connected");
@@ -429,8 +514,19 @@ export class Client {
     }
   }
 
-  /** Fetches resumed credentials at the refresh point, for the next connect. */
+  /**
+   * Vending: fetches resumed credentials at the refresh point, for the next
+   * connect. Token mode: at the refresh point of the token's life, opens a new
+   * connection with a fresh token (same client ID: the session carries over)
+   * before the gateway ends this one at the token's expiry.
+   */
   private scheduleRefresh(): void {
+    if (this.options.url !== undefined) {
+      if (this.tokenExpires === undefined) return;
+      const at = this.fetchedAt + (this.tokenExpires - this.fetchedAt) * this.options.refreshFraction;
+      this.later(Math.max(1000, at - this.now()), () => void this.run());
+      return;
+    }
     if (!this.vended) return;
     const expires = Date.parse(this.vended.credentials.expiration);
     const at = this.fetchedAt + (expires - this.fetchedAt) * this.options.refreshFraction;
@@ -440,6 +536,36 @@ export class Client {
       );
     });
   }
+}
+
+/** What one connection asks for: its client ID and the topics to subscribe to. */
+interface Session {
+  clientId: string;
+  topics: string[];
+}
+
+/** The claims of a JWT, if `token` is one (unverified: only for `exp` and `sub`). */
+function jwtClaims(token: string): Record<string, unknown> | undefined {
+  const part = token.split(".")[1];
+  if (!part) return undefined;
+  try {
+    const base64 = part.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(part.length / 4) * 4, "=");
+    const json = textDecoder.decode(Uint8Array.from(atob(base64), (c) => c.charCodeAt(0)));
+    const claims = JSON.parse(json) as unknown;
+    return typeof claims === "object" && claims !== null ? (claims as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The client-ID prefix the project's JWT authorizer binds to `sub`: `u`, the
+ * first 32 hex digits of SHA-256 of `sub`, and `-`
+ * (`serverless_websockets_core::policy::authorizer::client_id_prefix`).
+ */
+export async function clientIdPrefix(sub: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", textEncoder.encode(sub)));
+  return `u${Array.from(digest.slice(0, 16), (b) => b.toString(16).padStart(2, "0")).join("")}-`;
 }
 
 /** Starts a client: it connects, stays connected and reports through its events. */

@@ -310,3 +310,106 @@ test("a second CONNACK on one connection is a protocol error, not a second subsc
   assert.equal(api.requests.length, 1, "no extra call to the vending API");
   client.close();
 });
+
+/** An unsigned JWT-shaped token for `sub`, expiring `seconds` from now (the client only reads it). */
+function jwt(sub, seconds) {
+  const part = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  return `${part({ alg: "HS256" })}.${part({ sub, exp: Math.floor(Date.now() / 1000) + seconds })}.sig`;
+}
+
+test("token mode names the authorizer, carries the token and binds the client ID to the token's subject", async () => {
+  const ws = fakeSockets();
+  const storage = memoryStorage();
+  const token = jwt("alice", 3600);
+  const client = connect({
+    url: "wss://example-ats.iot.us-east-1.amazonaws.com",
+    authorizer: "sw-jwt",
+    token: () => token,
+    signature: () => "ab+c/d==",
+    topics: ["allowed/{clientId}", "users/alice"],
+    WebSocket: ws.FakeSocket,
+    storage,
+    fetch: () => assert.fail("token mode calls no vending API"),
+  });
+  const socket = await ws.next(1);
+  const url = new URL(socket.url);
+  assert.equal(url.origin + url.pathname, "wss://example-ats.iot.us-east-1.amazonaws.com/mqtt");
+  assert.equal(url.searchParams.get("x-amz-customauthorizer-name"), "sw-jwt");
+  assert.equal(url.searchParams.get("token"), token);
+  assert.equal(url.searchParams.get("x-amz-customauthorizer-signature"), "ab+c/d==", "URL-encoded, so + survives");
+  const connectPacket = await socket.sentPacket("connect");
+  // The prefix the Rust authorizer computes for "alice" (core's client_id_prefix).
+  assert.match(connectPacket.clientId, /^u2bd806c97f0e00af1a1fc3328fa763a9-[0-9a-f]{16}$/);
+  socket.deliver({ cmd: "connack", returnCode: 0, sessionPresent: false });
+  const subscribe = await socket.sentPacket("subscribe");
+  assert.deepEqual(subscribe.subscriptions.map((s) => s.topic), [`allowed/${connectPacket.clientId}`, "users/alice"]);
+  assert.equal(client.clientId, connectPacket.clientId);
+  client.close();
+  // The same tab (storage) keeps its client ID; another tab gets its own.
+  const again = connect({ url: "wss://e", authorizer: "sw-jwt", token, WebSocket: ws.FakeSocket, storage });
+  const other = connect({ url: "wss://e", authorizer: "sw-jwt", token, WebSocket: ws.FakeSocket, storage: memoryStorage() });
+  const [a, b] = [await (await ws.next(2)).sentPacket("connect"), await (await ws.next(3)).sentPacket("connect")];
+  assert.notEqual(a.clientId, b.clientId);
+  again.close();
+  other.close();
+  const third = connect({ url: "wss://e", authorizer: "sw-jwt", token, WebSocket: ws.FakeSocket, storage });
+  assert.equal((await (await ws.next(4)).sentPacket("connect")).clientId, a.clientId);
+  third.close();
+});
+
+test("token mode: a close before CONNACK is reported as the authorizer's refusal and retried with a fresh token", async () => {
+  const ws = fakeSockets();
+  let issued = 0;
+  const client = connect({
+    url: "ws://127.0.0.1:1",
+    authorizer: "a",
+    token: () => jwt("user", 3600 + issued++),
+    WebSocket: ws.FakeSocket,
+    storage: memoryStorage(),
+    random: () => 0,
+  });
+  const errors = [];
+  client.on("error", (e) => errors.push(e));
+  const first = await ws.next(1);
+  await first.sentPacket("connect");
+  first.close(1000, "");
+  const second = await ws.next(2);
+  await second.sentPacket("connect");
+  assert.equal(errors[0].code, "Unauthorized");
+  assert.match(errors[0].message, /before CONNACK/);
+  assert.notEqual(new URL(first.url).searchParams.get("token"), new URL(second.url).searchParams.get("token"));
+  assert.equal(client.state, "reconnecting");
+  second.deliver({ cmd: "connack", returnCode: 0, sessionPresent: false });
+  assert.equal(client.state, "connected");
+  client.close();
+});
+
+test("token mode: before the token expires a new connection with a fresh token takes over, same client ID", async () => {
+  const ws = fakeSockets();
+  let issued = 0;
+  // 2 s tokens, refreshed at half their life: the new connection comes within a second.
+  const client = connect({
+    url: "ws://127.0.0.1:1",
+    authorizer: "a",
+    token: () => (issued++, jwt("user", 2)),
+    refreshFraction: 0.5,
+    WebSocket: ws.FakeSocket,
+    storage: memoryStorage(),
+  });
+  const first = await ws.next(1);
+  const id = (await first.sentPacket("connect")).clientId;
+  first.deliver({ cmd: "connack", returnCode: 0, sessionPresent: false });
+  const second = await ws.next(2);
+  assert.equal((await second.sentPacket("connect")).clientId, id);
+  assert.equal(first.readyState, 1, "the old connection stays until the new one is accepted");
+  second.deliver({ cmd: "connack", returnCode: 0, sessionPresent: true });
+  assert.equal(first.readyState, 3, "then it is closed");
+  assert.equal(client.state, "connected");
+  assert.equal(issued, 2);
+  client.close();
+});
+
+test("a client needs either a vending URL or a token-mode URL and authorizer", () => {
+  assert.throws(() => connect({}), /either credentialsUrl/);
+  assert.throws(() => connect({ credentialsUrl: "x", url: "wss://e", authorizer: "a" }), /either credentialsUrl/);
+});

@@ -15,11 +15,32 @@ export interface Message {
     text: string;
 }
 export interface ConnectOptions {
-    /** The vending API's URL, e.g. `https://…/credentials`. */
-    credentialsUrl: string;
-    /** A bearer token (JWT) for the API, or a function that returns one. */
+    /** The vending API's URL, e.g. `https://…/credentials` (vending mode). */
+    credentialsUrl?: string;
+    /**
+     * A JWT: for the vending API (`Authorization: Bearer`), or in token mode for
+     * the custom authorizer. A function is called for every connect, so it can
+     * return a fresh token.
+     */
     token?: string | (() => string | Promise<string>);
-    /** Topics to subscribe to besides the client's own (they need grants). */
+    /** Token mode: the IoT endpoint, `wss://<endpoint>` (the `/mqtt` path is added). */
+    url?: string;
+    /** Token mode: the custom authorizer's name (`x-amz-customauthorizer-name`). */
+    authorizer?: string;
+    /** Token mode: the authorizer's token key name. Default `token`. */
+    tokenKeyName?: string;
+    /** Token mode, for an authorizer with signing on: the token's signature (base64). */
+    signature?: (token: string) => string | Promise<string>;
+    /**
+     * Token mode: what every client ID of this user starts with. By default the one
+     * the project's JWT authorizer binds to the token's `sub` (`u` + 32 hex digits
+     * of SHA-256 of `sub` + `-`); each tab adds its own random suffix.
+     */
+    clientIdPrefix?: string;
+    /**
+     * Topics to subscribe to besides the client's own (they need grants). In token
+     * mode these are all the topics; `{clientId}` stands for the client ID.
+     */
     topics?: string[];
     /** MQTT keep-alive in seconds (IoT accepts 30–1200). Default 60. */
     keepAliveSeconds?: number;
@@ -73,6 +94,8 @@ export declare class Client {
     private pinger;
     private closing;
     private readonly storageKey;
+    /** Token mode: when the current token expires (ms), if it says. */
+    private tokenExpires;
     constructor(options: ConnectOptions);
     on<K extends keyof Events>(event: K, handler: Events[K]): this;
     /** Publishes `data` at QoS 1; resolves when the gateway acknowledges it. */
@@ -104,14 +127,31 @@ export declare class Client {
     /** POSTs to the API, resuming with the stored token when there is one. */
     private fetchCredentials;
     private post;
-    /** One round: credentials if due, presign, connect. */
+    /** One round: credentials if due, presign, connect (or, in token mode, a token and its URL). */
     private run;
+    /** Vending mode: credentials if due, then a URL presigned now. */
+    private vendedTarget;
+    /** Token mode: a token now, the tab's client ID, the authorizer's URL. */
+    private tokenTarget;
+    /** The client ID of this tab: kept in `storage` across reloads, new per tab. */
+    private tabClientId;
     private retry;
     private open;
     private onPacket;
-    /** Fetches resumed credentials at the refresh point, for the next connect. */
+    /**
+     * Vending: fetches resumed credentials at the refresh point, for the next
+     * connect. Token mode: at the refresh point of the token's life, opens a new
+     * connection with a fresh token (same client ID: the session carries over)
+     * before the gateway ends this one at the token's expiry.
+     */
     private scheduleRefresh;
 }
+/**
+ * The client-ID prefix the project's JWT authorizer binds to `sub`: `u`, the
+ * first 32 hex digits of SHA-256 of `sub`, and `-`
+ * (`serverless_websockets_core::policy::authorizer::client_id_prefix`).
+ */
+export declare function clientIdPrefix(sub: string): Promise<string>;
 /** Starts a client: it connects, stays connected and reports through its events. */
 export declare function connect(options: ConnectOptions): Client;
 export {};
