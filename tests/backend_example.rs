@@ -12,94 +12,34 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use rumqttc::QoS;
 use serde_json::{Value, json};
 
 use common::mqtt::{Client, vend};
-use common::tools::{browser_modules, tool};
+use common::tools::{Watch, browser_modules, build_bins, free_port, tool};
 use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 
 /// The first invocation starts the function (`cargo run`, already built).
 const FIRST_REPLY: Duration = Duration::from_secs(60);
 
-/// `cargo lambda watch` for the example crate; killed on drop.
-struct Watch(Child);
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A port nobody listens on now. `cargo lambda watch` takes `-P 0` as its
-/// default 9000, so the port is picked here (released just before it binds).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Builds the example functions as `cargo lambda watch` runs them (`cargo run`),
-/// so the first invocation does not wait for a compile (IoT's asynchronous
-/// invoke would time out first).
-fn build_functions() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "-q", "-p", "backend-example", "--bins"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "the example functions build");
-}
-
-/// Starts `cargo lambda watch` on `port`, its functions pushing through the
-/// stack's data plane as the local backend identity; returns once it serves.
+/// Builds the example functions and starts `cargo lambda watch` for them on
+/// `port`, pushing through the stack's data plane as the local backend identity.
 fn watch(stack: &LocalStack, port: u16) -> Watch {
+    build_bins("backend-example");
     let info = stack.info();
-    let mut child = Command::new(tool("cargo-lambda"))
-        .args([
-            "lambda",
-            "watch",
-            "-p",
-            "backend-example",
-            "-A",
-            "127.0.0.1",
-            "-P",
-            &port.to_string(),
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("AWS_ACCESS_KEY_ID", &info.backend.access_key_id)
-        .env("AWS_SECRET_ACCESS_KEY", &info.backend.secret_access_key)
-        .env_remove("AWS_SESSION_TOKEN")
-        .env("AWS_REGION", &info.region)
-        .env("AWS_ENDPOINT_URL_IOT_DATA_PLANE", &info.iot_data_endpoint)
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        // Its log (and the functions') is on stdout.
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cargo lambda watch starts");
-    let stdout = child.stdout.take().expect("piped");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut seen = String::new();
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains("starting Runtime server") => break,
-            Some(Ok(line)) => seen.push_str(&(line + "\n")),
-            _ => panic!("cargo lambda watch ended before serving:\n{seen}"),
-        }
-    }
-    // Keep draining its log so it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    Watch(child)
+    Watch::start(
+        "backend-example",
+        port,
+        &[
+            ("AWS_ACCESS_KEY_ID", info.backend.access_key_id.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", info.backend.secret_access_key.as_str()),
+            ("AWS_REGION", info.region.as_str()),
+            ("AWS_ENDPOINT_URL_IOT_DATA_PLANE", info.iot_data_endpoint.as_str()),
+        ],
+    )
 }
 
 async fn reply(client: &mut Client, wait: Duration) -> Value {
@@ -112,7 +52,6 @@ async fn reply(client: &mut Client, wait: Duration) -> Value {
 /// The local stack with the example's rules, its Lambda actions going to
 /// `cargo lambda watch` (started on a free port), clients publishing to `from/<id>`.
 async fn echo_stack() -> (LocalStack, Watch) {
-    build_functions();
     let port = free_port();
     let mut options = LocalOptions::ephemeral();
     options.lambda_endpoint = Some(format!("http://127.0.0.1:{port}"));

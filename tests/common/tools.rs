@@ -253,3 +253,68 @@ impl ServeProcess {
         log
     }
 }
+
+/// `cargo lambda watch` serving a crate's functions behind the real Lambda
+/// Invoke API; killed on drop.
+pub struct Watch(Child);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A port nobody listens on now. `cargo lambda watch` takes `-P 0` as its
+/// default 9000, so the port is picked here (released just before it binds).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Builds a crate's binaries as `cargo lambda watch` runs them (`cargo run`),
+/// so the first invocation does not wait for a compile.
+pub fn build_bins(package: &str) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-q", "-p", package, "--bins"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "{package} builds");
+}
+
+impl Watch {
+    /// Starts `cargo lambda watch -p PACKAGE` on `port` with `env` (and no AWS
+    /// profile files); returns once it serves.
+    pub fn start(package: &str, port: u16, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(tool("cargo-lambda"));
+        command
+            .args(["lambda", "watch", "-p", package, "-A", "127.0.0.1", "-P", &port.to_string()])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("AWS_SESSION_TOKEN")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .envs(env.iter().copied())
+            // Its log (and the functions') is on stdout.
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = command.spawn().expect("cargo lambda watch starts");
+        let stdout = child.stdout.take().expect("piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut seen = String::new();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains("starting Runtime server") => break,
+                Some(Ok(line)) => seen.push_str(&(line + "\n")),
+                _ => panic!("cargo lambda watch ended before serving:\n{seen}"),
+            }
+        }
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self(child)
+    }
+}
