@@ -477,7 +477,11 @@ fn the_token_authorizer_is_optional_signed_or_not_and_invoked_only_by_iot_for_it
     assert_eq!(off["authorizers"], serde_json::json!({}));
     assert!(off["authorizerFunction"].is_null());
 
-    let on = operations(&["AuthorizerCodeS3Key=serverless-websockets/authorizer-1.zip", "AuthMode=jwt"]);
+    let on = operations(&[
+        "AuthorizerCodeS3Key=serverless-websockets/authorizer-1.zip",
+        "AuthMode=jwt",
+        "CodeS3Bucket=code",
+    ]);
     let authorizer = &on["authorizers"]["TokenAuthorizer"];
     assert_eq!(authorizer["AuthorizerName"], "sw-jwt");
     assert_eq!(authorizer["AuthorizerFunctionArn"], "AuthorizerFunction.Arn");
@@ -486,7 +490,10 @@ fn the_token_authorizer_is_optional_signed_or_not_and_invoked_only_by_iot_for_it
     assert!(authorizer.get("TokenSigningPublicKeys").is_none());
     let grant = &on["permissions"]["AuthorizerPermission"];
     assert_eq!(grant["Principal"], "iot.amazonaws.com");
-    assert_eq!(grant["SourceArn"], "TokenAuthorizer.Arn", "only this authorizer may invoke");
+    assert_eq!(
+        grant["SourceArn"], "TokenAuthorizer.Arn",
+        "only this authorizer may invoke"
+    );
     assert_eq!(grant["SourceAccount"], "123456789012");
     let function = &on["authorizerFunction"];
     assert_eq!(function["Timeout"], 5, "IoT waits 5 s");
@@ -502,6 +509,7 @@ fn the_token_authorizer_is_optional_signed_or_not_and_invoked_only_by_iot_for_it
     let signed = operations(&[
         "AuthorizerCodeS3Key=k.zip",
         "AuthMode=jwt",
+        "CodeS3Bucket=code",
         &format!("AuthorizerTokenSigningPublicKey={pem}"),
         "AuthorizerReservedConcurrency=20",
     ]);

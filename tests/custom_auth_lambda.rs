@@ -55,7 +55,9 @@ async fn authorizer_function(options: &LocalOptions) -> (Watch, String) {
     let watch = Watch::start("serverless-websockets-authorizer", port, &env);
     let endpoint = format!("http://127.0.0.1:{port}");
     let warm = reqwest::Client::new()
-        .post(format!("{endpoint}/2015-03-31/functions/serverless-websockets-authorizer/invocations"))
+        .post(format!(
+            "{endpoint}/2015-03-31/functions/serverless-websockets-authorizer/invocations"
+        ))
         .timeout(Duration::from_secs(120))
         .body(json!({"signatureVerified": false, "protocols": []}).to_string())
         .send()
@@ -92,8 +94,16 @@ async fn stack(lambda: &str, tls: bool) -> LocalStack {
     if let Some(ca) = &info.ca_cert {
         command.args(["--ca-bundle", ca]);
     }
-    aws_env(&mut command, &info.admin.access_key_id, &info.admin.secret_access_key, None, "us-east-1");
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+    aws_env(
+        &mut command,
+        &info.admin.access_key_id,
+        &info.admin.secret_access_key,
+        None,
+        "us-east-1",
+    );
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     stack
 }
@@ -124,39 +134,36 @@ async fn push(stack: &LocalStack, topic: &str, payload: &[u8]) {
     assert_eq!(response.status(), 200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mqtt_js_and_the_iot_device_sdk_connect_with_a_token_through_our_authorizer_under_cargo_lambda_watch() {
-    let mut options = LocalOptions::ephemeral();
-    options.settings = settings();
-    let (_watch, lambda) = authorizer_function(&options).await;
-    let token = options.mint_token("alice", Duration::from_secs(600)).unwrap();
-    let prefix = client_id_prefix("alice");
-
-    // MQTT.js, the authorizer's name and the token in the URL.
-    let plain = stack(&lambda, false).await;
+/// MQTT.js: the authorizer's name and the token in the URL.
+async fn mqtt_js(lambda: &str, token: &str, prefix: &str) {
+    let plain = stack(lambda, false).await;
     let client_id = format!("{prefix}mqttjs");
     let topic = format!("allowed/{client_id}");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/mqttjs_token.js");
-    let mut mqtt_js = Script::spawn(
-        Command::new(tool("node"))
-            .args([script, &plain.info().iot_endpoint, AUTHORIZER, &token, &client_id, &topic])
-            .env("NODE_PATH", node_modules()),
-    );
+    let endpoint = plain.info().iot_endpoint.clone();
+    let run = |client_id: &str, topic: &str| {
+        Script::spawn(
+            Command::new(tool("node"))
+                .args([script, &endpoint, AUTHORIZER, token, client_id, topic])
+                .env("NODE_PATH", node_modules()),
+        )
+    };
+    let mut mqtt_js = run(&client_id, &topic);
     mqtt_js.expect_line("READY").await;
     push(&plain, &topic, b"hello token").await;
-    assert_eq!(mqtt_js.expect_line("MESSAGE").await, format!("MESSAGE {topic} hello token"));
-    assert!(mqtt_js.wait().await.success());
-    // Another user's client ID is refused, however the token is presented.
-    let mut stranger = Script::spawn(
-        Command::new(tool("node"))
-            .args([script, &plain.info().iot_endpoint, AUTHORIZER, &token, "someone-else", "allowed/someone-else"])
-            .env("NODE_PATH", node_modules()),
+    assert_eq!(
+        mqtt_js.expect_line("MESSAGE").await,
+        format!("MESSAGE {topic} hello token")
     );
-    assert!(!stranger.wait().await.success());
+    assert!(mqtt_js.wait().await.success());
+    // Another user's client ID is refused.
+    assert!(!run("someone-else", "allowed/someone-else").wait().await.success());
     plain.shutdown().await;
+}
 
-    // aws-crt over TLS, the name and the token in the CONNECT user name.
-    let tls = stack(&lambda, true).await;
+/// aws-crt over TLS: the name and the token in the CONNECT user name.
+async fn aws_crt(lambda: &str, token: &str, prefix: &str) {
+    let tls = stack(lambda, true).await;
     let info = tls.info();
     let port = info.iot_endpoint.rsplit(':').next().unwrap().to_owned();
     let client_id = format!("{prefix}crt");
@@ -168,7 +175,7 @@ async fn mqtt_js_and_the_iot_device_sdk_connect_with_a_token_through_our_authori
         &port,
         info.ca_cert.as_deref().unwrap(),
         AUTHORIZER,
-        &token,
+        token,
         &client_id,
         &topic,
     ]));
@@ -177,4 +184,15 @@ async fn mqtt_js_and_the_iot_device_sdk_connect_with_a_token_through_our_authori
     assert_eq!(crt.expect_line("MESSAGE").await, format!("MESSAGE {topic} hello crt"));
     assert!(crt.wait().await.success());
     tls.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_js_and_the_iot_device_sdk_connect_with_a_token_through_our_authorizer_under_cargo_lambda_watch() {
+    let mut options = LocalOptions::ephemeral();
+    options.settings = settings();
+    let (_watch, lambda) = authorizer_function(&options).await;
+    let token = options.mint_token("alice", Duration::from_secs(600)).unwrap();
+    let prefix = client_id_prefix("alice");
+    mqtt_js(&lambda, &token, &prefix).await;
+    aws_crt(&lambda, &token, &prefix).await;
 }

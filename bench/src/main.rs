@@ -3,7 +3,7 @@
 //! headline figure as a ratio against a reference measured in the same run (these
 //! machines are noisy), with the absolute numbers for context.
 //!
-//! Suites: `vending`, `lambda-startup`, `sigv4`, `fanout`, `mqtt5`, `connections`, `soak`, `rules`, `roundtrip`.
+//! Suites: `vending`, `lambda-startup`, `sigv4`, `fanout`, `mqtt5`, `connections`, `soak`, `rules`, `roundtrip`, `abuse`, `authorizer`.
 //! `--smoke` runs a few iterations only, for CI.
 
 #![allow(
@@ -12,6 +12,7 @@
 )]
 
 mod abuse;
+mod authorizer;
 mod brokers;
 mod connections;
 mod continuity;
@@ -348,6 +349,12 @@ enum Suite {
         #[arg(long, default_value_t = 50)]
         count: usize,
     },
+    /// Connect through the JWT custom authorizer (in-process and via the Invoke API) vs vend + presign + connect.
+    Authorizer {
+        /// Connects per path.
+        #[arg(long, default_value_t = 200)]
+        count: usize,
+    },
     /// Lambda cold start: process start → first /runtime/invocation/next, and → first response.
     LambdaStartup {
         /// The Lambda artifact to start (build it with --release first).
@@ -514,6 +521,7 @@ async fn run_suite(suite: Suite, smoke: bool) -> anyhow::Result<report::Report> 
             abuse::report(&binary, (reconnects, messages, requests), !cli.smoke).await?
         }
         Suite::Roundtrip { count } => roundtrip::run(if cli.smoke { 3 } else { count }).await?,
+        Suite::Authorizer { count } => authorizer::run(if cli.smoke { 5 } else { count }).await?,
         Suite::LambdaStartup { binary, runs } => lambda_startup::run(&binary, if cli.smoke { 3 } else { runs }).await?,
     })
 }

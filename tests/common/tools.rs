@@ -293,7 +293,16 @@ impl Watch {
     pub fn start(package: &str, port: u16, env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(tool("cargo-lambda"));
         command
-            .args(["lambda", "watch", "-p", package, "-A", "127.0.0.1", "-P", &port.to_string()])
+            .args([
+                "lambda",
+                "watch",
+                "-p",
+                package,
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &port.to_string(),
+            ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env_remove("AWS_SESSION_TOKEN")
             .env("AWS_CONFIG_FILE", "/dev/null")
