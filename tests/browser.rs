@@ -3,12 +3,54 @@
 //! `/usr/bin/chromium`): messages through the HTTPS API and a confirmed direct
 //! message reach the page, a kick loses no QoS 1 message, a forced refresh and a
 //! reload keep the client ID, two tabs get two client IDs, no console errors. The
-//! screenshot is left in `target/browser-demo.png`.
+//! screenshot is left in `target/browser-demo.png`. And the client's token mode
+//! (`tests/clients/browser_token.js`) through the JWT custom authorizer.
 
 mod common;
 
 use common::tools::{browser_modules, tool};
 use serverless_websockets_local::stack::{LocalOptions, LocalStack};
+
+#[tokio::test]
+async fn in_token_mode_the_browser_client_connects_through_the_authorizer_one_client_id_per_tab() {
+    let modules = browser_modules();
+    let mut options = LocalOptions::ephemeral();
+    options.settings = vec![("AUTH_MODE".into(), "jwt".into())];
+    let token = options
+        .mint_token("alice", std::time::Duration::from_secs(600))
+        .unwrap();
+    let stack = LocalStack::start(options).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready.json");
+    stack.write_ready_file(&ready).unwrap();
+    let mut command = std::process::Command::new(tool("node"));
+    command
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/browser_token.js"))
+        .arg(&ready)
+        .arg(&token)
+        .env("NODE_PATH", &modules)
+        .env("SW_TOOLS_BIN", tool("aws").parent().unwrap());
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let id = summary["clientId"].as_str().unwrap();
+    let prefix = serverless_websockets_core::policy::authorizer::client_id_prefix("alice");
+    assert!(id.starts_with(&prefix), "{summary}");
+    assert_eq!(summary["received"], true);
+    assert_eq!(summary["afterReload"], id, "a reload keeps the tab's client ID");
+    assert_ne!(summary["secondTab"], id, "a second tab has its own client ID");
+    assert!(summary["secondTab"].as_str().unwrap().starts_with(&prefix));
+    assert_eq!(summary["bothConnected"], true);
+    assert_eq!(summary["consoleErrors"], serde_json::json!([]), "{summary}");
+    stack.shutdown().await;
+}
 
 #[tokio::test]
 async fn the_demo_page_in_headless_chromium_stays_connected_and_loses_nothing() {

@@ -13,7 +13,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -33,7 +32,7 @@ use tokio::sync::mpsc;
 
 use common::mqtt::{Client, Seen, WAIT};
 use common::mqtt5::Raw5;
-use common::tools::{aws_env, tool};
+use common::tools::aws_iot;
 use serverless_websockets_core::policy::authorizer::client_id_prefix;
 use serverless_websockets_local::authorizers::{Authorizer, AuthorizerRequest};
 use serverless_websockets_local::gateway::{DenyMode, GatewayOptions};
@@ -420,30 +419,6 @@ async fn upgrade_headers_the_connect_user_name_and_the_default_authorizer_carry_
     let _default = Client::connect(&query, "tab-d", None).await;
     assert_eq!(next_call(&mut calls).await.1["token"], "to-the-default");
     stack.shutdown().await;
-}
-
-/// `aws iot ARGS --endpoint-url <control plane>` as the local admin.
-fn aws_iot(stack: &LocalStack, args: &[&str]) -> (bool, Value, String) {
-    let info = stack.info();
-    let mut command = Command::new(tool("aws"));
-    command
-        .arg("iot")
-        .args(args)
-        .args(["--endpoint-url", &info.iot_control_endpoint]);
-    aws_env(
-        &mut command,
-        &info.admin.access_key_id,
-        &info.admin.secret_access_key,
-        None,
-        "us-east-1",
-    );
-    let output = command.output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    (
-        output.status.success(),
-        serde_json::from_str(&stdout).unwrap_or(Value::Null),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 const FUNCTION: &str = "arn:aws:lambda:us-east-1:000000000000:function:allow";

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use common::tools::{Script, Watch, aws_env, build_bins, free_port, node_modules, tool};
+use common::tools::{Script, Watch, aws_iot, build_bins, free_port, node_modules, tool};
 use serverless_websockets_core::policy::authorizer::client_id_prefix;
 use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 
@@ -76,10 +76,7 @@ async fn stack(lambda: &str, tls: bool) -> LocalStack {
     options.lambda_endpoint = Some(lambda.to_owned());
     options.tls = tls;
     let stack = LocalStack::start(options).await.unwrap();
-    let info = stack.info();
-    let mut command = Command::new(tool("aws"));
-    command.args([
-        "iot",
+    let create = [
         "create-authorizer",
         "--authorizer-name",
         AUTHORIZER,
@@ -88,23 +85,9 @@ async fn stack(lambda: &str, tls: bool) -> LocalStack {
         "--token-key-name",
         "token",
         "--signing-disabled",
-        "--endpoint-url",
-        &info.iot_control_endpoint,
-    ]);
-    if let Some(ca) = &info.ca_cert {
-        command.args(["--ca-bundle", ca]);
-    }
-    aws_env(
-        &mut command,
-        &info.admin.access_key_id,
-        &info.admin.secret_access_key,
-        None,
-        "us-east-1",
-    );
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    ];
+    let (ok, _, stderr) = tokio::task::block_in_place(|| aws_iot(&stack, &create));
+    assert!(ok, "{stderr}");
     stack
 }
 

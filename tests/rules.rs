@@ -11,8 +11,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use aws_credential_types::Credentials;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -21,7 +19,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use common::mqtt::{Client, Seen, https_publish, vend};
-use common::tools::{aws_env, tool};
+use common::tools::aws_iot;
 use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 
 const REGION: &str = "us-east-1";
@@ -118,32 +116,6 @@ fn republish(topic: &str) -> Value {
 fn admin(stack: &LocalStack) -> Credentials {
     let a = &stack.info().admin;
     Credentials::new(&a.access_key_id, &a.secret_access_key, None, None, "admin")
-}
-
-/// `aws iot ARGS --endpoint-url <control plane>` as the local admin: exit
-/// status, stdout, stderr.
-fn aws_iot(stack: &LocalStack, args: &[&str]) -> (bool, Value, String) {
-    let info = stack.info();
-    let mut command = Command::new(tool("aws"));
-    command
-        .arg("iot")
-        .args(args)
-        .args(["--endpoint-url", &info.iot_control_endpoint]);
-    aws_env(
-        &mut command,
-        &info.admin.access_key_id,
-        &info.admin.secret_access_key,
-        None,
-        REGION,
-    );
-    let output = command.output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    (
-        output.status.success(),
-        json,
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 // The AWS CLI runs as a blocking child process: the stack needs other threads.

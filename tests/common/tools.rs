@@ -327,3 +327,34 @@ impl Watch {
         Self(child)
     }
 }
+
+/// `aws iot ARGS --endpoint-url <control plane>` as the stack's admin: exit
+/// status, stdout as JSON (`null` when it is not), stderr.
+pub fn aws_iot(
+    stack: &serverless_websockets_local::stack::LocalStack,
+    args: &[&str],
+) -> (bool, serde_json::Value, String) {
+    let info = stack.info();
+    let mut command = Command::new(tool("aws"));
+    command
+        .arg("iot")
+        .args(args)
+        .args(["--endpoint-url", &info.iot_control_endpoint]);
+    if let Some(ca) = &info.ca_cert {
+        command.args(["--ca-bundle", ca]);
+    }
+    aws_env(
+        &mut command,
+        &info.admin.access_key_id,
+        &info.admin.secret_access_key,
+        None,
+        &info.region,
+    );
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    (
+        output.status.success(),
+        serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

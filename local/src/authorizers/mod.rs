@@ -401,28 +401,12 @@ pub fn event(presented: &Presented<'_>) -> Value {
         "signatureVerified": presented.signature_verified,
         "protocols": protocols,
         "protocolData": data,
-        "connectionMetadata": {"id": uuid()},
+        "connectionMetadata": {"id": serverless_websockets_core::random::uuid()},
     });
     if let Some(token) = presented.token {
         event["token"] = json!(token);
     }
     event
-}
-
-/// A random version-4 UUID, as `connectionMetadata.id`.
-fn uuid() -> String {
-    let mut bytes = serverless_websockets_core::random::bytes::<16>();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex = hex::encode(bytes);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
 }
 
 #[cfg(test)]

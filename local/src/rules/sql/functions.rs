@@ -143,7 +143,7 @@ fn context_function(name: &str, args: &[Value], context: &Context<'_>) -> Option
             .principal
             .map_or(Value::Undefined, |p| Value::String(p.to_owned())),
         "timestamp" => Value::Int(i64::try_from(context.timestamp_ms).unwrap_or(i64::MAX)),
-        "newuuid" => Value::String(uuid()),
+        "newuuid" => Value::String(serverless_websockets_core::random::uuid()),
         "accountid" => Value::String(context.account_id.to_owned()),
         "sql_version" => Value::String(context.version.as_str().to_owned()),
         "traceid" => context
@@ -171,22 +171,6 @@ fn topic_level(topic: &str, n: &Value) -> Value {
         .split('/')
         .nth(index)
         .map_or(Value::Undefined, |level| Value::String(level.to_owned()))
-}
-
-/// A random (version 4) UUID, in its usual text form.
-fn uuid() -> String {
-    let mut b = serverless_websockets_core::random::bytes::<16>();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
 }
 
 /// `encode(value, 'base64')` of a value's text (the whole payload is handled by
