@@ -300,6 +300,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_policies_survive_the_crates_policy_type_unchanged() {
+        // IamPolicyStatement keeps Action, Effect, Resource and Condition only
+        // (NotAction, NotResource and Sid would be dropped): ours use no other.
+        let settings = settings();
+        let ours = authorizer_policies(&settings.iot_arns, &settings.grants, "alice").unwrap();
+        let authorizer = JwtAuthorizer::new(settings).unwrap();
+        let (now, secs) = now();
+        let event = json!({"token": token("alice", secs + 600), "signatureVerified": false, "protocols": []});
+        let response = authorizer.authorize(&request(event), now).await;
+        // The same document, a single action or resource as a one-element list.
+        let normalized = |policies: &[PolicyDocument]| {
+            let mut value = serde_json::to_value(policies).unwrap();
+            for statement in value
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .flat_map(|d| d["Statement"].as_array_mut().unwrap())
+            {
+                for field in ["Action", "Resource"] {
+                    if statement[field].is_string() {
+                        statement[field] = json!([statement[field].take()]);
+                    }
+                }
+            }
+            value
+        };
+        assert_eq!(normalized(&policies(&response)), normalized(&ours));
+    }
+
+    #[tokio::test]
     async fn a_short_lived_token_still_gets_iots_minimum_and_a_long_one_its_maximum() {
         let authorizer = JwtAuthorizer::new(settings()).unwrap();
         let (now, secs) = now();
