@@ -39,7 +39,7 @@ role_patterns() {
 import re, sys
 templates = [t.strip() for t in sys.argv[1].split(",") if t.strip()]
 def pattern(template):
-    return "/".join("*" if level in ("+", "#") else re.sub(r"\{(clientId|sub)\}", "*", level) for level in template.split("/"))
+    return "/".join("*" if level in ("+", "#") else re.sub(r"\{(clientId|sub|claims\.[^}]+)\}", "*", level) for level in template.split("/"))
 print(",".join(pattern(t) for t in templates))
 PY
 }

@@ -82,6 +82,12 @@ fn the_templates_client_role_and_backend_policies_are_the_local_stacks() {
             "a/{clientId},b/{sub},c/x,d/#,e/{sub}/f,g/h,i/j,k/l",
             "p/{clientId},q/{sub},r/s,t/#",
         ),
+        (
+            "us-east-1",
+            "123456789012",
+            "allowed/{clientId},rooms/{claims.rooms}/+,t/{claims.app.tenant}/news",
+            "rooms/{claims.rooms}/{clientId}",
+        ),
     ];
     for (region, account, subscribe, publish) in cases {
         let templates = GrantTemplates::parse(subscribe, publish).unwrap();
@@ -127,8 +133,8 @@ fn run_deploy_sh(moto_url: &str, zip: &std::path::Path) {
             "JwtIssuer=https://issuer.example",
             "JwtHs256SecretArn=arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-AbCdEf",
         ])
-        .arg("SubscribeTopics=allowed/{clientId},users/{sub},broadcast/#")
-        .arg("PublishTopics=from/{clientId}")
+        .arg("SubscribeTopics=allowed/{clientId},users/{sub},broadcast/#,rooms/{claims.rooms}/+")
+        .arg("PublishTopics=from/{clientId},rooms/{claims.rooms}/{clientId}")
         .arg("BackendPrincipals=arn:aws:iam::123456789012:role/my-backend")
         .arg("AlarmTopicArn=arn:aws:sns:us-east-1:123456789012:ops")
         .env("PATH", path)
@@ -142,6 +148,88 @@ fn run_deploy_sh(moto_url: &str, zip: &std::path::Path) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// The parameters deploy.sh passed, as the deployed stack reports them.
+fn check_parameters(stacks: &serde_json::Value) {
+    let stack = &stacks["Stacks"][0];
+    let parameter = |key: &str| {
+        stack["Parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["ParameterKey"] == key)
+            .unwrap()["ParameterValue"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(parameter("IotEndpoint"), "abc123-ats.iot.us-east-1.amazonaws.com");
+    assert_eq!(parameter("CodeS3Bucket"), "code-bucket");
+    assert!(parameter("CodeS3Key").starts_with("serverless-websockets/bootstrap-"));
+    assert_eq!(parameter("CredentialDurationSeconds"), "900");
+    // deploy.sh derived the client role's bounds from the grant templates.
+    // (moto echoes list parameters as a Python list.)
+    let list = |value: String| value.replace(['[', ']', '\'', ' '], "");
+    assert_eq!(
+        list(parameter("ClientRoleSubscribePatterns")),
+        "allowed/*,users/*,broadcast/*,rooms/*/*"
+    );
+    assert_eq!(list(parameter("ClientRolePublishPatterns")), "from/*,rooms/*/*");
+}
+
+/// The vending function's configuration as deploy.sh's parameters set it.
+fn check_function(function: &serde_json::Value) {
+    assert_eq!(function["Runtime"], "provided.al2023");
+    assert_eq!(function["Handler"], "bootstrap");
+    let env = &function["Environment"]["Variables"];
+    assert_eq!(env["IOT_ENDPOINT"], "abc123-ats.iot.us-east-1.amazonaws.com");
+    // Lambda stores strings; moto may hand the number back unquoted.
+    assert_eq!(env["CREDENTIAL_DURATION_SECONDS"].to_string().trim_matches('"'), "900");
+    assert_eq!(
+        env["SUBSCRIBE_TOPICS"],
+        "allowed/{clientId},users/{sub},broadcast/#,rooms/{claims.rooms}/+"
+    );
+    assert_eq!(env["AUTH_MODE"], "jwt");
+    // The HS256 key travels as an ARN the function reads at start-up, never as a value.
+    assert_eq!(
+        env["JWT_HS256_SECRET_ARN"],
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-AbCdEf"
+    );
+    assert!(env.get("JWT_HS256_SECRET").is_none(), "{env}");
+    // The resume key is never a value in the environment (moto does not create
+    // AWS::SecretsManager::Secret; the template's wiring of it is checked by
+    // the_template_generates_the_resume_key_and_passes_only_its_arn).
+    assert!(env.get("RESUME_KEY").is_none(), "{env}");
+    assert_eq!(env["RESUME_TOKEN_TTL_SECONDS"].to_string().trim_matches('"'), "86400");
+    assert!(
+        env["CLIENT_ROLE_ARN"].as_str().unwrap().starts_with("arn:aws:iam::"),
+        "{env}"
+    );
+}
+
+/// The resources moto creates from the template (it leaves Outputs and the
+/// API Gateway v2 resources out).
+fn check_resources(resources: &serde_json::Value) {
+    let created: Vec<&str> = resources["StackResourceSummaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["LogicalResourceId"].as_str().unwrap())
+        .collect();
+    for logical in [
+        "Function",
+        "FunctionRole",
+        "ClientRole",
+        "LogGroup",
+        "InvokePermission",
+        "BackendPolicy",
+        "BackendRole",
+        "AccessLogGroup",
+        "Dashboard",
+    ] {
+        assert!(created.contains(&logical), "{logical} missing from {created:?}");
+    }
 }
 
 #[test]
@@ -173,32 +261,9 @@ fn deploy_sh_deploys_the_stack_with_its_parameters_and_outputs() {
 
     run_deploy_sh(&moto.url, &zip);
 
-    let stacks: serde_json::Value =
-        serde_json::from_str(&aws(&["cloudformation", "describe-stacks", "--stack-name", "sw-test"])).unwrap();
-    let stack = &stacks["Stacks"][0];
-    let parameter = |key: &str| {
-        stack["Parameters"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["ParameterKey"] == key)
-            .unwrap()["ParameterValue"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    assert_eq!(parameter("IotEndpoint"), "abc123-ats.iot.us-east-1.amazonaws.com");
-    assert_eq!(parameter("CodeS3Bucket"), "code-bucket");
-    assert!(parameter("CodeS3Key").starts_with("serverless-websockets/bootstrap-"));
-    assert_eq!(parameter("CredentialDurationSeconds"), "900");
-    // deploy.sh derived the client role's bounds from the grant templates.
-    // (moto echoes list parameters as a Python list.)
-    let list = |value: String| value.replace(['[', ']', '\'', ' '], "");
-    assert_eq!(
-        list(parameter("ClientRoleSubscribePatterns")),
-        "allowed/*,users/*,broadcast/*"
+    check_parameters(
+        &serde_json::from_str(&aws(&["cloudformation", "describe-stacks", "--stack-name", "sw-test"])).unwrap(),
     );
-    assert_eq!(list(parameter("ClientRolePublishPatterns")), "from/*");
     // moto leaves Outputs and the API Gateway v2 resources out; the rest is there.
     let resources: serde_json::Value = serde_json::from_str(&aws(&[
         "cloudformation",
@@ -207,25 +272,7 @@ fn deploy_sh_deploys_the_stack_with_its_parameters_and_outputs() {
         "sw-test",
     ]))
     .unwrap();
-    let created: Vec<&str> = resources["StackResourceSummaries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["LogicalResourceId"].as_str().unwrap())
-        .collect();
-    for logical in [
-        "Function",
-        "FunctionRole",
-        "ClientRole",
-        "LogGroup",
-        "InvokePermission",
-        "BackendPolicy",
-        "BackendRole",
-        "AccessLogGroup",
-        "Dashboard",
-    ] {
-        assert!(created.contains(&logical), "{logical} missing from {created:?}");
-    }
+    check_resources(&resources);
     // moto lists the alarms without logical IDs and does not create them; their
     // wiring is checked on the resolved template
     // (the_concurrency_cap_the_alarm_topic_and_the_customer_key_are_parameters).
@@ -246,29 +293,7 @@ fn deploy_sh_deploys_the_stack_with_its_parameters_and_outputs() {
         "sw-test-vend",
     ]))
     .unwrap();
-    assert_eq!(function["Runtime"], "provided.al2023");
-    assert_eq!(function["Handler"], "bootstrap");
-    let env = &function["Environment"]["Variables"];
-    assert_eq!(env["IOT_ENDPOINT"], "abc123-ats.iot.us-east-1.amazonaws.com");
-    // Lambda stores strings; moto may hand the number back unquoted.
-    assert_eq!(env["CREDENTIAL_DURATION_SECONDS"].to_string().trim_matches('"'), "900");
-    assert_eq!(env["SUBSCRIBE_TOPICS"], "allowed/{clientId},users/{sub},broadcast/#");
-    assert_eq!(env["AUTH_MODE"], "jwt");
-    // The HS256 key travels as an ARN the function reads at start-up, never as a value.
-    assert_eq!(
-        env["JWT_HS256_SECRET_ARN"],
-        "arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-AbCdEf"
-    );
-    assert!(env.get("JWT_HS256_SECRET").is_none(), "{env}");
-    // The resume key is never a value in the environment (moto does not create
-    // AWS::SecretsManager::Secret; the template's wiring of it is checked by
-    // the_template_generates_the_resume_key_and_passes_only_its_arn).
-    assert!(env.get("RESUME_KEY").is_none(), "{env}");
-    assert_eq!(env["RESUME_TOKEN_TTL_SECONDS"].to_string().trim_matches('"'), "86400");
-    assert!(
-        env["CLIENT_ROLE_ARN"].as_str().unwrap().starts_with("arn:aws:iam::"),
-        "{env}"
-    );
+    check_function(&function);
     let uploaded = aws(&["s3", "ls", "s3://code-bucket/serverless-websockets/"]);
     assert!(uploaded.contains("bootstrap-"), "{uploaded}");
 }

@@ -165,6 +165,7 @@ async fn an_expired_token_is_401_resume_token_expired() {
         issued_at: now() - 100_000,
         expires_at: now() - 10,
         first_issued_at: now() - 100_000,
+        narrow: None,
     });
     let (status, _, body) = api.resume(None, &expired).await;
     assert_eq!((status, code(&body)), (StatusCode::UNAUTHORIZED, "ResumeTokenExpired"));
@@ -198,6 +199,7 @@ async fn a_token_issued_without_a_sub_does_not_resume_for_an_authenticated_calle
         issued_at: now(),
         expires_at: now() + 600,
         first_issued_at: now(),
+        narrow: None,
     });
     let api = Api::new(jwt_config());
     let (status, _, body) = api.resume(Some(&bearer("alice")), &anonymous).await;

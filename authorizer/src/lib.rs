@@ -158,8 +158,12 @@ impl JwtAuthorizer {
             .ok_or("the request carries no token (the authorizer's tokenKeyName, or the MQTT password)")?;
         let caller = self.verifier.verify(&token).await.map_err(|e| e.to_string())?;
         let sub = caller.sub.ok_or("the token has no sub")?;
+        let grants = &self.settings.grants;
+        let claims = grants
+            .claim_values(caller.claims.as_deref(), None)
+            .map_err(|e| e.to_string())?;
         let policies =
-            authorizer_policies(&self.settings.iot_arns, &self.settings.grants, &sub).map_err(|e| e.to_string())?;
+            authorizer_policies(&self.settings.iot_arns, grants, &sub, &claims).map_err(|e| e.to_string())?;
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let remaining = caller.expires_at.map_or(0, |exp| exp.saturating_sub(now));
         let min = self.settings.min_interval;
@@ -304,7 +308,8 @@ mod tests {
         // IamPolicyStatement keeps Action, Effect, Resource and Condition only
         // (NotAction, NotResource and Sid would be dropped): ours use no other.
         let settings = settings();
-        let ours = authorizer_policies(&settings.iot_arns, &settings.grants, "alice").unwrap();
+        let none = serverless_websockets_core::claims::ClaimValues::none();
+        let ours = authorizer_policies(&settings.iot_arns, &settings.grants, "alice", &none).unwrap();
         let authorizer = JwtAuthorizer::new(settings).unwrap();
         let (now, secs) = now();
         let event = json!({"token": token("alice", secs + 600), "signatureVerified": false, "protocols": []});

@@ -37,6 +37,12 @@ pub const KEYS_UNAVAILABLE: &str = "KeysUnavailable";
 pub const AUTH_UNAVAILABLE: &str = "AuthUnavailable";
 pub const INVALID_SUBJECT: &str = "InvalidSubject";
 
+// Grants from the token's claims.
+pub const INVALID_CLAIM: &str = "InvalidClaim";
+pub const CLAIM_NOT_IN_TOKEN: &str = "ClaimNotInToken";
+pub const INVALID_NARROWING: &str = "InvalidNarrowing";
+pub const GRANTS_TOO_LARGE: &str = "GrantsTooLarge";
+
 // Resume tokens.
 pub const RESUME_TOKEN_EXPIRED: &str = "ResumeTokenExpired";
 pub const INVALID_RESUME_TOKEN: &str = "InvalidResumeToken";
@@ -53,7 +59,7 @@ pub const INTERNAL_ERROR: &str = "InternalError";
 pub const RESUME_REFUSALS: [&str; 3] = [INVALID_RESUME_TOKEN, RESUME_TOKEN_EXPIRED, RESUME_FORBIDDEN];
 
 /// Every code the API answers with.
-pub const ALL: [&str; 30] = [
+pub const ALL: [&str; 34] = [
     INVALID_JSON,
     BAD_REQUEST,
     REQUEST_TIMEOUT,
@@ -77,6 +83,10 @@ pub const ALL: [&str; 30] = [
     KEYS_UNAVAILABLE,
     AUTH_UNAVAILABLE,
     INVALID_SUBJECT,
+    INVALID_CLAIM,
+    CLAIM_NOT_IN_TOKEN,
+    INVALID_NARROWING,
+    GRANTS_TOO_LARGE,
     RESUME_TOKEN_EXPIRED,
     INVALID_RESUME_TOKEN,
     RESUME_FORBIDDEN,

@@ -19,6 +19,7 @@
 //! many grants stop start-up instead of failing at STS on some request.
 
 use crate::arn::IotArns;
+use crate::claims::{ClaimValues, Narrowing};
 use crate::client_id::ClientId;
 use crate::policy::{Grants, SessionPolicyError, session_policy};
 use crate::quota::MAX_TOPIC_BYTES;
@@ -101,6 +102,16 @@ pub enum GrantError {
     Expanded { topic: String, problem: NameError },
     #[error("with every variable at its longest the session policy would be too large: {0}")]
     TooLarge(SessionPolicyError),
+    #[error("the token's claim {claim:?} cannot be used in a topic: {problem}")]
+    BadClaim { claim: String, problem: String },
+    #[error("the token's claim {claim:?} does not carry {value:?}")]
+    ClaimNotInToken { claim: String, value: String },
+    #[error("no grant template uses the claim {claim:?}")]
+    UnknownClaim { claim: String },
+    #[error("the template {template:?} would expand to {count} grants; at most {max} are made", max = crate::claims::MAX_EXPANSIONS)]
+    TooManyGrants { template: String, count: usize },
+    #[error("the grants need a session policy of {len} characters, over STS's {max}", max = crate::sts::MAX_SESSION_POLICY_CHARS)]
+    PolicyTooLarge { len: usize },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +119,8 @@ enum Piece {
     Text(String),
     ClientId,
     Sub,
+    /// `{claims.NAME}`: one grant per value of the token's claim.
+    Claim(String),
 }
 
 /// One parsed template such as `users/{sub}` or `broadcast/#`.
@@ -140,9 +153,12 @@ impl GrantTemplate {
                 pieces.push(match &rest[open + 1..close] {
                     "clientId" => Piece::ClientId,
                     "sub" => Piece::Sub,
+                    claim if claim.starts_with("claims.") && is_claim_name(&claim["claims.".len()..]) => {
+                        Piece::Claim(claim["claims.".len()..].to_owned())
+                    }
                     other => {
                         return Err(err(format!(
-                            "has the unknown variable {{{other}}}; use {{clientId}} or {{sub}}"
+                            "has the unknown variable {{{other}}}; use {{clientId}}, {{sub}} or {{claims.NAME}}"
                         )));
                     }
                 });
@@ -158,14 +174,14 @@ impl GrantTemplate {
             levels,
         };
         // The literal parts must form a valid filter: check with sample values.
-        TopicFilter::parse(&template.render("c", "s")).map_err(|e| err(e.to_string()))?;
+        TopicFilter::parse(&template.render("c", "s", &|_| "v")).map_err(|e| err(e.to_string()))?;
         if template.raw.contains('}') && template.levels.iter().flatten().all(|p| matches!(p, Piece::Text(_))) {
             return Err(err("has a stray }".into()));
         }
         Ok(template)
     }
 
-    fn render(&self, client_id: &str, sub: &str) -> String {
+    fn render<'a>(&'a self, client_id: &'a str, sub: &'a str, claim: &dyn Fn(&str) -> &'a str) -> String {
         self.levels
             .iter()
             .map(|level| {
@@ -175,6 +191,7 @@ impl GrantTemplate {
                         Piece::Text(text) => text.as_str(),
                         Piece::ClientId => client_id,
                         Piece::Sub => sub,
+                        Piece::Claim(name) => claim(name),
                     })
                     .collect::<String>()
             })
@@ -194,6 +211,52 @@ impl GrantTemplate {
         self.levels.iter().flatten().any(|p| *p == Piece::ClientId)
     }
 
+    /// The claims the template names, each once, in order.
+    pub fn claims(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for piece in self.levels.iter().flatten() {
+            if let Piece::Claim(name) = piece
+                && !names.contains(&name.as_str())
+            {
+                names.push(name);
+            }
+        }
+        names
+    }
+
+    /// Every rendering of the template: one per combination of its claims'
+    /// values (none when a claim has none), `{clientId}` and `{sub}` as given.
+    fn renderings(&self, client_id: &str, sub: &str, values: &ClaimValues) -> Result<Vec<String>, GrantError> {
+        let names = self.claims();
+        let lists: Vec<&[String]> = names.iter().map(|name| values.get(name)).collect();
+        let count = lists
+            .iter()
+            .try_fold(1usize, |n, list| n.checked_mul(list.len()))
+            .unwrap_or(usize::MAX);
+        if count > crate::claims::MAX_EXPANSIONS {
+            return Err(GrantError::TooManyGrants {
+                template: self.raw.clone(),
+                count,
+            });
+        }
+        let mut out = Vec::with_capacity(count);
+        for index in 0..count {
+            // The index in mixed radix picks one value of each claim.
+            let mut rest = index;
+            let picked: Vec<&str> = lists
+                .iter()
+                .map(|list| {
+                    let value = list[rest % list.len()].as_str();
+                    rest /= list.len();
+                    value
+                })
+                .collect();
+            let claim = |name: &str| names.iter().position(|n| *n == name).map_or("", |i| picked[i]);
+            out.push(self.render(client_id, sub, &claim));
+        }
+        Ok(out)
+    }
+
     pub fn has_wildcards(&self) -> bool {
         crate::topic::has_wildcards(self.as_str())
     }
@@ -209,7 +272,7 @@ impl GrantTemplate {
                     .iter()
                     .map(|p| match p {
                         Piece::Text(text) => text.as_str(),
-                        Piece::ClientId | Piece::Sub => "*",
+                        Piece::ClientId | Piece::Sub | Piece::Claim(_) => "*",
                     })
                     .collect(),
             })
@@ -217,14 +280,46 @@ impl GrantTemplate {
             .join("/")
     }
 
-    fn expand(&self, client_id: &ClientId, sub: Option<&str>) -> Result<TopicFilter, GrantError> {
+    fn expand(
+        &self,
+        client_id: &ClientId,
+        sub: Option<&str>,
+        claims: &ClaimValues,
+    ) -> Result<Vec<TopicFilter>, GrantError> {
         let sub = match (self.uses_sub(), sub) {
             (false, _) => "",
             (true, Some(sub)) => sub,
             (true, None) => return Err(GrantError::MissingSub { needed: "{sub}" }),
         };
-        let topic = self.render(client_id.as_str(), sub);
-        TopicFilter::parse(&topic).map_err(|problem| GrantError::Expanded { topic, problem })
+        self.renderings(client_id.as_str(), sub, claims)?
+            .into_iter()
+            .map(|topic| TopicFilter::parse(&topic).map_err(|problem| GrantError::Expanded { topic, problem }))
+            .collect()
+    }
+}
+
+/// Whether `name` may follow `claims.` in a template: letters, digits and `_ : . -`.
+fn is_claim_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "_:.-".contains(c))
+}
+
+/// Whether `value` may stand in a topic as a `{sub}` or claim value: one level
+/// without wildcard or policy characters, within `rule`; the problem otherwise.
+pub fn check_value(value: &str, rule: SubRule) -> Result<(), String> {
+    if value.len() > rule.max_bytes {
+        return Err(format!(
+            "has {} bytes, more than SUB_MAX_BYTES={}",
+            value.len(),
+            rule.max_bytes
+        ));
+    }
+    check_level(value, "value", MAX_VARIABLE_BYTES).map_err(|e| e.to_string())?;
+    match value.chars().find(|&c| !rule.charset.allows(c)) {
+        Some(found) => Err(format!(
+            "contains {found:?}, which SUB_CHARACTERS={} does not accept",
+            rule.charset.as_str()
+        )),
+        None => Ok(()),
     }
 }
 
@@ -290,6 +385,17 @@ impl GrantTemplates {
 
     /// Expands every template for one client. `sub` is validated as one topic level.
     pub fn expand(&self, client_id: &ClientId, sub: Option<&str>) -> Result<Grants, GrantError> {
+        self.expand_with(client_id, sub, &ClaimValues::none())
+    }
+
+    /// The same with the caller's claim values ([`GrantTemplates::claim_values`]):
+    /// a template expands once per combination of its claims' values.
+    pub fn expand_with(
+        &self,
+        client_id: &ClientId,
+        sub: Option<&str>,
+        claims: &ClaimValues,
+    ) -> Result<Grants, GrantError> {
         if self.uses_sub()
             && let Some(sub) = sub
         {
@@ -298,9 +404,10 @@ impl GrantTemplates {
         let expand_all = |templates: &[GrantTemplate]| -> Result<Vec<TopicFilter>, GrantError> {
             let mut out: Vec<TopicFilter> = Vec::with_capacity(templates.len());
             for template in templates {
-                let filter = template.expand(client_id, sub)?;
-                if !out.contains(&filter) {
-                    out.push(filter);
+                for filter in template.expand(client_id, sub, claims)? {
+                    if !out.contains(&filter) {
+                        out.push(filter);
+                    }
                 }
             }
             Ok(out)
@@ -309,6 +416,45 @@ impl GrantTemplates {
             subscribe: expand_all(&self.subscribe)?,
             publish: expand_all(&self.publish)?,
         })
+    }
+
+    /// Every claim a template names, each once.
+    pub fn claim_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for name in self
+            .subscribe
+            .iter()
+            .chain(&self.publish)
+            .flat_map(GrantTemplate::claims)
+        {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+
+    /// The values of the claims the templates use, read from a token's claims
+    /// and narrowed to what the caller asked for.
+    pub fn claim_values(
+        &self,
+        claims: Option<&serde_json::Map<String, serde_json::Value>>,
+        narrow: Option<&Narrowing>,
+    ) -> Result<ClaimValues, GrantError> {
+        ClaimValues::read(&self.claim_names(), claims, self.sub_rule, narrow)
+    }
+
+    /// One value per claim, each the longest the rule accepts: the start-up size
+    /// check's caller. A token with many values per claim may need more (the
+    /// API then refuses it and says to narrow).
+    pub fn longest_claims(&self) -> ClaimValues {
+        let longest = serde_json::Value::String(self.longest_sub());
+        let claims: serde_json::Map<String, serde_json::Value> = self
+            .claim_names()
+            .into_iter()
+            .map(|name| (name.to_owned(), longest.clone()))
+            .collect();
+        ClaimValues::read(&self.claim_names(), Some(&claims), self.sub_rule, None).unwrap_or_default()
     }
 
     /// The longest, most expensive `sub` the rule accepts.
@@ -346,40 +492,42 @@ impl GrantTemplates {
     /// the client ID is known: `{clientId}` becomes IoT's `${iot:ClientId}`,
     /// `{sub}` the checked subject. Each entry is the subscribe filter (or
     /// publish topic) and the topic pattern it covers (wildcard levels as `*`).
-    pub fn for_authorizer(&self, sub: &str) -> Result<AuthorizerGrants, GrantError> {
+    pub fn for_authorizer(&self, sub: &str, claims: &ClaimValues) -> Result<AuthorizerGrants, GrantError> {
         if self.uses_sub() {
             self.check_sub(sub)?;
         }
-        let render = |templates: &[GrantTemplate]| {
+        let render = |templates: &[GrantTemplate]| -> Result<Vec<(String, String)>, GrantError> {
             let mut out: Vec<(String, String)> = Vec::with_capacity(templates.len());
             for template in templates {
-                let filter = template.render(CLIENT_ID_VARIABLE, sub);
-                let topics = filter
-                    .split('/')
-                    .map(|level| if level == "+" || level == "#" { "*" } else { level })
-                    .collect::<Vec<_>>()
-                    .join("/");
-                if !out.iter().any(|(f, _)| *f == filter) {
-                    out.push((filter, topics));
+                for filter in template.renderings(CLIENT_ID_VARIABLE, sub, claims)? {
+                    let topics = filter
+                        .split('/')
+                        .map(|level| if level == "+" || level == "#" { "*" } else { level })
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    if !out.iter().any(|(f, _)| *f == filter) {
+                        out.push((filter, topics));
+                    }
                 }
             }
-            out
+            Ok(out)
         };
         Ok(AuthorizerGrants {
-            subscribe: render(&self.subscribe),
-            publish: render(&self.publish),
+            subscribe: render(&self.subscribe)?,
+            publish: render(&self.publish)?,
         })
     }
 
-    /// The client's own topic for the response's `topic`: the first subscribe grant
-    /// that names `{clientId}`, else the first subscribe grant.
-    pub fn own_topic<'g>(&self, grants: &'g Grants) -> &'g str {
-        let index = self
+    /// The client's own topic for the response's `topic`: the first subscribe
+    /// grant with the client ID as one of its levels (what a `{clientId}`
+    /// template made), else the first subscribe grant.
+    pub fn own_topic<'g>(&self, grants: &'g Grants, client_id: &ClientId) -> &'g str {
+        grants
             .subscribe
             .iter()
-            .position(GrantTemplate::uses_client_id)
-            .unwrap_or(0);
-        grants.subscribe.get(index).map_or("", TopicFilter::as_str)
+            .find(|f| f.as_str().split('/').any(|level| level == client_id.as_str()))
+            .or_else(|| grants.subscribe.first())
+            .map_or("", TopicFilter::as_str)
     }
 
     /// Fails if the largest possible session policy would exceed STS's limit, or an
@@ -389,7 +537,7 @@ impl GrantTemplates {
     pub fn check_fits(&self, arns: &IotArns) -> Result<(), GrantError> {
         let client_id = ClientId::generate();
         let longest_sub = self.longest_sub();
-        let grants = self.expand(&client_id, Some(&longest_sub))?;
+        let grants = self.expand_with(&client_id, Some(&longest_sub), &self.longest_claims())?;
         for filter in grants.subscribe.iter().chain(&grants.publish) {
             if filter.as_str().len() > MAX_TOPIC_BYTES {
                 return Err(GrantError::Expanded {
@@ -426,8 +574,53 @@ mod tests {
         let names = |v: &[TopicFilter]| v.iter().map(|f| f.as_str().to_owned()).collect::<Vec<_>>();
         assert_eq!(names(&g.subscribe), ["allowed/abc", "users/alice", "broadcast/all"]);
         assert_eq!(names(&g.publish), ["from/abc"]);
-        assert_eq!(t.own_topic(&g), "allowed/abc");
+        assert_eq!(t.own_topic(&g, &id), "allowed/abc");
         assert!(t.warnings().is_empty());
+    }
+
+    #[test]
+    fn claims_expand_to_one_grant_per_value_and_to_none_when_missing() {
+        let t = GrantTemplates::parse(
+            "allowed/{clientId},rooms/{claims.rooms}/+,t/{claims.app.tenant}/{claims.rooms}",
+            "rooms/{claims.rooms}/{clientId}",
+        )
+        .unwrap();
+        assert_eq!(t.claim_names(), ["rooms", "app.tenant"]);
+        let id = ClientId::parse("abc").unwrap();
+        let token = serde_json::json!({"rooms": ["42", "7"], "app": {"tenant": "acme"}});
+        let values = t.claim_values(token.as_object(), None).unwrap();
+        let g = t.expand_with(&id, None, &values).unwrap();
+        let names = |v: &[TopicFilter]| v.iter().map(|f| f.as_str().to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            names(&g.subscribe),
+            ["allowed/abc", "rooms/42/+", "rooms/7/+", "t/acme/42", "t/acme/7"]
+        );
+        assert_eq!(names(&g.publish), ["rooms/42/abc", "rooms/7/abc"]);
+        // No rooms claim: those templates grant nothing, the own topic stays.
+        let none = t
+            .claim_values(serde_json::json!({"sub": "x"}).as_object(), None)
+            .unwrap();
+        assert_eq!(
+            names(&t.expand_with(&id, None, &none).unwrap().subscribe),
+            ["allowed/abc"]
+        );
+        // The client role covers every value; the own topic is still the client's.
+        assert_eq!(t.subscribe[1].role_pattern(), "rooms/*/*");
+        let rooms_first = GrantTemplates::parse("rooms/{claims.rooms}/+,allowed/{clientId}", "").unwrap();
+        let g = rooms_first.expand_with(&id, None, &values).unwrap();
+        assert_eq!(rooms_first.own_topic(&g, &id), "allowed/abc");
+    }
+
+    #[test]
+    fn unknown_variables_and_bad_claim_names_are_refused_at_start_up() {
+        for bad in [
+            "rooms/{claims.}",
+            "rooms/{claims.a b}",
+            "rooms/{claim.rooms}",
+            "rooms/{claims.a/b}",
+        ] {
+            assert!(GrantTemplates::parse(bad, "").is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! * [`arn`] — IoT resource ARNs and the client role ARN, checked once.
 //! * [`policy`] — the session and client-role policy builders, and the
 //!   IAM policy evaluator the gateway emulator enforces.
-//! * [`grants`] — grant templates (`allowed/{clientId}`, `users/{sub}`) and their expansion.
+//! * [`grants`] — grant templates (`allowed/{clientId}`, `users/{sub}`, `rooms/{claims.rooms}`) and their expansion.
+//! * [`claims`] — a token's claims as template values, checked and narrowed.
 //! * [`presign`] — SigV4 presigned `wss://…/mqtt` URLs for the IoT device gateway.
 //! * [`sigv4`] — SigV4 verification of incoming requests (for the emulators).
 //! * [`quota`] — AWS IoT Core's quotas (sizes, counts, keep-alive, in-flight window), cited.
@@ -44,6 +45,7 @@
 //! ```
 
 pub mod arn;
+pub mod claims;
 pub mod client_id;
 pub mod error_code;
 pub mod grants;

@@ -2,8 +2,9 @@
 //! has, so its topic, its persistent session and its queued messages stay its own.
 //!
 //! A token is stateless: `v1.<payload>.<mac>`, where the payload is base64url JSON
-//! `{"v":1,"cid":…,"sub":…|null,"iat":…,"exp":…,"n":…}` (seconds since the epoch; `n`
-//! a random nonce, so that no two tokens are alike) and the
+//! `{"v":1,"cid":…,"sub":…|null,"iat":…,"exp":…,"born":…,"nw":{claim:[values]},"n":…}`
+//! (seconds since the epoch; `born` the chain's first `iat`; `nw` the client's
+//! narrowing of its claims, if any; `n` a random nonce, so that no two tokens are alike) and the
 //! MAC is HMAC-SHA256 over `v1.<payload>` with a server key, base64url. It is a
 //! bearer secret: whoever holds it may take the client ID over until it expires.
 //!
@@ -28,8 +29,8 @@ const VERSION: u8 = 1;
 const PREFIX: &str = "v1.";
 
 /// Longest token accepted before any decoding: far above what [`ResumeKeys::issue`]
-/// writes for a 128-byte `sub`.
-pub const MAX_TOKEN_BYTES: usize = 1024;
+/// writes for a 128-byte `sub` and the narrowing a session policy can hold.
+pub const MAX_TOKEN_BYTES: usize = 8192;
 
 /// A key for resume tokens; `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -78,6 +79,9 @@ pub struct ResumeClaims {
     /// When the first token of this client ID was issued: resumes carry it, so
     /// a chain of resumes ends at an absolute lifetime however often it renews.
     pub first_issued_at: u64,
+    /// The claim values the client narrowed its grants to, kept across resumes
+    /// until it asks again.
+    pub narrow: Option<crate::claims::Narrowing>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -90,6 +94,9 @@ struct Payload {
     /// The chain's first `iat` (absent in tokens from before it was added: `iat`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     born: Option<u64>,
+    /// The client's narrowing of its claims, if it asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nw: Option<crate::claims::Narrowing>,
     /// Random, so every token differs even when issued in the same second.
     n: String,
 }
@@ -128,6 +135,7 @@ impl ResumeKeys {
             iat: claims.issued_at,
             exp: claims.expires_at,
             born: Some(claims.first_issued_at),
+            nw: claims.narrow.clone(),
             n: crate::random::hex::<8>(),
         };
         #[allow(clippy::expect_used, reason = "a struct of strings and integers always serialises")]
@@ -168,6 +176,7 @@ impl ResumeKeys {
             issued_at: payload.iat,
             expires_at: payload.exp,
             first_issued_at: payload.born.unwrap_or(payload.iat),
+            narrow: payload.nw,
         })
     }
 }
@@ -189,6 +198,7 @@ mod tests {
             issued_at: 1_000,
             expires_at: 2_000,
             first_issued_at: 1_000,
+            narrow: None,
         }
     }
 

@@ -217,6 +217,8 @@ pub enum ApiError {
     Auth(#[from] AuthError),
     #[error("grants cannot be made for this caller: {0}")]
     Grant(#[from] GrantError),
+    #[error("the body's claims must be an object of claim names to arrays of strings")]
+    InvalidNarrowing,
     #[error("resume refused: {0}")]
     Resume(ResumeError),
     #[error("resume refused: the token for client {client_id} was issued to another caller")]
@@ -226,6 +228,13 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    fn inner_grant_error(&self) -> String {
+        match self {
+            ApiError::Grant(error) => error.to_string(),
+            _ => String::new(),
+        }
+    }
+
     /// Status, stable code, and the message the caller sees.
     #[allow(
         clippy::too_many_lines,
@@ -310,6 +319,31 @@ impl ApiError {
                 StatusCode::FORBIDDEN,
                 code::INVALID_SUBJECT,
                 format!("The token's sub is longer than this service accepts in topics (SUB_MAX_BYTES={max})."),
+            ),
+            Grant(GrantError::BadClaim { claim, problem }) => (
+                StatusCode::FORBIDDEN,
+                code::INVALID_CLAIM,
+                format!("The token's claim {claim:?} cannot be used in a topic grant: {problem} (each value must be one topic level without / + # * ? $, whitespace or control characters)."),
+            ),
+            Grant(GrantError::ClaimNotInToken { claim, value }) => (
+                StatusCode::FORBIDDEN,
+                code::CLAIM_NOT_IN_TOKEN,
+                format!("You asked for {value:?} in the claim {claim:?}, which your token does not carry."),
+            ),
+            Grant(GrantError::UnknownClaim { claim }) => (
+                StatusCode::BAD_REQUEST,
+                code::INVALID_NARROWING,
+                format!("No grant of this service uses the claim {claim:?}; narrow only claims the grants use."),
+            ),
+            InvalidNarrowing => (
+                StatusCode::BAD_REQUEST,
+                code::INVALID_NARROWING,
+                "The body's claims must look like {\"claims\": {\"rooms\": [\"42\", \"7\"]}}.".into(),
+            ),
+            Grant(GrantError::TooManyGrants { .. }) | Grant(GrantError::PolicyTooLarge { .. }) => (
+                StatusCode::FORBIDDEN,
+                code::GRANTS_TOO_LARGE,
+                format!("Your token's claims make more grants than one credential can hold ({}); ask for fewer, e.g. {{\"claims\": {{\"rooms\": [\"42\", \"7\"]}}}} in the request body.", self.inner_grant_error()),
             ),
             Grant(_) => (StatusCode::INTERNAL_SERVER_ERROR, code::MISCONFIGURED, "The service's grants are misconfigured.".into()),
             Resume(ResumeError::Expired(_)) => (

@@ -55,6 +55,9 @@ pub struct Caller {
     pub sub: Option<String>,
     /// The token's `exp` (seconds since the epoch); `None` when authentication is off.
     pub expires_at: Option<u64>,
+    /// Every claim of the token, for `{claims.NAME}` grants; `None` when
+    /// authentication is off.
+    pub claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -177,6 +180,7 @@ impl Authenticator {
             Self::None => Ok(Caller {
                 sub: None,
                 expires_at: None,
+                claims: None,
             }),
             Self::Jwt(verifier) => {
                 let header = authorization.ok_or(AuthError::MissingToken)?.trim();
@@ -248,25 +252,30 @@ impl JwtVerifier {
         };
         let mut validation = self.validation.clone();
         validation.algorithms = vec![header.alg];
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|err| match err.kind() {
-            ErrorKind::ExpiredSignature => AuthError::Expired,
-            ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-            ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
-            ErrorKind::InvalidAudience => AuthError::WrongAudience,
-            ErrorKind::InvalidSignature => AuthError::BadSignature,
-            ErrorKind::InvalidAlgorithm => AuthError::Algorithm,
-            ErrorKind::MissingRequiredClaim(claim) if claim == "iss" => AuthError::WrongIssuer,
-            ErrorKind::MissingRequiredClaim(_) => AuthError::Expired,
-            _ => AuthError::MalformedToken,
-        })?;
-        let sub = self.recipient.check(&data.claims).map_err(|e| match e {
+        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key, &validation)
+            .map_err(|err| match err.kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+                ErrorKind::InvalidAudience => AuthError::WrongAudience,
+                ErrorKind::InvalidSignature => AuthError::BadSignature,
+                ErrorKind::InvalidAlgorithm => AuthError::Algorithm,
+                ErrorKind::MissingRequiredClaim(claim) if claim == "iss" => AuthError::WrongIssuer,
+                ErrorKind::MissingRequiredClaim(_) => AuthError::Expired,
+                _ => AuthError::MalformedToken,
+            })?;
+        let all = data.claims;
+        let claims: Claims =
+            serde_json::from_value(serde_json::Value::Object(all.clone())).map_err(|_| AuthError::MalformedToken)?;
+        let sub = self.recipient.check(&claims).map_err(|e| match e {
             ClaimError::WrongAudience => AuthError::WrongAudience,
             ClaimError::MissingAudience => AuthError::MissingAudience,
             ClaimError::MissingSubject => AuthError::MissingSubject,
         })?;
         Ok(Caller {
             sub: Some(sub),
-            expires_at: data.claims.exp,
+            expires_at: claims.exp,
+            claims: Some(Arc::new(all)),
         })
     }
 }

@@ -10,8 +10,10 @@
 
 use std::time::{Duration, SystemTime};
 
+use serverless_websockets_core::claims::Narrowing;
 use serverless_websockets_core::client_id::ClientId;
-use serverless_websockets_core::policy::{Grants, session_policy};
+use serverless_websockets_core::grants::GrantError;
+use serverless_websockets_core::policy::{Grants, SessionPolicyError, session_policy};
 use serverless_websockets_core::presign::{DEFAULT_EXPIRES, presign};
 use serverless_websockets_core::resume::{ResumeClaims, ResumeError, ResumeKeys};
 use serverless_websockets_core::topic::TopicFilter;
@@ -61,10 +63,17 @@ pub fn plan(
     let is_resume = resumed.is_some();
     // A resumed client ID keeps the day it was first issued: its chain of
     // tokens ends at that plus the absolute lifetime, however often it resumes.
-    let (client_id, first_issued_at) = resumed.unwrap_or_else(|| (ClientId::generate(), now));
-    let grants = config.grants.expand(&client_id, sub)?;
-    let policy = session_policy(&config.iot_arns, &client_id, &grants)
-        .map_err(|e| ApiError::Internal(format!("session policy: {e}")))?;
+    let (client_id, first_issued_at, resumed_narrow) = resumed.unwrap_or_else(|| (ClientId::generate(), now, None));
+    // A narrowing in the body replaces the one the resume token carries.
+    let narrow = match body.and_then(|b| b.get("claims")) {
+        None => resumed_narrow,
+        Some(value) => Some(narrowing(value)?),
+    };
+    let claims = config.grants.claim_values(caller.claims.as_deref(), narrow.as_ref())?;
+    let grants = config.grants.expand_with(&client_id, sub, &claims)?;
+    let policy = session_policy(&config.iot_arns, &client_id, &grants).map_err(|e| match e {
+        SessionPolicyError::TooLarge { len } => ApiError::Grant(GrantError::PolicyTooLarge { len }),
+    })?;
     let resume_expires = now
         .saturating_add(config.resume.ttl.as_secs())
         .min(first_issued_at.saturating_add(config.resume.max_lifetime.as_secs()));
@@ -74,6 +83,7 @@ pub fn plan(
         issued_at: now,
         expires_at: resume_expires,
         first_issued_at,
+        narrow,
     });
     Ok(Plan {
         source_identity: sub.map(source_identity),
@@ -136,7 +146,7 @@ pub fn render(
         region: config.region.clone(),
         endpoint: config.iot_endpoint.websocket_base(),
         url,
-        topic: config.grants.own_topic(&plan.grants).to_owned(),
+        topic: config.grants.own_topic(&plan.grants, &plan.client_id).to_owned(),
         grants: VendedGrants {
             subscribe: as_strings(&plan.grants.subscribe),
             publish: as_strings(&plan.grants.publish),
@@ -158,17 +168,42 @@ fn unix_seconds(time: SystemTime) -> u64 {
     time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// The client ID a resume token names, and when its first token was issued, if
-/// the token is genuine, unexpired, and was issued to this caller's `sub` (or
-/// to no `sub` when there is none).
-fn resume(keys: &ResumeKeys, token: &str, sub: Option<&str>, now: u64) -> Result<(ClientId, u64), ApiError> {
+/// The client ID a resume token names, when its first token was issued, and
+/// the narrowing it carries, if the token is genuine, unexpired, and was issued
+/// to this caller's `sub` (or to no `sub` when there is none).
+fn resume(
+    keys: &ResumeKeys,
+    token: &str,
+    sub: Option<&str>,
+    now: u64,
+) -> Result<(ClientId, u64, Option<Narrowing>), ApiError> {
     let claims = keys.verify(token, now).map_err(ApiError::Resume)?;
     if claims.sub.as_deref() != sub {
         return Err(ApiError::ResumeForbidden {
             client_id: claims.client_id.as_str().to_owned(),
         });
     }
-    Ok((claims.client_id, claims.first_issued_at))
+    Ok((claims.client_id, claims.first_issued_at, claims.narrow))
+}
+
+/// The body's `claims`: `{"NAME": ["value", …]}` (a single string is one value).
+fn narrowing(value: &serde_json::Value) -> Result<Narrowing, ApiError> {
+    let invalid = || ApiError::InvalidNarrowing;
+    let object = value.as_object().ok_or_else(invalid)?;
+    object
+        .iter()
+        .map(|(claim, values)| {
+            let values = match values {
+                serde_json::Value::String(one) => vec![one.clone()],
+                serde_json::Value::Array(many) => many
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_owned).ok_or_else(invalid))
+                    .collect::<Result<_, _>>()?,
+                _ => return Err(invalid()),
+            };
+            Ok((claim.clone(), values))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -193,6 +228,7 @@ mod tests {
         Caller {
             sub: Some(sub.into()),
             expires_at: None,
+            claims: None,
         }
     }
 
@@ -255,6 +291,101 @@ mod tests {
         }
         let ended = plan(&config, &caller("alice"), Some(&body(&token)), at(1_000)).unwrap_err();
         assert!(matches!(ended, ApiError::Resume(ResumeError::Expired(_))), "{ended:?}");
+    }
+
+    fn caller_with(sub: &str, claims: serde_json::Value) -> Caller {
+        Caller {
+            sub: Some(sub.into()),
+            expires_at: None,
+            claims: claims.as_object().cloned().map(std::sync::Arc::new),
+        }
+    }
+
+    fn rooms_config() -> Config {
+        let mut config = config();
+        config.grants = serverless_websockets_core::grants::GrantTemplates::parse(
+            "allowed/{clientId},rooms/{claims.rooms}/+",
+            "rooms/{claims.rooms}/{clientId}",
+        )
+        .unwrap();
+        config
+    }
+
+    fn names(filters: &[TopicFilter]) -> Vec<String> {
+        filters.iter().map(|f| f.as_str().to_owned()).collect()
+    }
+
+    #[test]
+    fn claims_become_grants_and_a_body_narrows_them_to_values_the_token_carries() {
+        let config = rooms_config();
+        let now = SystemTime::now();
+        let alice = caller_with("alice", serde_json::json!({"rooms": ["42", "7", "9"]}));
+        let all = plan(&config, &alice, None, now).unwrap();
+        let id = all.client_id.as_str().to_owned();
+        assert_eq!(
+            names(&all.grants.subscribe),
+            [
+                format!("allowed/{id}"),
+                "rooms/42/+".into(),
+                "rooms/7/+".into(),
+                "rooms/9/+".into()
+            ]
+        );
+        assert_eq!(
+            names(&all.grants.publish),
+            [
+                format!("rooms/42/{id}"),
+                format!("rooms/7/{id}"),
+                format!("rooms/9/{id}")
+            ]
+        );
+        let mut narrowing = serde_json::Map::new();
+        narrowing.insert("claims".into(), serde_json::json!({"rooms": ["7"]}));
+        let narrowed = plan(&config, &alice, Some(&narrowing), now).unwrap();
+        assert_eq!(names(&narrowed.grants.subscribe)[1..], ["rooms/7/+".to_owned()]);
+        // The resume keeps the narrowing, and re-reads the token: a room gone is gone.
+        let fewer = caller_with("alice", serde_json::json!({"rooms": ["42"]}));
+        let resumed = plan(&config, &fewer, Some(&body(&narrowed.resume_token)), now);
+        assert!(
+            matches!(resumed, Err(ApiError::Grant(GrantError::ClaimNotInToken { .. }))),
+            "{resumed:?}"
+        );
+        let kept = plan(&config, &alice, Some(&body(&narrowed.resume_token)), now).unwrap();
+        assert_eq!(names(&kept.grants.subscribe)[1..], ["rooms/7/+".to_owned()]);
+        narrowing.insert("claims".into(), serde_json::json!({"rooms": ["5"]}));
+        assert!(matches!(
+            plan(&config, &alice, Some(&narrowing), now),
+            Err(ApiError::Grant(GrantError::ClaimNotInToken { .. }))
+        ));
+        narrowing.insert("claims".into(), serde_json::json!({"rooms": 5}));
+        assert!(matches!(
+            plan(&config, &alice, Some(&narrowing), now),
+            Err(ApiError::InvalidNarrowing)
+        ));
+    }
+
+    #[test]
+    fn a_token_in_too_many_rooms_is_told_to_narrow_and_a_bad_room_names_the_claim() {
+        let config = rooms_config();
+        let now = SystemTime::now();
+        let rooms: Vec<String> = (0..300).map(|i| format!("room-{i}")).collect();
+        let busy = caller_with("alice", serde_json::json!({ "rooms": rooms }));
+        let refused = plan(&config, &busy, None, now).unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                ApiError::Grant(GrantError::TooManyGrants { .. } | GrantError::PolicyTooLarge { .. })
+            ),
+            "{refused:?}"
+        );
+        let mut body = serde_json::Map::new();
+        body.insert("claims".into(), serde_json::json!({"rooms": ["room-1", "room-2"]}));
+        assert!(plan(&config, &busy, Some(&body), now).is_ok());
+        let sneaky = caller_with("mallory", serde_json::json!({"rooms": ["#"]}));
+        assert!(matches!(
+            plan(&config, &sneaky, None, now),
+            Err(ApiError::Grant(GrantError::BadClaim { claim, .. })) if claim == "rooms"
+        ));
     }
 
     #[test]

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::document::{PolicyDocument, Statement};
 use crate::arn::IotArns;
+use crate::claims::ClaimValues;
 use crate::grants::{GrantError, GrantTemplates};
 
 /// The most policy documents an authorizer may return.
@@ -48,8 +49,9 @@ pub fn authorizer_policies(
     arns: &IotArns,
     templates: &GrantTemplates,
     sub: &str,
+    claims: &ClaimValues,
 ) -> Result<Vec<PolicyDocument>, AuthorizerPolicyError> {
-    let grants = templates.for_authorizer(sub)?;
+    let grants = templates.for_authorizer(sub, claims)?;
     let prefix = client_id_prefix(sub);
     let mut statements = vec![Statement::allow(
         "iot:Connect",
@@ -75,7 +77,7 @@ pub fn authorizer_policies(
 /// expensive character) would need more than IoT takes: checked at start-up.
 pub fn check_authorizer_fits(arns: &IotArns, templates: &GrantTemplates) -> Result<(), AuthorizerPolicyError> {
     let longest = templates.longest_sub();
-    authorizer_policies(arns, templates, &longest).map(|_| ())
+    authorizer_policies(arns, templates, &longest, &templates.longest_claims()).map(|_| ())
 }
 
 fn chars(statements: &[Statement]) -> usize {
@@ -158,7 +160,7 @@ mod tests {
     #[test]
     fn a_caller_connects_with_its_own_prefix_and_uses_its_own_topics() {
         let arns = arns();
-        let policies = authorizer_policies(&arns, &templates(), "alice").unwrap();
+        let policies = authorizer_policies(&arns, &templates(), "alice", &ClaimValues::none()).unwrap();
         let own = format!("{}tab1", client_id_prefix("alice"));
         assert!(allowed(&policies, &own, "iot:Connect", &arns.client(&own)));
         assert!(allowed(
@@ -206,7 +208,7 @@ mod tests {
             .map(|i| format!("rooms/room-number-{i:03}/{{clientId}}"))
             .collect();
         let templates = GrantTemplates::parse(&many.join(","), "").unwrap();
-        let policies = authorizer_policies(&arns(), &templates, "alice").unwrap();
+        let policies = authorizer_policies(&arns(), &templates, "alice", &ClaimValues::none()).unwrap();
         assert!(
             policies.len() > 1 && policies.len() <= MAX_DOCUMENTS,
             "{}",
@@ -220,7 +222,7 @@ mod tests {
             .collect();
         let templates = GrantTemplates::parse(&too_many.join(","), "").unwrap();
         assert!(matches!(
-            authorizer_policies(&arns(), &templates, "alice"),
+            authorizer_policies(&arns(), &templates, "alice", &ClaimValues::none()),
             Err(AuthorizerPolicyError::TooLarge { .. })
         ));
         assert!(check_authorizer_fits(&arns(), &templates).is_err());
@@ -229,7 +231,10 @@ mod tests {
     #[test]
     fn a_subject_that_would_widen_a_grant_is_refused() {
         for bad in ["a/b", "#", "*", "a?", "$x", ""] {
-            assert!(authorizer_policies(&arns(), &templates(), bad).is_err(), "{bad:?}");
+            assert!(
+                authorizer_policies(&arns(), &templates(), bad, &ClaimValues::none()).is_err(),
+                "{bad:?}"
+            );
         }
     }
 
@@ -245,8 +250,8 @@ mod tests {
             prop_assume!(a != b);
             let arns = arns();
             let templates = GrantTemplates::parse("allowed/{clientId}", "").unwrap();
-            let pa = authorizer_policies(&arns, &templates, &a).unwrap();
-            let pb = authorizer_policies(&arns, &templates, &b).unwrap();
+            let pa = authorizer_policies(&arns, &templates, &a, &ClaimValues::none()).unwrap();
+            let pb = authorizer_policies(&arns, &templates, &b, &ClaimValues::none()).unwrap();
             let id = format!("{}{suffix}", client_id_prefix(&a));
             prop_assert!(allowed(&pa, &id, "iot:Connect", &arns.client(&id)));
             prop_assert!(!allowed(&pb, &id, "iot:Connect", &arns.client(&id)));
