@@ -53,6 +53,10 @@ pub struct LocalArgs {
     /// Print a token for this sub that the local API accepts in jwt mode, and exit.
     #[arg(long, value_name = "SUB")]
     pub print_token: Option<String>,
+    /// With --print-token: more claims for the token, as a JSON object, e.g.
+    /// '{"rooms": ["42", "7"]}' for `{claims.rooms}` grants.
+    #[arg(long, value_name = "JSON", requires = "print_token")]
+    pub claims: Option<String>,
     /// Region the local services claim to be in.
     #[arg(long, env = "LOCAL_REGION", default_value = "us-east-1")]
     pub region: String,
@@ -169,7 +173,14 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     let mut options = args.options();
     if let Some(sub) = &args.print_token {
         options.settings.push(("AUTH_MODE".into(), "jwt".into()));
-        println!("{}", options.mint_token(sub, Duration::from_secs(3600))?);
+        let claims = match &args.claims {
+            None => serde_json::Map::new(),
+            Some(json) => match serde_json::from_str::<serde_json::Value>(json) {
+                Ok(serde_json::Value::Object(claims)) => claims,
+                _ => anyhow::bail!("--claims must be a JSON object, e.g. '{{\"rooms\": [\"42\", \"7\"]}}'"),
+            },
+        };
+        println!("{}", options.mint_token_with(sub, &claims, Duration::from_secs(3600))?);
         return Ok(());
     }
     if options.setting("AUTH_MODE").as_deref() == Some("none") {

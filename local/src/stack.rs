@@ -236,6 +236,17 @@ impl LocalOptions {
 
     /// A token the local stack accepts in jwt mode, for `sub`, valid for `ttl`.
     pub fn mint_token(&self, sub: &str, ttl: Duration) -> Result<String, LocalError> {
+        self.mint_token_with(sub, &serde_json::Map::new(), ttl)
+    }
+
+    /// The same with more claims (`rooms`, `tenant`, … for `{claims.NAME}` grants);
+    /// `sub`, `iss`, `aud`, `iat` and `exp` are the stack's.
+    pub fn mint_token_with(
+        &self,
+        sub: &str,
+        extra: &serde_json::Map<String, serde_json::Value>,
+        ttl: Duration,
+    ) -> Result<String, LocalError> {
         let secret = self
             .setting("JWT_HS256_SECRET")
             .ok_or_else(|| LocalError::Setting("minting a token needs AUTH_MODE=jwt with an HS256 secret".into()))?;
@@ -248,6 +259,11 @@ impl LocalOptions {
             "iat": now,
             "exp": now + ttl.as_secs(),
         });
+        if let Some(object) = claims.as_object_mut() {
+            for (name, value) in extra {
+                object.entry(name.clone()).or_insert_with(|| value.clone());
+            }
+        }
         if let Some(audience) = self.setting("JWT_AUDIENCE") {
             claims["aud"] = audience.into();
         }

@@ -56,6 +56,12 @@ export interface ConnectOptions {
    * return a fresh token.
    */
   token?: string | (() => string | Promise<string>);
+  /**
+   * Vending mode: narrow the token's claims to these values, e.g. `{ rooms: ["42", "7"] }`
+   * for the rooms on screen: the grants follow (`{claims.rooms}` templates). Kept
+   * across resumes by the API.
+   */
+  claims?: Record<string, string[]>;
   /** Token mode: the IoT endpoint, `wss://<endpoint>` (the `/mqtt` path is added). */
   url?: string;
   /** Token mode: the custom authorizer's name (`x-amz-customauthorizer-name`). */
@@ -308,7 +314,10 @@ export class Client {
       response = await fetchImpl(this.options.credentialsUrl ?? "", {
         method: "POST",
         headers,
-        body: JSON.stringify(resumeToken ? { resumeToken } : {}),
+        body: JSON.stringify({
+          ...(resumeToken ? { resumeToken } : {}),
+          ...(this.options.claims ? { claims: this.options.claims } : {}),
+        }),
         cache: "no-store",
       });
     } catch (err) {
@@ -322,6 +331,7 @@ export class Client {
         throw new ClientError("ResumeRefused", message, response.status);
       }
       if (response.status === 401) throw new ClientError("Unauthorized", message, 401);
+      // Claims the token does not carry, or too many to hold: the app must ask differently.
       if (response.status === 403) throw new ClientError("Forbidden", message, 403);
       if (response.status === 404 || response.status === 405) throw new ClientError("Misconfigured", message, response.status);
       throw new ClientError("Api", message, response.status);

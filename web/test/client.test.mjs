@@ -413,3 +413,21 @@ test("a client needs either a vending URL or a token-mode URL and authorizer", (
   assert.throws(() => connect({}), /either credentialsUrl/);
   assert.throws(() => connect({ credentialsUrl: "x", url: "wss://e", authorizer: "a" }), /either credentialsUrl/);
 });
+
+test("claims narrow the grants: sent with every request, resume included", async () => {
+  const api = fakeApi([[200, VENDED("abc", "tok-1")]]);
+  const ws = fakeSockets();
+  const client = connect({
+    credentialsUrl: "http://api/credentials",
+    claims: { rooms: ["42"] },
+    fetch: api.fetch,
+    WebSocket: ws.FakeSocket,
+    storage: memoryStorage(),
+  });
+  const socket = await ws.next(1);
+  await socket.sentPacket("connect");
+  socket.deliver({ cmd: "connack", returnCode: 0, sessionPresent: false });
+  await client.refresh();
+  assert.deepEqual(api.requests, [{ claims: { rooms: ["42"] } }, { resumeToken: "tok-1", claims: { rooms: ["42"] } }]);
+  client.close();
+});

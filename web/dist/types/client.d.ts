@@ -23,6 +23,12 @@ export interface ConnectOptions {
      * return a fresh token.
      */
     token?: string | (() => string | Promise<string>);
+    /**
+     * Vending mode: narrow the token's claims to these values, e.g. `{ rooms: ["42", "7"] }`
+     * for the rooms on screen: the grants follow (`{claims.rooms}` templates). Kept
+     * across resumes by the API.
+     */
+    claims?: Record<string, string[]>;
     /** Token mode: the IoT endpoint, `wss://<endpoint>` (the `/mqtt` path is added). */
     url?: string;
     /** Token mode: the custom authorizer's name (`x-amz-customauthorizer-name`). */
