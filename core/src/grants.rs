@@ -841,5 +841,32 @@ mod tests {
             }
             prop_assert_eq!(evaluate(p, "iot:Connect", &arns().client(other.as_str())), Decision::NotApplicable);
         }
+
+        /// Whatever a token's claim holds, a vended policy never reaches a room
+        /// the claim does not name: values that could widen a grant (`#`, `+`,
+        /// `*`, `/`, …) refuse the request instead.
+        #[test]
+        fn no_claim_value_reaches_a_room_it_does_not_name(
+            rooms in proptest::collection::vec("[a-z0-9]{1,6}|[a-z]{0,3}[/#+*?$ ][a-z]{0,3}", 0..5),
+            other in "[a-z0-9]{1,6}",
+        ) {
+            prop_assume!(!rooms.contains(&other));
+            let templates = GrantTemplates::parse("allowed/{clientId},rooms/{claims.rooms}/+", "rooms/{claims.rooms}/{clientId}").unwrap();
+            let token = serde_json::json!({ "rooms": rooms });
+            let Ok(values) = templates.claim_values(token.as_object(), None) else {
+                // Refused: some value was not a plain topic level.
+                prop_assert!(rooms.iter().any(|r| check_level(r, "room", MAX_VARIABLE_BYTES).is_err()));
+                return Ok(());
+            };
+            let own = ClientId::generate();
+            let grants = templates.expand_with(&own, None, &values).unwrap();
+            let policy = PolicyDocument::parse(&session_policy(&arns(), &own, &grants).unwrap()).unwrap();
+            let p = std::slice::from_ref(&policy);
+            for filter in [format!("rooms/{other}/+"), format!("rooms/{other}/x"), "rooms/#".to_owned(), "rooms/+/+".to_owned()] {
+                prop_assert_eq!(evaluate(p, "iot:Subscribe", &arns().topic_filter(&filter)), Decision::NotApplicable, "{}", filter);
+            }
+            prop_assert_eq!(evaluate(p, "iot:Receive", &arns().topic(&format!("rooms/{other}/x"))), Decision::NotApplicable);
+            prop_assert_eq!(evaluate(p, "iot:Publish", &arns().topic(&format!("rooms/{other}/{own}"))), Decision::NotApplicable);
+        }
     }
 }
