@@ -329,6 +329,8 @@ fn expired_url(stack: &LocalStack, now: SystemTime) -> String {
             session_policies: None,
             source_identity: None,
             variables: None,
+            issued_at: None,
+            role_since: None,
         },
         past,
     );
@@ -547,6 +549,8 @@ async fn a_delivery_the_policy_does_not_allow_to_receive_is_dropped_silently() {
             session_policies: None,
             source_identity: None,
             variables: None,
+            issued_at: None,
+            role_since: None,
         },
         SystemTime::now(),
     );

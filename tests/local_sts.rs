@@ -280,6 +280,8 @@ async fn bad_signatures_unknown_keys_and_expired_tokens_are_refused() {
             session_policies: None,
             source_identity: None,
             variables: None,
+            issued_at: None,
+            role_since: None,
         },
         past,
     );
@@ -337,6 +339,8 @@ async fn role_chaining_caps_the_session_at_one_hour() {
             session_policies: None,
             source_identity: None,
             variables: None,
+            issued_at: None,
+            role_since: None,
         },
         SystemTime::now(),
     );
@@ -350,6 +354,7 @@ async fn role_chaining_caps_the_session_at_one_hour() {
             "arn:aws:iam::000000000000:user/admin".into(),
             "arn:aws:sts::000000000000:assumed-role/long/*".into(),
         ],
+        inline: std::sync::Arc::default(),
     };
     let emulator = Arc::new(StsEmulator::new("000000000000", vec![role], store));
     let endpoint = format!("http://{}", common::serve(emulator.router()).await);

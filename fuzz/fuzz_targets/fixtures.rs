@@ -24,5 +24,7 @@ pub fn admin() -> Identity {
         session_policies: None,
         source_identity: None,
         variables: None,
+        issued_at: None,
+        role_since: None,
     }
 }

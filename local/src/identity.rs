@@ -19,15 +19,13 @@
 //! In memory only; nothing survives a restart of the local stack.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use subtle::ConstantTimeEq;
 
-use serverless_websockets_core::policy::{
-    Denial, PolicyDocument, Variables, authorize, authorize_with, is_allowed, is_allowed_with,
-};
+use serverless_websockets_core::policy::{Context, Denial, Evaluation, PolicyDocument, Variables};
 use serverless_websockets_core::sigv4::{Expectations, RequestParts, SigError, SignedClaims, Verifier};
 
 /// One set of credentials and what it may do.
@@ -53,6 +51,68 @@ pub struct Identity {
     /// variables its policies use (`${iot:ClientId}` once CONNECT named one).
     /// `None` for SigV4 credentials, whose policies use none.
     pub variables: Option<Variables>,
+    /// When temporary credentials were issued (`aws:TokenIssueTime`).
+    pub issued_at: Option<SystemTime>,
+    /// The inline policies put on the session's role since (IAM
+    /// `PutRolePolicy`): they apply to live sessions at once, as bans need.
+    pub role_since: Option<Arc<RolePolicies>>,
+}
+
+/// Inline policies put on a role while the stack runs (`aws iam put-role-policy`):
+/// every session of the role sees them from the next request on.
+#[derive(Default)]
+pub struct RolePolicies {
+    by_name: RwLock<BTreeMap<String, PolicyDocument>>,
+    snapshot: RwLock<Arc<[PolicyDocument]>>,
+}
+
+impl RolePolicies {
+    /// Adds or replaces the policy `name`.
+    pub fn put(&self, name: &str, policy: PolicyDocument) {
+        let mut by_name = self.by_name.write().unwrap_or_else(|e| e.into_inner());
+        by_name.insert(name.to_owned(), policy);
+        self.publish(&by_name);
+    }
+
+    /// Removes the policy `name`; `false` if there was none.
+    pub fn delete(&self, name: &str) -> bool {
+        let mut by_name = self.by_name.write().unwrap_or_else(|e| e.into_inner());
+        let removed = by_name.remove(name).is_some();
+        self.publish(&by_name);
+        removed
+    }
+
+    pub fn get(&self, name: &str) -> Option<PolicyDocument> {
+        self.by_name
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.by_name
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// The policies as one slice, cheap to take per request.
+    pub fn snapshot(&self) -> Arc<[PolicyDocument]> {
+        self.snapshot.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn publish(&self, by_name: &BTreeMap<String, PolicyDocument>) {
+        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = by_name.values().cloned().collect();
+    }
+}
+
+impl std::fmt::Debug for RolePolicies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
 }
 
 impl Identity {
@@ -62,18 +122,30 @@ impl Identity {
 
     /// IAM evaluation of `action` on `resource` for this identity.
     pub fn is_allowed(&self, action: &str, resource: &str) -> bool {
-        match &self.variables {
-            Some(vars) => is_allowed_with(&self.policies, vars, action, resource),
-            None => is_allowed(&self.policies, self.session_policies.as_deref(), action, resource),
-        }
+        self.authorize(action, resource).is_ok()
     }
 
-    /// [`Identity::is_allowed`], saying which rule refused (for the refusal's log line).
+    /// [`Identity::is_allowed`], saying which rule refused (for the refusal's log
+    /// line): its policies, what its role gained since, its session policies,
+    /// IoT policy variables and the condition keys bans use.
     pub fn authorize(&self, action: &str, resource: &str) -> Result<(), Denial> {
-        match &self.variables {
-            Some(vars) => authorize_with(&self.policies, vars, action, resource),
-            None => authorize(&self.policies, self.session_policies.as_deref(), action, resource),
+        let role_since = self.role_since.as_ref().map(|r| r.snapshot()).filter(|p| !p.is_empty());
+        let context = Context {
+            source_identity: self.source_identity.as_deref(),
+            token_issue_time: self
+                .issued_at
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs()),
+            principal_arn: Some(&self.arn),
+        };
+        Evaluation {
+            identity: &self.policies,
+            role_since: role_since.as_deref(),
+            session: self.session_policies.as_deref(),
+            vars: self.variables.as_ref(),
+            context: Some(&context),
         }
+        .authorize(action, resource)
     }
 }
 
@@ -219,6 +291,8 @@ mod tests {
             session_policies: None,
             source_identity: None,
             variables: None,
+            issued_at: None,
+            role_since: None,
         }
     }
 

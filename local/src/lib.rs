@@ -27,6 +27,7 @@ pub mod authorizers;
 pub mod demo;
 pub mod door;
 pub mod gateway;
+pub mod iam;
 pub mod identity;
 pub mod listen;
 pub mod rules;

@@ -522,6 +522,7 @@ impl Plan {
             max_session: Duration::from_secs(3600),
             policies: Arc::from(vec![client_role_policy(&arns, &config.grants)]),
             trusted: vec![admin_arn],
+            inline: Arc::default(),
         };
         Ok(Self {
             config,
@@ -724,6 +725,8 @@ fn seed_admin(store: &IdentityStore, options: &LocalOptions) -> String {
             session_policies: None,
             source_identity: None,
             variables: None,
+            issued_at: None,
+            role_since: None,
         },
         SystemTime::now(),
     );
@@ -751,6 +754,8 @@ fn seed_backend(
             session_policies: None,
             source_identity: None,
             variables: None,
+            issued_at: None,
+            role_since: None,
         },
         SystemTime::now(),
     );

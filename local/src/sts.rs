@@ -29,7 +29,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 
-use super::identity::{CredentialError, Identity, IdentityStore, Refusal};
+use super::identity::{CredentialError, Identity, IdentityStore, Refusal, RolePolicies};
 use serverless_websockets_core::policy::PolicyDocument;
 use serverless_websockets_core::policy::eval::glob;
 use serverless_websockets_core::sigv4::{Expectations, RequestParts, SigError, SignedClaims, TokenInQuery, Verifier};
@@ -53,6 +53,9 @@ pub struct LocalRole {
     pub policies: Arc<[PolicyDocument]>,
     /// ARN patterns (`*`, `?` wildcards) of principals the role trusts.
     pub trusted: Vec<String>,
+    /// Inline policies put on the role while the stack runs (`aws iam
+    /// put-role-policy`), which its live sessions see at once.
+    pub inline: Arc<RolePolicies>,
 }
 
 /// An AWS error response: HTTP status, error code and message.
@@ -64,7 +67,7 @@ pub struct Fault {
 }
 
 impl Fault {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -125,7 +128,8 @@ impl StsEmulator {
         let payload = hex::encode(sha2::Sha256::digest(body));
         let parts = RequestParts::of(method, uri, query, headers);
         let expect = Expectations {
-            services: &["sts"],
+            // IAM's role-policy operations are served here too (see `iam`).
+            services: &["sts", "iam"],
             region: None,
             token_in_query: TokenInQuery::Signed,
             payload_sha256: Some(&payload),
@@ -246,6 +250,8 @@ impl StsEmulator {
                 session_policies: session_policies(request.inline_policy.clone(), request.managed.clone()),
                 source_identity: request.source_identity.map(str::to_owned),
                 variables: None,
+                issued_at: Some(now),
+                role_since: Some(role.inline.clone()),
             },
             now,
         );
@@ -436,6 +442,9 @@ async fn handle(State(sts): State<Arc<StsEmulator>>, request: axum::extract::Req
             .and_then(|caller| match action.as_str() {
                 "AssumeRole" => sts.assume_role(&caller, &request.params, now),
                 "GetCallerIdentity" => Ok(sts.get_caller_identity(&caller)),
+                "PutRolePolicy" | "DeleteRolePolicy" | "GetRolePolicy" | "ListRolePolicies" => {
+                    crate::iam::role_policy(&sts.roles, &caller, &action, &request.params)
+                }
                 "" => Err(Fault::new(StatusCode::BAD_REQUEST, "MissingAction", "Missing Action")),
                 other => Err(Fault::new(
                     StatusCode::BAD_REQUEST,
@@ -447,13 +456,19 @@ async fn handle(State(sts): State<Arc<StsEmulator>>, request: axum::extract::Req
     render(&action, &request_id, result)
 }
 
-/// The Query API's XML answer: `<{Action}Response>` or `<ErrorResponse>`.
+/// The Query API's XML answer: `<{Action}Response>` or `<ErrorResponse>`, in
+/// STS's namespace or, for the role-policy operations, IAM's.
 fn render(action: &str, request_id: &str, result: Result<String, Fault>) -> Response {
+    let namespace = if action.ends_with("RolePolicy") || action == "ListRolePolicies" {
+        crate::iam::NAMESPACE
+    } else {
+        NAMESPACE
+    };
     let xml_headers = [("content-type", "text/xml"), ("x-amzn-requestid", request_id)];
     match result {
         Ok(result) => {
             let body = format!(
-                r#"<{action}Response xmlns="{NAMESPACE}">{result}<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></{action}Response>"#
+                r#"<{action}Response xmlns="{namespace}">{result}<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></{action}Response>"#
             );
             (StatusCode::OK, xml_headers, body).into_response()
         }
@@ -465,7 +480,7 @@ fn render(action: &str, request_id: &str, result: Result<String, Fault>) -> Resp
                 "Sender"
             };
             let body = format!(
-                r#"<ErrorResponse xmlns="{NAMESPACE}"><Error><Type>{kind}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"#,
+                r#"<ErrorResponse xmlns="{namespace}"><Error><Type>{kind}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"#,
                 fault.code,
                 escape(&fault.message)
             );

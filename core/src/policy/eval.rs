@@ -13,9 +13,14 @@
 //!   ([`super::variables`]) for the policies a custom authorizer returns; without
 //!   them a `${…}` in a resource is ordinary text.
 //!
-//! Not modelled: condition keys (a conditional Allow grants nothing, a conditional
-//! Deny always applies), resource-based policies, SCPs and permission boundaries.
+//! * With a condition context ([`Evaluation::context`]) the keys of
+//!   [`super::condition`] are evaluated; any other condition — or any condition
+//!   without a context — makes a Deny apply and an Allow grant nothing.
+//!
+//! Not modelled: other condition keys, resource-based policies, SCPs and
+//! permission boundaries.
 
+use super::condition::{self, Context, Outcome};
 use super::document::{Effect, PolicyDocument, Statement};
 use super::variables::Variables;
 
@@ -31,19 +36,32 @@ pub enum Decision {
 
 /// Evaluates `action` on `resource` against a set of policies taken together.
 pub fn evaluate(policies: &[PolicyDocument], action: &str, resource: &str) -> Decision {
-    evaluate_in(policies, action, resource, None)
+    evaluate_in(policies, action, resource, None, None)
 }
 
-fn evaluate_in(policies: &[PolicyDocument], action: &str, resource: &str, vars: Option<&Variables>) -> Decision {
+fn evaluate_in(
+    policies: &[PolicyDocument],
+    action: &str,
+    resource: &str,
+    vars: Option<&Variables>,
+    context: Option<&Context<'_>>,
+) -> Decision {
     let mut allowed = false;
     for statement in policies.iter().flat_map(PolicyDocument::statements) {
         if !applies(statement, action, resource, vars) {
             continue;
         }
-        match (statement.effect, statement.condition.is_some()) {
+        // Without a context every condition is unsupported: a conditional Deny
+        // applies and a conditional Allow grants nothing (never looser than AWS).
+        let condition = statement
+            .condition
+            .as_ref()
+            .map(|c| context.map_or(Outcome::Unsupported, |context| condition::evaluate(c, context)));
+        match (statement.effect, condition) {
+            (Effect::Deny, Some(Outcome::False)) => {}
             (Effect::Deny, _) => return Decision::Deny,
-            (Effect::Allow, false) => allowed = true,
-            (Effect::Allow, true) => {}
+            (Effect::Allow, None | Some(Outcome::True)) => allowed = true,
+            (Effect::Allow, _) => {}
         }
     }
     if allowed {
@@ -64,12 +82,52 @@ pub fn is_allowed(
     action: &str,
     resource: &str,
 ) -> bool {
-    authorize_in(identity, session, action, resource, None).is_ok()
+    authorize(identity, session, action, resource).is_ok()
 }
 
 /// [`is_allowed`] for policies that use IoT policy variables, with their values.
 pub fn is_allowed_with(identity: &[PolicyDocument], vars: &Variables, action: &str, resource: &str) -> bool {
-    evaluate_in(identity, action, resource, Some(vars)) == Decision::Allow
+    authorize_with(identity, vars, action, resource).is_ok()
+}
+
+/// One request's evaluation with everything the local gateway knows: the
+/// identity's policies and any its role gained since the session began (both
+/// identity policies, taken together), the session policies, the values of IoT
+/// policy variables, and the condition keys' context.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Evaluation<'a> {
+    pub identity: &'a [PolicyDocument],
+    /// Inline policies put on the role after the session was issued: they apply
+    /// to the session at once, as on AWS.
+    pub role_since: Option<&'a [PolicyDocument]>,
+    pub session: Option<&'a [PolicyDocument]>,
+    pub vars: Option<&'a Variables>,
+    pub context: Option<&'a Context<'a>>,
+}
+
+impl Evaluation<'_> {
+    /// Whether `action` on `resource` is allowed, or which rule refused it.
+    pub fn authorize(&self, action: &str, resource: &str) -> Result<(), Denial> {
+        let denial = |decision: Decision, by_session_policy: bool| Denial {
+            action: action.to_owned(),
+            resource: resource.to_owned(),
+            explicit: decision == Decision::Deny,
+            by_session_policy,
+        };
+        let one = |policies: &[PolicyDocument]| evaluate_in(policies, action, resource, self.vars, self.context);
+        let identity = match (one(self.identity), self.role_since.map(one)) {
+            (Decision::Deny, _) | (_, Some(Decision::Deny)) => Decision::Deny,
+            (Decision::Allow, _) | (_, Some(Decision::Allow)) => Decision::Allow,
+            _ => Decision::NotApplicable,
+        };
+        if identity != Decision::Allow {
+            return Err(denial(identity, false));
+        }
+        match self.session.map(one) {
+            None | Some(Decision::Allow) => Ok(()),
+            Some(other) => Err(denial(other, true)),
+        }
+    }
 }
 
 /// Why a request was refused: the action, the resource, and which rule decided.
@@ -106,7 +164,12 @@ pub fn authorize(
     action: &str,
     resource: &str,
 ) -> Result<(), Denial> {
-    authorize_in(identity, session, action, resource, None)
+    Evaluation {
+        identity,
+        session,
+        ..Evaluation::default()
+    }
+    .authorize(action, resource)
 }
 
 /// [`authorize`] for policies that use IoT policy variables, with their values.
@@ -116,30 +179,12 @@ pub fn authorize_with(
     action: &str,
     resource: &str,
 ) -> Result<(), Denial> {
-    authorize_in(identity, None, action, resource, Some(vars))
-}
-
-fn authorize_in(
-    identity: &[PolicyDocument],
-    session: Option<&[PolicyDocument]>,
-    action: &str,
-    resource: &str,
-    vars: Option<&Variables>,
-) -> Result<(), Denial> {
-    let denial = |decision: Decision, by_session_policy: bool| Denial {
-        action: action.to_owned(),
-        resource: resource.to_owned(),
-        explicit: decision == Decision::Deny,
-        by_session_policy,
-    };
-    match evaluate_in(identity, action, resource, vars) {
-        Decision::Allow => {}
-        other => return Err(denial(other, false)),
+    Evaluation {
+        identity,
+        vars: Some(vars),
+        ..Evaluation::default()
     }
-    match session.map(|policies| evaluate_in(policies, action, resource, vars)) {
-        None | Some(Decision::Allow) => Ok(()),
-        Some(other) => Err(denial(other, true)),
-    }
+    .authorize(action, resource)
 }
 
 fn applies(statement: &Statement, action: &str, resource: &str, vars: Option<&Variables>) -> bool {

@@ -327,6 +327,8 @@ fn identity(gateway: &Gateway, authorizer: &Authorizer, verdict: &Verdict) -> Id
         session_policies: None,
         source_identity: None,
         variables: Some(Variables::default()),
+        issued_at: None,
+        role_since: None,
     }
 }
 
@@ -344,5 +346,7 @@ pub fn refused(gateway: &Gateway) -> Identity {
         session_policies: None,
         source_identity: None,
         variables: Some(Variables::default()),
+        issued_at: None,
+        role_since: None,
     }
 }

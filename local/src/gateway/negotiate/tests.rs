@@ -35,6 +35,8 @@ fn identity(statements: &[(&str, &str)]) -> Identity {
         session_policies: None,
         source_identity: None,
         variables: None,
+        issued_at: None,
+        role_since: None,
     }
 }
 

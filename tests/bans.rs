@@ -1,0 +1,130 @@
+//! A ban through AWS's own mechanism, proved on the local stack: an inline policy
+//! put on the client role with `aws iam put-role-policy` (a Deny conditioned on
+//! `aws:SourceIdentity`, which the vending API sets to the caller's `sub`)
+//! applies to the user's live session at its next action and to its next
+//! connect with the credentials it holds; other users are untouched; deleting
+//! the policy lifts the ban.
+
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a panic with its message is the failure report"
+)]
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use rumqttc::QoS;
+use serde_json::json;
+
+use common::mqtt::{Client, Seen, vend_as};
+use common::tools::{aws_env, tool};
+use serverless_websockets_local::stack::{LocalOptions, LocalStack};
+
+/// `aws iam ARGS` against the stack's STS port, as the local admin.
+fn aws_iam(stack: &LocalStack, args: &[&str]) -> (bool, String) {
+    let info = stack.info();
+    let mut command = Command::new(tool("aws"));
+    command
+        .arg("iam")
+        .args(args)
+        .args(["--endpoint-url", &info.sts_endpoint]);
+    aws_env(
+        &mut command,
+        &info.admin.access_key_id,
+        &info.admin.secret_access_key,
+        None,
+        &info.region,
+    );
+    let output = command.output().unwrap();
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+const ROLE: &str = "serverless-websockets-client";
+
+fn ban(subjects: &[&str]) -> String {
+    json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Action": "iot:*", "Resource": "*",
+        "Condition": {"StringEquals": {"aws:SourceIdentity": subjects}},
+    }]})
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_on_the_client_role_takes_one_user_out_at_once_and_lifting_it_lets_them_back() {
+    let mut options = LocalOptions::ephemeral();
+    options.settings = vec![("AUTH_MODE".into(), "jwt".into())];
+    let tokens = |sub: &str| options.mint_token(sub, Duration::from_secs(600)).unwrap();
+    let (alice_token, bob_token) = (tokens("alice"), tokens("bob"));
+    let stack = LocalStack::start(options.clone()).await.unwrap();
+    let api = stack.info().api_url.clone();
+    let alice = vend_as(&api, &alice_token).await;
+    let bob = vend_as(&api, &bob_token).await;
+    let mut alice_client = Client::connect(&alice.url, &alice.client_id, None).await;
+    let mut bob_client = Client::connect(&bob.url, &bob.client_id, None).await;
+    alice_client.subscribed(&alice.topic, QoS::AtLeastOnce).await;
+
+    let policy = ban(&["alice"]);
+    let put = [
+        "put-role-policy",
+        "--role-name",
+        ROLE,
+        "--policy-name",
+        "bans",
+        "--policy-document",
+        &policy,
+    ];
+    let (ok, out) = tokio::task::block_in_place(|| aws_iam(&stack, &put));
+    assert!(ok, "{out}");
+    let (_, listed) = tokio::task::block_in_place(|| aws_iam(&stack, &["list-role-policies", "--role-name", ROLE]));
+    assert!(listed.contains("bans"), "{listed}");
+
+    // Alice's live session: its next action is refused and the connection closed.
+    match alice_client.subscribe(&alice.topic, QoS::AtLeastOnce).await {
+        Seen::Closed(_) => {}
+        other => panic!("a banned user's next action must be refused: {other:?}"),
+    }
+    // The credentials she holds no longer connect; a fresh vend is no better.
+    let mut again = Client::start(common::mqtt::options(&alice.url, &alice.client_id, None));
+    assert!(
+        matches!(again.next().await, Seen::Closed(_)),
+        "her credentials still connect"
+    );
+    let fresh = vend_as(&api, &alice_token).await;
+    let mut fresh_client = Client::start(common::mqtt::options(&fresh.url, &fresh.client_id, None));
+    assert!(
+        matches!(fresh_client.next().await, Seen::Closed(_)),
+        "fresh credentials still connect"
+    );
+    // Bob is untouched.
+    bob_client.subscribed(&bob.topic, QoS::AtLeastOnce).await;
+
+    let delete = ["delete-role-policy", "--role-name", ROLE, "--policy-name", "bans"];
+    let (ok, out) = tokio::task::block_in_place(|| aws_iam(&stack, &delete));
+    assert!(ok, "{out}");
+    let mut back = Client::connect(&fresh.url, &fresh.client_id, None).await;
+    back.subscribed(&fresh.topic, QoS::AtLeastOnce).await;
+    // IAM's answers for what is not there.
+    let (ok, out) = tokio::task::block_in_place(|| aws_iam(&stack, &delete));
+    assert!(!ok && out.contains("NoSuchEntity"), "{out}");
+    let bad = [
+        "put-role-policy",
+        "--role-name",
+        ROLE,
+        "--policy-name",
+        "x",
+        "--policy-document",
+        "{",
+    ];
+    let (ok, out) = tokio::task::block_in_place(|| aws_iam(&stack, &bad));
+    assert!(!ok && out.contains("MalformedPolicyDocument"), "{out}");
+    stack.shutdown().await;
+}
