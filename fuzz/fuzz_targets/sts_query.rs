@@ -24,6 +24,7 @@ fn emulator() -> (StsEmulator, Identity) {
         max_session: Duration::from_secs(3600),
         policies: Arc::from(vec![allow_all()]),
         trusted: vec!["*".into()],
+        inline: Arc::default(),
     };
     let caller = fixtures::admin();
     (
