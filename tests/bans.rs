@@ -12,40 +12,20 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use rumqttc::QoS;
 use serde_json::json;
 
 use common::mqtt::{Client, Seen, vend_as};
-use common::tools::{aws_env, tool};
+use common::tools::aws_admin;
 use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 
-/// `aws iam ARGS` against the stack's STS port, as the local admin.
+/// `aws iam ARGS` against the stack's STS port, as the local admin: exit status
+/// and what it printed.
 fn aws_iam(stack: &LocalStack, args: &[&str]) -> (bool, String) {
-    let info = stack.info();
-    let mut command = Command::new(tool("aws"));
-    command
-        .arg("iam")
-        .args(args)
-        .args(["--endpoint-url", &info.sts_endpoint]);
-    aws_env(
-        &mut command,
-        &info.admin.access_key_id,
-        &info.admin.secret_access_key,
-        None,
-        &info.region,
-    );
-    let output = command.output().unwrap();
-    (
-        output.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
-    )
+    let (ok, json, stderr) = aws_admin(stack, "iam", &stack.info().sts_endpoint, args);
+    (ok, format!("{json}{stderr}"))
 }
 
 const ROLE: &str = "serverless-websockets-client";

@@ -36,8 +36,9 @@ use serverless_websockets_vending::auth::{JwtVerifier, SetupError};
 use serverless_websockets_vending::config::{ConfigError, JwtSettings, read_shared};
 
 /// IoT's bounds for both intervals.
-pub const MIN_INTERVAL: u32 = 300;
-pub const MAX_INTERVAL: u32 = 86_400;
+pub use serverless_websockets_core::quota::{
+    AUTHORIZER_MAX_INTERVAL_SECS as MAX_INTERVAL, AUTHORIZER_MIN_INTERVAL_SECS as MIN_INTERVAL,
+};
 /// How often IoT asks again by default: hourly.
 pub const DEFAULT_REFRESH_AFTER: u32 = 3600;
 

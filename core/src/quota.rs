@@ -44,6 +44,11 @@ pub const MAX_MESSAGE_EXPIRY_SECS: u32 = 604_800;
 /// its key and value with their 2-byte lengths and the 1-byte identifier, which
 /// also bounds how many pairs fit (see `docs/reference.md`).
 pub const MAX_USER_PROPERTIES_BYTES: usize = 8 * 1024;
+/// The shortest `refreshAfterInSeconds` / `disconnectAfterInSeconds` a custom
+/// authorizer may answer (<https://docs.aws.amazon.com/iot/latest/developerguide/custom-auth-lambda.html>).
+pub const AUTHORIZER_MIN_INTERVAL_SECS: u32 = 300;
+/// The longest.
+pub const AUTHORIZER_MAX_INTERVAL_SECS: u32 = 86_400;
 /// How long a persistent session outlives its client's disconnect by default.
 pub const DEFAULT_SESSION_EXPIRY: Duration = Duration::from_secs(3600);
 /// How long `GetConnection` still answers for a client that left without a

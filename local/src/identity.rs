@@ -20,6 +20,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
@@ -64,6 +65,9 @@ pub struct Identity {
 pub struct RolePolicies {
     by_name: RwLock<BTreeMap<String, PolicyDocument>>,
     snapshot: RwLock<Arc<[PolicyDocument]>>,
+    /// Whether any policy is there: read on every authorization (each
+    /// delivery's `iot:Receive`), so the usual case takes no lock.
+    any: AtomicBool,
 }
 
 impl RolePolicies {
@@ -99,13 +103,17 @@ impl RolePolicies {
             .collect()
     }
 
-    /// The policies as one slice, cheap to take per request.
-    pub fn snapshot(&self) -> Arc<[PolicyDocument]> {
-        self.snapshot.read().unwrap_or_else(|e| e.into_inner()).clone()
+    /// The policies as one slice, cheap to take per request; `None` when there
+    /// are none (no lock taken).
+    pub fn snapshot(&self) -> Option<Arc<[PolicyDocument]>> {
+        self.any
+            .load(Ordering::Acquire)
+            .then(|| self.snapshot.read().unwrap_or_else(|e| e.into_inner()).clone())
     }
 
     fn publish(&self, by_name: &BTreeMap<String, PolicyDocument>) {
         *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = by_name.values().cloned().collect();
+        self.any.store(!by_name.is_empty(), Ordering::Release);
     }
 }
 
@@ -129,7 +137,7 @@ impl Identity {
     /// line): its policies, what its role gained since, its session policies,
     /// IoT policy variables and the condition keys bans use.
     pub fn authorize(&self, action: &str, resource: &str) -> Result<(), Denial> {
-        let role_since = self.role_since.as_ref().map(|r| r.snapshot()).filter(|p| !p.is_empty());
+        let role_since = self.role_since.as_ref().and_then(|r| r.snapshot());
         let context = Context {
             source_identity: self.source_identity.as_deref(),
             token_issue_time: self

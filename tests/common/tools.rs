@@ -334,12 +334,20 @@ pub fn aws_iot(
     stack: &serverless_websockets_local::stack::LocalStack,
     args: &[&str],
 ) -> (bool, serde_json::Value, String) {
+    aws_admin(stack, "iot", &stack.info().iot_control_endpoint, args)
+}
+
+/// `aws SERVICE ARGS --endpoint-url ENDPOINT` as the stack's admin (trusting
+/// the stack's CA with `--tls`): exit status, stdout as JSON, stderr.
+pub fn aws_admin(
+    stack: &serverless_websockets_local::stack::LocalStack,
+    service: &str,
+    endpoint: &str,
+    args: &[&str],
+) -> (bool, serde_json::Value, String) {
     let info = stack.info();
     let mut command = Command::new(tool("aws"));
-    command
-        .arg("iot")
-        .args(args)
-        .args(["--endpoint-url", &info.iot_control_endpoint]);
+    command.arg(service).args(args).args(["--endpoint-url", endpoint]);
     if let Some(ca) = &info.ca_cert {
         command.args(["--ca-bundle", ca]);
     }

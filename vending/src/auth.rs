@@ -84,12 +84,9 @@ pub enum AuthError {
     NotYetValid,
     #[error("the token's issuer is not accepted")]
     WrongIssuer,
-    #[error("the token's audience is not accepted")]
-    WrongAudience,
-    #[error("the token names no audience (aud, or client_id for an access token)")]
-    MissingAudience,
-    #[error("the token has no usable sub claim")]
-    MissingSubject,
+    /// Who the token is for, and whose it is (`core::jwt`'s checks).
+    #[error(transparent)]
+    Claim(#[from] ClaimError),
     #[error("the token's signing keys could not be fetched: {0}")]
     KeysUnavailable(JwksError),
 }
@@ -129,9 +126,9 @@ impl AuthError {
             AuthError::Expired => code::TOKEN_EXPIRED,
             AuthError::NotYetValid => code::TOKEN_NOT_YET_VALID,
             AuthError::WrongIssuer => code::INVALID_ISSUER,
-            AuthError::WrongAudience => code::INVALID_AUDIENCE,
-            AuthError::MissingAudience => code::MISSING_AUDIENCE,
-            AuthError::MissingSubject => code::MISSING_SUBJECT,
+            AuthError::Claim(ClaimError::WrongAudience) => code::INVALID_AUDIENCE,
+            AuthError::Claim(ClaimError::MissingAudience) => code::MISSING_AUDIENCE,
+            AuthError::Claim(ClaimError::MissingSubject) => code::MISSING_SUBJECT,
             AuthError::KeysUnavailable(_) => code::KEYS_UNAVAILABLE,
         }
     }
@@ -257,7 +254,7 @@ impl JwtVerifier {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
                 ErrorKind::ImmatureSignature => AuthError::NotYetValid,
                 ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
-                ErrorKind::InvalidAudience => AuthError::WrongAudience,
+                ErrorKind::InvalidAudience => AuthError::Claim(ClaimError::WrongAudience),
                 ErrorKind::InvalidSignature => AuthError::BadSignature,
                 ErrorKind::InvalidAlgorithm => AuthError::Algorithm,
                 ErrorKind::MissingRequiredClaim(claim) if claim == "iss" => AuthError::WrongIssuer,
@@ -267,11 +264,7 @@ impl JwtVerifier {
         let all = data.claims;
         let claims: Claims =
             serde_json::from_value(serde_json::Value::Object(all.clone())).map_err(|_| AuthError::MalformedToken)?;
-        let sub = self.recipient.check(&claims).map_err(|e| match e {
-            ClaimError::WrongAudience => AuthError::WrongAudience,
-            ClaimError::MissingAudience => AuthError::MissingAudience,
-            ClaimError::MissingSubject => AuthError::MissingSubject,
-        })?;
+        let sub = self.recipient.check(&claims)?;
         Ok(Caller {
             sub: Some(sub),
             expires_at: claims.exp,

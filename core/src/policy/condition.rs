@@ -113,31 +113,15 @@ fn bool_outcome(value: bool) -> Outcome {
     if value { Outcome::True } else { Outcome::False }
 }
 
-/// `2026-12-05T09:00:00Z` (fractions and offsets other than `Z` refused) or
-/// seconds since the epoch.
+/// `2026-12-05T09:00:00Z` ([`crate::wire::parse_iso8601`]) or seconds since the epoch.
 fn parse_time(text: &str) -> Option<u64> {
     if let Ok(seconds) = text.parse::<u64>() {
         return Some(seconds);
     }
-    let text = text.strip_suffix('Z')?;
-    let text = text.split_once('.').map_or(text, |(whole, _)| whole);
-    let (date, time) = text.split_once('T')?;
-    let mut d = date.split('-').map(str::parse::<i64>);
-    let (year, month, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let mut t = time.split(':').map(str::parse::<i64>);
-    let (hour, minute, second) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + hour * 3600 + minute * 60 + second).ok()
+    crate::wire::parse_iso8601(text)?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
 }
 
 #[cfg(test)]

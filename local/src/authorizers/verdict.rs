@@ -11,10 +11,9 @@ use serde_json::Value;
 use serverless_websockets_core::policy::PolicyDocument;
 use serverless_websockets_core::policy::authorizer::{MAX_DOCUMENT_CHARS, MAX_DOCUMENTS};
 
-/// The longest interval IoT takes.
-pub const MAX_INTERVAL_SECONDS: u32 = 86_400;
-/// The shortest interval IoT takes.
-pub const MIN_INTERVAL_SECONDS: u32 = 300;
+pub use serverless_websockets_core::quota::{
+    AUTHORIZER_MAX_INTERVAL_SECS as MAX_INTERVAL_SECONDS, AUTHORIZER_MIN_INTERVAL_SECS as MIN_INTERVAL_SECONDS,
+};
 
 /// A valid answer.
 #[derive(Debug, Clone)]

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use http::{HeaderMap, Uri};
 use serde_json::Value;
-use serverless_websockets_core::policy::Variables;
+use serverless_websockets_core::policy::{PolicyDocument, Variables};
 use tokio::time::Instant;
 
 use super::state::Gateway;
@@ -62,10 +62,14 @@ pub struct Requested {
 /// user name may then name one, or the default applies). Without any
 /// authorizer an unsigned upgrade is refused with 403 as before.
 pub fn requested(gateway: &Gateway, uri: &Uri, headers: &HeaderMap) -> Option<Requested> {
+    let raw = uri.query().unwrap_or("");
+    if !headers.contains_key(NAME) && !raw.contains(NAME) && !gateway.authorizers.any() {
+        return None;
+    }
     // Form decoding, `+` as a space: an unencoded `+` in a base64 signature
     // breaks it, as it does on IoT (whose decoding is not documented; this is
     // the common one), and the refusal then says so.
-    let query = form_pairs(uri.query().unwrap_or(""));
+    let query = form_pairs(raw);
     let sigv4 = query.iter().any(|(n, _)| n.eq_ignore_ascii_case("X-Amz-Credential"))
         || headers.contains_key(http::header::AUTHORIZATION);
     let name = param(&query, headers, NAME).map(str::to_owned);
@@ -309,40 +313,31 @@ fn plus_hint(requested: &Requested) -> &'static str {
 /// `principalIdentifier`).
 fn identity(gateway: &Gateway, authorizer: &Authorizer, verdict: &Verdict) -> Identity {
     let arns = gateway.broker.arns();
-    Identity {
-        access_key_id: String::new(),
-        secret_access_key: String::new(),
-        session_token: None,
-        expiration: None,
-        arn: format!(
-            "arn:aws:iot:{}:{}:authorizer/{} (principal {})",
-            arns.region(),
-            arns.account(),
-            authorizer.name,
-            verdict.principal_id
-        ),
-        user_id: verdict.principal_id.clone(),
-        account: arns.account().to_owned(),
-        policies: Arc::from(verdict.policies.clone()),
-        session_policies: None,
-        source_identity: None,
-        variables: Some(Variables::default()),
-        issued_at: None,
-        role_since: None,
-    }
+    let arn = format!(
+        "arn:aws:iot:{}:{}:authorizer/{} (principal {})",
+        arns.region(),
+        arns.account(),
+        authorizer.name,
+        verdict.principal_id
+    );
+    custom_identity(gateway, arn, &verdict.principal_id, verdict.policies.clone())
 }
 
 /// The identity of a refused connection: no policy, so CONNECT is refused.
 pub fn refused(gateway: &Gateway) -> Identity {
+    custom_identity(gateway, "custom authorizer (refused)".into(), "", Vec::new())
+}
+
+fn custom_identity(gateway: &Gateway, arn: String, principal: &str, policies: Vec<PolicyDocument>) -> Identity {
     Identity {
         access_key_id: String::new(),
         secret_access_key: String::new(),
         session_token: None,
         expiration: None,
-        arn: "custom authorizer (refused)".into(),
-        user_id: String::new(),
+        arn,
+        user_id: principal.to_owned(),
         account: gateway.broker.arns().account().to_owned(),
-        policies: Arc::from(Vec::new()),
+        policies: Arc::from(policies),
         session_policies: None,
         source_identity: None,
         variables: Some(Variables::default()),
