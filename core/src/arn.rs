@@ -109,6 +109,7 @@ impl RoleArn {
             && region.is_empty()
             && is_account_id(account)
             && !name.is_empty()
+            && !name.ends_with('/')
             && name
                 .bytes()
                 .all(|c| c.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&c));
@@ -133,6 +134,12 @@ impl RoleArn {
     pub fn account(&self) -> &str {
         &self.account
     }
+
+    /// The role's name: the last segment of its path (what IAM's role-policy
+    /// operations take as `RoleName`).
+    pub fn name(&self) -> &str {
+        self.arn.rsplit('/').next().unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +151,7 @@ mod tests {
         let role = RoleArn::parse("arn:aws-cn:iam::123456789012:role/path/Client").unwrap();
         let arns = IotArns::for_role(&role, "cn-north-1").unwrap();
         assert_eq!(arns.client("c1"), "arn:aws-cn:iot:cn-north-1:123456789012:client/c1");
+        assert_eq!(role.name(), "Client");
         assert_eq!(
             arns.topic_filter("a/#"),
             "arn:aws-cn:iot:cn-north-1:123456789012:topicfilter/a/#"
@@ -159,6 +167,7 @@ mod tests {
             "arn:aws:sts::123456789012:role/x",
             "arn:aws:iam::123456789012:user/x",
             "arn:aws:iam::123456789012:role/",
+            "arn:aws:iam::123456789012:role/path/",
             "arn:AWS:iam::123456789012:role/x",
             "arn:aws:iam::123456789012:role/a b",
         ] {

@@ -48,6 +48,9 @@ pub const RESUME_TOKEN_EXPIRED: &str = "ResumeTokenExpired";
 pub const INVALID_RESUME_TOKEN: &str = "InvalidResumeToken";
 pub const RESUME_FORBIDDEN: &str = "ResumeForbidden";
 
+// Bans: the client role's ban policy denies the caller.
+pub const BANNED: &str = "Banned";
+
 // The service and its upstream.
 pub const THROTTLED: &str = "Throttled";
 pub const MISCONFIGURED: &str = "Misconfigured";
@@ -59,7 +62,7 @@ pub const INTERNAL_ERROR: &str = "InternalError";
 pub const RESUME_REFUSALS: [&str; 3] = [INVALID_RESUME_TOKEN, RESUME_TOKEN_EXPIRED, RESUME_FORBIDDEN];
 
 /// Every code the API answers with.
-pub const ALL: [&str; 34] = [
+pub const ALL: [&str; 35] = [
     INVALID_JSON,
     BAD_REQUEST,
     REQUEST_TIMEOUT,
@@ -90,6 +93,7 @@ pub const ALL: [&str; 34] = [
     RESUME_TOKEN_EXPIRED,
     INVALID_RESUME_TOKEN,
     RESUME_FORBIDDEN,
+    BANNED,
     THROTTLED,
     MISCONFIGURED,
     UPSTREAM_UNAVAILABLE,

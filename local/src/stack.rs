@@ -336,7 +336,7 @@ impl LocalStack {
             .filter(|_| options.ca_cert_path.is_none())
             .map(PathBuf::from);
         let plan = Plan::new(&options, &addresses)?;
-        let issuer = local_issuer(&options, &plan.sts_endpoint, &plan.client_role_arn).await;
+        let issuer = local_issuer(&options, &plan.sts_endpoint, &plan.config).await;
         let demo = crate::demo::router(plan.demo_config(&options));
         let jwt = LocalJwt::of(&plan.config);
         let jwt_mode = matches!(plan.config.auth, AuthSettings::Jwt(_));
@@ -705,6 +705,9 @@ fn vending_config(options: &LocalOptions, client_role_arn: &str, iot_endpoint: &
         "CLIENT_ROLE_ARN" => Some(client_role_arn.to_owned()),
         "AWS_REGION" => Some(options.region.clone()),
         "IOT_ENDPOINT" => Some(iot_endpoint.to_owned()),
+        // A read of the local IAM is a loopback request: a ban bites at the
+        // next vend, unless the setting asks to cache as in AWS.
+        "BAN_CACHE_SECONDS" => options.setting(name).or_else(|| Some("0".to_owned())),
         other => options.setting(other),
     })?)
 }
@@ -763,11 +766,12 @@ fn seed_backend(
 }
 
 /// The vending API's issuer: the same `aws-sdk-sts` code as in Lambda, pointed
-/// at the local STS and signing as the local admin.
+/// at the local STS and signing as the local admin, reading the ban policy
+/// from the local IAM.
 async fn local_issuer(
     options: &LocalOptions,
     sts_endpoint: &str,
-    client_role_arn: &str,
+    config: &Config,
 ) -> Arc<serverless_websockets_vending::issuer::AssumeRoleIssuer> {
     let sdk_config = serverless_websockets_vending::issuer::sdk_config_loader()
         .region(aws_config::Region::new(options.region.clone()))
@@ -781,8 +785,10 @@ async fn local_issuer(
         .endpoint_url(sts_endpoint)
         .load()
         .await;
-    Arc::new(serverless_websockets_vending::issuer::AssumeRoleIssuer::new(
-        &sdk_config,
-        client_role_arn,
-    ))
+    // IAM (the ban policy) answers on the STS port, as the endpoint says.
+    let bans = serverless_websockets_vending::bans::BanList::for_config(config, &sdk_config);
+    Arc::new(
+        serverless_websockets_vending::issuer::AssumeRoleIssuer::new(&sdk_config, config.client_role_arn.as_str())
+            .with_bans(bans),
+    )
 }

@@ -294,6 +294,11 @@ impl ApiError {
                 "The service is misconfigured and cannot issue credentials; its operator has been logged the cause."
                     .into(),
             ),
+            Sts(StsError::Banned { .. }) => (
+                StatusCode::FORBIDDEN,
+                code::BANNED,
+                "You are banned from this service.".into(),
+            ),
             Sts(StsError::Timeout(_)) | Sts(StsError::Unavailable(_)) => (
                 StatusCode::BAD_GATEWAY,
                 code::UPSTREAM_UNAVAILABLE,

@@ -95,6 +95,18 @@ pub struct Config {
     pub auth: AuthSettings,
     /// Resume tokens: fresh credentials for the same client ID.
     pub resume: ResumeSettings,
+    /// The ban policy on the client role, read to refuse banned callers.
+    pub bans: BanSettings,
+}
+
+/// `BAN_POLICY_NAME` and `BAN_CACHE_SECONDS` ([`crate::bans`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanSettings {
+    /// The client role's inline policy that holds the bans; `None` (the value
+    /// `none`) when the API should not read one.
+    pub policy_name: Option<String>,
+    /// How long one read of it is used.
+    pub cache: Duration,
 }
 
 /// How resume tokens are signed and how long they live.
@@ -157,6 +169,7 @@ impl Config {
         let cors_allow_origins = read_cors(&env)?;
         let auth = read_auth(&env)?;
         let resume = read_resume(&env)?;
+        let bans = read_bans(&env)?;
         if auth == AuthSettings::None && grants.uses_sub() {
             return Err(ConfigError {
                 variable: "AUTH_MODE",
@@ -174,8 +187,34 @@ impl Config {
             cors_allow_origins,
             auth,
             resume,
+            bans,
         })
     }
+}
+
+/// `BAN_POLICY_NAME` (an IAM policy name, `bans` by default, `none` for no
+/// check) and `BAN_CACHE_SECONDS`.
+fn read_bans<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<BanSettings, ConfigError> {
+    let name = env
+        .optional(
+            "BAN_POLICY_NAME",
+            "an IAM policy name ([A-Za-z0-9+=,.@_-], 1 to 128 characters), or none",
+            |v| {
+                let ok = v.len() <= 128 && v.bytes().all(|c| c.is_ascii_alphanumeric() || b"+=,.@_-".contains(&c));
+                ok.then(|| v.to_owned())
+            },
+        )?
+        .unwrap_or_else(|| crate::bans::DEFAULT_BAN_POLICY_NAME.to_owned());
+    let cache = env.seconds(
+        "BAN_CACHE_SECONDS",
+        crate::bans::DEFAULT_BAN_CACHE_SECS,
+        0..=crate::bans::MAX_BAN_CACHE_SECS,
+        "a whole number of seconds from 0 to 300",
+    )?;
+    Ok(BanSettings {
+        policy_name: (name != "none").then_some(name),
+        cache,
+    })
 }
 
 const SECRET_ARN: &str =
@@ -677,6 +716,27 @@ mod tests {
             read(&with(&[("CORS_ALLOW_ORIGINS", "*")])).unwrap().cors_allow_origins,
             CorsOrigins::Any
         );
+    }
+
+    #[test]
+    fn the_ban_policy_is_bans_unless_named_or_turned_off() {
+        let config = read(&with(&[])).unwrap();
+        assert_eq!(config.bans.policy_name.as_deref(), Some("bans"));
+        assert_eq!(config.bans.cache, Duration::from_secs(10));
+        let config = read(&with(&[
+            ("BAN_POLICY_NAME", "blocked-users"),
+            ("BAN_CACHE_SECONDS", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(config.bans.policy_name.as_deref(), Some("blocked-users"));
+        assert_eq!(config.bans.cache, Duration::ZERO);
+        assert_eq!(
+            read(&with(&[("BAN_POLICY_NAME", "none")])).unwrap().bans.policy_name,
+            None
+        );
+        for (name, value) in [("BAN_POLICY_NAME", "a b"), ("BAN_CACHE_SECONDS", "301")] {
+            assert_eq!(read(&with(&[(name, value)])).unwrap_err().variable, name);
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::api;
+use crate::bans::BanList;
 use crate::config::{AuthSettings, Config};
 use crate::issuer::{AssumeRoleIssuer, load_sdk_config};
 use crate::secret::SecretsManager;
@@ -140,7 +141,8 @@ pub async fn run(mode: Mode) -> anyhow::Result<()> {
     warn_about(&config);
     let sdk_config = load_sdk_config().await;
     config.fetch_secrets(&SecretsManager::new(&sdk_config)).await?;
-    let issuer = Arc::new(AssumeRoleIssuer::new(&sdk_config, config.client_role_arn.as_str()));
+    let bans = BanList::for_config(&config, &sdk_config);
+    let issuer = Arc::new(AssumeRoleIssuer::new(&sdk_config, config.client_role_arn.as_str()).with_bans(bans));
     let router = api::build(config, issuer)?;
     match mode {
         Mode::Lambda => lambda_http::run(router)

@@ -12,6 +12,7 @@
 //! See <https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html>.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -21,6 +22,8 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 
 use serverless_websockets_core::client_id::ClientId;
+
+use crate::bans::BanList;
 use serverless_websockets_core::sts::is_sts_name;
 use serverless_websockets_core::wire::format_iso8601;
 
@@ -85,6 +88,9 @@ pub enum StsError {
     Timeout(String),
     #[error("STS is unavailable: {0}")]
     Unavailable(String),
+    /// The client role's ban policy denies this caller ([`crate::bans`]).
+    #[error("the client role's ban policy denies source identity {source_identity:?}")]
+    Banned { source_identity: Option<String> },
 }
 
 /// The STS `SourceIdentity` for a caller's `sub`: the sub itself when STS accepts
@@ -129,6 +135,7 @@ pub fn classify(code: Option<&str>, message: Option<&str>, status: u16) -> StsEr
 pub struct AssumeRoleIssuer {
     client: aws_sdk_sts::Client,
     role_arn: String,
+    bans: Option<Arc<BanList>>,
 }
 
 /// Loads the standard AWS SDK configuration (environment, profile, container or
@@ -156,13 +163,25 @@ impl AssumeRoleIssuer {
         Self {
             client: aws_sdk_sts::Client::new(sdk_config),
             role_arn: role_arn.to_owned(),
+            bans: None,
         }
+    }
+
+    /// Refuses, before asking STS, a caller the role's ban policy denies.
+    #[must_use]
+    pub fn with_bans(mut self, bans: Option<BanList>) -> Self {
+        self.bans = bans.map(Arc::new);
+        self
     }
 }
 
 #[async_trait]
 impl CredentialIssuer for AssumeRoleIssuer {
     async fn issue(&self, request: IssueRequest<'_>) -> Result<TemporaryCredentials, StsError> {
+        if let Some(bans) = &self.bans {
+            bans.check(request.client_id, request.source_identity, SystemTime::now())
+                .await?;
+        }
         let output = self
             .client
             .assume_role()

@@ -10,6 +10,7 @@
 //! * [`secret`] — secrets read by ARN from Secrets Manager at start-up, cached.
 //! * [`auth`] — caller authentication: none, or a JWT (HS256, RS256/ES256 via JWKS).
 //! * [`issuer`] — the credential issuer trait and its `aws-sdk-sts` implementation.
+//! * [`bans`] — the client role's ban policy, read so that a banned caller is refused.
 //! * [`api`] — the axum `Router`: parsing, authentication, grants, issuing, rendering.
 //! * [`server`] — the accept loop with header, body and TLS deadlines for every listener.
 //! * [`entry`] — the process entry: Lambda or `serve`, tracing, signals.
@@ -19,6 +20,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod bans;
 pub mod config;
 pub mod entry;
 pub mod issuer;

@@ -24,7 +24,24 @@ use sts::{FakeSts, Reply};
 
 const EVENT: &str = include_str!("data/apigw-v2-post-credentials.json");
 
-fn lambda_command(runtime: &FakeRuntime, sts_url: &str) -> Command {
+/// IAM as the function sees it when the client role has no ban policy: every
+/// request (recorded, body as sent) answered `404 NoSuchEntity`.
+async fn fake_iam() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let router = axum::Router::new().fallback(move |body: String| {
+        record.lock().unwrap().push(body);
+        async {
+            (
+                axum::http::StatusCode::NOT_FOUND,
+                "<ErrorResponse><Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>The role policy with name bans cannot be found.</Message></Error><RequestId>1</RequestId></ErrorResponse>",
+            )
+        }
+    });
+    (format!("http://{}", serve(router).await), seen)
+}
+
+fn lambda_command(runtime: &FakeRuntime, sts_url: &str, iam_url: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_serverless-websockets-vending"));
     command
         .env_clear()
@@ -39,6 +56,7 @@ fn lambda_command(runtime: &FakeRuntime, sts_url: &str) -> Command {
         .env("AWS_SECRET_ACCESS_KEY", "lambda-exec-secret")
         .env("AWS_SESSION_TOKEN", "lambda-exec-token")
         .env("AWS_ENDPOINT_URL_STS", sts_url)
+        .env("AWS_ENDPOINT_URL_IAM", iam_url)
         .env("CLIENT_ROLE_ARN", "arn:aws:iam::123456789012:role/ClientRole")
         .env("IOT_ENDPOINT", "abc-ats.iot.us-east-1.amazonaws.com")
         .env("AUTH_MODE", "none")
@@ -83,7 +101,8 @@ async fn an_api_gateway_v2_event_gets_credentials_and_logs_no_secret() {
     let sts = FakeSts::start().await;
     let mut runtime = FakeRuntime::start().await;
     runtime.push_event("invocation-1", EVENT);
-    let child = Killed::spawn(lambda_command(&runtime, &sts.url));
+    let (iam, iam_requests) = fake_iam().await;
+    let child = Killed::spawn(lambda_command(&runtime, &sts.url, &iam));
 
     let Posted::Response { request_id, body } = runtime.posted().await else {
         panic!("the function reported an error")
@@ -104,6 +123,11 @@ async fn an_api_gateway_v2_event_gets_credentials_and_logs_no_secret() {
             .starts_with("wss://abc-ats.iot.us-east-1.amazonaws.com/mqtt?")
     );
 
+    let asked = iam_requests.lock().unwrap().clone();
+    assert!(
+        matches!(asked.as_slice(), [one] if one.contains("Action=GetRolePolicy") && one.contains("RoleName=ClientRole") && one.contains("PolicyName=bans")),
+        "the ban policy is read before credentials are issued: {asked:?}"
+    );
     let requests = sts.requests();
     assert_eq!(requests.len(), 1);
     assert_eq!(
@@ -144,7 +168,8 @@ async fn an_sts_fault_is_an_http_response_not_a_lambda_error() {
     }));
     let mut runtime = FakeRuntime::start().await;
     runtime.push_event("invocation-2", EVENT);
-    let _child = Killed::spawn(lambda_command(&runtime, &sts.url));
+    let (iam, _) = fake_iam().await;
+    let _child = Killed::spawn(lambda_command(&runtime, &sts.url, &iam));
 
     match runtime.posted().await {
         Posted::Response { body, .. } => {
@@ -159,7 +184,7 @@ async fn an_sts_fault_is_an_http_response_not_a_lambda_error() {
 #[tokio::test]
 async fn a_missing_setting_stops_start_up_naming_the_variable() {
     let runtime = FakeRuntime::start().await;
-    let output = lambda_command(&runtime, "http://127.0.0.1:9")
+    let output = lambda_command(&runtime, "http://127.0.0.1:9", "http://127.0.0.1:9")
         .env_remove("CLIENT_ROLE_ARN")
         .output()
         .unwrap();
@@ -213,7 +238,8 @@ fn template_filter_patterns() -> Vec<(String, String)> {
 async fn each_vend_logs_one_json_line_saying_who_got_what_which_the_templates_metric_filters_count() {
     let sts = FakeSts::start().await;
     let mut runtime = FakeRuntime::start().await;
-    let child = Killed::spawn(lambda_command(&runtime, &sts.url));
+    let (iam, _) = fake_iam().await;
+    let child = Killed::spawn(lambda_command(&runtime, &sts.url, &iam));
     runtime.push_event("issued", EVENT);
     let Posted::Response { body, .. } = runtime.posted().await else {
         panic!("the function reported an error")
