@@ -1,10 +1,12 @@
-//! The `serverless-websockets` binary: `local` runs the local stack; `serve` and
+//! The `serverless-websockets` binary: `local` runs the local stack; `ban` takes
+//! users out (on AWS or the local stack); `serve` and
 //! `lambda` (the default inside AWS Lambda) run the vending service exactly as its
 //! own binary, `serverless-websockets-vending`, does.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+mod ban;
 mod cli;
 
 use cli::LocalArgs;
@@ -26,6 +28,8 @@ enum Command {
     Service(ServiceCommand),
     /// Run the local stack: the vending API, an STS emulator and an IoT gateway on this machine.
     Local(Box<LocalArgs>),
+    /// Take users out now: ban their `sub`s on the client role and close their connections.
+    Ban(Box<ban::BanArgs>),
 }
 
 #[tokio::main]
@@ -35,6 +39,10 @@ async fn main() -> ExitCode {
         Some(Command::Local(args)) => {
             entry::init_tracing(false);
             entry::exit_code(cli::run(*args).await)
+        }
+        Some(Command::Ban(args)) => {
+            entry::init_tracing(false);
+            entry::exit_code(ban::run(*args).await)
         }
         Some(Command::Service(command)) => entry::main(command.into()).await,
         None => match entry::default_mode() {

@@ -121,3 +121,94 @@ async fn a_ban_on_the_client_role_takes_one_user_out_at_once_and_lifting_it_lets
     assert!(!ok && out.contains("MalformedPolicyDocument"), "{out}");
     stack.shutdown().await;
 }
+
+/// `serverless-websockets ban ARGS` against the stack, as its admin: the JSON
+/// report it prints (the command must succeed).
+fn ban_command(stack: &LocalStack, args: &[&str]) -> serde_json::Value {
+    let info = stack.info();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_serverless-websockets"));
+    command.arg("ban").args(args).args([
+        "--iam-endpoint-url",
+        &info.sts_endpoint,
+        "--iot-endpoint-url",
+        &info.iot_data_endpoint,
+    ]);
+    common::tools::aws_env(
+        &mut command,
+        &info.admin.access_key_id,
+        &info.admin.secret_access_key,
+        None,
+        &info.region,
+    );
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "ban {args:?} failed: {stderr}");
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ban_command_refuses_the_user_closes_the_connections_it_can_name_and_lifts() {
+    let mut options = LocalOptions::ephemeral();
+    options.settings = vec![("AUTH_MODE".into(), "jwt".into())];
+    let tokens = |sub: &str| options.mint_token(sub, Duration::from_secs(600)).unwrap();
+    let (alice_token, bob_token) = (tokens("alice"), tokens("bob"));
+    let stack = LocalStack::start(options.clone()).await.unwrap();
+    let api = stack.info().api_url.clone();
+    // Two tabs of Alice's: one the operator names, one the app's presence record names.
+    let (tab1, tab2, bob) = (
+        vend_as(&api, &alice_token).await,
+        vend_as(&api, &alice_token).await,
+        vend_as(&api, &bob_token).await,
+    );
+    let mut tab1_client = Client::connect(&tab1.url, &tab1.client_id, None).await;
+    let mut tab2_client = Client::connect(&tab2.url, &tab2.client_id, None).await;
+    let mut bob_client = Client::connect(&bob.url, &bob.client_id, None).await;
+    for (client, sub) in [(&tab2.client_id, "alice"), (&bob.client_id, "bob")] {
+        let topic = format!("app/presence/{client}");
+        let record = json!({"sub": sub}).to_string();
+        let publish = ["publish", "--topic", &topic, "--retain", "--payload", &record];
+        let (ok, _, err) =
+            tokio::task::block_in_place(|| aws_admin(&stack, "iot-data", &stack.info().iot_data_endpoint, &publish));
+        assert!(ok, "{err}");
+    }
+
+    let report = tokio::task::block_in_place(|| {
+        ban_command(
+            &stack,
+            &[
+                "alice",
+                "--close",
+                &tab1.client_id,
+                "--presence-prefix",
+                "app/presence/",
+            ],
+        )
+    });
+    assert_eq!(report["banned"], json!(["alice"]));
+    let mut closed: Vec<&str> = report["closed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    closed.sort_unstable();
+    let mut expected = [tab1.client_id.as_str(), tab2.client_id.as_str()];
+    expected.sort_unstable();
+    assert_eq!(closed, expected, "{report}");
+    for client in [&mut tab1_client, &mut tab2_client] {
+        assert!(
+            matches!(client.next().await, Seen::Closed(_)),
+            "a tab of hers is still open"
+        );
+    }
+    assert_eq!(vend_status(&api, &alice_token).await, (403, "Banned".to_owned()));
+    bob_client.subscribed(&bob.topic, QoS::AtLeastOnce).await;
+
+    let report = tokio::task::block_in_place(|| ban_command(&stack, &["alice", "--lift"]));
+    assert_eq!(report["lifted"], json!(["alice"]));
+    let back = vend_as(&api, &alice_token).await;
+    Client::connect(&back.url, &back.client_id, None).await;
+    let (_, listed) = tokio::task::block_in_place(|| aws_iam(&stack, &["list-role-policies", "--role-name", ROLE]));
+    assert!(!listed.contains("bans"), "the emptied policy is deleted: {listed}");
+    stack.shutdown().await;
+}

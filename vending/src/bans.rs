@@ -211,6 +211,83 @@ impl BanList {
     }
 }
 
+/// The `Sid` of the statement [`edit`] maintains in the ban policy.
+pub const BANNED_USERS_SID: &str = "BannedUsers";
+
+/// IAM's limit on all of a role's inline policies together, in characters
+/// (whitespace not counted): what bounds how many users one policy can ban.
+pub const MAX_ROLE_INLINE_POLICY_CHARS: usize = 10_240;
+
+/// Why the ban policy cannot be edited.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EditError {
+    #[error("the ban policy on the role is not a JSON policy document: {0}")]
+    NotAPolicy(String),
+    #[error(
+        "the ban policy would be {chars} characters, over IAM's {MAX_ROLE_INLINE_POLICY_CHARS} for a role's inline policies; ban at your identity provider (no new tokens) and lift bans whose tokens have expired"
+    )]
+    TooLarge { chars: usize },
+}
+
+/// The ban policy with the source identities `ban` added to, and `lift` taken
+/// from, its `BannedUsers` statement (a `Deny` of `iot:*` conditioned on
+/// `aws:SourceIdentity`); every other statement kept as it is. `None` when
+/// nothing is left: delete the policy.
+pub fn edit(current: Option<&str>, ban: &[String], lift: &[String]) -> Result<Option<String>, EditError> {
+    use serde_json::{Value, json};
+    let mut document = match current {
+        Some(text) => serde_json::from_str::<Value>(text).map_err(|e| EditError::NotAPolicy(e.to_string()))?,
+        None => json!({"Version": "2012-10-17", "Statement": []}),
+    };
+    let statements = match document.get_mut("Statement") {
+        Some(Value::Array(list)) => list,
+        Some(one @ Value::Object(_)) => {
+            *one = Value::Array(vec![one.take()]);
+            one.as_array_mut()
+                .ok_or_else(|| EditError::NotAPolicy("Statement".into()))?
+        }
+        _ => return Err(EditError::NotAPolicy("no Statement".into())),
+    };
+    let ours = statements
+        .iter()
+        .position(|s| s.get("Sid").and_then(Value::as_str) == Some(BANNED_USERS_SID));
+    let mut banned: Vec<String> = ours
+        .and_then(|i| statements[i].pointer("/Condition/StringEquals/aws:SourceIdentity"))
+        .map(|v| match v {
+            Value::String(one) => vec![one.clone()],
+            Value::Array(list) => list.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            _ => Vec::new(),
+        })
+        .unwrap_or_default();
+    for id in ban {
+        if !banned.contains(id) {
+            banned.push(id.clone());
+        }
+    }
+    banned.retain(|id| !lift.contains(id));
+    let statement = json!({
+        "Sid": BANNED_USERS_SID, "Effect": "Deny", "Action": "iot:*", "Resource": "*",
+        "Condition": {"StringEquals": {"aws:SourceIdentity": banned}},
+    });
+    match (ours, banned.is_empty()) {
+        (Some(i), true) => {
+            statements.remove(i);
+        }
+        (Some(i), false) => statements[i] = statement,
+        (None, false) => statements.push(statement),
+        (None, true) => {}
+    }
+    if statements.is_empty() {
+        return Ok(None);
+    }
+    let text = document.to_string();
+    let chars = text.chars().filter(|c| !c.is_whitespace()).count();
+    if chars > MAX_ROLE_INLINE_POLICY_CHARS {
+        return Err(EditError::TooLarge { chars });
+    }
+    Ok(Some(text))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -317,6 +394,45 @@ mod tests {
             never.check(&id(), Some("bob"), SystemTime::now()).await,
             Err(StsError::Unavailable(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn an_edited_policy_bans_exactly_who_it_names() {
+        let ids = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let once = edit(None, &ids(&["alice", "bob"]), &[]).unwrap();
+        let (bans, _) = list(Ok(once.clone()), Duration::ZERO);
+        for banned in ["alice", "bob"] {
+            assert!(bans.check(&id(), Some(banned), SystemTime::now()).await.is_err());
+        }
+        bans.check(&id(), Some("carol"), SystemTime::now()).await.unwrap();
+        let lifted = edit(once.as_deref(), &ids(&["alice"]), &ids(&["bob"]))
+            .unwrap()
+            .unwrap();
+        assert!(lifted.contains("alice") && !lifted.contains("bob"), "{lifted}");
+        assert_eq!(lifted.matches("alice").count(), 1, "banning twice lists once");
+        assert_eq!(
+            edit(Some(&lifted), &[], &ids(&["alice"])).unwrap(),
+            None,
+            "empty: delete it"
+        );
+    }
+
+    #[test]
+    fn editing_keeps_the_operators_other_statements_and_refuses_what_iam_would() {
+        let revoke = r#"{"Version":"2012-10-17","Statement":{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-01-01T00:00:00Z"}}}}"#;
+        let edited = edit(Some(revoke), &["alice".into()], &[]).unwrap().unwrap();
+        assert!(
+            edited.contains("aws:TokenIssueTime") && edited.contains("alice"),
+            "{edited}"
+        );
+        let kept = edit(Some(&edited), &[], &["alice".into()]).unwrap().unwrap();
+        assert!(
+            kept.contains("aws:TokenIssueTime") && !kept.contains("BannedUsers"),
+            "{kept}"
+        );
+        assert!(matches!(edit(Some("[1]"), &[], &[]), Err(EditError::NotAPolicy(_))));
+        let many: Vec<String> = (0..200).map(|i| format!("user-{i:0>56}")).collect();
+        assert!(matches!(edit(None, &many, &[]), Err(EditError::TooLarge { .. })));
     }
 
     #[tokio::test]

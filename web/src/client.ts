@@ -9,7 +9,7 @@
 // reconnects and one client ID per tab, and a fresh token on a new connection
 // before the old one's token expires.
 
-import { RESUME_REFUSALS } from "./codes";
+import { BANNED, RESUME_REFUSALS } from "./codes";
 import { Decoder, DISCONNECT, PINGREQ, encodeConnect, encodePuback, encodePublish, encodeSubscribe } from "./mqtt";
 import type { Packet } from "./mqtt";
 import { presign } from "./sigv4";
@@ -20,6 +20,8 @@ export type State = "connecting" | "connected" | "reconnecting" | "closed" | "fa
 export type ErrorCode =
   | "Unauthorized"
   | "Forbidden"
+  /** The operator banned this user (the vending API's `403 Banned`): the client stops. */
+  | "Banned"
   | "ResumeRefused"
   | "Network"
   | "Misconfigured"
@@ -331,6 +333,7 @@ export class Client {
         throw new ClientError("ResumeRefused", message, response.status);
       }
       if (response.status === 401) throw new ClientError("Unauthorized", message, 401);
+      if (code === BANNED) throw new ClientError("Banned", message, response.status);
       // Claims the token does not carry, or too many to hold: the app must ask differently.
       if (response.status === 403) throw new ClientError("Forbidden", message, 403);
       if (response.status === 404 || response.status === 405) throw new ClientError("Misconfigured", message, response.status);
@@ -355,7 +358,7 @@ export class Client {
     } catch (err) {
       const error = err instanceof ClientError ? err : new ClientError("Network", String(err));
       this.emit("error", error);
-      if (["Unauthorized", "Forbidden", "Misconfigured"].includes(error.code)) {
+      if (["Unauthorized", "Forbidden", "Banned", "Misconfigured"].includes(error.code)) {
         this.setState("failed");
         return;
       }

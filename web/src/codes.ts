@@ -4,3 +4,6 @@
 
 /** Codes after which a resume token is dead: start over with a new client ID. */
 export const RESUME_REFUSALS: readonly string[] = ["InvalidResumeToken", "ResumeTokenExpired", "ResumeForbidden"];
+
+/** The client role's ban policy denies this user: retrying cannot help. */
+export const BANNED = "Banned";

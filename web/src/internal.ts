@@ -3,4 +3,4 @@
 export { presign, signedHost, uriEncode } from "./sigv4";
 export * from "./mqtt";
 export { connect, clientIdPrefix, Client, ClientError } from "./client";
-export { RESUME_REFUSALS } from "./codes";
+export { BANNED, RESUME_REFUSALS } from "./codes";

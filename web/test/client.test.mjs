@@ -189,6 +189,19 @@ test("a refused bearer token fails for good with Unauthorized", async () => {
   assert.equal(ws.sockets.length, 0);
 });
 
+test("a banned user is told so once and the client stops asking", async () => {
+  const api = fakeApi([[403, { error: { code: "Banned", message: "You are banned from this service." } }]]);
+  const ws = fakeSockets();
+  const client = connect({ credentialsUrl: "http://api/credentials", token: async () => "jwt", fetch: api.fetch, WebSocket: ws.FakeSocket, storage: memoryStorage() });
+  const failed = new Promise((resolve) => client.on("state", (s) => s === "failed" && resolve()));
+  const errors = [];
+  client.on("error", (e) => errors.push(e));
+  await failed;
+  assert.deepEqual(errors.map((e) => [e.code, e.status]), [["Banned", 403]]);
+  assert.equal(api.requests.length, 1);
+  assert.equal(ws.sockets.length, 0);
+});
+
 test("publish resolves on the gateway's PUBACK", async () => {
   const api = fakeApi([[200, VENDED("abc", "tok-1")]]);
   const ws = fakeSockets();

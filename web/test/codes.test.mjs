@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { RESUME_REFUSALS } from "../build/internal.js";
+import { BANNED, RESUME_REFUSALS } from "../build/internal.js";
 
 const fixture = JSON.parse(readFileSync(new URL("../../tests/data/error-codes.json", import.meta.url), "utf8"));
 
@@ -12,5 +12,5 @@ test("the codes that end a resume are the service's own", () => {
 });
 
 test("every code the client acts on is one the service answers with", () => {
-  for (const code of RESUME_REFUSALS) assert.ok(fixture.all.includes(code), code);
+  for (const code of [...RESUME_REFUSALS, BANNED]) assert.ok(fixture.all.includes(code), code);
 });

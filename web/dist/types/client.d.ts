@@ -1,5 +1,7 @@
 export type State = "connecting" | "connected" | "reconnecting" | "closed" | "failed";
-export type ErrorCode = "Unauthorized" | "Forbidden" | "ResumeRefused" | "Network" | "Misconfigured" | "Protocol" | "Api"
+export type ErrorCode = "Unauthorized" | "Forbidden"
+/** The operator banned this user (the vending API's `403 Banned`): the client stops. */
+ | "Banned" | "ResumeRefused" | "Network" | "Misconfigured" | "Protocol" | "Api"
 /** An application's event handler threw; the client went on. */
  | "Handler";
 /** An error the client reports: `code` says what kind, `message` what happened. */
