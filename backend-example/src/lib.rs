@@ -1,4 +1,4 @@
-//! Two functions an AWS IoT topic rule invokes, written the way the
+//! Functions AWS IoT topic rules invoke, written the way the
 //! aws-lambda-rust-runtime examples are: `main` initialises tracing, builds its
 //! AWS client once and runs the handler; the handler takes its client as an
 //! argument (a trait, so tests pass a fake) and typed events.
@@ -10,12 +10,16 @@
 //!   claim and is never trusted.
 //! * [`connections`] — `connected` / `disconnected` lifecycle events, logged with
 //!   the reason (what a presence feature would store).
+//! * [`chat`] — a chat with rooms from the caller's token: members' messages
+//!   checked and stamped with the sender and time, arrivals and departures
+//!   announced (`docs/chat.md`).
 //!
 //! The rules that feed them are in `docs/receive-from-clients.md`; locally they
 //! run under `cargo lambda watch` and the stack's `--lambda-endpoint`.
 //!
 //! Not here: the vending service, the rules themselves.
 
+pub mod chat;
 pub mod connections;
 pub mod echo;
 

@@ -468,9 +468,11 @@ export class Client {
       for (const pending of this.pendingPublishes.values()) pending.reject(new ClientError("Network", "connection lost"));
       this.pendingPublishes.clear();
       if (this.closing) return;
-      if (!opened) {
+      if (!opened || !connacked) {
         // A refused handshake (an expired URL or credentials look the same from
-        // here): fetch credentials before the next try.
+        // here), or a CONNECT refused by policy (IoT closes without CONNACK: the
+        // credentials may have been revoked, e.g. by a ban): fetch credentials
+        // before the next try, and the vending API says what is wrong.
         this.fetchedAt = 0;
       }
       const why = `${event.code}${event.reason ? ": " + event.reason : ""}`;

@@ -158,6 +158,29 @@ test("a lost connection reconnects with a freshly signed URL and the same client
   client.close();
 });
 
+test("a CONNECT closed without CONNACK asks the API again, which says the user is banned", async () => {
+  const api = fakeApi([
+    [200, VENDED("abc", "tok-1")],
+    [403, { error: { code: "Banned", message: "You are banned from this service." } }],
+  ]);
+  const ws = fakeSockets();
+  const client = connect({ credentialsUrl: "http://api/credentials", fetch: api.fetch, WebSocket: ws.FakeSocket, storage: memoryStorage(), random: () => 0 });
+  const seen = states(client);
+  const first = await ws.next(1);
+  await first.sentPacket("connect");
+  first.deliver({ cmd: "connack", returnCode: 0, sessionPresent: false });
+  first.close(1000, "");
+  const failed = new Promise((resolve) => client.on("state", (s) => s === "failed" && resolve()));
+  const second = await ws.next(2);
+  await second.sentPacket("connect");
+  second.close(1000, "");
+  await failed;
+  assert.deepEqual(api.requests, [{}, { resumeToken: "tok-1" }], "the second connect's refusal made it ask again");
+  assert.deepEqual(seen, ["connected", "reconnecting", "failed"]);
+  assert.equal(ws.sockets.length, 2);
+  client.close();
+});
+
 test("a refused resume falls back to a new client ID and says so", async () => {
   const api = fakeApi([
     [401, { error: { code: "ResumeTokenExpired", message: "expired" } }],
