@@ -102,7 +102,10 @@ deploy() {
   if [ -n "$with_authorizer" ]; then
     overrides+=("AuthorizerCodeS3Key=$(upload "$AUTHORIZER_ZIP" "$bucket" authorizer)")
   fi
+  # The template is over CloudFormation's 51,200-byte limit for an inline body:
+  # the CLI uploads it to the same bucket as the code.
   aws cloudformation deploy --template-file "$TEMPLATE" --stack-name "$stack" \
+    --s3-bucket "$bucket" --s3-prefix serverless-websockets/templates \
     --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset \
     --parameter-overrides "IotEndpoint=$endpoint" "CodeS3Bucket=$bucket" "CodeS3Key=$key" "${overrides[@]}"
   aws cloudformation describe-stacks --stack-name "$stack" --query "Stacks[0].Outputs" --output table

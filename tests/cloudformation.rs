@@ -138,7 +138,10 @@ fn run_deploy_sh(moto_url: &str, zip: &std::path::Path) {
         .arg("BackendPrincipals=arn:aws:iam::123456789012:role/my-backend")
         .arg("AlarmTopicArn=arn:aws:sns:us-east-1:123456789012:ops")
         .env("PATH", path)
-        .env("AWS_ENDPOINT_URL", moto_url);
+        // As `localhost`: moto reads the bucket of a TemplateURL from its path
+        // only for that host name (the template goes through S3: it is over
+        // CloudFormation's inline limit).
+        .env("AWS_ENDPOINT_URL", moto_url.replace("127.0.0.1", "localhost"));
     let output = aws_env(&mut deploy, "test", "test", None, "us-east-1")
         .output()
         .unwrap();

@@ -13,6 +13,8 @@
 //! * [`chat`] — a chat with rooms from the caller's token: members' messages
 //!   checked and stamped with the sender and time, arrivals and departures
 //!   announced (`docs/chat.md`).
+//! * [`grants`] — a grants function: the vending API asks it which rooms a
+//!   caller is in (membership from a table, where an app would query its database).
 //!
 //! The rules that feed them are in `docs/receive-from-clients.md`; locally they
 //! run under `cargo lambda watch` and the stack's `--lambda-endpoint`.
@@ -22,6 +24,7 @@
 pub mod chat;
 pub mod connections;
 pub mod echo;
+pub mod grants;
 
 /// How a function pushes to a client: `iot-data publish`, behind a trait so the
 /// handlers are tested without AWS.

@@ -56,13 +56,15 @@ pub const THROTTLED: &str = "Throttled";
 pub const MISCONFIGURED: &str = "Misconfigured";
 pub const UPSTREAM_UNAVAILABLE: &str = "UpstreamUnavailable";
 pub const INTERNAL_ERROR: &str = "InternalError";
+/// The grants function (`GRANTS_FUNCTION`) failed, was slow or answered wrongly.
+pub const GRANTS_UNAVAILABLE: &str = "GrantsUnavailable";
 
 /// The codes after which a client must start over without its resume token (a
 /// new client ID): the token will never be accepted again.
 pub const RESUME_REFUSALS: [&str; 3] = [INVALID_RESUME_TOKEN, RESUME_TOKEN_EXPIRED, RESUME_FORBIDDEN];
 
 /// Every code the API answers with.
-pub const ALL: [&str; 35] = [
+pub const ALL: [&str; 36] = [
     INVALID_JSON,
     BAD_REQUEST,
     REQUEST_TIMEOUT,
@@ -98,6 +100,7 @@ pub const ALL: [&str; 35] = [
     MISCONFIGURED,
     UPSTREAM_UNAVAILABLE,
     INTERNAL_ERROR,
+    GRANTS_UNAVAILABLE,
 ];
 
 /// Whether a refusal with `code` means the resume token is dead.

@@ -336,7 +336,7 @@ impl LocalStack {
             .filter(|_| options.ca_cert_path.is_none())
             .map(PathBuf::from);
         let plan = Plan::new(&options, &addresses)?;
-        let issuer = local_issuer(&options, &plan.sts_endpoint, &plan.config).await;
+        let (issuer, grants_fn) = local_issuer(&options, &plan.sts_endpoint, &plan.config).await?;
         let demo = crate::demo::router(plan.demo_config(&options));
         let jwt = LocalJwt::of(&plan.config);
         let jwt_mode = matches!(plan.config.auth, AuthSettings::Jwt(_));
@@ -346,7 +346,7 @@ impl LocalStack {
             &options.allowed_hosts,
             plan.config.cors_allow_origins.clone(),
         ));
-        let api = serverless_websockets_vending::api::build(plan.config, issuer)?.merge(demo);
+        let api = serverless_websockets_vending::api::build_with(plan.config, issuer, grants_fn)?.merge(demo);
         let api = crate::door::guard(api, &door, false);
         let (stop, stopped) = watch::channel(false);
         let rules = rules_engine(&options)?;
@@ -772,7 +772,13 @@ async fn local_issuer(
     options: &LocalOptions,
     sts_endpoint: &str,
     config: &Config,
-) -> Arc<serverless_websockets_vending::issuer::AssumeRoleIssuer> {
+) -> Result<
+    (
+        Arc<serverless_websockets_vending::issuer::AssumeRoleIssuer>,
+        Option<Arc<dyn serverless_websockets_vending::grants_fn::GrantsSource>>,
+    ),
+    LocalError,
+> {
     let sdk_config = serverless_websockets_vending::issuer::sdk_config_loader()
         .region(aws_config::Region::new(options.region.clone()))
         .credentials_provider(aws_credential_types::Credentials::new(
@@ -787,8 +793,28 @@ async fn local_issuer(
         .await;
     // IAM (the ban policy) answers on the STS port, as the endpoint says.
     let bans = serverless_websockets_vending::bans::BanList::for_config(config, &sdk_config);
-    Arc::new(
+    let issuer = Arc::new(
         serverless_websockets_vending::issuer::AssumeRoleIssuer::new(&sdk_config, config.client_role_arn.as_str())
             .with_bans(bans),
-    )
+    );
+    // The grants function runs where the rules' functions do: --lambda-endpoint.
+    let grants_fn = match (&config.grants_function, &options.lambda_endpoint) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err(LocalError::Setting(
+                "GRANTS_FUNCTION needs a Lambda endpoint: start the stack with --lambda-endpoint URL (e.g. http://127.0.0.1:9000 for cargo lambda watch)".into(),
+            ));
+        }
+        (Some(function), Some(endpoint)) => {
+            let grants: Arc<dyn serverless_websockets_vending::grants_fn::GrantsSource> =
+                Arc::new(serverless_websockets_vending::grants_fn::LambdaGrants::at(
+                    &sdk_config,
+                    endpoint,
+                    function,
+                    config.grants_function_timeout,
+                ));
+            Some(grants)
+        }
+    };
+    Ok((issuer, grants_fn))
 }

@@ -30,6 +30,7 @@ use tracing::Instrument;
 
 use crate::auth::{AuthError, Authenticator, SetupError};
 use crate::config::{Config, CorsOrigins};
+use crate::grants_fn::{self, GrantsFnError, GrantsRequest, GrantsSource};
 use crate::issuer::{CredentialIssuer, StsError, THROTTLE_RETRY_AFTER};
 use crate::server::BodyError;
 use crate::vend;
@@ -48,18 +49,38 @@ pub struct AppState {
     config: Arc<Config>,
     issuer: Arc<dyn CredentialIssuer>,
     auth: Arc<Authenticator>,
+    grants_fn: Option<Arc<dyn GrantsSource>>,
 }
 
 /// Builds the authenticator `config.auth` describes, then the API
 /// ([`router`]): what the entry points and tests call.
 pub fn build(config: Config, issuer: Arc<dyn CredentialIssuer>) -> Result<Router, SetupError> {
+    build_with(config, issuer, None)
+}
+
+/// [`build`] with the grants function `GRANTS_FUNCTION` names ([`crate::grants_fn`]).
+pub fn build_with(
+    config: Config,
+    issuer: Arc<dyn CredentialIssuer>,
+    grants_fn: Option<Arc<dyn GrantsSource>>,
+) -> Result<Router, SetupError> {
     let auth = Authenticator::new(&config.auth)?;
-    Ok(router(config, auth, issuer))
+    Ok(router_with(config, auth, issuer, grants_fn))
 }
 
 /// Builds the API for `config`, authenticating callers with `auth` (built from
 /// `config.auth` by [`Authenticator::new`]) and issuing credentials through `issuer`.
 pub fn router(config: Config, auth: Authenticator, issuer: Arc<dyn CredentialIssuer>) -> Router {
+    router_with(config, auth, issuer, None)
+}
+
+/// [`router`], asking `grants_fn` for claim values at every vend when given.
+pub fn router_with(
+    config: Config,
+    auth: Authenticator,
+    issuer: Arc<dyn CredentialIssuer>,
+    grants_fn: Option<Arc<dyn GrantsSource>>,
+) -> Router {
     let cors = match &config.cors_allow_origins {
         CorsOrigins::None => None,
         CorsOrigins::Any => Some(AllowOrigin::any()),
@@ -71,6 +92,7 @@ pub fn router(config: Config, auth: Authenticator, issuer: Arc<dyn CredentialIss
         config: Arc::new(config),
         issuer,
         auth: Arc::new(auth),
+        grants_fn,
     };
     let vend = || -> MethodRouter<AppState> {
         post(vend)
@@ -150,7 +172,22 @@ async fn vend(State(state): State<AppState>, request: Request) -> Result<Respons
     let body = parse_body(&parts.headers, &body)?;
     let config = &state.config;
     let now = SystemTime::now();
-    let plan = vend::plan(config, &caller, body.as_ref(), now)?;
+    let started = vend::start(config, &caller, body.as_ref(), now)?;
+    let claims = match &state.grants_fn {
+        None => None,
+        Some(source) => {
+            let narrowing = started.narrow.as_ref().map(|n| serde_json::json!(n));
+            let request = GrantsRequest {
+                sub: caller.sub.as_deref(),
+                claims: caller.claims.as_deref(),
+                client_id: started.client_id.as_str(),
+                resumed: started.resumed,
+                narrowing: narrowing.as_ref(),
+            };
+            Some(grants_fn::claims_with(source.as_ref(), &config.grants, request).await?)
+        }
+    };
+    let plan = vend::finish(config, &caller, started, claims.as_ref())?;
     let credentials = state.issuer.issue(plan.issue_request(config)).await?;
     let vended = vend::render(config, &plan, credentials, now)?;
     plan.log_issued(&vended.credentials.expiration);
@@ -223,6 +260,8 @@ pub enum ApiError {
     Resume(ResumeError),
     #[error("resume refused: the token for client {client_id} was issued to another caller")]
     ResumeForbidden { client_id: String },
+    #[error(transparent)]
+    GrantsFunction(#[from] GrantsFnError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -366,6 +405,11 @@ impl ApiError {
                 code::RESUME_FORBIDDEN,
                 "The resume token was issued to another caller.".into(),
             ),
+            GrantsFunction(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                code::GRANTS_UNAVAILABLE,
+                "This service could not look up what you may access right now; retry shortly.".into(),
+            ),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 code::INTERNAL_ERROR,
@@ -391,7 +435,7 @@ impl IntoResponse for ApiError {
             ApiError::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            ApiError::Sts(StsError::Throttled { .. }) => {
+            ApiError::Sts(StsError::Throttled { .. }) | ApiError::GrantsFunction(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(THROTTLE_RETRY_AFTER.as_secs()));
             }
             ApiError::Auth(err) if !matches!(err, AuthError::KeysUnavailable(_)) => {

@@ -97,6 +97,10 @@ pub struct Config {
     pub resume: ResumeSettings,
     /// The ban policy on the client role, read to refuse banned callers.
     pub bans: BanSettings,
+    /// `GRANTS_FUNCTION`: a Lambda function that gives claim values ([`crate::grants_fn`]).
+    pub grants_function: Option<String>,
+    /// `GRANTS_FUNCTION_TIMEOUT_MS`.
+    pub grants_function_timeout: Duration,
 }
 
 /// `BAN_POLICY_NAME` and `BAN_CACHE_SECONDS` ([`crate::bans`]).
@@ -170,6 +174,7 @@ impl Config {
         let auth = read_auth(&env)?;
         let resume = read_resume(&env)?;
         let bans = read_bans(&env)?;
+        let (grants_function, grants_function_timeout) = read_grants_function(&env)?;
         if auth == AuthSettings::None && grants.uses_sub() {
             return Err(ConfigError {
                 variable: "AUTH_MODE",
@@ -188,8 +193,36 @@ impl Config {
             auth,
             resume,
             bans,
+            grants_function,
+            grants_function_timeout,
         })
     }
+}
+
+/// `GRANTS_FUNCTION` (a Lambda function name or ARN) and `GRANTS_FUNCTION_TIMEOUT_MS`.
+fn read_grants_function<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<(Option<String>, Duration), ConfigError> {
+    let function = env.optional(
+        "GRANTS_FUNCTION",
+        "a Lambda function name or ARN (name, name:alias, or arn:…:function:name)",
+        |v| {
+            let ok = v.len() <= 170 && v.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_:.$".contains(&c));
+            ok.then(|| v.to_owned())
+        },
+    )?;
+    let timeout = env
+        .optional(
+            "GRANTS_FUNCTION_TIMEOUT_MS",
+            "a whole number of milliseconds from 100 to 10000",
+            |v| {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|ms| (100..=crate::grants_fn::MAX_TIMEOUT_MS).contains(ms))
+            },
+        )?
+        .unwrap_or(crate::grants_fn::DEFAULT_TIMEOUT_MS);
+    Ok((function, Duration::from_millis(timeout)))
 }
 
 /// `BAN_POLICY_NAME` (an IAM policy name, `bans` by default, `none` for no
@@ -716,6 +749,25 @@ mod tests {
             read(&with(&[("CORS_ALLOW_ORIGINS", "*")])).unwrap().cors_allow_origins,
             CorsOrigins::Any
         );
+    }
+
+    #[test]
+    fn a_grants_function_is_named_and_given_a_bounded_timeout() {
+        let config = read(&with(&[])).unwrap();
+        assert_eq!(
+            (config.grants_function, config.grants_function_timeout),
+            (None, Duration::from_millis(3000))
+        );
+        let config = read(&with(&[
+            ("GRANTS_FUNCTION", "rooms:live"),
+            ("GRANTS_FUNCTION_TIMEOUT_MS", "500"),
+        ]))
+        .unwrap();
+        assert_eq!(config.grants_function.as_deref(), Some("rooms:live"));
+        assert_eq!(config.grants_function_timeout, Duration::from_millis(500));
+        for (name, value) in [("GRANTS_FUNCTION", "a b"), ("GRANTS_FUNCTION_TIMEOUT_MS", "20000")] {
+            assert_eq!(read(&with(&[(name, value)])).unwrap_err().variable, name);
+        }
     }
 
     #[test]

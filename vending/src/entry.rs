@@ -143,7 +143,8 @@ pub async fn run(mode: Mode) -> anyhow::Result<()> {
     config.fetch_secrets(&SecretsManager::new(&sdk_config)).await?;
     let bans = BanList::for_config(&config, &sdk_config);
     let issuer = Arc::new(AssumeRoleIssuer::new(&sdk_config, config.client_role_arn.as_str()).with_bans(bans));
-    let router = api::build(config, issuer)?;
+    let grants_fn = crate::grants_fn::LambdaGrants::for_config(&config, &sdk_config);
+    let router = api::build_with(config, issuer, grants_fn)?;
     match mode {
         Mode::Lambda => lambda_http::run(router)
             .await

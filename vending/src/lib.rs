@@ -11,6 +11,7 @@
 //! * [`auth`] — caller authentication: none, or a JWT (HS256, RS256/ES256 via JWKS).
 //! * [`issuer`] — the credential issuer trait and its `aws-sdk-sts` implementation.
 //! * [`bans`] — the client role's ban policy, read so that a banned caller is refused.
+//! * [`grants_fn`] — the optional grants function: claim values from the app's database.
 //! * [`api`] — the axum `Router`: parsing, authentication, grants, issuing, rendering.
 //! * [`server`] — the accept loop with header, body and TLS deadlines for every listener.
 //! * [`entry`] — the process entry: Lambda or `serve`, tracing, signals.
@@ -23,6 +24,7 @@ pub mod auth;
 pub mod bans;
 pub mod config;
 pub mod entry;
+pub mod grants_fn;
 pub mod issuer;
 pub mod secret;
 pub mod server;

@@ -40,21 +40,39 @@ pub struct Plan {
     pub resume_expires: u64,
 }
 
-/// Decides a vend for `caller`, whose request body is `body`, at `now`.
+/// Decides a vend for `caller`, whose request body is `body`, at `now`, from
+/// the token's claims alone ([`start`] then [`finish`]).
 pub fn plan(
     config: &Config,
     caller: &Caller,
     body: Option<&serde_json::Map<String, serde_json::Value>>,
     now: SystemTime,
 ) -> Result<Plan, ApiError> {
-    let keys = config
-        .resume
-        .keys
-        .as_ref()
-        .ok_or_else(|| ApiError::Internal("the resume keys were not fetched at start-up".into()))?;
+    let started = start(config, caller, body, now)?;
+    finish(config, caller, started, None)
+}
+
+/// What a vend is about before its grants: the client ID (a resume keeps the
+/// one its token names), since when it exists, and the narrowing asked for.
+#[derive(Debug, Clone)]
+pub struct Start {
+    pub client_id: ClientId,
+    pub first_issued_at: u64,
+    pub narrow: Option<Narrowing>,
+    pub resumed: bool,
+    now: u64,
+}
+
+/// The first half of [`plan`]: the client ID and the narrowing.
+pub fn start(
+    config: &Config,
+    caller: &Caller,
+    body: Option<&serde_json::Map<String, serde_json::Value>>,
+    now: SystemTime,
+) -> Result<Start, ApiError> {
+    let keys = resume_keys(config)?;
     let now = unix_seconds(now);
     let sub = caller.sub.as_deref();
-    // A resume keeps the client ID the token names; anything else gets a new one.
     let resumed = match body.and_then(|b| b.get("resumeToken")) {
         None => None,
         Some(serde_json::Value::String(token)) => Some(resume(keys, token, sub, now)?),
@@ -69,7 +87,44 @@ pub fn plan(
         None => resumed_narrow,
         Some(value) => Some(narrowing(value)?),
     };
-    let claims = config.grants.claim_values(caller.claims.as_deref(), narrow.as_ref())?;
+    Ok(Start {
+        client_id,
+        first_issued_at,
+        narrow,
+        resumed: is_resume,
+        now,
+    })
+}
+
+fn resume_keys(config: &Config) -> Result<&ResumeKeys, ApiError> {
+    config
+        .resume
+        .keys
+        .as_ref()
+        .ok_or_else(|| ApiError::Internal("the resume keys were not fetched at start-up".into()))
+}
+
+/// The second half of [`plan`]: the grants from `claims` (the grants
+/// function's, merged into the token's) or else the token's, the session
+/// policy, and the resume token.
+pub fn finish(
+    config: &Config,
+    caller: &Caller,
+    started: Start,
+    claims: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Result<Plan, ApiError> {
+    let keys = resume_keys(config)?;
+    let Start {
+        client_id,
+        first_issued_at,
+        narrow,
+        resumed,
+        now,
+    } = started;
+    let sub = caller.sub.as_deref();
+    let claims = config
+        .grants
+        .claim_values(claims.or(caller.claims.as_deref()), narrow.as_ref())?;
     let grants = config.grants.expand_with(&client_id, sub, &claims)?;
     let policy = session_policy(&config.iot_arns, &client_id, &grants).map_err(|e| match e {
         SessionPolicyError::TooLarge { len } => ApiError::Grant(GrantError::PolicyTooLarge { len }),
@@ -89,7 +144,7 @@ pub fn plan(
         source_identity: sub.map(source_identity),
         sub: caller.sub.clone(),
         client_id,
-        resumed: is_resume,
+        resumed,
         grants,
         policy,
         resume_token,
