@@ -12,14 +12,13 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use rumqttc::QoS;
 use serde_json::{Value, json};
 
 use common::mqtt::{Client, vend};
-use common::tools::{Watch, browser_modules, build_bins, free_port, tool};
+use common::tools::{Watch, build_bins, free_port, run_browser_script};
 use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 
 /// The first invocation starts the function (`cargo run`, already built).
@@ -64,27 +63,8 @@ async fn echo_stack() -> (LocalStack, Watch) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_browser_tabs_each_get_their_own_echo_from_the_function_and_only_their_own() {
-    let modules = browser_modules();
     let (stack, _watch) = echo_stack().await;
-    let dir = tempfile::tempdir().unwrap();
-    let ready = dir.path().join("ready.json");
-    stack.write_ready_file(&ready).unwrap();
-    let mut command = Command::new(tool("node"));
-    command
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/browser_echo.js"))
-        .arg(&ready)
-        .env("NODE_PATH", modules);
-    // On a blocking thread: the stack serves on this test's runtime meanwhile.
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let summary = run_browser_script(&stack, "browser_echo.js", &[]).await;
     assert_ne!(summary["ids"][0], summary["ids"][1], "two tabs, two client IDs");
     let echoes = |tab: &str| -> Vec<String> {
         summary[tab]

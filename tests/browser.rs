@@ -8,50 +8,18 @@
 
 mod common;
 
-use common::tools::{browser_modules, tool};
+use common::tools::run_browser_script;
 use serverless_websockets_local::stack::{LocalOptions, LocalStack};
-
-/// Runs `tests/clients/SCRIPT READY_FILE ARG` in Node (playwright-core, the AWS
-/// CLI on hand) and returns the JSON summary its last line prints.
-async fn run_script(
-    stack: &LocalStack,
-    script: &str,
-    arg: &std::ffi::OsStr,
-    modules: &std::path::Path,
-) -> serde_json::Value {
-    let dir = tempfile::tempdir().unwrap();
-    let ready = dir.path().join("ready.json");
-    stack.write_ready_file(&ready).unwrap();
-    let mut command = std::process::Command::new(tool("node"));
-    command
-        .arg(format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR")))
-        .arg(&ready)
-        .arg(arg)
-        .env("NODE_PATH", modules)
-        .env("SW_TOOLS_BIN", tool("aws").parent().unwrap());
-    // On a blocking thread: the stack serves on this test's runtime meanwhile.
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
-}
 
 #[tokio::test]
 async fn in_token_mode_the_browser_client_connects_through_the_authorizer_one_client_id_per_tab() {
-    let modules = browser_modules();
     let mut options = LocalOptions::ephemeral();
     options.settings = vec![("AUTH_MODE".into(), "jwt".into())];
     let token = options
         .mint_token("alice", std::time::Duration::from_secs(600))
         .unwrap();
     let stack = LocalStack::start(options).await.unwrap();
-    let summary = run_script(&stack, "browser_token.js", token.as_ref(), &modules).await;
+    let summary = run_browser_script(&stack, "browser_token.js", &[std::ffi::OsStr::new(&token)]).await;
     let id = summary["clientId"].as_str().unwrap();
     let prefix = serverless_websockets_core::policy::authorizer::client_id_prefix("alice");
     assert!(id.starts_with(&prefix), "{summary}");
@@ -66,11 +34,10 @@ async fn in_token_mode_the_browser_client_connects_through_the_authorizer_one_cl
 
 #[tokio::test]
 async fn the_demo_page_in_headless_chromium_stays_connected_and_loses_nothing() {
-    let modules = browser_modules();
     let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
     let screenshot = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser-demo.png");
     let _ = std::fs::remove_file(&screenshot);
-    let summary = run_script(&stack, "browser_demo.js", screenshot.as_os_str(), &modules).await;
+    let summary = run_browser_script(&stack, "browser_demo.js", &[screenshot.as_os_str()]).await;
     let id = summary["clientId"].as_str().unwrap();
     assert_eq!(id.len(), 32, "{summary}");
     assert_eq!(summary["published"], true);

@@ -12,12 +12,11 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use common::tools::{Watch, browser_modules, build_bins, free_port, tool};
+use common::tools::{Watch, build_bins, free_port, run_browser_script};
 use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 
 /// The grants the chat needs: each client's own topic and its rooms to read;
@@ -75,10 +74,7 @@ fn said(room: &str, from: &str, text: &str) -> (String, String, String) {
 
 /// Runs the browser script; its summary line.
 async fn run_browsers(stack: &LocalStack, page_port: u16, options: &LocalOptions) -> Value {
-    let modules = browser_modules();
     let dir = tempfile::tempdir().unwrap();
-    let ready = dir.path().join("ready.json");
-    stack.write_ready_file(&ready).unwrap();
     let token = |sub: &str, rooms: &[&str]| {
         let claims = json!({"rooms": rooms});
         options
@@ -92,25 +88,10 @@ async fn run_browsers(stack: &LocalStack, page_port: u16, options: &LocalOptions
     });
     let tokens_path = dir.path().join("tokens.json");
     std::fs::write(&tokens_path, tokens.to_string()).unwrap();
-    let mut command = Command::new(tool("node"));
-    command
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/browser_chat.js"))
-        .arg(&ready)
-        .arg(page_port.to_string())
-        .arg(&tokens_path)
-        .arg(env!("CARGO_BIN_EXE_serverless-websockets"))
-        .env("NODE_PATH", modules);
-    // On a blocking thread: the stack serves on this test's runtime meanwhile.
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+    let port = page_port.to_string();
+    let ban = env!("CARGO_BIN_EXE_serverless-websockets");
+    let args = [port.as_ref(), tokens_path.as_os_str(), ban.as_ref()];
+    run_browser_script(stack, "browser_chat.js", &args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -68,6 +68,39 @@ pub fn node_modules() -> PathBuf {
     dir
 }
 
+/// Runs the headless-Chromium script `tests/clients/<script>` with the
+/// stack's ready file and `args` (in the modules [`browser_modules`] checks,
+/// with the AWS CLI on hand), and returns the JSON summary its last line
+/// prints; a failed script fails the test with its output.
+pub async fn run_browser_script(
+    stack: &serverless_websockets_local::stack::LocalStack,
+    script: &str,
+    args: &[&std::ffi::OsStr],
+) -> serde_json::Value {
+    let modules = browser_modules();
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready.json");
+    stack.write_ready_file(&ready).unwrap();
+    let mut command = Command::new(tool("node"));
+    command
+        .arg(format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR")))
+        .arg(&ready)
+        .args(args)
+        .env("NODE_PATH", modules)
+        .env("SW_TOOLS_BIN", tool("aws").parent().unwrap());
+    // On a blocking thread: the stack serves on the test's runtime meanwhile.
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap()
+}
+
 /// The Node modules for the headless-Chromium scripts, after checking that
 /// Debian's chromium and playwright-core are installed (fails loudly if not).
 pub fn browser_modules() -> PathBuf {
