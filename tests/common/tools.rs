@@ -246,6 +246,8 @@ impl ServeProcess {
             .env_clear()
             .env("AWS_ENDPOINT_URL_STS", &moto.url)
             .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &moto.url)
+            // The ban policy (iam:GetRolePolicy): moto has no such role, so no bans.
+            .env("AWS_ENDPOINT_URL_IAM", &moto.url)
             .env("AWS_ACCESS_KEY_ID", "AKIATESTTESTTESTTEST")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", "us-east-1")
