@@ -80,3 +80,49 @@ async fn the_local_stack_serves_the_committed_bundle_and_the_demo_page() {
     assert_eq!(config["jwt"], false);
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_copied_tab_and_two_clients_in_one_page_each_keep_their_own_client_id_without_a_takeover() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let summary = run_browser_script(&stack, "browser_tabs.js", &[]).await;
+    let ids: Vec<&str> = summary["firstIds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(summary["secondIds"].as_array().unwrap())
+        .map(|id| id.as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3, "{summary}");
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+        "three clients, three IDs: {summary}"
+    );
+    assert!(
+        summary["copied"].as_u64().unwrap() > 0,
+        "the opened tab got a copy of the first one's storage: {summary}"
+    );
+    assert_eq!(
+        summary["states"],
+        serde_json::json!([["connected", "connected"], ["connected"]]),
+        "{summary}"
+    );
+    for page in summary["history"].as_array().unwrap() {
+        for change in page.as_array().unwrap() {
+            assert_eq!(change[1], "connected", "no client ever reconnected: {summary}");
+        }
+    }
+    assert_eq!(summary["refused"]["code"], "Forbidden", "{summary}");
+    assert!(
+        summary["refused"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"not/granted\""),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["imported"], "function",
+        "another origin imports /client.js: {summary}"
+    );
+    assert_eq!(summary["errors"], serde_json::json!([]), "{summary}");
+    stack.shutdown().await;
+}

@@ -50,6 +50,13 @@ pub fn router(config: DemoConfig) -> Router {
                     [
                         (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
                         (header::CACHE_CONTROL, "no-cache"),
+                        // A page on another origin (your app's dev server) may
+                        // import it: it is public code and carries no credentials.
+                        (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+                        (
+                            header::HeaderName::from_static("cross-origin-resource-policy"),
+                            "cross-origin",
+                        ),
                     ],
                     CLIENT_JS,
                 )

@@ -13,128 +13,28 @@ import { BANNED, RESUME_REFUSALS } from "./codes";
 import { Decoder, DISCONNECT, PINGREQ, encodeConnect, encodePuback, encodePublish, encodeSubscribe } from "./mqtt";
 import type { Packet } from "./mqtt";
 import { presign } from "./sigv4";
-import type { Credentials } from "./sigv4";
+import { Identities, defaultLocks } from "./identity";
+import type { Held } from "./identity";
+import { ClientError } from "./types";
+import type { ConnectOptions, Events, Message, State, WebSocketLike } from "./types";
+import { checkPublish, checkSubscribe, parseVended } from "./vended";
+import type { Grants, Vended } from "./vended";
 
-export type State = "connecting" | "connected" | "reconnecting" | "closed" | "failed";
-
-export type ErrorCode =
-  | "Unauthorized"
-  | "Forbidden"
-  /** The operator banned this user (the vending API's `403 Banned`): the client stops. */
-  | "Banned"
-  | "ResumeRefused"
-  | "Network"
-  | "Misconfigured"
-  | "Protocol"
-  | "Api"
-  /** An application's event handler threw; the client went on. */
-  | "Handler";
-
-/** An error the client reports: `code` says what kind, `message` what happened. */
-export class ClientError extends Error {
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-    readonly status?: number,
-  ) {
-    super(message);
-    this.name = "ClientError";
-  }
-}
-
-export interface Message {
-  topic: string;
-  payload: Uint8Array;
-  /** The payload as UTF-8 text (with U+FFFD for invalid bytes). */
-  text: string;
-}
-
-export interface ConnectOptions {
-  /** The vending API's URL, e.g. `https://…/credentials` (vending mode). */
-  credentialsUrl?: string;
-  /**
-   * A JWT: for the vending API (`Authorization: Bearer`), or in token mode for
-   * the custom authorizer. A function is called for every connect, so it can
-   * return a fresh token.
-   */
-  token?: string | (() => string | Promise<string>);
-  /**
-   * Vending mode: narrow the token's claims to these values, e.g. `{ rooms: ["42", "7"] }`
-   * for the rooms on screen: the grants follow (`{claims.rooms}` templates). Kept
-   * across resumes by the API.
-   */
-  claims?: Record<string, string[]>;
-  /** Token mode: the IoT endpoint, `wss://<endpoint>` (the `/mqtt` path is added). */
-  url?: string;
-  /** Token mode: the custom authorizer's name (`x-amz-customauthorizer-name`). */
-  authorizer?: string;
-  /** Token mode: the authorizer's token key name. Default `token`. */
-  tokenKeyName?: string;
-  /** Token mode, for an authorizer with signing on: the token's signature (base64). */
-  signature?: (token: string) => string | Promise<string>;
-  /**
-   * Token mode: what every client ID of this user starts with. By default the one
-   * the project's JWT authorizer binds to the token's `sub` (`u` + 32 hex digits
-   * of SHA-256 of `sub` + `-`); each tab adds its own random suffix.
-   */
-  clientIdPrefix?: string;
-  /**
-   * Topics to subscribe to besides the client's own (they need grants). In token
-   * mode these are all the topics; `{clientId}` stands for the client ID.
-   */
-  topics?: string[];
-  /** MQTT keep-alive in seconds (IoT accepts 30–1200). Default 60. */
-  keepAliveSeconds?: number;
-  /** Refresh (resume) the credentials after this fraction of their lifetime. Default 0.8. */
-  refreshFraction?: number;
-  /** Where the resume token lives; `sessionStorage` by default: one client ID per tab. */
-  storage?: Pick<Storage, "getItem" | "setItem" | "removeItem"> | null;
-  /** Backoff bounds in milliseconds. Default 500 and 30000. */
-  backoffMinMs?: number;
-  backoffMaxMs?: number;
-  /** For tests and other runtimes: the WebSocket, fetch, clock and randomness to use. */
-  WebSocket?: new (url: string, protocols: string[]) => WebSocketLike;
-  fetch?: typeof fetch;
-  now?: () => number;
-  random?: () => number;
-}
-
-/** The part of the browser's WebSocket the client uses. */
-export interface WebSocketLike {
-  binaryType: string;
-  readyState: number;
-  onopen: ((ev: unknown) => void) | null;
-  onmessage: ((ev: { data: unknown }) => void) | null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null;
-  onerror: ((ev: unknown) => void) | null;
-  send(data: Uint8Array): void;
-  close(code?: number, reason?: string): void;
-}
-
-interface Vended {
-  clientId: string;
-  region: string;
-  endpoint: string;
-  topic: string;
-  credentials: Credentials & { expiration: string };
-  resumeToken?: string;
-}
-
-type Events = {
-  state: (state: State) => void;
-  message: (message: Message) => void;
-  error: (error: ClientError) => void;
-};
+export { ClientError };
+export type { ConnectOptions, Message, State, WebSocketLike };
 
 const textDecoder = new TextDecoder();
 const textEncoder = new TextEncoder();
 
 export class Client {
-  state: State = "connecting";
-  clientId: string | undefined;
+  private currentState: State = "connecting";
+  private currentClientId: string | undefined;
 
   private readonly options: Required<
-    Pick<ConnectOptions, "keepAliveSeconds" | "refreshFraction" | "backoffMinMs" | "backoffMaxMs">
+    Pick<
+      ConnectOptions,
+      "keepAliveSeconds" | "refreshFraction" | "backoffMinMs" | "backoffMaxMs" | "maxShortLived" | "stableAfterMs"
+    >
   > &
     ConnectOptions;
   private readonly handlers: { [K in keyof Events]: Events[K][] } = { state: [], message: [], error: [] };
@@ -148,23 +48,58 @@ export class Client {
   private timers = new Set<ReturnType<typeof setTimeout>>();
   private pinger: ReturnType<typeof setInterval> | undefined;
   private closing = false;
-  private readonly storageKey: string;
+  private readonly identities: Identities;
+  /** The client ID this client holds (its Web Lock), and its resume token. */
+  private held: Held | undefined;
+  /** Connections in a row the gateway closed soon after accepting them. */
+  private shortLived = 0;
   /** Token mode: when the current token expires (ms), if it says. */
   private tokenExpires: number | undefined;
 
   constructor(options: ConnectOptions) {
-    this.options = { keepAliveSeconds: 60, refreshFraction: 0.8, backoffMinMs: 500, backoffMaxMs: 30_000, ...options };
+    this.options = {
+      keepAliveSeconds: 60,
+      refreshFraction: 0.8,
+      backoffMinMs: 500,
+      backoffMaxMs: 30_000,
+      maxShortLived: 5,
+      stableAfterMs: 10_000,
+      ...options,
+    };
     const tokenMode = options.url !== undefined && options.authorizer !== undefined;
     if (tokenMode === (options.credentialsUrl !== undefined)) {
       throw new ClientError("Misconfigured", "pass either credentialsUrl (vending) or url and authorizer (token mode)");
     }
-    this.storageKey = tokenMode
-      ? `serverless-websockets:client-id:${options.url}:${options.authorizer}`
-      : `serverless-websockets:resume:${options.credentialsUrl}`;
+    const key = tokenMode
+      ? `serverless-websockets:client-ids:${options.url}:${options.authorizer}`
+      : `serverless-websockets:resume:v2:${options.credentialsUrl}`;
+    const storage =
+      options.storage !== undefined ? options.storage : typeof sessionStorage === "undefined" ? null : sessionStorage;
+    this.identities = new Identities(storage, key, options.locks !== undefined ? options.locks : defaultLocks());
     if (typeof globalThis.addEventListener === "function") {
       globalThis.addEventListener("online", this.onOnline);
     }
     queueMicrotask(() => void this.run());
+  }
+
+  /** `connecting`, `connected`, `reconnecting`, `closed` (by `close()`) or `failed` (see the `error` event). */
+  get state(): State {
+    return this.currentState;
+  }
+
+  /** The MQTT client ID, once known. */
+  get clientId(): string | undefined {
+    return this.currentClientId;
+  }
+
+  /** Vending mode: what the current credentials allow, as the API said. */
+  get grants(): Grants | undefined {
+    return this.vended?.grants;
+  }
+
+  /** Vending mode: the client's own topic. */
+  get topic(): string | undefined {
+    return this.vended?.topic;
   }
 
   on<K extends keyof Events>(event: K, handler: Events[K]): this {
@@ -177,6 +112,13 @@ export class Client {
     const socket = this.socket;
     if (this.state !== "connected" || !socket) {
       return Promise.reject(new ClientError("Network", "not connected"));
+    }
+    if (this.vended?.grants) {
+      try {
+        checkPublish(this.vended.grants, topic);
+      } catch (err) {
+        return Promise.reject(err);
+      }
     }
     const payload = typeof data === "string" ? textEncoder.encode(data) : data;
     const id = this.packetId();
@@ -197,13 +139,7 @@ export class Client {
       await this.run();
       return;
     }
-    const vended = await this.fetchCredentials();
-    if (this.vended && vended.clientId !== this.vended.clientId) {
-      this.emit("error", new ClientError("ResumeRefused", `new client ID ${vended.clientId}: messages queued for ${this.vended.clientId} are lost`));
-    }
-    this.vended = vended;
-    this.fetchedAt = this.now();
-    this.clientId = vended.clientId;
+    this.use(await this.fetchCredentials());
   }
 
   /** Disconnects for good (the persistent session stays with IoT until it expires). */
@@ -216,6 +152,8 @@ export class Client {
     if (this.socket && this.socket.readyState === 1) this.socket.send(DISCONNECT);
     this.socket?.close(1000, "closed by the client");
     this.socket = undefined;
+    this.held?.release();
+    this.held = undefined;
     this.setState("closed");
   }
 
@@ -235,20 +173,23 @@ export class Client {
     }
   }
 
+  /** Stops for good after an error the app must act on: no timers left, the client ID let go. */
+  private fail(): void {
+    this.clearTimers();
+    this.held?.release();
+    this.held = undefined;
+    this.setState("failed");
+  }
+
   private setState(state: State): void {
-    if (this.state !== state) {
-      this.state = state;
+    if (this.currentState !== state) {
+      this.currentState = state;
       this.emit("state", state);
     }
   }
 
   private now(): number {
     return (this.options.now ?? Date.now)();
-  }
-
-  private get storage(): ConnectOptions["storage"] {
-    if (this.options.storage !== undefined) return this.options.storage;
-    return typeof sessionStorage === "undefined" ? null : sessionStorage;
   }
 
   private packetId(): number {
@@ -291,19 +232,49 @@ export class Client {
     return typeof token === "function" ? await token() : token;
   }
 
-  /** POSTs to the API, resuming with the stored token when there is one. */
+  /**
+   * POSTs to the API, resuming the client ID this client holds; the first time,
+   * a remembered one no other live client in this browser holds.
+   */
   private async fetchCredentials(): Promise<Vended> {
-    const stored = this.storage?.getItem(this.storageKey) ?? undefined;
+    if (!this.held) this.held = await this.identities.take((entry) => entry.resumeToken !== undefined);
+    const resumeToken = this.held?.entry.resumeToken;
+    let vended: Vended;
     try {
-      return await this.post(stored);
+      vended = await this.post(resumeToken);
     } catch (err) {
-      if (stored && err instanceof ClientError && err.code === "ResumeRefused") {
-        this.storage?.removeItem(this.storageKey);
-        this.emit("error", err);
-        return this.post(undefined);
-      }
-      throw err;
+      if (!(resumeToken && err instanceof ClientError && err.code === "ResumeRefused")) throw err;
+      this.identities.forget(this.held!.entry.clientId);
+      this.held!.release();
+      this.held = undefined;
+      this.emit("error", err);
+      vended = await this.post(undefined);
     }
+    await this.remember(vended);
+    return vended;
+  }
+
+  /** Holds the vended client ID and remembers its resume token. */
+  private async remember(vended: Vended): Promise<void> {
+    const previous = this.held?.entry.clientId;
+    if (this.held && previous !== vended.clientId) {
+      this.held.release();
+      this.held = undefined;
+    }
+    this.held ??= { entry: { clientId: vended.clientId }, release: await this.identities.hold(vended.clientId) };
+    this.held.entry = { clientId: vended.clientId, ...(vended.resumeToken ? { resumeToken: vended.resumeToken } : {}) };
+    this.identities.remember(this.held.entry, previous);
+  }
+
+  /** Takes freshly fetched credentials into use (for the next connect). */
+  private use(vended: Vended): void {
+    const previous = this.vended?.clientId;
+    if (previous && previous !== vended.clientId) {
+      this.emit("error", new ClientError("ResumeRefused", `new client ID ${vended.clientId}: messages queued for ${previous} are lost`));
+    }
+    this.vended = vended;
+    this.fetchedAt = this.now();
+    this.currentClientId = vended.clientId;
   }
 
   private async post(resumeToken: string | undefined): Promise<Vended> {
@@ -339,9 +310,7 @@ export class Client {
       if (response.status === 404 || response.status === 405) throw new ClientError("Misconfigured", message, response.status);
       throw new ClientError("Api", message, response.status);
     }
-    const vended = body as unknown as Vended;
-    if (vended.resumeToken) this.storage?.setItem(this.storageKey, vended.resumeToken);
-    return vended;
+    return parseVended(body);
   }
 
   /** One round: credentials if due, presign, connect (or, in token mode, a token and its URL). */
@@ -359,7 +328,7 @@ export class Client {
       const error = err instanceof ClientError ? err : new ClientError("Network", String(err));
       this.emit("error", error);
       if (["Unauthorized", "Forbidden", "Banned", "Misconfigured"].includes(error.code)) {
-        this.setState("failed");
+        this.fail();
         return;
       }
       this.retry();
@@ -368,16 +337,11 @@ export class Client {
 
   /** Vending mode: credentials if due, then a URL presigned now. */
   private async vendedTarget(): Promise<[string, Session]> {
-    if (this.refreshDue()) {
-      const previous = this.vended?.clientId;
-      this.vended = await this.fetchCredentials();
-      this.fetchedAt = this.now();
-      if (previous && previous !== this.vended.clientId) {
-        this.emit("error", new ClientError("ResumeRefused", `new client ID ${this.vended.clientId}: messages queued for ${previous} are lost`));
-      }
-      this.clientId = this.vended.clientId;
-    }
+    if (this.refreshDue()) this.use(await this.fetchCredentials());
     const vended = this.vended!;
+    // A topic the credentials do not grant fails here, by name, rather than as
+    // a connection the gateway closes.
+    if (vended.grants) checkSubscribe(vended.grants, this.options.topics ?? []);
     const url = await presign(vended.endpoint, vended.region, vended.credentials, new Date(this.now()));
     return [url, { clientId: vended.clientId, topics: [vended.topic, ...(this.options.topics ?? [])] }];
   }
@@ -389,25 +353,31 @@ export class Client {
     const claims = jwtClaims(token);
     this.tokenExpires = typeof claims?.exp === "number" ? claims.exp * 1000 : undefined;
     this.fetchedAt = this.now();
-    if (!this.clientId) this.clientId = await this.tabClientId(claims);
+    if (!this.currentClientId) this.currentClientId = await this.tabClientId(claims);
     const key = this.options.tokenKeyName ?? "token";
     let url = `${this.options.url!.replace(/\/+$/, "").replace(/\/mqtt$/, "")}/mqtt?x-amz-customauthorizer-name=${encodeURIComponent(this.options.authorizer!)}&${encodeURIComponent(key)}=${encodeURIComponent(token)}`;
     if (this.options.signature) {
       url += `&x-amz-customauthorizer-signature=${encodeURIComponent(await this.options.signature(token))}`;
     }
-    const topics = (this.options.topics ?? []).map((topic) => topic.split("{clientId}").join(this.clientId!));
-    return [url, { clientId: this.clientId, topics }];
+    const clientId = this.currentClientId;
+    const topics = (this.options.topics ?? []).map((topic) => topic.split("{clientId}").join(clientId));
+    return [url, { clientId, topics }];
   }
 
-  /** The client ID of this tab: kept in `storage` across reloads, new per tab. */
+  /**
+   * Token mode: a remembered client ID of this user that no other live client
+   * holds (kept in `storage` across reloads), or a new one.
+   */
   private async tabClientId(claims: Record<string, unknown> | undefined): Promise<string> {
     const prefix = this.options.clientIdPrefix ?? (typeof claims?.sub === "string" ? await clientIdPrefix(claims.sub) : "");
-    const stored = this.storage?.getItem(this.storageKey);
-    if (stored && stored.startsWith(prefix)) return stored;
-    const suffix = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, "0")).join("");
-    const clientId = prefix + suffix;
-    this.storage?.setItem(this.storageKey, clientId);
-    return clientId;
+    this.held ??= await this.identities.take((entry) => entry.clientId.startsWith(prefix));
+    if (!this.held) {
+      const suffix = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, "0")).join("");
+      const clientId = prefix + suffix;
+      this.held = { entry: { clientId }, release: await this.identities.hold(clientId) };
+      this.identities.remember(this.held.entry);
+    }
+    return this.held.entry.clientId;
   }
 
   private retry(): void {
@@ -430,6 +400,7 @@ export class Client {
     this.decoder = new Decoder();
     let opened = false;
     let connacked = false;
+    let acceptedAt = 0;
     socket.onopen = () => {
       opened = true;
       socket.send(encodeConnect(session.clientId, this.options.keepAliveSeconds, false));
@@ -454,6 +425,7 @@ export class Client {
             return;
           }
           connacked = true;
+          if (packet.returnCode === 0) acceptedAt = this.now();
           if (previous && previous !== socket && packet.returnCode === 0) previous.close(1000, "replaced by a fresh connection");
         }
         this.onPacket(packet, socket, session);
@@ -476,6 +448,16 @@ export class Client {
         this.fetchedAt = 0;
       }
       const why = `${event.code}${event.reason ? ": " + event.reason : ""}`;
+      if (acceptedAt > 0 && this.now() - acceptedAt < this.options.stableAfterMs) {
+        // Accepted, then closed soon after: on IoT that is what another client
+        // taking the same client ID over looks like. Stop before it is a loop.
+        this.shortLived += 1;
+        if (this.shortLived >= this.options.maxShortLived) {
+          this.emit("error", new ClientError("TakenOver", `the gateway closed ${this.shortLived} connections in a row within ${this.options.stableAfterMs} ms of accepting them (${why}): another client is probably using client ID ${session.clientId}`));
+          this.fail();
+          return;
+        }
+      }
       if (opened && !connacked && this.options.url !== undefined) {
         // What IoT does when a custom authorizer refuses: the upgrade succeeds,
         // then the connection closes without CONNACK. The next try gets a fresh token.
@@ -495,7 +477,15 @@ export class Client {
           socket.close(4001, "refused");
           return;
         }
-        this.attempt = 0;
+        // The backoff and the takeover count start over once the connection has
+        // lived `stableAfterMs`, not at once: a connection taken over at once
+        // must not retry at full speed.
+        this.later(this.options.stableAfterMs, () => {
+          if (this.socket === socket) {
+            this.attempt = 0;
+            this.shortLived = 0;
+          }
+        });
         if (this.pinger !== undefined) clearInterval(this.pinger);
         this.pinger = setInterval(() => socket.readyState === 1 && socket.send(PINGREQ), this.options.keepAliveSeconds * 1000);
         if (!packet.sessionPresent && session.topics.length > 0) {

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import mqtt from "mqtt-packet";
-import { connect } from "../build/internal.js";
+import { connect, parseVended, publishAllowed } from "../build/internal.js";
 
 const VENDED = (clientId, resumeToken) => ({
   clientId,
@@ -13,7 +13,7 @@ const VENDED = (clientId, resumeToken) => ({
   endpoint: "ws://127.0.0.1:8443",
   url: "ignored",
   topic: `allowed/${clientId}`,
-  grants: { subscribe: [`allowed/${clientId}`], publish: [] },
+  grants: { subscribe: [`allowed/${clientId}`, "rooms/42"], publish: [`from/${clientId}`] },
   credentials: {
     accessKeyId: "ASIATEST",
     secretAccessKey: "secret",
@@ -84,6 +84,11 @@ function fakeSockets() {
   return { FakeSocket, sockets, next };
 }
 
+const RESUME_KEY = "serverless-websockets:resume:v2:http://api/credentials";
+/** The resume tokens a storage remembers, by client ID. */
+const remembered = (storage) => JSON.parse(storage.getItem(RESUME_KEY) ?? "[]");
+const rememberToken = (storage, clientId, resumeToken) => storage.setItem(RESUME_KEY, JSON.stringify([{ clientId, resumeToken }]));
+
 function memoryStorage() {
   const map = new Map();
   return { getItem: (k) => map.get(k) ?? null, setItem: (k, v) => map.set(k, v), removeItem: (k) => map.delete(k), map };
@@ -118,7 +123,7 @@ test("connects, subscribes at QoS 1 on a persistent session, receives and acknow
   socket.deliver({ cmd: "publish", topic: "allowed/abc", payload: Buffer.from("héllo"), qos: 1, messageId: 7 });
   assert.equal(messages[0].text, "héllo");
   assert.equal((await socket.sentPacket("puback")).messageId, 7);
-  assert.equal(storage.getItem("serverless-websockets:resume:http://api/credentials"), "tok-1");
+  assert.deepEqual(remembered(storage), [{ clientId: "abc", resumeToken: "tok-1" }]);
   assert.deepEqual(api.requests, [{}]);
   assert.deepEqual(seen, ["connected"]);
   client.close();
@@ -130,7 +135,7 @@ test("a stored resume token is sent, and a present session is not subscribed aga
   const api = fakeApi([[200, VENDED("abc", "tok-2")]]);
   const ws = fakeSockets();
   const storage = memoryStorage();
-  storage.setItem("serverless-websockets:resume:http://api/credentials", "tok-1");
+  rememberToken(storage, "abc", "tok-1");
   const client = connect({ credentialsUrl: "http://api/credentials", fetch: api.fetch, WebSocket: ws.FakeSocket, storage, random: () => 0 });
   const socket = await ws.next(1);
   await socket.sentPacket("connect");
@@ -188,7 +193,7 @@ test("a refused resume falls back to a new client ID and says so", async () => {
   ]);
   const ws = fakeSockets();
   const storage = memoryStorage();
-  storage.setItem("serverless-websockets:resume:http://api/credentials", "old-token");
+  rememberToken(storage, "old", "old-token");
   const client = connect({ credentialsUrl: "http://api/credentials", fetch: api.fetch, WebSocket: ws.FakeSocket, storage, random: () => 0 });
   const errors = [];
   client.on("error", (e) => errors.push(e.code));
@@ -466,4 +471,120 @@ test("claims narrow the grants: sent with every request, resume included", async
   await client.refresh();
   assert.deepEqual(api.requests, [{ claims: { rooms: ["42"] } }, { resumeToken: "tok-1", claims: { rooms: ["42"] } }]);
   client.close();
+});
+
+/** The Web Locks API in memory: `ifAvailable` requests, released when their callback's promise settles. */
+function fakeLocks() {
+  const held = new Set();
+  return {
+    held,
+    async request(name, options, callback) {
+      if (held.has(name)) return callback(null);
+      held.add(name);
+      try {
+        return await callback({ name });
+      } finally {
+        held.delete(name);
+      }
+    },
+  };
+}
+
+test("two clients sharing one stored resume token each get their own client ID, and neither is taken over", async () => {
+  const api = fakeApi([[200, VENDED("abc", "tok-2")], [200, VENDED("def", "tok-3")]]);
+  const ws = fakeSockets();
+  const storage = memoryStorage();
+  rememberToken(storage, "abc", "tok-1");
+  const locks = fakeLocks();
+  const options = { credentialsUrl: "http://api/credentials", fetch: api.fetch, WebSocket: ws.FakeSocket, storage, locks, random: () => 0 };
+  const first = connect(options);
+  const one = await ws.next(1);
+  assert.equal((await one.sentPacket("connect")).clientId, "abc");
+  const second = connect(options);
+  const two = await ws.next(2);
+  assert.equal((await two.sentPacket("connect")).clientId, "def");
+  assert.deepEqual(api.requests, [{ resumeToken: "tok-1" }, {}], "the held ID is not resumed twice");
+  assert.deepEqual(remembered(storage).map((e) => e.clientId), ["abc", "def"]);
+  first.close();
+  second.close();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(locks.held.size, 0, "close() lets the IDs go");
+  // A reload: both IDs are resumed again, one each.
+  const again = fakeApi([[200, VENDED("abc", "tok-4")], [200, VENDED("def", "tok-5")]]);
+  const third = connect({ ...options, fetch: again.fetch });
+  await (await ws.next(3)).sentPacket("connect");
+  const fourth = connect({ ...options, fetch: again.fetch });
+  await (await ws.next(4)).sentPacket("connect");
+  assert.deepEqual(again.requests, [{ resumeToken: "tok-2" }, { resumeToken: "tok-3" }]);
+  third.close();
+  fourth.close();
+});
+
+test("connections taken over soon after they are accepted end in TakenOver, not a loop", async () => {
+  const api = fakeApi([[200, VENDED("abc", "tok-1")]]);
+  const ws = fakeSockets();
+  const client = connect({ credentialsUrl: "http://api/credentials", fetch: api.fetch, WebSocket: ws.FakeSocket, storage: memoryStorage(), random: () => 0, maxShortLived: 3 });
+  const errors = [];
+  client.on("error", (e) => errors.push(e));
+  const failed = new Promise((resolve) => client.on("state", (s) => s === "failed" && resolve()));
+  for (let n = 1; n <= 3; n++) {
+    const socket = await ws.next(n);
+    await socket.sentPacket("connect");
+    socket.deliver({ cmd: "connack", returnCode: 0, sessionPresent: true });
+    socket.close(1000, "");
+  }
+  await failed;
+  assert.equal(ws.sockets.length, 3);
+  assert.equal(errors.at(-1).code, "TakenOver");
+  assert.match(errors.at(-1).message, /client ID abc/);
+});
+
+test("a topic the credentials do not grant fails as Forbidden naming it, before any connection", async () => {
+  const api = fakeApi([[200, VENDED("abc", "tok-1")]]);
+  const ws = fakeSockets();
+  const client = connect({ credentialsUrl: "http://api/credentials", fetch: api.fetch, WebSocket: ws.FakeSocket, storage: memoryStorage(), topics: ["rooms/42", "rooms/7"] });
+  const errors = [];
+  client.on("error", (e) => errors.push(e));
+  await new Promise((resolve) => client.on("state", (s) => s === "failed" && resolve()));
+  assert.equal(errors[0].code, "Forbidden");
+  assert.match(errors[0].message, /"rooms\/7".*allowed\/abc, rooms\/42/);
+  assert.equal(ws.sockets.length, 0);
+  assert.deepEqual(client.grants, { subscribe: ["allowed/abc", "rooms/42"], publish: ["from/abc"] });
+  assert.equal(client.topic, "allowed/abc");
+});
+
+test("a publish the credentials do not grant is refused by name and the connection stays", async () => {
+  const api = fakeApi([[200, VENDED("abc", "tok-1")]]);
+  const ws = fakeSockets();
+  const client = connect({ credentialsUrl: "http://api/credentials", fetch: api.fetch, WebSocket: ws.FakeSocket, storage: memoryStorage() });
+  const socket = await ws.next(1);
+  await socket.sentPacket("connect");
+  socket.deliver({ cmd: "connack", returnCode: 0, sessionPresent: true });
+  await assert.rejects(client.publish("from/someone-else", "x"), (e) => e.code === "Forbidden" && /"from\/someone-else"/.test(e.message));
+  assert.equal(client.state, "connected");
+  assert.ok(!socket.sent.some((p) => p.cmd === "publish"));
+  client.close();
+});
+
+test("a vend answer of the wrong shape is an Api error naming the field", () => {
+  const good = VENDED("abc", "t");
+  assert.equal(parseVended(good).clientId, "abc");
+  for (const [bad, field] of [
+    [{ ...good, clientId: 7 }, "clientId"],
+    [{ ...good, credentials: { ...good.credentials, sessionToken: undefined } }, "credentials.sessionToken"],
+    [{ ...good, credentials: { ...good.credentials, expiration: "soon" } }, "credentials.expiration"],
+    [{ ...good, grants: { subscribe: "allowed/abc" } }, "grants.subscribe"],
+    ["<html>", "body"],
+  ]) {
+    assert.throws(() => parseVended(bad), (e) => e.code === "Api" && e.message.includes(field), field);
+  }
+});
+
+test("publish grants match as IoT's policy does: a wildcard level matches anything", () => {
+  assert.ok(publishAllowed("from/abc", "from/abc"));
+  assert.ok(!publishAllowed("from/abc", "from/abcd"));
+  assert.ok(publishAllowed("rooms/42/+", "rooms/42/abc"));
+  assert.ok(publishAllowed("broadcast/#", "broadcast/a/b"));
+  assert.ok(!publishAllowed("rooms/42/+", "rooms/7/abc"));
+  assert.ok(!publishAllowed("a.b", "axb"), "a dot is a dot");
 });

@@ -1,94 +1,11 @@
-export type State = "connecting" | "connected" | "reconnecting" | "closed" | "failed";
-export type ErrorCode = "Unauthorized" | "Forbidden"
-/** The operator banned this user (the vending API's `403 Banned`): the client stops. */
- | "Banned" | "ResumeRefused" | "Network" | "Misconfigured" | "Protocol" | "Api"
-/** An application's event handler threw; the client went on. */
- | "Handler";
-/** An error the client reports: `code` says what kind, `message` what happened. */
-export declare class ClientError extends Error {
-    readonly code: ErrorCode;
-    readonly status?: number | undefined;
-    constructor(code: ErrorCode, message: string, status?: number | undefined);
-}
-export interface Message {
-    topic: string;
-    payload: Uint8Array;
-    /** The payload as UTF-8 text (with U+FFFD for invalid bytes). */
-    text: string;
-}
-export interface ConnectOptions {
-    /** The vending API's URL, e.g. `https://…/credentials` (vending mode). */
-    credentialsUrl?: string;
-    /**
-     * A JWT: for the vending API (`Authorization: Bearer`), or in token mode for
-     * the custom authorizer. A function is called for every connect, so it can
-     * return a fresh token.
-     */
-    token?: string | (() => string | Promise<string>);
-    /**
-     * Vending mode: narrow the token's claims to these values, e.g. `{ rooms: ["42", "7"] }`
-     * for the rooms on screen: the grants follow (`{claims.rooms}` templates). Kept
-     * across resumes by the API.
-     */
-    claims?: Record<string, string[]>;
-    /** Token mode: the IoT endpoint, `wss://<endpoint>` (the `/mqtt` path is added). */
-    url?: string;
-    /** Token mode: the custom authorizer's name (`x-amz-customauthorizer-name`). */
-    authorizer?: string;
-    /** Token mode: the authorizer's token key name. Default `token`. */
-    tokenKeyName?: string;
-    /** Token mode, for an authorizer with signing on: the token's signature (base64). */
-    signature?: (token: string) => string | Promise<string>;
-    /**
-     * Token mode: what every client ID of this user starts with. By default the one
-     * the project's JWT authorizer binds to the token's `sub` (`u` + 32 hex digits
-     * of SHA-256 of `sub` + `-`); each tab adds its own random suffix.
-     */
-    clientIdPrefix?: string;
-    /**
-     * Topics to subscribe to besides the client's own (they need grants). In token
-     * mode these are all the topics; `{clientId}` stands for the client ID.
-     */
-    topics?: string[];
-    /** MQTT keep-alive in seconds (IoT accepts 30–1200). Default 60. */
-    keepAliveSeconds?: number;
-    /** Refresh (resume) the credentials after this fraction of their lifetime. Default 0.8. */
-    refreshFraction?: number;
-    /** Where the resume token lives; `sessionStorage` by default: one client ID per tab. */
-    storage?: Pick<Storage, "getItem" | "setItem" | "removeItem"> | null;
-    /** Backoff bounds in milliseconds. Default 500 and 30000. */
-    backoffMinMs?: number;
-    backoffMaxMs?: number;
-    /** For tests and other runtimes: the WebSocket, fetch, clock and randomness to use. */
-    WebSocket?: new (url: string, protocols: string[]) => WebSocketLike;
-    fetch?: typeof fetch;
-    now?: () => number;
-    random?: () => number;
-}
-/** The part of the browser's WebSocket the client uses. */
-export interface WebSocketLike {
-    binaryType: string;
-    readyState: number;
-    onopen: ((ev: unknown) => void) | null;
-    onmessage: ((ev: {
-        data: unknown;
-    }) => void) | null;
-    onclose: ((ev: {
-        code: number;
-        reason: string;
-    }) => void) | null;
-    onerror: ((ev: unknown) => void) | null;
-    send(data: Uint8Array): void;
-    close(code?: number, reason?: string): void;
-}
-type Events = {
-    state: (state: State) => void;
-    message: (message: Message) => void;
-    error: (error: ClientError) => void;
-};
+import { ClientError } from "./types";
+import type { ConnectOptions, Events, Message, State, WebSocketLike } from "./types";
+import type { Grants } from "./vended";
+export { ClientError };
+export type { ConnectOptions, Message, State, WebSocketLike };
 export declare class Client {
-    state: State;
-    clientId: string | undefined;
+    private currentState;
+    private currentClientId;
     private readonly options;
     private readonly handlers;
     private vended;
@@ -101,10 +18,22 @@ export declare class Client {
     private timers;
     private pinger;
     private closing;
-    private readonly storageKey;
+    private readonly identities;
+    /** The client ID this client holds (its Web Lock), and its resume token. */
+    private held;
+    /** Connections in a row the gateway closed soon after accepting them. */
+    private shortLived;
     /** Token mode: when the current token expires (ms), if it says. */
     private tokenExpires;
     constructor(options: ConnectOptions);
+    /** `connecting`, `connected`, `reconnecting`, `closed` (by `close()`) or `failed` (see the `error` event). */
+    get state(): State;
+    /** The MQTT client ID, once known. */
+    get clientId(): string | undefined;
+    /** Vending mode: what the current credentials allow, as the API said. */
+    get grants(): Grants | undefined;
+    /** Vending mode: the client's own topic. */
+    get topic(): string | undefined;
     on<K extends keyof Events>(event: K, handler: Events[K]): this;
     /** Publishes `data` at QoS 1; resolves when the gateway acknowledges it. */
     publish(topic: string, data: string | Uint8Array): Promise<void>;
@@ -122,9 +51,10 @@ export declare class Client {
      * `error` handler that throws goes to the console instead).
      */
     private emit;
+    /** Stops for good after an error the app must act on: no timers left, the client ID let go. */
+    private fail;
     private setState;
     private now;
-    private get storage();
     private packetId;
     private later;
     private clearTimers;
@@ -132,8 +62,15 @@ export declare class Client {
     /** Credentials are due for a refresh (or there are none). */
     private refreshDue;
     private token;
-    /** POSTs to the API, resuming with the stored token when there is one. */
+    /**
+     * POSTs to the API, resuming the client ID this client holds; the first time,
+     * a remembered one no other live client in this browser holds.
+     */
     private fetchCredentials;
+    /** Holds the vended client ID and remembers its resume token. */
+    private remember;
+    /** Takes freshly fetched credentials into use (for the next connect). */
+    private use;
     private post;
     /** One round: credentials if due, presign, connect (or, in token mode, a token and its URL). */
     private run;
@@ -141,7 +78,10 @@ export declare class Client {
     private vendedTarget;
     /** Token mode: a token now, the tab's client ID, the authorizer's URL. */
     private tokenTarget;
-    /** The client ID of this tab: kept in `storage` across reloads, new per tab. */
+    /**
+     * Token mode: a remembered client ID of this user that no other live client
+     * holds (kept in `storage` across reloads), or a new one.
+     */
     private tabClientId;
     private retry;
     private open;
@@ -162,4 +102,3 @@ export declare class Client {
 export declare function clientIdPrefix(sub: string): Promise<string>;
 /** Starts a client: it connects, stays connected and reports through its events. */
 export declare function connect(options: ConnectOptions): Client;
-export {};
