@@ -129,6 +129,8 @@ fn lambda_command(binary: &Path, info: &serverless_websockets_local::stack::Read
         .env("AWS_ACCESS_KEY_ID", &info.admin.access_key_id)
         .env("AWS_SECRET_ACCESS_KEY", &info.admin.secret_access_key)
         .env("AWS_ENDPOINT_URL_STS", &info.sts_endpoint)
+        // The ban policy is read at the first request (IAM answers on the STS port).
+        .env("AWS_ENDPOINT_URL_IAM", &info.sts_endpoint)
         .env("CLIENT_ROLE_ARN", &info.client_role_arn)
         .env("IOT_ENDPOINT", &info.iot_endpoint)
         .env("AUTH_MODE", "none")

@@ -339,6 +339,9 @@ pub async fn api(binary: &Path, condition: &'static str, sts_url: &str, plan: Pl
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env_clear()
         .env("AWS_ENDPOINT_URL_STS", sts_url)
+        // The soak is the API against STS's faults; the fake STS is no IAM, so
+        // the ban check is off (lambda_startup measures it).
+        .env("BAN_POLICY_NAME", "none")
         .env("AWS_ACCESS_KEY_ID", "AKIASOAKSOAKSOAKSOAK")
         .env("AWS_SECRET_ACCESS_KEY", "soak")
         .env("AWS_REGION", "us-east-1")
