@@ -6,6 +6,7 @@
 //                           what the sources build to (CI runs this through npm test)
 import { build } from "esbuild";
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { gzipSync } from "node:zlib";
 
 const check = process.argv.includes("--check");
 const BUNDLE = "dist/serverless-websockets.js";
@@ -20,6 +21,14 @@ const bundle = await build({
   logLevel: "warning",
 });
 const built = bundle.outputFiles[0].text;
+// The client's budget: everything a page loads for it, gzipped.
+const BUDGET = 30 * 1024;
+const gzipped = gzipSync(built, { level: 9 }).length;
+console.log(`${BUNDLE}: ${built.length} bytes, ${gzipped} gzipped (budget ${BUDGET})`);
+if (gzipped > BUDGET) {
+  console.error(`${BUNDLE} is over its budget of ${BUDGET} bytes gzipped`);
+  process.exit(1);
+}
 if (check) {
   let committed = "";
   try {
