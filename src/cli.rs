@@ -229,6 +229,15 @@ fn credentials_env(info: &ReadyInfo, key: &str, secret: &str) -> String {
 }
 
 /// The banner's first half: where everything is, and who may call.
+/// Grant templates as the banner lists them.
+fn list(templates: &[String]) -> String {
+    if templates.is_empty() {
+        "nothing".to_owned()
+    } else {
+        templates.join(", ")
+    }
+}
+
 fn addresses(info: &ReadyInfo) -> String {
     let ca = info
         .ca_cert
@@ -263,6 +272,7 @@ fn addresses(info: &ReadyInfo) -> String {
   admin          {admin}
   backend        {backend}
   callers        {auth}{authorizer}
+  grants         subscribe {subscribe}; publish {publish}
 ",
         region = info.region,
         account = info.account_id,
@@ -273,6 +283,8 @@ fn addresses(info: &ReadyInfo) -> String {
         iot = info.iot_endpoint,
         data = info.iot_data_endpoint,
         role = info.client_role_arn,
+        subscribe = list(&info.grants.subscribe),
+        publish = list(&info.grants.publish),
         lambda = info.lambda_endpoint.as_deref().unwrap_or("off, see --lambda-endpoint"),
         admin = credentials_env(info, &info.admin.access_key_id, &info.admin.secret_access_key),
         backend = credentials_env(info, &info.backend.access_key_id, &info.backend.secret_access_key),
@@ -303,16 +315,18 @@ fn next_steps(info: &ReadyInfo) -> String {
     let backend = credentials_env(info, &info.backend.access_key_id, &info.backend.secret_access_key);
     let admin = credentials_env(info, &info.admin.access_key_id, &info.admin.secret_access_key);
     let (api, data, sts) = (&info.api_url, &info.iot_data_endpoint, &info.sts_endpoint);
+    // The client's own topic as the templates make it (TOPIC_PREFIX, SUBSCRIBE_TOPICS).
+    let topic = info.grants.own_topic.replace("{clientId}", "$ID");
     format!(
         "Get credentials (note the clientId):
   {token_step}curl -s -X POST {api}{curl_auth}
 Or connect the example client, which prints what arrives:
   cargo run -p client-example -- --api {api}{ca_client}{client_auth}
-Push to that client as your backend would, with the backend identity (the AWS CLI v1;
-`pip install awscli`, or .tools/venv/bin/aws once tests/run.sh has run), ID set to its clientId:
+Push to that client as your backend would, with the backend identity (the AWS CLI v1
+>= 1.45.17 on your PATH, as the README installs it), ID set to its clientId:
   ID=the-client-id
-  {backend} aws iot-data publish --endpoint-url {data}{ca_flag} --topic allowed/$ID --payload hello
-  {backend} aws iot-data send-direct-message --endpoint-url {data}{ca_flag} --client-id $ID --topic allowed/$ID --confirmation --payload hello
+  {backend} aws iot-data publish --endpoint-url {data}{ca_flag} --topic {topic} --payload hello
+  {backend} aws iot-data send-direct-message --endpoint-url {data}{ca_flag} --client-id $ID --topic {topic} --confirmation --payload hello
   {backend} aws iot-data get-connection --endpoint-url {data}{ca_flag} --client-id $ID
 Check the admin identity with the AWS CLI:
   {admin} aws sts get-caller-identity --endpoint-url {sts}

@@ -156,6 +156,8 @@ pub struct ReadyInfo {
     /// With `AUTH_MODE=jwt`: the built-in JWT custom authorizer, which MQTT
     /// clients name to connect with a token instead of vended credentials.
     pub authorizer: Option<LocalAuthorizer>,
+    /// The grant templates in effect.
+    pub grants: LocalGrants,
 }
 
 /// The built-in custom authorizer, as a client names it.
@@ -337,6 +339,11 @@ impl LocalStack {
             .map(PathBuf::from);
         let plan = Plan::new(&options, &addresses)?;
         let (issuer, grants_fn) = local_issuer(&options, &plan.sts_endpoint, &plan.config).await?;
+        // What `serve` and the Lambda warn about (a wildcard template), said here too.
+        for warning in plan.config.grants.warnings() {
+            tracing::warn!("{warning}");
+        }
+        let grants = LocalGrants::of(&plan.config.grants);
         let demo = crate::demo::router(plan.demo_config(&options));
         let jwt = LocalJwt::of(&plan.config);
         let jwt_mode = matches!(plan.config.auth, AuthSettings::Jwt(_));
@@ -374,6 +381,7 @@ impl LocalStack {
             ca_cert,
             jwt,
             authorizer,
+            grants,
         );
         Ok(Self {
             info,
@@ -561,6 +569,7 @@ impl ReadyInfo {
         ca_cert: Option<String>,
         jwt: Option<LocalJwt>,
         authorizer: Option<LocalAuthorizer>,
+        grants: LocalGrants,
     ) -> Self {
         let api_base = addresses.api_base();
         let iot = addresses.iot_endpoint();
@@ -588,6 +597,36 @@ impl ReadyInfo {
             ca_cert,
             jwt,
             authorizer,
+            grants,
+        }
+    }
+}
+
+/// The grant templates in effect, as the banner and the ready file show them.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LocalGrants {
+    pub subscribe: Vec<String>,
+    pub publish: Vec<String>,
+    /// The template of each client's own topic (`TOPIC_PREFIX/{clientId}` by default).
+    pub own_topic: String,
+}
+
+impl LocalGrants {
+    fn of(templates: &serverless_websockets_core::grants::GrantTemplates) -> Self {
+        let strings = |list: &[serverless_websockets_core::grants::GrantTemplate]| {
+            list.iter().map(|t| t.as_str().to_owned()).collect::<Vec<_>>()
+        };
+        let own_topic = templates
+            .subscribe
+            .iter()
+            .find(|t| t.uses_client_id())
+            .or_else(|| templates.subscribe.first())
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_default();
+        Self {
+            subscribe: strings(&templates.subscribe),
+            publish: strings(&templates.publish),
+            own_topic,
         }
     }
 }
