@@ -17,7 +17,7 @@ pub struct LocalArgs {
     #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
     /// Port of the vending API (0: any free port).
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 4601)]
     pub api_port: u16,
     /// Port of the STS emulator (0: any free port).
     #[arg(long, default_value_t = 4600)]

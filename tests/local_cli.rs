@@ -1,5 +1,5 @@
-//! What a newcomer meets running `serverless-websockets local`: a taken port is
-//! said once, with the flag that fixes it; `--tls` leaves no CA file behind; the
+//! What a newcomer meets running `serverless-websockets local`: every taken port
+//! is said at once, each once, with the flags that fix them; `--tls` leaves no CA file behind; the
 //! gateway answers an unknown path with IoT's 404.
 
 mod common;
@@ -22,6 +22,39 @@ fn a_taken_port_is_reported_once_with_the_flag_that_picks_another() {
     assert_eq!(stderr.matches("cannot listen").count(), 1, "{stderr}");
     assert!(stderr.contains("Another local stack"), "{stderr}");
     assert!(stderr.contains("--api-port PORT"), "{stderr}");
+}
+
+#[test]
+fn every_taken_port_is_reported_at_once_each_os_error_once() {
+    let taken: Vec<std::net::TcpListener> = (0..3)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let port = |i: usize| taken[i].local_addr().unwrap().port().to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_serverless-websockets"))
+        .args([
+            "local",
+            "--api-port",
+            &port(0),
+            "--sts-port",
+            &port(1),
+            "--iot-port",
+            &port(2),
+        ])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.matches("cannot listen").count(), 3, "{stderr}");
+    assert_eq!(
+        stderr.matches("Address already in use").count(),
+        3,
+        "each once: {stderr}"
+    );
+    assert!(
+        stderr.contains("--sts-port PORT --api-port PORT --iot-port PORT"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -250,4 +283,19 @@ async fn secrets_are_random_per_start_and_print_env_prints_the_running_stacks() 
             secret(&one, "backend")
         )
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_plane_asked_on_the_api_port_says_where_the_gateway_is() {
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let api_base = stack.info().api_url.replace("/credentials", "");
+    let publish = ["publish", "--topic", "allowed/x", "--payload", "hi"];
+    let (ok, _, stderr) =
+        tokio::task::block_in_place(|| common::tools::aws_admin(&stack, "iot-data", &api_base, &publish));
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("--endpoint-url {}", stack.info().iot_data_endpoint)),
+        "{stderr}"
+    );
+    stack.shutdown().await;
 }

@@ -154,7 +154,7 @@ fn check_api_url(api: &str) -> Result<(), String> {
     match reqwest::Url::parse(api) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(()),
         _ => Err(format!(
-            "--api {api:?} is not an http:// or https:// URL; use the full URL, e.g. http://127.0.0.1:3000/credentials"
+            "--api {api:?} is not an http:// or https:// URL; use the full URL, e.g. http://127.0.0.1:4601/credentials"
         )),
     }
 }

@@ -409,7 +409,7 @@ async fn an_api_url_without_a_scheme_is_a_usage_error_that_shows_a_whole_url() {
     let output = run_binary("api.example.invalid/credentials").await;
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("http://127.0.0.1:3000/credentials"), "{stderr}");
+    assert!(stderr.contains("http://127.0.0.1:4601/credentials"), "{stderr}");
     assert!(!stderr.contains("builder error"), "{stderr}");
 }
 

@@ -38,7 +38,29 @@ pub struct DemoBackend {
 }
 
 pub fn router(config: DemoConfig) -> Router {
-    Router::new()
+    let gateway = config.iot_data_endpoint.clone();
+    let wrong_port = move || {
+        let gateway = gateway.clone();
+        async move { wrong_port(&gateway) }
+    };
+    let mut router = Router::new();
+    // The IoT data plane's and the gateway's paths, asked of this port by
+    // mistake (`aws iot-data … --endpoint-url <the API>`): say where they are.
+    for path in [
+        "/mqtt",
+        "/topics/{*rest}",
+        "/connections/{*rest}",
+        "/retainedMessage",
+        "/retainedMessage/{*rest}",
+        "/rules",
+        "/rules/{*rest}",
+        "/authorizer/{*rest}",
+        "/authorizers/",
+        "/default-authorizer",
+    ] {
+        router = router.route(path, axum::routing::any(wrong_port.clone()));
+    }
+    router
         .route(
             "/demo",
             get(|| async { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], DEMO_HTML) }),
@@ -74,6 +96,23 @@ pub fn router(config: DemoConfig) -> Router {
         )
 }
 
+/// IoT's 404 shape (`x-amzn-ErrorType`, `{"message"}`), which the AWS CLI
+/// prints, naming where the gateway is.
+fn wrong_port(gateway: &str) -> axum::response::Response {
+    let message = format!(
+        "This is the local stack's vending API port; the IoT gateway and data plane are at {gateway} (use --endpoint-url {gateway})"
+    );
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        [(
+            header::HeaderName::from_static("x-amzn-errortype"),
+            "ResourceNotFoundException",
+        )],
+        axum::Json(serde_json::json!({ "message": message })),
+    )
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use tower::ServiceExt as _;
@@ -82,7 +121,7 @@ mod tests {
 
     async fn config_as_seen_from(peer: &str) -> serde_json::Value {
         let config = DemoConfig {
-            credentials_url: "http://127.0.0.1:3000/credentials".into(),
+            credentials_url: "http://127.0.0.1:4601/credentials".into(),
             iot_data_endpoint: "http://127.0.0.1:8443".into(),
             region: "us-east-1".into(),
             backend: DemoBackend {

@@ -11,15 +11,69 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// A port that could not be bound, and which flag chooses it.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot listen for the {what} on {addr}: {source}{}", bind_hint(source, flag))]
+/// The ports that could not be bound, every one of them (not one per try), and
+/// which flag chooses each.
+#[derive(Debug)]
 pub struct BindError {
+    failures: Vec<Failure>,
+}
+
+/// One port that could not be bound.
+#[derive(Debug)]
+struct Failure {
     what: &'static str,
     /// The command-line flag that chooses this port.
     flag: &'static str,
     addr: SocketAddr,
-    source: std::io::Error,
+    error: std::io::Error,
+}
+
+impl std::error::Error for BindError {}
+
+impl std::fmt::Display for BindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines: Vec<String> = self
+            .failures
+            .iter()
+            .map(|e| format!("cannot listen for the {} on {}: {}", e.what, e.addr, e.error))
+            .collect();
+        f.write_str(&lines.join("; "))?;
+        let busy: Vec<String> = self
+            .failures
+            .iter()
+            .filter(|e| e.error.kind() == std::io::ErrorKind::AddrInUse)
+            .map(|e| format!("{} PORT", e.flag))
+            .collect();
+        if !busy.is_empty() {
+            write!(
+                f,
+                ". Another local stack (or another program) is using {}: stop it, or choose free ports with {} (0 = any free port; the banner and the ready file say which)",
+                if busy.len() == 1 { "that port" } else { "those ports" },
+                busy.join(" ")
+            )?;
+        }
+        if let Some(e) = self
+            .failures
+            .iter()
+            .find(|e| e.error.kind() == std::io::ErrorKind::PermissionDenied)
+        {
+            write!(f, ". Choose a port above 1023 with {} PORT", e.flag)?;
+        }
+        Ok(())
+    }
+}
+
+impl BindError {
+    fn one(what: &'static str, flag: &'static str, addr: SocketAddr, error: std::io::Error) -> Self {
+        Self {
+            failures: vec![Failure {
+                what,
+                flag,
+                addr,
+                error,
+            }],
+        }
+    }
 }
 
 /// The ports asked for (0: any free port).
@@ -41,23 +95,28 @@ pub struct Listeners {
 impl Listeners {
     /// Binds the three ports on `host`; `tls` says how the gateway will serve.
     pub async fn bind(host: IpAddr, ports: Ports, tls: bool) -> Result<Self, BindError> {
-        Ok(Self {
-            sts: bind(host, ports.sts, "STS emulator", "--sts-port").await?,
-            api: bind(host, ports.api, "vending API", "--api-port").await?,
-            iot: bind(host, ports.iot, "IoT gateway", "--iot-port").await?,
-            tls,
-        })
+        // All three are tried, so that every busy port is reported at once.
+        let sts = bind(host, ports.sts, "STS emulator", "--sts-port").await;
+        let api = bind(host, ports.api, "vending API", "--api-port").await;
+        let iot = bind(host, ports.iot, "IoT gateway", "--iot-port").await;
+        match (sts, api, iot) {
+            (Ok(sts), Ok(api), Ok(iot)) => Ok(Self { sts, api, iot, tls }),
+            (sts, api, iot) => Err(BindError {
+                failures: [sts.err(), api.err(), iot.err()]
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|e| e.failures)
+                    .collect(),
+            }),
+        }
     }
 
     /// The bound addresses (the OS picks a port 0 at bind time).
     pub fn addresses(&self) -> Result<Addresses, BindError> {
         let address = |listener: &TcpListener, what: &'static str, flag: &'static str| {
-            listener.local_addr().map_err(|source| BindError {
-                what,
-                flag,
-                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-                source,
-            })
+            listener
+                .local_addr()
+                .map_err(|error| BindError::one(what, flag, SocketAddr::from(([0, 0, 0, 0], 0)), error))
         };
         Ok(Addresses {
             sts: address(&self.sts, "STS emulator", "--sts-port")?,
@@ -92,23 +151,9 @@ impl Addresses {
 
 async fn bind(host: IpAddr, port: u16, what: &'static str, flag: &'static str) -> Result<TcpListener, BindError> {
     let addr = SocketAddr::new(host, port);
-    TcpListener::bind(addr).await.map_err(|source| BindError {
-        what,
-        flag,
-        addr,
-        source,
-    })
-}
-
-/// What to do about a port that cannot be bound.
-fn bind_hint(source: &std::io::Error, flag: &str) -> String {
-    match source.kind() {
-        std::io::ErrorKind::AddrInUse => format!(
-            ". Another local stack (or another program) is using that port: stop it, or choose another port with {flag} PORT (0 = any free port)"
-        ),
-        std::io::ErrorKind::PermissionDenied => format!(". Choose a port above 1023 with {flag} PORT"),
-        _ => String::new(),
-    }
+    TcpListener::bind(addr)
+        .await
+        .map_err(|error| BindError::one(what, flag, addr, error))
 }
 
 /// Serves `router` on `listener` until `stopped` turns true.

@@ -21,7 +21,7 @@ pub enum ServiceCommand {
     /// Serve the credential-vending API over plain HTTP (outside Lambda).
     Serve {
         /// Address to listen on.
-        #[arg(long, env = "LISTEN", default_value = "127.0.0.1:3000")]
+        #[arg(long, env = "LISTEN", default_value = "127.0.0.1:4601")]
         listen: SocketAddr,
     },
     /// Run as an AWS Lambda function behind API Gateway (the default inside Lambda).
