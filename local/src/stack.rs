@@ -339,10 +339,6 @@ impl LocalStack {
             .map(PathBuf::from);
         let plan = Plan::new(&options, &addresses)?;
         let (issuer, grants_fn) = local_issuer(&options, &plan.sts_endpoint, &plan.config).await?;
-        // What `serve` and the Lambda warn about (a wildcard template), said here too.
-        for warning in plan.config.grants.warnings() {
-            tracing::warn!("{warning}");
-        }
         let grants = LocalGrants::of(&plan.config.grants);
         let demo = crate::demo::router(plan.demo_config(&options));
         let jwt = LocalJwt::of(&plan.config);
@@ -612,7 +608,12 @@ pub struct LocalGrants {
 }
 
 impl LocalGrants {
+    /// The templates in effect; what `serve` and the Lambda warn about (a
+    /// wildcard template) is logged here too.
     fn of(templates: &serverless_websockets_core::grants::GrantTemplates) -> Self {
+        for warning in templates.warnings() {
+            tracing::warn!("{warning}");
+        }
         let strings = |list: &[serverless_websockets_core::grants::GrantTemplate]| {
             list.iter().map(|t| t.as_str().to_owned()).collect::<Vec<_>>()
         };
