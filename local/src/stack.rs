@@ -369,7 +369,7 @@ impl LocalStack {
             api,
         };
         let tasks = spawn_listeners(listeners, routers, tls, options.timeouts, &stopped);
-        let info = ReadyInfo::new(
+        let mut info = ReadyInfo::new(
             options,
             &addresses,
             plan.client_role_arn,
@@ -377,8 +377,8 @@ impl LocalStack {
             ca_cert,
             jwt,
             authorizer,
-            grants,
         );
+        info.grants = grants;
         Ok(Self {
             info,
             store: plan.store,
@@ -565,7 +565,6 @@ impl ReadyInfo {
         ca_cert: Option<String>,
         jwt: Option<LocalJwt>,
         authorizer: Option<LocalAuthorizer>,
-        grants: LocalGrants,
     ) -> Self {
         let api_base = addresses.api_base();
         let iot = addresses.iot_endpoint();
@@ -593,13 +592,13 @@ impl ReadyInfo {
             ca_cert,
             jwt,
             authorizer,
-            grants,
+            grants: LocalGrants::default(),
         }
     }
 }
 
 /// The grant templates in effect, as the banner and the ready file show them.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct LocalGrants {
     pub subscribe: Vec<String>,
     pub publish: Vec<String>,
