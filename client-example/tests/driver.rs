@@ -418,7 +418,7 @@ async fn a_closed_stdout_ends_the_binary_quietly_with_exit_0() {
     use std::io::BufRead;
     let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
     let api = stack.info().api_url.clone();
-    let status = tokio::task::spawn_blocking(move || {
+    let (mut child, first) = tokio::task::spawn_blocking(move || {
         let mut child = Command::new(env!("CARGO_BIN_EXE_client-example"))
             .args(["--api", &api, "--json"])
             .stdout(std::process::Stdio::piped())
@@ -430,9 +430,22 @@ async fn a_closed_stdout_ends_the_binary_quietly_with_exit_0() {
         std::io::BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut first)
             .unwrap();
-        assert!(first.contains("\"event\":\"credentials\""), "{first}");
-        let output = child.wait_with_output().unwrap();
-        (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
+        (child, first)
+    })
+    .await
+    .unwrap();
+    assert!(first.contains("\"event\":\"credentials\""), "{first}");
+    // The client may have written its next lines into the pipe before it was
+    // closed, and then have nothing more to say: a kick makes it say something
+    // (a 404 means it had not connected yet, and its connect will).
+    let event: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let client_id = event["clientId"].as_str().unwrap();
+    let kicked = admin_request(&stack, "DELETE", &format!("/connections/{client_id}"), b"").await;
+    assert!(kicked == 200 || kicked == 404, "{kicked}");
+    let status = tokio::task::spawn_blocking(move || {
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        (child.wait().unwrap(), stderr)
     })
     .await
     .unwrap();
