@@ -80,6 +80,16 @@ deploy() {
   done
   [ -n "$stack" ] || die "deploy needs --stack NAME"
   [ -n "$bucket" ] || die "deploy needs --bucket BUCKET (an S3 bucket in the stack's region)"
+  # The template's parameters without a default, checked before the build and
+  # the upload (CloudFormation would refuse them only after both). An update of
+  # a stack that has them already may leave them out.
+  local has_auth="" override
+  for override in "${overrides[@]}"; do
+    case "$override" in AuthMode=jwt|AuthMode=none) has_auth=1 ;; AuthMode=*) die "AuthMode must be jwt or none, not ${override#AuthMode=}" ;; esac
+  done
+  if [ -z "$has_auth" ] && ! aws cloudformation describe-stacks --stack-name "$stack" >/dev/null 2>&1; then
+    die "deploy needs AuthMode=jwt (with JwtIssuer=… and JwtJwksUrl=… or JwtHs256SecretArn=…) or AuthMode=none (anyone who can reach the API gets credentials): choose deliberately"
+  fi
   if [ ! -f "$zip" ] || { [ -n "$with_authorizer" ] && [ ! -f "$AUTHORIZER_ZIP" ]; }; then
     [ "$zip" = "$ZIP" ] || [ -f "$zip" ] || die "no zip at $zip"
     build
@@ -89,7 +99,7 @@ deploy() {
   fi
   # The client role's upper bound follows the grant templates: every {clientId},
   # {sub}, + and # becomes * (the same rule as GrantTemplate::role_pattern).
-  local subscribe="allowed/{clientId}" publish="" override
+  local subscribe="allowed/{clientId}" publish=""
   for override in "${overrides[@]}"; do
     case "$override" in
       SubscribeTopics=*) subscribe=${override#SubscribeTopics=} ;;

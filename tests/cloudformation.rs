@@ -546,3 +546,40 @@ fn the_token_authorizer_is_optional_signed_or_not_and_invoked_only_by_iot_for_it
     assert_eq!(authorizer["TokenSigningPublicKeys"]["key1"], pem);
     assert_eq!(signed["authorizerFunction"]["ReservedConcurrentExecutions"], "20");
 }
+
+#[test]
+fn deploy_sh_refuses_a_missing_auth_mode_before_building_or_uploading() {
+    let moto = common::tools::Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("bootstrap.zip");
+    std::fs::write(&zip, b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0").unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/cloudformation/deploy.sh");
+    let tools_dir = tool("aws").parent().unwrap().to_owned();
+    let path = format!("{}:{}", tools_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let mut deploy = Command::new("bash");
+    deploy
+        .args([
+            script,
+            "deploy",
+            "--stack",
+            "sw-new",
+            "--bucket",
+            "no-such-bucket",
+            "--zip",
+        ])
+        .arg(&zip)
+        .args([
+            "--iot-endpoint",
+            "abc123-ats.iot.us-east-1.amazonaws.com",
+            "CorsAllowOrigins=https://a.example",
+        ])
+        .env("PATH", path)
+        .env("AWS_ENDPOINT_URL", &moto.url);
+    let output = aws_env(&mut deploy, "test", "test", None, "us-east-1")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("deploy needs AuthMode=jwt"), "{stderr}");
+    assert!(!stderr.contains("NoSuchBucket"), "refused before the upload: {stderr}");
+}

@@ -130,7 +130,7 @@ fn print(json: bool, event: &Event) -> std::io::Result<()> {
             session_present: true,
         } => writeln!(
             stderr,
-            "connected as {client_id} (session resumed: queued messages follow)"
+            "connected as {client_id} (session resumed: subscriptions kept; anything queued while away arrives now)"
         ),
         Event::Connected { client_id, .. } => writeln!(stderr, "connected as {client_id}"),
         Event::NewClientId {

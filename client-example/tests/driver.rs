@@ -313,6 +313,10 @@ fn the_binary_exits_3_with_one_line_when_the_api_is_down() {
         stderr.starts_with("error: could not get credentials: could not reach the credentials API"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("Connection refused") && stderr.contains("is the API, or the local stack, running?"),
+        "says why, not only that a request failed: {stderr}"
+    );
 }
 
 /// A vending API stand-in answering every POST with `status` and `body`.
