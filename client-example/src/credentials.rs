@@ -162,6 +162,30 @@ pub async fn fetch_credentials(api_url: &str, bearer_token: Option<&str>) -> Res
     HttpSource::new(api_url, bearer_token).fetch(None).await
 }
 
+/// An error and what caused it, innermost last: reqwest's own text ("error
+/// sending request for url …") says nothing of why; the causes do ("Connection
+/// refused"). A refused connection adds what usually fixes it.
+fn root_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    let mut refused = false;
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    let mut reason = parts.join(": ");
+    if refused {
+        reason.push_str(" (nothing listens there: is the API, or the local stack, running?)");
+    }
+    reason
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,28 +220,4 @@ mod tests {
             "{shown}"
         );
     }
-}
-
-/// An error and what caused it, innermost last: reqwest's own text ("error
-/// sending request for url …") says nothing of why; the causes do ("Connection
-/// refused"). A refused connection adds what usually fixes it.
-fn root_causes(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut source = error.source();
-    let mut refused = false;
-    while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
-        }
-        let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    let mut reason = parts.join(": ");
-    if refused {
-        reason.push_str(" (nothing listens there: is the API, or the local stack, running?)");
-    }
-    reason
 }
