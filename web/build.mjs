@@ -1,7 +1,7 @@
-// Builds the browser bundle and the unit tests' build of the internals.
+// Builds the browser bundle and the tests.
 //
 //   node build.mjs          writes dist/serverless-websockets.js (minified ES module,
-//                           committed: the local stack embeds it) and build/internal.js
+//                           committed: the local stack embeds it) and build/test/
 //   node build.mjs --check  the same, but fails if the committed bundle differs from
 //                           what the sources build to (CI runs this through npm test)
 import { build } from "esbuild";
@@ -42,12 +42,21 @@ if (check) {
   mkdirSync("dist", { recursive: true });
   writeFileSync(BUNDLE, built);
 }
+
+// The tests, written in TypeScript (type-checked with tsconfig.test.json), built
+// for node --test: each a bundle of itself and the sources it imports; the
+// oracles and Node's modules stay external.
+import { readdirSync } from "node:fs";
 await build({
-  entryPoints: ["src/internal.ts"],
+  entryPoints: readdirSync("test")
+    .filter((f) => f.endsWith(".test.ts"))
+    .map((f) => `test/${f}`),
   bundle: true,
   format: "esm",
   target: "es2022",
-  platform: "neutral",
-  outfile: "build/internal.js",
+  platform: "node",
+  packages: "external",
+  outdir: "build/test",
+  outExtension: { ".js": ".mjs" },
   logLevel: "warning",
 });

@@ -45,8 +45,8 @@ export function parseVended(body: unknown): Vended {
   const root = object(body, "body");
   const credentials = object(root.credentials, "credentials");
   const grants = root.grants === undefined ? undefined : object(root.grants, "grants");
-  const resumeToken = root.resumeToken;
-  if (resumeToken !== undefined && typeof resumeToken !== "string") throw bad("resumeToken");
+  if (root.resumeToken !== undefined && typeof root.resumeToken !== "string") throw bad("resumeToken");
+  const resumeToken = typeof root.resumeToken === "string" ? root.resumeToken : undefined;
   const expiration = string(credentials, "expiration", "credentials.expiration");
   if (Number.isNaN(Date.parse(expiration))) throw bad("credentials.expiration");
   return {

@@ -3,10 +3,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { presign, uriEncode } from "../build/internal.js";
+import { presign, uriEncode } from "../src/internal";
 
 const vectors = JSON.parse(
-  readFileSync(new URL("../../client-example/tests/data/botocore-presign.json", import.meta.url), "utf8"),
+  readFileSync(new URL("../../../client-example/tests/data/botocore-presign.json", import.meta.url) /* run from build/test/ */, "utf8"),
 ).vectors;
 
 test("presigned URLs are byte-identical to botocore's", async () => {

@@ -10,7 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const npm = process.platform === "win32" ? "npm.cmd" : "npm";
-const web = new URL("..", import.meta.url).pathname;
+// Run from build/test/ (the tests are built there): the package is two levels up.
+const web = new URL("../..", import.meta.url).pathname;
 
 test("the packed package installs into a scratch project and imports by name", () => {
   const scratch = mkdtempSync(join(tmpdir(), "sw-package-"));

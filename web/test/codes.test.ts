@@ -3,9 +3,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { BANNED, RESUME_REFUSALS } from "../build/internal.js";
+import { BANNED, RESUME_REFUSALS } from "../src/internal";
 
-const fixture = JSON.parse(readFileSync(new URL("../../tests/data/error-codes.json", import.meta.url), "utf8"));
+const fixture = JSON.parse(readFileSync(new URL("../../../tests/data/error-codes.json", import.meta.url) /* run from build/test/ */, "utf8"));
 
 test("the codes that end a resume are the service's own", () => {
   assert.deepEqual([...RESUME_REFUSALS].sort(), [...fixture.resumeRefusals].sort());

@@ -5,9 +5,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import mqtt from "mqtt-packet";
-import { connect, parseVended, publishAllowed } from "../build/internal.js";
+import { connect, parseVended, publishAllowed } from "../src/internal";
+import type { WebSocketLike } from "../src/types";
 
-const VENDED = (clientId, resumeToken) => ({
+const VENDED = (clientId: string, resumeToken?: string) => ({
   clientId,
   region: "us-east-1",
   endpoint: "ws://127.0.0.1:8443",
@@ -24,21 +25,32 @@ const VENDED = (clientId, resumeToken) => ({
 });
 
 /** A vending API that answers with `answers` in turn and records the request bodies. */
-function fakeApi(answers) {
-  const requests = [];
-  const fetch = async (url, init) => {
+function fakeApi(answers: [number, unknown][]) {
+  const requests: unknown[] = [];
+  const answer = async (_url: unknown, init: { body: string }) => {
     requests.push(JSON.parse(init.body));
-    const [status, body] = answers.length > 1 ? answers.shift() : answers[0];
+    const [status, body] = answers.length > 1 ? answers.shift()! : answers[0];
     return { ok: status === 200, status, json: async () => body };
   };
-  return { fetch, requests };
+  return { fetch: answer as unknown as typeof fetch, requests };
 }
 
 /** WebSockets that record what the client sends, as mqtt-packet parses it. */
 function fakeSockets() {
-  const sockets = [];
-  class FakeSocket {
-    constructor(url, protocols) {
+  const sockets: FakeSocket[] = [];
+  class FakeSocket implements WebSocketLike {
+    binaryType = "blob";
+    readyState = 0;
+    onopen: WebSocketLike["onopen"] = null;
+    onmessage: WebSocketLike["onmessage"] = null;
+    onclose: WebSocketLike["onclose"] = null;
+    onerror: WebSocketLike["onerror"] = null;
+    url: string;
+    protocols: string[];
+    sent: any[];
+    waiters: (() => void)[];
+    parser: ReturnType<typeof mqtt.parser>;
+    constructor(url: string, protocols: string[]) {
       this.url = url;
       this.protocols = protocols;
       this.readyState = 0;
@@ -55,7 +67,7 @@ function fakeSockets() {
         this.onopen?.({});
       });
     }
-    send(bytes) {
+    send(bytes: Uint8Array) {
       this.parser.parse(Buffer.from(bytes));
     }
     close(code = 1000, reason = "") {
@@ -64,21 +76,21 @@ function fakeSockets() {
       queueMicrotask(() => this.onclose?.({ code, reason }));
     }
     /** The server's side: a packet to the client. */
-    deliver(packet) {
+    deliver(packet: any) {
       const bytes = mqtt.generate(packet);
       this.onmessage?.({ data: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) });
     }
     /** Waits until the client has sent a packet of `cmd`. */
-    async sentPacket(cmd) {
+    async sentPacket(cmd: string): Promise<any> {
       for (;;) {
         const found = this.sent.find((p) => p.cmd === cmd);
         if (found) return found;
-        await new Promise((resolve) => this.waiters.push(resolve));
+        await new Promise<void>((resolve) => this.waiters.push(resolve));
       }
     }
   }
-  const next = async (n) => {
-    while (sockets.length < n) await new Promise((resolve) => setImmediate(resolve));
+  const next = async (n: number) => {
+    while (sockets.length < n) await new Promise<void>((resolve) => setImmediate(resolve));
     return sockets[n - 1];
   };
   return { FakeSocket, sockets, next };
@@ -90,8 +102,13 @@ const remembered = (storage) => JSON.parse(storage.getItem(RESUME_KEY) ?? "[]");
 const rememberToken = (storage, clientId, resumeToken) => storage.setItem(RESUME_KEY, JSON.stringify([{ clientId, resumeToken }]));
 
 function memoryStorage() {
-  const map = new Map();
-  return { getItem: (k) => map.get(k) ?? null, setItem: (k, v) => map.set(k, v), removeItem: (k) => map.delete(k), map };
+  const map = new Map<string, string>();
+  return {
+    getItem: (k: string) => map.get(k) ?? null,
+    setItem: (k: string, v: string) => void map.set(k, v),
+    removeItem: (k: string) => void map.delete(k),
+    map,
+  };
 }
 
 const states = (client) => {
@@ -175,7 +192,7 @@ test("a CONNECT closed without CONNACK asks the API again, which says the user i
   await first.sentPacket("connect");
   first.deliver({ cmd: "connack", returnCode: 0, sessionPresent: false });
   first.close(1000, "");
-  const failed = new Promise((resolve) => client.on("state", (s) => s === "failed" && resolve()));
+  const failed = new Promise<void>((resolve) => client.on("state", (s) => s === "failed" && resolve()));
   const second = await ws.next(2);
   await second.sentPacket("connect");
   second.close(1000, "");
@@ -208,7 +225,7 @@ test("a refused bearer token fails for good with Unauthorized", async () => {
   const api = fakeApi([[401, { error: { code: "TokenExpired", message: "expired" } }]]);
   const ws = fakeSockets();
   const client = connect({ credentialsUrl: "http://api/credentials", token: async () => "jwt", fetch: api.fetch, WebSocket: ws.FakeSocket, storage: memoryStorage() });
-  const failed = new Promise((resolve) => client.on("state", (s) => s === "failed" && resolve()));
+  const failed = new Promise<void>((resolve) => client.on("state", (s) => s === "failed" && resolve()));
   const errors = [];
   client.on("error", (e) => errors.push(e));
   await failed;
@@ -221,7 +238,7 @@ test("a banned user is told so once and the client stops asking", async () => {
   const api = fakeApi([[403, { error: { code: "Banned", message: "You are banned from this service." } }]]);
   const ws = fakeSockets();
   const client = connect({ credentialsUrl: "http://api/credentials", token: async () => "jwt", fetch: api.fetch, WebSocket: ws.FakeSocket, storage: memoryStorage() });
-  const failed = new Promise((resolve) => client.on("state", (s) => s === "failed" && resolve()));
+  const failed = new Promise<void>((resolve) => client.on("state", (s) => s === "failed" && resolve()));
   const errors = [];
   client.on("error", (e) => errors.push(e));
   await failed;
@@ -274,14 +291,14 @@ test("credentials are resumed at the refresh fraction of their lifetime, by the 
   await socket.sentPacket("connect");
   now = issued + 0.81 * 3600_000;
   socket.deliver({ cmd: "connack", returnCode: 0, sessionPresent: false });
-  while (api.requests.length < 2) await new Promise((resolve) => setImmediate(resolve));
+  while (api.requests.length < 2) await new Promise<void>((resolve) => setImmediate(resolve));
   assert.deepEqual(api.requests[1], { resumeToken: "tok-1" });
   assert.equal(client.clientId, "abc");
   client.close();
 });
 
 test("while the browser is offline it waits for the online event instead of burning retries", async () => {
-  const listeners = {};
+  const listeners: Record<string, () => void> = {};
   globalThis.addEventListener = (type, f) => (listeners[type] = f);
   globalThis.removeEventListener = (type) => delete listeners[type];
   const previous = Object.getOwnPropertyDescriptor(globalThis, "navigator");
@@ -290,11 +307,11 @@ test("while the browser is offline it waits for the online event instead of burn
     const api = fakeApi([[200, VENDED("abc", "tok-1")]]);
     const ws = fakeSockets();
     const client = connect({ credentialsUrl: "http://api/credentials", fetch: api.fetch, WebSocket: ws.FakeSocket, storage: memoryStorage() });
-    while (client.state !== "reconnecting") await new Promise((resolve) => setImmediate(resolve));
-    for (let i = 0; i < 20; i++) await new Promise((resolve) => setImmediate(resolve));
+    while (client.state !== "reconnecting") await new Promise<void>((resolve) => setImmediate(resolve));
+    for (let i = 0; i < 20; i++) await new Promise<void>((resolve) => setImmediate(resolve));
     assert.equal(api.requests.length, 0, "no API call while offline");
     assert.equal(ws.sockets.length, 0, "no connect attempt while offline");
-    globalThis.navigator.onLine = true;
+    (globalThis.navigator as { onLine: boolean }).onLine = true;
     listeners.online();
     const socket = await ws.next(1);
     assert.equal((await socket.sentPacket("connect")).clientId, "abc");
@@ -323,7 +340,7 @@ test("a message handler that throws loses nothing: the rest of the frame is deli
   socket.deliver({ cmd: "connack", returnCode: 0, sessionPresent: true });
   // Three QoS 1 PUBLISHes in one WebSocket message.
   const frame = Buffer.concat(
-    [1, 2, 3].map((n) => mqtt.generate({ cmd: "publish", topic: "allowed/abc", payload: Buffer.from(`m${n}`), qos: 1, messageId: n })),
+    [1, 2, 3].map((n) => mqtt.generate({ cmd: "publish", topic: "allowed/abc", payload: Buffer.from(`m${n}`), qos: 1, messageId: n, dup: false, retain: false })),
   );
   socket.onmessage({ data: frame.buffer.slice(frame.byteOffset, frame.byteOffset + frame.length) });
   assert.deepEqual(received, ["m1", "m2", "m3"]);
@@ -507,7 +524,7 @@ test("two clients sharing one stored resume token each get their own client ID, 
   assert.deepEqual(remembered(storage).map((e) => e.clientId), ["abc", "def"]);
   first.close();
   second.close();
-  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise<void>((resolve) => setImmediate(resolve));
   assert.equal(locks.held.size, 0, "close() lets the IDs go");
   // A reload: both IDs are resumed again, one each.
   const again = fakeApi([[200, VENDED("abc", "tok-4")], [200, VENDED("def", "tok-5")]]);
@@ -526,7 +543,7 @@ test("connections taken over soon after they are accepted end in TakenOver, not 
   const client = connect({ credentialsUrl: "http://api/credentials", fetch: api.fetch, WebSocket: ws.FakeSocket, storage: memoryStorage(), random: () => 0, maxShortLived: 3 });
   const errors = [];
   client.on("error", (e) => errors.push(e));
-  const failed = new Promise((resolve) => client.on("state", (s) => s === "failed" && resolve()));
+  const failed = new Promise<void>((resolve) => client.on("state", (s) => s === "failed" && resolve()));
   for (let n = 1; n <= 3; n++) {
     const socket = await ws.next(n);
     await socket.sentPacket("connect");
@@ -545,7 +562,7 @@ test("a topic the credentials do not grant fails as Forbidden naming it, before 
   const client = connect({ credentialsUrl: "http://api/credentials", fetch: api.fetch, WebSocket: ws.FakeSocket, storage: memoryStorage(), topics: ["rooms/42", "rooms/7"] });
   const errors = [];
   client.on("error", (e) => errors.push(e));
-  await new Promise((resolve) => client.on("state", (s) => s === "failed" && resolve()));
+  await new Promise<void>((resolve) => client.on("state", (s) => s === "failed" && resolve()));
   assert.equal(errors[0].code, "Forbidden");
   assert.match(errors[0].message, /"rooms\/7".*allowed\/abc, rooms\/42/);
   assert.equal(ws.sockets.length, 0);
@@ -560,7 +577,7 @@ test("a publish the credentials do not grant is refused by name and the connecti
   const socket = await ws.next(1);
   await socket.sentPacket("connect");
   socket.deliver({ cmd: "connack", returnCode: 0, sessionPresent: true });
-  await assert.rejects(client.publish("from/someone-else", "x"), (e) => e.code === "Forbidden" && /"from\/someone-else"/.test(e.message));
+  await assert.rejects(client.publish("from/someone-else", "x"), (e: any) => e.code === "Forbidden" && /"from\/someone-else"/.test(e.message));
   assert.equal(client.state, "connected");
   assert.ok(!socket.sent.some((p) => p.cmd === "publish"));
   client.close();
@@ -569,14 +586,14 @@ test("a publish the credentials do not grant is refused by name and the connecti
 test("a vend answer of the wrong shape is an Api error naming the field", () => {
   const good = VENDED("abc", "t");
   assert.equal(parseVended(good).clientId, "abc");
-  for (const [bad, field] of [
+  for (const [bad, field] of <[unknown, string][]>[
     [{ ...good, clientId: 7 }, "clientId"],
     [{ ...good, credentials: { ...good.credentials, sessionToken: undefined } }, "credentials.sessionToken"],
     [{ ...good, credentials: { ...good.credentials, expiration: "soon" } }, "credentials.expiration"],
     [{ ...good, grants: { subscribe: "allowed/abc" } }, "grants.subscribe"],
     ["<html>", "body"],
   ]) {
-    assert.throws(() => parseVended(bad), (e) => e.code === "Api" && e.message.includes(field), field);
+    assert.throws(() => parseVended(bad), (e: any) => e.code === "Api" && e.message.includes(field), field);
   }
 });
 
