@@ -31,14 +31,7 @@ fn aws_iam(stack: &LocalStack, args: &[&str]) -> (bool, String) {
 
 /// The vending API's status and error code for `token`.
 async fn vend_status(api: &str, token: &str) -> (u16, String) {
-    let response = reqwest::Client::new()
-        .post(api)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body: serde_json::Value = response.json().await.unwrap();
+    let (status, body) = common::mqtt::vend_answer(api, token, &json!({})).await;
     (status, body["error"]["code"].as_str().unwrap_or_default().to_owned())
 }
 

@@ -53,14 +53,7 @@ fn token(stack: &LocalStack, sub: &str, claims: Value) -> String {
 
 /// POSTs to the API with `token` and `body`: the status and the JSON answer.
 async fn vend(stack: &LocalStack, token: &str, body: Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(&stack.info().api_url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
+    common::mqtt::vend_answer(&stack.info().api_url, token, &body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

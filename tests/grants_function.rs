@@ -62,14 +62,7 @@ async fn vend(stack: &LocalStack, options: &LocalOptions, sub: &str, claims: Val
     let token = options
         .mint_token_with(sub, claims.as_object().unwrap(), Duration::from_secs(600))
         .unwrap();
-    let response = reqwest::Client::new()
-        .post(&stack.info().api_url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.json().await.unwrap())
+    common::mqtt::vend_answer(&stack.info().api_url, &token, &body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

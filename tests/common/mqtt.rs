@@ -252,6 +252,19 @@ pub async fn stack_with(
     .unwrap()
 }
 
+/// POSTs `body` to the vending API with `Authorization: Bearer <token>`: the
+/// status and the JSON answer, whatever they are.
+pub async fn vend_answer(api_url: &str, token: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(api_url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
 /// Vends with `Authorization: Bearer <token>`.
 pub async fn vend_as(api_url: &str, token: &str) -> Vended {
     let response = reqwest::Client::new()
