@@ -16,7 +16,7 @@
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use serde_json::{Value, json};
 
-use serverless_websockets_vending::bans::{DEFAULT_BAN_POLICY_NAME, edit};
+use serverless_websockets_vending::bans::{DEFAULT_BAN_POLICY_NAME, decode_policy_document, edit};
 use serverless_websockets_vending::issuer::{load_sdk_config, source_identity};
 
 #[derive(clap::Args)]
@@ -106,11 +106,9 @@ async fn read_policy(iam: &aws_sdk_iam::Client, args: &BanArgs) -> anyhow::Resul
         .send()
         .await
     {
-        Ok(output) => Ok(Some(
-            percent_encoding::percent_decode_str(output.policy_document())
-                .decode_utf8()?
-                .into_owned(),
-        )),
+        Ok(output) => decode_policy_document(output.policy_document())
+            .map(Some)
+            .ok_or_else(|| anyhow::anyhow!("the ban policy is not UTF-8 once decoded")),
         Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => {
             // No policy yet, or no such role: PutRolePolicy tells which.
             Ok(None)
@@ -123,14 +121,7 @@ fn iam_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     operation: &str,
     err: &SdkError<E, R>,
 ) -> anyhow::Error {
-    match err {
-        SdkError::ServiceError(e) => anyhow::anyhow!(
-            "IAM {operation}: {}: {}",
-            e.err().code().unwrap_or("Unknown"),
-            e.err().message().unwrap_or_default()
-        ),
-        other => anyhow::anyhow!("IAM {operation}: {other:?}"),
-    }
+    anyhow::anyhow!("IAM {operation}: {}", describe(err))
 }
 
 /// Closes `--close` clients and those the presence records name: the client

@@ -45,13 +45,18 @@ fn ban(subjects: &[&str]) -> String {
     .to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_ban_on_the_client_role_takes_one_user_out_at_once_and_lifting_it_lets_them_back() {
+/// A stack in JWT mode, and tokens of alice and bob.
+async fn jwt_stack() -> (LocalStack, String, String) {
     let mut options = LocalOptions::ephemeral();
     options.settings = vec![("AUTH_MODE".into(), "jwt".into())];
     let tokens = |sub: &str| options.mint_token(sub, Duration::from_secs(600)).unwrap();
-    let (alice_token, bob_token) = (tokens("alice"), tokens("bob"));
-    let stack = LocalStack::start(options.clone()).await.unwrap();
+    let (alice, bob) = (tokens("alice"), tokens("bob"));
+    (LocalStack::start(options.clone()).await.unwrap(), alice, bob)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_on_the_client_role_takes_one_user_out_at_once_and_lifting_it_lets_them_back() {
+    let (stack, alice_token, bob_token) = jwt_stack().await;
     let api = stack.info().api_url.clone();
     let alice = vend_as(&api, &alice_token).await;
     let bob = vend_as(&api, &bob_token).await;
@@ -126,14 +131,7 @@ fn ban_command(stack: &LocalStack, args: &[&str]) -> serde_json::Value {
         "--iot-endpoint-url",
         &info.iot_data_endpoint,
     ]);
-    common::tools::aws_env(
-        &mut command,
-        &info.admin.access_key_id,
-        &info.admin.secret_access_key,
-        None,
-        &info.region,
-    );
-    let output = command.output().unwrap();
+    let output = common::tools::as_admin(&mut command, stack).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "ban {args:?} failed: {stderr}");
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
@@ -141,11 +139,7 @@ fn ban_command(stack: &LocalStack, args: &[&str]) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ban_command_refuses_the_user_closes_the_connections_it_can_name_and_lifts() {
-    let mut options = LocalOptions::ephemeral();
-    options.settings = vec![("AUTH_MODE".into(), "jwt".into())];
-    let tokens = |sub: &str| options.mint_token(sub, Duration::from_secs(600)).unwrap();
-    let (alice_token, bob_token) = (tokens("alice"), tokens("bob"));
-    let stack = LocalStack::start(options.clone()).await.unwrap();
+    let (stack, alice_token, bob_token) = jwt_stack().await;
     let api = stack.info().api_url.clone();
     // Two tabs of Alice's: one the operator names, one the app's presence record names.
     let (tab1, tab2, bob) = (

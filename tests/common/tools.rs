@@ -363,6 +363,21 @@ impl Watch {
     }
 }
 
+/// `command` with the stack admin's AWS credentials and region (and no profile files).
+pub fn as_admin<'c>(
+    command: &'c mut Command,
+    stack: &serverless_websockets_local::stack::LocalStack,
+) -> &'c mut Command {
+    let info = stack.info();
+    aws_env(
+        command,
+        &info.admin.access_key_id,
+        &info.admin.secret_access_key,
+        None,
+        &info.region,
+    )
+}
+
 /// `aws iot ARGS --endpoint-url <control plane>` as the stack's admin: exit
 /// status, stdout as JSON (`null` when it is not), stderr.
 pub fn aws_iot(
@@ -386,14 +401,7 @@ pub fn aws_admin(
     if let Some(ca) = &info.ca_cert {
         command.args(["--ca-bundle", ca]);
     }
-    aws_env(
-        &mut command,
-        &info.admin.access_key_id,
-        &info.admin.secret_access_key,
-        None,
-        &info.region,
-    );
-    let output = command.output().unwrap();
+    let output = as_admin(&mut command, stack).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     (
         output.status.success(),

@@ -74,13 +74,9 @@ impl BanSource for RolePolicySource {
             .send()
             .await;
         match answer {
-            Ok(output) => {
-                // IAM returns the document URL-encoded (RFC 3986).
-                let text = percent_encoding::percent_decode_str(output.policy_document())
-                    .decode_utf8()
-                    .map_err(|_| StsError::Unavailable("the ban policy is not UTF-8 once decoded".into()))?;
-                Ok(Some(text.into_owned()))
-            }
+            Ok(output) => decode_policy_document(output.policy_document())
+                .map(Some)
+                .ok_or_else(|| StsError::Unavailable("the ban policy is not UTF-8 once decoded".into())),
             Err(SdkError::ServiceError(service)) if service.err().is_no_such_entity_exception() => Ok(None),
             Err(SdkError::ServiceError(service)) => Err(classify(
                 service.err().code(),
@@ -93,6 +89,15 @@ impl BanSource for RolePolicySource {
             ))),
         }
     }
+}
+
+/// A policy document as IAM's `GetRolePolicy` returns it, URL-encoded (RFC
+/// 3986), decoded; `None` when the bytes are not UTF-8.
+pub fn decode_policy_document(encoded: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 /// The ban policy as last read, and when.

@@ -107,11 +107,23 @@ export function checkSubscribe(grants: Grants, filters: readonly string[]): void
  * which matches any characters, `/` included.
  */
 export function publishAllowed(grant: string, topic: string): boolean {
+  let matcher = matchers.get(grant);
+  if (!matcher) {
+    matcher = matcherOf(grant);
+    matchers.set(grant, matcher);
+  }
+  return matcher.test(topic);
+}
+
+/** Each publish grant's pattern, compiled once (a publish is checked against every grant). */
+const matchers = new Map<string, RegExp>();
+
+function matcherOf(grant: string): RegExp {
   const pattern = grant
     .split("/")
     .map((level) => (level === "+" || level === "#" ? ".*" : level.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
     .join("/");
-  return new RegExp(`^${pattern}$`, "s").test(topic);
+  return new RegExp(`^${pattern}$`, "s");
 }
 
 /** Throws `Forbidden` naming `topic` when no publish grant allows it. */
