@@ -8,7 +8,7 @@ use std::time::Duration;
 use serverless_websockets_vending::entry::shutdown_signal;
 use serverless_websockets_vending::server::Timeouts;
 
-use serverless_websockets_local::gateway::{DenyMode, GatewayOptions};
+use serverless_websockets_local::gateway::{DenyMode, GatewayOptions, Limits};
 use serverless_websockets_local::stack::{LocalOptions, LocalStack, ReadyInfo};
 
 #[derive(clap::Args)]
@@ -101,6 +101,30 @@ pub struct LocalArgs {
     /// disconnect, in seconds (IoT Core's default: 3600).
     #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub session_expiry: u64,
+    /// How long one WebSocket connection lasts before the gateway closes it
+    /// (`WEBSOCKET_TTL_EXPIRATION`), in seconds (IoT Core: 86400, 24 hours). Lower
+    /// it to see your client reconnect in seconds.
+    #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub max_connection_duration: u64,
+    /// CONNECTs per second per client ID; a faster one is refused (MQTT 5: CONNACK
+    /// 0x9F). IoT Core: 1. 0: no limit.
+    #[arg(long, default_value_t = 1)]
+    pub client_id_connects_per_second: u32,
+    /// Inbound PUBLISHes per second per connection; faster ones are dropped. IoT
+    /// Core: 100. 0: no limit.
+    #[arg(long, default_value_t = 100)]
+    pub publishes_per_second: u32,
+    /// Inbound payload bytes per second per connection; publishes past it are
+    /// dropped. IoT Core: 524288 (512 KiB). 0: no limit.
+    #[arg(long, default_value_t = 524_288)]
+    pub publish_bytes_per_second: u32,
+    /// MQTT 5 user properties of one message, in bytes as encoded. IoT Core: 8192.
+    #[arg(long, default_value_t = 8192)]
+    pub max_user_properties_bytes: usize,
+    /// Grant a SUBSCRIBE asking for QoS 2 as QoS 1, as generic MQTT brokers do
+    /// (IoT Core closes the connection without SUBACK).
+    #[arg(long)]
+    pub grant_qos2_as_qos1: bool,
 }
 
 impl LocalArgs {
@@ -132,6 +156,14 @@ impl LocalArgs {
                 connect_deny: deny(self.connack_on_deny),
                 subscribe_deny: deny(self.suback_on_deny),
                 session_expiry: Duration::from_secs(self.session_expiry),
+                limits: Limits {
+                    max_connection_duration: Duration::from_secs(self.max_connection_duration),
+                    connects_per_second: self.client_id_connects_per_second,
+                    publishes_per_second: self.publishes_per_second,
+                    publish_bytes_per_second: self.publish_bytes_per_second,
+                    max_user_properties_bytes: self.max_user_properties_bytes,
+                    grant_qos2_as_qos1: self.grant_qos2_as_qos1,
+                },
                 ..GatewayOptions::default()
             },
             timeouts: Timeouts::default(),
@@ -202,7 +234,10 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
         () = shutdown => {}
         _ = stack.wait() => anyhow::bail!("a local server stopped unexpectedly"),
     }
+    // Read after the shutdown, which ends every connection and so its minutes.
+    let usage = stack.gateway().usage.clone();
     stack.shutdown().await;
+    print_lines(&usage.report().summary());
     if args.ready_file.is_none() {
         let _ = std::fs::remove_file(&ready);
     }
@@ -218,6 +253,13 @@ fn print_banner(info: &ReadyInfo) {
     let banner = format!("{}\n{}\n", addresses(info), next_steps(info));
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
+}
+
+/// Prints `text` and a newline, ignoring a closed stdout.
+fn print_lines(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
 }
 
 /// `AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… AWS_DEFAULT_REGION=…` for a shell.
@@ -273,12 +315,14 @@ fn addresses(info: &ReadyInfo) -> String {
   backend        {backend}
   callers        {auth}{authorizer}
   grants         subscribe {subscribe}; publish {publish}
+  usage          {usage}  (what AWS would bill for this traffic; a summary prints at stop)
 ",
         region = info.region,
         account = info.account_id,
         api = info.api_url,
         demo = info.demo_url,
         client_js = info.client_js_url,
+        usage = info.usage_url,
         sts = info.sts_endpoint,
         iot = info.iot_endpoint,
         data = info.iot_data_endpoint,

@@ -36,7 +36,7 @@ use common::tools::aws_iot;
 use serverless_websockets_core::policy::authorizer::client_id_prefix;
 use serverless_websockets_local::authorizers::{Authorizer, AuthorizerRequest};
 use serverless_websockets_local::gateway::{DenyMode, GatewayOptions};
-use serverless_websockets_local::stack::{LocalOptions, LocalStack};
+use serverless_websockets_local::stack::LocalStack;
 
 const ARN: &str = "arn:aws:iot:us-east-1:000000000000";
 
@@ -109,7 +109,7 @@ async fn functions() -> (String, Calls) {
 }
 
 async fn stack(lambda: &str, gateway: GatewayOptions) -> LocalStack {
-    let mut options = LocalOptions::ephemeral();
+    let mut options = common::mqtt::quick_reconnects();
     options.lambda_endpoint = Some(lambda.to_owned());
     options.gateway = gateway;
     LocalStack::start(options).await.unwrap()
@@ -212,7 +212,7 @@ async fn next_call(calls: &mut Calls) -> (String, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_token_in_the_query_string_connects_and_the_policies_govern_with_the_client_id_bound() {
     let (lambda, mut calls) = functions().await;
-    let stack = stack(&lambda, GatewayOptions::default()).await;
+    let stack = stack(&lambda, common::mqtt::quick_gateway()).await;
     let key = SigningKey::new();
     register(&stack, "signed", "allow", Some(&key));
     register(&stack, "as-strings", "strings", Some(&key));
@@ -266,7 +266,7 @@ const CONNACK_NOT_AUTHORIZED: [u8; 4] = [0x20, 0x02, 0x00, 0x05];
 /// of them INACTIVE (`off`); the admin watching presence events.
 async fn refusing_stack(key: &SigningKey) -> (LocalStack, Calls, Client) {
     let (lambda, calls) = functions().await;
-    let stack = stack(&lambda, GatewayOptions::default()).await;
+    let stack = stack(&lambda, common::mqtt::quick_gateway()).await;
     for function in ["allow", "deny", "invalid", "crash", "slow", "off"] {
         let target = if function == "off" { "allow" } else { function };
         register(&stack, function, target, Some(key));
@@ -341,7 +341,7 @@ async fn with_connect_deny_reply_a_refusal_is_connack_5_and_mqtt_5_always_gets_0
     let (lambda, _calls) = functions().await;
     let gateway = GatewayOptions {
         connect_deny: DenyMode::Reply,
-        ..GatewayOptions::default()
+        ..common::mqtt::quick_gateway()
     };
     let stack = stack(&lambda, gateway).await;
     register(&stack, "deny", "deny", None);
@@ -361,7 +361,7 @@ async fn the_function_is_asked_again_at_refresh_and_the_connection_ends_at_disco
     let (lambda, mut calls) = functions().await;
     let gateway = GatewayOptions {
         authorizer_min_interval: 1,
-        ..GatewayOptions::default()
+        ..common::mqtt::quick_gateway()
     };
     let stack = stack(&lambda, gateway).await;
     register(&stack, "short", "short", None);
@@ -386,7 +386,7 @@ async fn the_function_is_asked_again_at_refresh_and_the_connection_ends_at_disco
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_headers_the_connect_user_name_and_the_default_authorizer_carry_a_token_too() {
     let (lambda, mut calls) = functions().await;
-    let stack = stack(&lambda, GatewayOptions::default()).await;
+    let stack = stack(&lambda, common::mqtt::quick_gateway()).await;
     register(&stack, "open", "allow", None);
     let plain = format!("{}/mqtt", stack.info().iot_endpoint);
     // Headers on the upgrade, as a native client may send them.
@@ -426,7 +426,7 @@ const FUNCTION: &str = "arn:aws:lambda:us-east-1:000000000000:function:allow";
 /// A stack with the authorizer `chat` created with the AWS CLI (signing on, `key`).
 async fn cli_stack(key: &SigningKey) -> (LocalStack, Calls) {
     let (lambda, calls) = functions().await;
-    let stack = stack(&lambda, GatewayOptions::default()).await;
+    let stack = stack(&lambda, common::mqtt::quick_gateway()).await;
     let keys = format!("k1={}", key.pem());
     let create = [
         "create-authorizer",
@@ -592,7 +592,7 @@ fn expired_token(stack: &LocalStack, sub: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_jwt_authorizer_in_process_keeps_two_users_off_each_others_client_ids() {
-    let mut options = LocalOptions::ephemeral();
+    let mut options = common::mqtt::quick_reconnects();
     options.settings = vec![
         ("AUTH_MODE".into(), "jwt".into()),
         ("SUBSCRIBE_TOPICS".into(), "allowed/{clientId},users/{sub}".into()),

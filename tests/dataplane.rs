@@ -26,14 +26,14 @@ use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 const REGION: &str = "us-east-1";
 
 async fn stack() -> LocalStack {
-    LocalStack::start(LocalOptions::ephemeral()).await.unwrap()
+    LocalStack::start(common::mqtt::quick_reconnects()).await.unwrap()
 }
 
 /// A stack whose persistent sessions expire after `expiry`.
 async fn stack_with_expiry(expiry: Duration) -> LocalStack {
     common::mqtt::stack_with(GatewayOptions {
         session_expiry: expiry,
-        ..GatewayOptions::default()
+        ..common::mqtt::quick_gateway()
     })
     .await
 }
@@ -514,9 +514,9 @@ async fn a_will_the_client_may_not_publish_refuses_the_connect() {
     let stack = LocalStack::start(LocalOptions {
         gateway: GatewayOptions {
             connect_deny: serverless_websockets_local::gateway::DenyMode::Reply,
-            ..GatewayOptions::default()
+            ..common::mqtt::quick_gateway()
         },
-        ..LocalOptions::ephemeral()
+        ..common::mqtt::quick_reconnects()
     })
     .await
     .unwrap();

@@ -19,7 +19,7 @@ use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 const REGION: &str = "us-east-1";
 
 async fn stack() -> LocalStack {
-    LocalStack::start(LocalOptions::ephemeral()).await.unwrap()
+    LocalStack::start(common::mqtt::quick_reconnects()).await.unwrap()
 }
 
 use common::mqtt::stack_with;
@@ -79,7 +79,7 @@ async fn a_vended_client_receives_what_the_backend_publishes_over_https() {
 async fn the_same_flow_works_over_tls_with_the_local_ca() {
     let stack = LocalStack::start(LocalOptions {
         tls: true,
-        ..LocalOptions::ephemeral()
+        ..common::mqtt::quick_reconnects()
     })
     .await
     .unwrap();

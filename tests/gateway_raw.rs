@@ -128,11 +128,11 @@ async fn more_than_eight_filters_in_one_subscribe_disconnects() {
 #[tokio::test]
 async fn qos_2_and_reserved_topics_are_refused_by_disconnecting() {
     let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
-    for (topic, qos) in [
-        ("a/b", QoS::ExactlyOnce),
-        ("$aws/things/x/shadow/update", QoS::AtMostOnce),
+    for (client_id, topic, qos) in [
+        ("refused-qos2", "a/b", QoS::ExactlyOnce),
+        ("refused-reserved", "$aws/things/x/shadow/update", QoS::AtMostOnce),
     ] {
-        let (mut socket, mut buffer) = connected(&stack, "refused", 30).await;
+        let (mut socket, mut buffer) = connected(&stack, client_id, 30).await;
         let mut publish = Publish::new(topic, qos, "x");
         publish.pkid = 1;
         send(&mut socket, Packet::Publish(publish)).await;

@@ -20,10 +20,10 @@ use rumqttc::v5::mqttbytes::v5::{
 use common::mqtt::{Client, vend};
 use common::mqtt5::{Client5, Raw5, admin, options, persistent, url_for};
 use common::tools::{aws_env, tool};
-use serverless_websockets_local::stack::{LocalOptions, LocalStack};
+use serverless_websockets_local::stack::LocalStack;
 
 async fn stack() -> LocalStack {
-    LocalStack::start(LocalOptions::ephemeral()).await.unwrap()
+    LocalStack::start(common::mqtt::quick_reconnects()).await.unwrap()
 }
 
 /// A v5 client connected as the local admin.
@@ -63,7 +63,7 @@ async fn connack_announces_what_iot_supports_and_what_it_adjusted() {
 }
 
 #[tokio::test]
-async fn a_refused_connect_gets_connack_0x87_and_an_empty_client_id_0x85() {
+async fn a_refused_connect_gets_connack_0x87_and_an_over_long_client_id_0x85() {
     let stack = stack().await;
     let vended = vend(&stack.info().api_url).await;
     let mut raw = Raw5::open(&vended.url).await;
@@ -72,7 +72,11 @@ async fn a_refused_connect_gets_connack_0x87_and_an_empty_client_id_0x85() {
     assert!(raw.recv().await.is_none(), "the connection is closed after the refusal");
 
     let mut raw = Raw5::open(&admin_url(&stack)).await;
-    assert_eq!(raw.connect("").await.code, ConnectReturnCode::ClientIdentifierNotValid);
+    let too_long = "c".repeat(129);
+    assert_eq!(
+        raw.connect(&too_long).await.code,
+        ConnectReturnCode::ClientIdentifierNotValid
+    );
     stack.shutdown().await;
 }
 

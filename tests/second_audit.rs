@@ -27,7 +27,7 @@ use serverless_websockets_local::gateway::broker::Pending;
 use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 
 async fn stack() -> LocalStack {
-    LocalStack::start(LocalOptions::ephemeral()).await.unwrap()
+    LocalStack::start(common::mqtt::quick_reconnects()).await.unwrap()
 }
 
 /// Waits until `done` holds (state changed by another task), failing after 10 s.
@@ -339,10 +339,12 @@ async fn away_session(url: &str, client_id: &str, topic: &str) {
 
 #[tokio::test]
 async fn an_away_session_stores_messages_up_to_its_bytes_and_all_of_them_up_to_a_shared_budget() {
+    // 4 MiB in a burst: far over IoT's 512 KiB/s per connection, relaxed here.
     let stack = common::mqtt::stack_with(GatewayOptions {
         queue_bytes: 4 * 1024 * 1024,
         stored_bytes: 6 * 1024 * 1024,
-        ..GatewayOptions::default()
+        limits: serverless_websockets_local::gateway::Limits::relaxed(),
+        ..common::mqtt::quick_gateway()
     })
     .await;
     let url = url_for(&stack, &admin(&stack));
@@ -546,7 +548,7 @@ async fn headers_over_64_kib_are_refused_without_being_buffered() {
 #[tokio::test]
 async fn a_listener_serves_at_most_its_maximum_of_connections_and_the_rest_are_closed() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut options = LocalOptions::ephemeral();
+    let mut options = common::mqtt::quick_reconnects();
     options.timeouts.max_connections = 8;
     let stack = LocalStack::start(options).await.unwrap();
     let addr = gateway_addr(&stack);
@@ -608,7 +610,7 @@ async fn a_web_page_on_another_origin_cannot_open_a_websocket_to_the_gateway() {
     // An origin CORS_ALLOW_ORIGINS allows may connect.
     let stack = LocalStack::start(LocalOptions {
         settings: vec![("CORS_ALLOW_ORIGINS".into(), "http://localhost:5173".into())],
-        ..LocalOptions::ephemeral()
+        ..common::mqtt::quick_reconnects()
     })
     .await
     .unwrap();
@@ -717,7 +719,7 @@ fn realistic_settings() -> Vec<(String, String)> {
 async fn a_realistic_per_user_grant_set_starts_serves_real_subjects_and_refuses_odd_ones_with_403() {
     let options = LocalOptions {
         settings: realistic_settings(),
-        ..LocalOptions::ephemeral()
+        ..common::mqtt::quick_reconnects()
     };
     let stack = LocalStack::start(options.clone())
         .await
@@ -776,7 +778,7 @@ async fn the_old_worst_case_subject_rule_does_not_fit_the_realistic_grant_set_an
     settings.push(("SUB_CHARACTERS".into(), "latin1".into()));
     let refused = LocalStack::start(LocalOptions {
         settings,
-        ..LocalOptions::ephemeral()
+        ..common::mqtt::quick_reconnects()
     })
     .await
     .err()

@@ -252,6 +252,9 @@ impl<S: CredentialSource> Driver<S> {
         let mut backoff = self.backoff();
         let mut retry = RetryState::default();
         let mut attempt = 0u32;
+        // IoT allows one CONNECT per second per client ID and refuses the next:
+        // the last CONNECT's client ID and time, to space them.
+        let mut last_connect: Option<(String, tokio::time::Instant)> = None;
         loop {
             let Some((vended, fetched)) = self.credentials_for_connect(&mut retry, &mut on_event).await? else {
                 if self.wait(&mut backoff, &mut on_event, &mut stop).await {
@@ -259,6 +262,16 @@ impl<S: CredentialSource> Driver<S> {
                 }
                 continue;
             };
+            if let Some((client_id, at)) = &last_connect
+                && *client_id == vended.client_id
+            {
+                let due = *at + serverless_websockets_core::quota::CLIENT_CONNECT_SPACING;
+                tokio::select! {
+                    () = tokio::time::sleep_until(due) => {}
+                    () = stop.as_mut() => return Ok(()),
+                }
+            }
+            last_connect = Some((vended.client_id.clone(), tokio::time::Instant::now()));
             let signed_at = SystemTime::now();
             let url = crate::presign(&vended.endpoint, &vended.region, &vended.credentials, signed_at)
                 .map_err(|e| DriverError::Presign(e.to_string()))?;

@@ -178,7 +178,9 @@ async fn a_403_at_the_handshake_fetches_new_credentials_and_connects_with_them()
 }
 
 /// Another connection takes `client_id` over (the admin may connect as anyone), the
-/// driver sees its connection close, then the intruder leaves.
+/// driver sees its connection close, then the intruder leaves. Like any client,
+/// the intruder tries again when the gateway refuses a CONNECT within a second of
+/// the driver's (IoT's one CONNECT per second per client ID).
 async fn take_over_and_leave(stack: &LocalStack, client_id: &str, events: &mut mpsc::UnboundedReceiver<Event>) {
     let info = stack.info();
     let admin = SdkCredentials::new(
@@ -189,22 +191,30 @@ async fn take_over_and_leave(stack: &LocalStack, client_id: &str, events: &mut m
         "a",
     );
     let endpoint = serverless_websockets_core::presign::IotEndpoint::parse(&info.iot_endpoint).unwrap();
-    let url = serverless_websockets_core::presign::presign(
-        &endpoint,
-        &info.region,
-        &admin,
-        SystemTime::now(),
-        Duration::from_secs(900),
-    )
-    .unwrap();
-    let mut options = rumqttc::MqttOptions::new(client_id, url, 0);
-    options.set_transport(rumqttc::Transport::Ws);
-    let (intruder, mut intruder_loop) = rumqttc::AsyncClient::new(options, 10);
-    loop {
-        if let rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)) = intruder_loop.poll().await.unwrap() {
-            break;
+    let (intruder, mut intruder_loop) = loop {
+        let url = serverless_websockets_core::presign::presign(
+            &endpoint,
+            &info.region,
+            &admin,
+            SystemTime::now(),
+            Duration::from_secs(900),
+        )
+        .unwrap();
+        let mut options = rumqttc::MqttOptions::new(client_id, url, 0);
+        options.set_transport(rumqttc::Transport::Ws);
+        let (intruder, mut intruder_loop) = rumqttc::AsyncClient::new(options, 10);
+        let accepted = loop {
+            match intruder_loop.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => break true,
+                Ok(_) => {}
+                Err(_) => break false,
+            }
+        };
+        if accepted {
+            break (intruder, intruder_loop);
         }
-    }
+        tokio::time::sleep(serverless_websockets_core::quota::CLIENT_CONNECT_SPACING).await;
+    };
     next_matching(events, "the takeover", |e| matches!(e, Event::Disconnected { .. })).await;
     intruder.try_disconnect().unwrap();
     let _ = intruder_loop.poll().await;

@@ -44,6 +44,25 @@ pub const MAX_MESSAGE_EXPIRY_SECS: u32 = 604_800;
 /// its key and value with their 2-byte lengths and the 1-byte identifier, which
 /// also bounds how many pairs fit (see `docs/reference.md`).
 pub const MAX_USER_PROPERTIES_BYTES: usize = 8 * 1024;
+/// How long one WebSocket connection lasts at most; then IoT closes it with the
+/// lifecycle reason `WEBSOCKET_TTL_EXPIRATION` (the quotas page: "Maximum
+/// connection duration", 24 hours; aws-iot-device-sdk-js-v2#446 sees it happen).
+pub const MAX_CONNECTION_DURATION: Duration = Duration::from_secs(24 * 3600);
+/// CONNECTs per second per client ID (per account): the quotas page's "Connect
+/// requests per second per client ID", 1, not adjustable (aws-greengrass-nucleus
+/// PR #907 rate-limits its own connects for it).
+pub const CONNECTS_PER_SECOND_PER_CLIENT_ID: u32 = 1;
+/// How long a client waits between two CONNECTs with one client ID: a margin over
+/// the quota's one second, for clock granularity on both sides.
+pub const CLIENT_CONNECT_SPACING: Duration = Duration::from_millis(1100);
+/// Inbound publishes per second per connection: the quotas page's "Publish
+/// requests per second per connection", 100, not adjustable
+/// (aws-iot-device-sdk-java#91 quotes it).
+pub const PUBLISHES_PER_SECOND_PER_CONNECTION: u32 = 100;
+/// Inbound bytes per second per connection: the quotas page's "Throughput per
+/// connection", 512 KiB/s, not adjustable (aws-greengrass-nucleus PR #907 limits
+/// its bandwidth to it).
+pub const PUBLISH_BYTES_PER_SECOND_PER_CONNECTION: u32 = 512 * 1024;
 /// The shortest `refreshAfterInSeconds` / `disconnectAfterInSeconds` a custom
 /// authorizer may answer (<https://docs.aws.amazon.com/iot/latest/developerguide/custom-auth-lambda.html>).
 pub const AUTHORIZER_MIN_INTERVAL_SECS: u32 = 300;

@@ -16,6 +16,7 @@
 //! * [`rules`] — the IoT rules engine: rule SQL, Lambda and republish actions.
 //! * [`demo`] — the demo page and the browser client bundle the API port serves.
 //! * [`door`] — the listeners' `Host` and `Origin` checks against web pages.
+//! * [`usage`] — what AWS would bill for the traffic: the meter and its projection.
 //! * [`alloc`] — the allocator setting the binary applies at start-up.
 //!
 //! Not here: the rules themselves (names, policies, SigV4 — `serverless-websockets-core`),
@@ -33,3 +34,4 @@ pub mod listen;
 pub mod rules;
 pub mod stack;
 pub mod sts;
+pub mod usage;

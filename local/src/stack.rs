@@ -132,6 +132,8 @@ pub struct ReadyInfo {
     /// The browser demo page, and the browser client it loads.
     pub demo_url: String,
     pub client_js_url: String,
+    /// What AWS would bill for the traffic so far, as JSON (`GET`).
+    pub usage_url: String,
     pub sts_endpoint: String,
     /// `ws://host:port` (or `wss://` with `--tls`): MQTT over WebSocket at `/mqtt`.
     pub iot_endpoint: String,
@@ -349,8 +351,6 @@ impl LocalStack {
             &options.allowed_hosts,
             plan.config.cors_allow_origins.clone(),
         ));
-        let api = serverless_websockets_vending::api::build_with(plan.config, issuer, grants_fn)?.merge(demo);
-        let api = crate::door::guard(api, &door, false);
         let (stop, stopped) = watch::channel(false);
         let rules = rules_engine(&options)?;
         let gateway = Arc::new(Gateway::with_rules(
@@ -361,6 +361,8 @@ impl LocalStack {
             stopped.clone(),
         ));
         gateway.attach_rules();
+        let api = serverless_websockets_vending::api::build_with(plan.config, issuer, grants_fn)?;
+        let api = crate::door::guard(with_usage(api, demo, &gateway.usage), &door, false);
         let authorizer = jwt_mode.then(|| builtin_authorizer(&options, &gateway)).transpose()?;
         let emulator = StsEmulator::new(&options.account_id, vec![plan.client_role], plan.store.clone());
         let routers = Routers {
@@ -396,6 +398,11 @@ impl LocalStack {
     /// The identities the emulators know, shared with the gateway.
     pub fn identities(&self) -> &Arc<IdentityStore> {
         &self.store
+    }
+
+    /// What AWS would bill for the traffic so far.
+    pub fn usage(&self) -> crate::usage::Report {
+        self.gateway.usage.report()
     }
 
     /// The IoT gateway, for tests that inspect the broker.
@@ -571,6 +578,7 @@ impl ReadyInfo {
         Self {
             demo_url: format!("{api_base}/demo"),
             client_js_url: format!("{api_base}/client.js"),
+            usage_url: format!("{api_base}/usage"),
             api_url: format!("{api_base}/credentials"),
             sts_endpoint: addresses.sts_endpoint(),
             iot_endpoint: iot.websocket_base(),
@@ -679,6 +687,39 @@ fn builtin_authorizer(options: &LocalOptions, gateway: &Gateway) -> Result<Local
         name: BUILTIN_AUTHORIZER.into(),
         token_key_name: BUILTIN_TOKEN_KEY.into(),
     })
+}
+
+/// The API port: the vending API (metered), the demo page and `/usage`.
+fn with_usage(api: axum::Router, demo: axum::Router, usage: &Arc<crate::usage::Usage>) -> axum::Router {
+    metered_api(api, usage).merge(demo).merge(usage_router(usage))
+}
+
+/// The vending API, each request metered as API Gateway and Lambda bill it.
+fn metered_api(api: axum::Router, usage: &Arc<crate::usage::Usage>) -> axum::Router {
+    let usage = usage.clone();
+    api.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let usage = usage.clone();
+            async move {
+                let started = std::time::Instant::now();
+                let response = next.run(request).await;
+                usage.vend(started.elapsed());
+                response
+            }
+        },
+    ))
+}
+
+/// `GET /usage`: the meter's report as JSON.
+fn usage_router(usage: &Arc<crate::usage::Usage>) -> axum::Router {
+    let usage = usage.clone();
+    axum::Router::new().route(
+        "/usage",
+        axum::routing::get(move || {
+            let usage = usage.clone();
+            async move { axum::Json(usage.report()) }
+        }),
+    )
 }
 
 /// The rules engine: Lambda actions invoke at `--lambda-endpoint` (signed as the

@@ -239,6 +239,21 @@ pub async fn signed_call(client: &reqwest::Client, call: &SignedCall<'_>) -> req
     request.send().await.unwrap()
 }
 
+/// Options of a local stack on free ports for tests whose subject is not IoT's
+/// CONNECT rate but which reconnect a client ID at once (sessions, takeovers,
+/// wills): one CONNECT per second per client ID is relaxed; `tests/limits.rs`
+/// tests it, and our clients' spacing is tested in their own suites.
+pub fn quick_reconnects() -> serverless_websockets_local::stack::LocalOptions {
+    let mut options = serverless_websockets_local::stack::LocalOptions::ephemeral();
+    options.gateway.limits.connects_per_second = 0;
+    options
+}
+
+/// Gateway options with IoT's CONNECT rate relaxed, as [`quick_reconnects`].
+pub fn quick_gateway() -> serverless_websockets_local::gateway::GatewayOptions {
+    quick_reconnects().gateway
+}
+
 /// A local stack on free ports with these gateway options.
 pub async fn stack_with(
     gateway: serverless_websockets_local::gateway::GatewayOptions,

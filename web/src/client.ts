@@ -25,6 +25,8 @@ export type { ConnectOptions, Message, State, WebSocketLike };
 
 const textDecoder = new TextDecoder();
 const textEncoder = new TextEncoder();
+/** The least time between two CONNECTs with one client ID: IoT allows one per second. */
+export const CONNECT_SPACING_MS = 1100;
 
 export class Client {
   private currentState: State = "connecting";
@@ -45,6 +47,8 @@ export class Client {
   private nextPacketId = 0;
   private readonly pendingPublishes = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   private attempt = 0;
+  /** This client's last CONNECT: its client ID and when. */
+  private lastConnect?: { clientId: string; at: number };
   private timers = new Set<ReturnType<typeof setTimeout>>();
   private pinger: ReturnType<typeof setInterval> | undefined;
   private closing = false;
@@ -323,7 +327,7 @@ export class Client {
     }
     this.attempt += 1;
     try {
-      this.open(...(this.options.url !== undefined ? await this.tokenTarget() : await this.vendedTarget()));
+      this.openSpaced(...(this.options.url !== undefined ? await this.tokenTarget() : await this.vendedTarget()));
     } catch (err) {
       const error = err instanceof ClientError ? err : new ClientError("Network", String(err));
       this.emit("error", error);
@@ -380,6 +384,30 @@ export class Client {
     return this.held.entry.clientId;
   }
 
+  /**
+   * Opens the connection, but never sooner than `CONNECT_SPACING_MS` after this
+   * client ID's last CONNECT (remembered across reloads): IoT allows one CONNECT
+   * per second per client ID and refuses the next.
+   */
+  private openSpaced(url: string, session: Session): void {
+    const mine = this.lastConnect?.clientId === session.clientId ? this.lastConnect.at : 0;
+    const last = Math.max(mine, this.identities.connectAt(session.clientId) ?? 0);
+    const wait = last + CONNECT_SPACING_MS - this.now();
+    if (wait <= 0 || last > this.now()) {
+      this.open(url, session);
+      return;
+    }
+    this.later(wait, () => {
+      if (this.closing) return;
+      try {
+        this.open(url, session);
+      } catch (err) {
+        this.emit("error", err instanceof ClientError ? err : new ClientError("Network", String(err)));
+        this.retry();
+      }
+    });
+  }
+
   private retry(): void {
     if (this.closing) return;
     this.setState("reconnecting");
@@ -403,6 +431,8 @@ export class Client {
     let acceptedAt = 0;
     socket.onopen = () => {
       opened = true;
+      this.lastConnect = { clientId: session.clientId, at: this.now() };
+      this.identities.markConnect(session.clientId, this.lastConnect.at);
       socket.send(encodeConnect(session.clientId, this.options.keepAliveSeconds, false));
     };
     socket.onmessage = (event) => {

@@ -21,6 +21,8 @@ const MAX_REMEMBERED = 8;
 export interface Entry {
   clientId: string;
   resumeToken?: string;
+  /** When this client ID last sent CONNECT (ms since the epoch), across reloads. */
+  connectAt?: number;
 }
 
 /** A held client ID: `release` lets another client take it. */
@@ -74,7 +76,8 @@ export class Identities {
         e !== null &&
         typeof (e as Entry).clientId === "string" &&
         (e as Entry).clientId !== "" &&
-        ((e as Entry).resumeToken === undefined || typeof (e as Entry).resumeToken === "string"),
+        ((e as Entry).resumeToken === undefined || typeof (e as Entry).resumeToken === "string") &&
+        ((e as Entry).connectAt === undefined || Number.isFinite((e as Entry).connectAt)),
     );
   }
 
@@ -103,8 +106,25 @@ export class Identities {
 
   /** Remembers `entry` (replacing the entry of the same client ID, or of `replaces`). */
   remember(entry: Entry, replaces?: string): void {
-    const others = this.read().filter((e) => e.clientId !== entry.clientId && e.clientId !== replaces);
-    this.write([...others, entry]);
+    const entries = this.read();
+    // When the client ID last connected outlives a new resume token.
+    const connectAt = entry.connectAt ?? entries.find((e) => e.clientId === entry.clientId)?.connectAt;
+    const others = entries.filter((e) => e.clientId !== entry.clientId && e.clientId !== replaces);
+    this.write([...others, connectAt === undefined ? entry : { ...entry, connectAt }]);
+  }
+
+  /** When `clientId` last sent CONNECT, if remembered. */
+  connectAt(clientId: string): number | undefined {
+    return this.read().find((e) => e.clientId === clientId)?.connectAt;
+  }
+
+  /** Notes that `clientId` sends CONNECT at `at`. */
+  markConnect(clientId: string, at: number): void {
+    const entries = this.read();
+    const entry = entries.find((e) => e.clientId === clientId);
+    if (!entry) return;
+    entry.connectAt = at;
+    this.write(entries);
   }
 
   /** Forgets `clientId` (its resume token was refused). */

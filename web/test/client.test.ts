@@ -140,7 +140,9 @@ test("connects, subscribes at QoS 1 on a persistent session, receives and acknow
   socket.deliver({ cmd: "publish", topic: "allowed/abc", payload: Buffer.from("héllo"), qos: 1, messageId: 7 });
   assert.equal(messages[0].text, "héllo");
   assert.equal((await socket.sentPacket("puback")).messageId, 7);
-  assert.deepEqual(remembered(storage), [{ clientId: "abc", resumeToken: "tok-1" }]);
+  const [entry] = remembered(storage);
+  assert.equal(typeof entry.connectAt, "number", "when it sent CONNECT, for the spacing across reloads");
+  assert.deepEqual({ ...entry, connectAt: undefined }, { clientId: "abc", resumeToken: "tok-1", connectAt: undefined });
   assert.deepEqual(api.requests, [{}]);
   assert.deepEqual(seen, ["connected"]);
   client.close();
@@ -604,4 +606,21 @@ test("publish grants match as IoT's policy does: a wildcard level matches anythi
   assert.ok(publishAllowed("broadcast/#", "broadcast/a/b"));
   assert.ok(!publishAllowed("rooms/42/+", "rooms/7/abc"));
   assert.ok(!publishAllowed("a.b", "axb"), "a dot is a dot");
+});
+
+test("a reload does not CONNECT again within IoT's second per client ID: it waits out the spacing", async () => {
+  const api = fakeApi([[200, VENDED("abc", "tok-2")]]);
+  const ws = fakeSockets();
+  const storage = memoryStorage();
+  // The page before the reload connected as abc 300 ms ago.
+  const before = Date.now() - 300;
+  storage.setItem(RESUME_KEY, JSON.stringify([{ clientId: "abc", resumeToken: "tok-1", connectAt: before }]));
+  const started = Date.now();
+  const client = connect({ credentialsUrl: "http://api/credentials", fetch: api.fetch, WebSocket: ws.FakeSocket, storage, random: () => 0 });
+  const socket = await ws.next(1);
+  const waited = Date.now() - started;
+  assert.ok(waited >= 1100 - 300 - 20, `opened ${waited} ms after connect(), ${waited + 300} ms after the last CONNECT`);
+  await socket.sentPacket("connect");
+  assert.ok(remembered(storage)[0].connectAt >= before + 1100 - 20, "the new CONNECT's time is remembered");
+  client.close();
 });

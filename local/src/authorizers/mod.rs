@@ -227,16 +227,19 @@ pub struct Authorizers {
     in_process: RwLock<HashMap<String, Arc<dyn InProcess>>>,
     /// IoT's 300 s minimum for the two intervals; tests shorten it.
     pub min_interval: u32,
+    /// What AWS would bill: each invocation and its duration.
+    usage: Arc<crate::usage::Usage>,
 }
 
 impl Authorizers {
-    pub fn new(invoker: Option<Arc<Invoker>>, min_interval: u32) -> Self {
+    pub fn new(invoker: Option<Arc<Invoker>>, min_interval: u32, usage: Arc<crate::usage::Usage>) -> Self {
         Self {
             by_name: RwLock::default(),
             default: RwLock::default(),
             invoker,
             in_process: RwLock::default(),
             min_interval,
+            usage,
         }
     }
 
@@ -312,6 +315,13 @@ impl Authorizers {
 
     /// Invokes `authorizer`'s function with `event` and checks the answer.
     pub async fn call(&self, authorizer: &Authorizer, event: &Value) -> Result<Verdict, CallError> {
+        let started = std::time::Instant::now();
+        let verdict = self.invoke(authorizer, event).await;
+        self.usage.authorizer(started.elapsed());
+        verdict
+    }
+
+    async fn invoke(&self, authorizer: &Authorizer, event: &Value) -> Result<Verdict, CallError> {
         let in_process = self
             .in_process
             .read()

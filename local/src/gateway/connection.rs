@@ -28,9 +28,12 @@ use tokio::time::{Instant, sleep_until};
 
 use super::broker::{ConnectionInfo, DisconnectReason, Kick, Left, Mailbox, Session};
 use super::custom_auth::{Lease, LeaseStep, Requested};
+use super::limits::{PublishLimits, Throttled};
 use super::message::{Delivery, Message, Outgoing};
 use super::negotiate::{self, PublishRefusal};
-use super::packet::{self, Announced, ConnectCode, ConnectIn, FilterIn, Inbound, PublishIn, ReadError, Version};
+use super::packet::{
+    self, Announced, ConnectCode, ConnectIn, FilterIn, Inbound, PubAckCode, PublishIn, ReadError, Version,
+};
 use super::state::{Gateway, Origin};
 use super::{lifecycle, will};
 use crate::identity::Identity;
@@ -58,6 +61,8 @@ struct Connected {
     aliases: Vec<(u16, String)>,
     /// MQTT 5 Maximum Packet Size of the client: larger deliveries are dropped.
     max_packet: Option<u32>,
+    /// Its place on the usage meter (connection-minutes).
+    metered: crate::usage::Metered,
 }
 
 /// What handling a packet asks of the loop.
@@ -92,6 +97,12 @@ pub struct Connection<S: MessageSocket> {
     version: Option<Version>,
     connected: Option<Connected>,
     deadline: Instant,
+    /// When the connection reaches IoT's maximum duration.
+    expires: Instant,
+    /// IoT's publish rate and throughput, from the first PUBLISH on.
+    publish_limits: Option<Box<PublishLimits>>,
+    /// Whether the last PUBLISH was throttled (one WARN per throttled run).
+    throttling: bool,
     /// An MQTT 5 client's reason for a close caused by what it sent, more precise
     /// than its [`DisconnectReason`] (0x81 malformed, 0x94 topic alias, …).
     close_code: Option<Code5>,
@@ -105,7 +116,9 @@ pub struct Connection<S: MessageSocket> {
 
 impl<S: MessageSocket> Connection<S> {
     pub fn new(gateway: Arc<Gateway>, identity: Arc<Identity>, peer: SocketAddr, socket: S) -> Self {
-        let deadline = Instant::now() + gateway.options.connect_timeout;
+        let now = Instant::now();
+        let deadline = now + gateway.options.connect_timeout;
+        let expires = now + gateway.options.limits.max_connection_duration;
         Self {
             gateway,
             identity,
@@ -115,6 +128,9 @@ impl<S: MessageSocket> Connection<S> {
             version: None,
             connected: None,
             deadline,
+            expires,
+            publish_limits: None,
+            throttling: false,
             close_code: None,
             lease: None,
             at_connect: None,
@@ -189,7 +205,13 @@ impl<S: MessageSocket> Connection<S> {
                     }
                     MailboxEvent::Kicked(kick) => Step::Kicked(kick),
                 },
-                () = sleep_until(self.deadline) => Step::Close(DisconnectReason::KeepAliveTimeout),
+                // One timer for both: the keep-alive (or CONNECT) deadline and the
+                // connection's maximum duration.
+                () = sleep_until(self.deadline.min(self.expires)) => Step::Close(if Instant::now() >= self.expires {
+                    DisconnectReason::WebsocketTtl
+                } else {
+                    DisconnectReason::KeepAliveTimeout
+                }),
                 () = lease_due(self.lease.as_deref()) => Step::Lease,
                 () = stopping(&mut shutdown) => Step::Close(DisconnectReason::ServerInitiated),
             };
@@ -225,6 +247,7 @@ impl<S: MessageSocket> Connection<S> {
     /// lifecycle event.
     fn finish(&self, connected: Connected, kick: Kick) {
         let reason = kick.reason;
+        self.gateway.usage.disconnected(connected.metered);
         let client_id = &connected.session.client_id;
         let expiry = connected.session_expiry;
         let will_due = reason != DisconnectReason::ClientInitiated || connected.will_on_disconnect;
@@ -329,6 +352,7 @@ impl<S: MessageSocket> Connection<S> {
             (Inbound::Unsubscribe { pkid, filters }, true) => self.on_unsubscribe(pkid, filters).await,
             (Inbound::PingReq, true) => self.write_bytes(packet::pingresp()).await,
             (Inbound::PubAck(pkid), true) => {
+                self.gateway.usage.acknowledged();
                 if let Some(connected) = &self.connected {
                     connected.session.acknowledge(pkid);
                 }
@@ -365,25 +389,76 @@ impl<S: MessageSocket> Connection<S> {
         Step::Close(DisconnectReason::ClientInitiated)
     }
 
-    async fn on_connect(&mut self, connect: ConnectIn) -> Step {
+    /// Refuses a CONNECT: the log line, `connect_failed` for an authorization
+    /// failure, CONNACK when the client is to be told, then the close.
+    async fn refuse_connect(&mut self, client_id: &str, refusal: negotiate::ConnectRefusal) -> Step {
+        tracing::warn!(client_id = %client_id.escape_debug(), principal = %self.identity.arn, "CONNECT refused: {}", refusal.why);
+        if refusal.code == ConnectCode::NotAuthorized {
+            self.connect_failed_event(client_id);
+        }
+        if refusal.reply {
+            let connack = packet::connack(self.version(), false, refusal.code, &Announced::default());
+            let _ = self.write_bytes(connack).await;
+        }
+        Step::Close(if refusal.code == ConnectCode::ConnectionRateExceeded {
+            DisconnectReason::Throttled
+        } else {
+            DisconnectReason::ForbiddenAccess
+        })
+    }
+
+    /// Whether a CONNECT is accepted, and on which terms: the client ID (an
+    /// empty one assigned), custom authentication, the policy, then IoT's
+    /// CONNECT rate per client ID. `Err` is what the loop does next.
+    async fn admit(&mut self, connect: &mut ConnectIn) -> Result<negotiate::ConnectTerms, Step> {
         let version = self.version();
-        self.custom_auth_at_connect(&connect).await;
-        let gateway = self.gateway.clone();
-        let arns = gateway.broker.arns();
-        let terms = match negotiate::connect(&connect, version, &self.identity, arns, &gateway.options) {
-            Ok(terms) => terms,
-            Err(refusal) => {
-                tracing::warn!(client_id = %connect.client_id.escape_debug(), principal = %self.identity.arn, "CONNECT not authorized: {}", refusal.why);
-                if refusal.code == ConnectCode::NotAuthorized {
-                    self.connect_failed_event(&connect.client_id);
-                }
-                if refusal.reply {
-                    let connack = packet::connack(version, false, refusal.code, &Announced::default());
-                    let _ = self.write_bytes(connack).await;
-                }
-                return Step::Close(DisconnectReason::ForbiddenAccess);
+        let reply = version == Version::V5 || self.gateway.options.connect_deny == super::options::DenyMode::Reply;
+        let assigned = match negotiate::client_id(&connect.client_id, connect.clean_start, version) {
+            Ok(assigned) => assigned,
+            Err((code, why)) => {
+                let client_id = std::mem::take(&mut connect.client_id);
+                let refusal = negotiate::ConnectRefusal { code, why, reply };
+                return Err(self.refuse_connect(&client_id, refusal).await);
             }
         };
+        if let Some(assigned) = &assigned {
+            connect.client_id.clone_from(assigned);
+        }
+        self.custom_auth_at_connect(connect).await;
+        let gateway = self.gateway.clone();
+        let arns = gateway.broker.arns();
+        let mut terms = match negotiate::connect(connect, version, &self.identity, arns, &gateway.options) {
+            Ok(terms) => terms,
+            Err(refusal) => return Err(self.refuse_connect(&connect.client_id, refusal).await),
+        };
+        // Only a CONNECT the policy allows counts toward the client ID's rate, so
+        // nobody can keep a client out by connecting as it.
+        if let Err(wait) = gateway
+            .connect_rate
+            .admit(&connect.client_id, std::time::Instant::now())
+        {
+            let refusal = negotiate::ConnectRefusal {
+                code: ConnectCode::ConnectionRateExceeded,
+                why: format!(
+                    "over IoT's {} CONNECT(s) per second per client ID; the next is allowed in {} ms",
+                    gateway.options.limits.connects_per_second,
+                    wait.as_millis()
+                ),
+                reply,
+            };
+            return Err(self.refuse_connect(&connect.client_id, refusal).await);
+        }
+        terms.announced.assigned_client_id = assigned;
+        Ok(terms)
+    }
+
+    async fn on_connect(&mut self, mut connect: ConnectIn) -> Step {
+        let version = self.version();
+        let terms = match self.admit(&mut connect).await {
+            Ok(terms) => terms,
+            Err(step) => return step,
+        };
+        let gateway = self.gateway.clone();
         let info = ConnectionInfo {
             clean_session: connect.clean_start,
             keep_alive_secs: terms.keep_alive.as_secs(),
@@ -400,6 +475,8 @@ impl<S: MessageSocket> Connection<S> {
         }
         self.deadline = Instant::now() + terms.keep_alive.mul_f32(1.5);
         let session_id = serverless_websockets_core::random::hex::<16>();
+        let connect_bytes = client_id.len() + connect.will.as_ref().map_or(0, |w| w.message.metered_bytes());
+        let metered = gateway.usage.connected(connect_bytes);
         let resend = attached.session.in_flight();
         let session_present = attached.session_present;
         self.connected = Some(Connected {
@@ -413,6 +490,7 @@ impl<S: MessageSocket> Connection<S> {
             will_on_disconnect: false,
             aliases: Vec::new(),
             max_packet: connect.max_packet_size,
+            metered,
         });
         let connack = packet::connack(version, session_present, ConnectCode::Accepted, &terms.announced);
         if let Step::Close(reason) = self.write_bytes(connack).await {
@@ -516,11 +594,14 @@ impl<S: MessageSocket> Connection<S> {
             }
         };
         let arns = self.gateway.broker.arns();
-        let qos = match negotiate::publish(&publish, &topic, version, &self.identity, arns) {
+        let limits = &self.gateway.options.limits;
+        let qos = match negotiate::publish(&publish, &topic, version, &self.identity, arns, limits) {
             Ok(qos) => qos,
             Err(PublishRefusal::NegativeAck(why)) => {
                 tracing::warn!(topic = %topic, principal = %self.identity.arn, "{why}");
-                return self.write_bytes(packet::puback(version, publish.pkid, false)).await;
+                return self
+                    .write_bytes(packet::puback(version, publish.pkid, PubAckCode::NotAuthorized))
+                    .await;
             }
             Err(PublishRefusal::Close(close)) => {
                 tracing::warn!(topic = %topic.escape_debug(), principal = %self.identity.arn, "{}", close.why);
@@ -528,10 +609,22 @@ impl<S: MessageSocket> Connection<S> {
                 return Step::Close(close.reason);
             }
         };
+        if self.admit_publish(publish.payload.len(), &topic).is_err() {
+            if version == Version::V5 && qos == QoS::AtLeastOnce {
+                return self
+                    .write_bytes(packet::puback(version, publish.pkid, PubAckCode::QuotaExceeded))
+                    .await;
+            }
+            return Step::Continue;
+        }
         let mut message = Message::new(topic, publish.payload, qos, publish.retain);
         message.properties = publish.properties;
         message.set_expiry(publish.expiry);
         let message = Arc::new(message);
+        let ingest = crate::rules::basic_ingest(&message.topic).is_some();
+        self.gateway
+            .usage
+            .published(message.metered_bytes(), message.retain, ingest);
         let origin = Origin {
             client_id: self.connected.as_ref().map(|c| c.session.client_id.as_str()),
             principal: Some(&self.identity.user_id),
@@ -541,9 +634,46 @@ impl<S: MessageSocket> Connection<S> {
             tracing::warn!(topic = %message.topic, "no subscriber for topic {}", message.topic);
         }
         if qos == QoS::AtLeastOnce {
-            return self.write_bytes(packet::puback(version, publish.pkid, true)).await;
+            return self
+                .write_bytes(packet::puback(version, publish.pkid, PubAckCode::Accepted))
+                .await;
         }
         Step::Continue
+    }
+
+    /// Counts a PUBLISH against IoT's per-connection rates; a throttled one is
+    /// dropped (logged once per run of throttled publishes).
+    fn admit_publish(&mut self, payload_bytes: usize, topic: &str) -> Result<(), Throttled> {
+        let limits = &self.gateway.options.limits;
+        let now = std::time::Instant::now();
+        let bucket = self.publish_limits.get_or_insert_with(|| {
+            Box::new(PublishLimits::new(
+                limits.publishes_per_second,
+                limits.publish_bytes_per_second,
+                now,
+            ))
+        });
+        if bucket.is_unlimited() {
+            return Ok(());
+        }
+        match bucket.admit(payload_bytes, now) {
+            Ok(()) => {
+                self.throttling = false;
+                Ok(())
+            }
+            Err(throttled) => {
+                if !self.throttling {
+                    let (what, limit) = match throttled {
+                        Throttled::Rate => ("publishes", limits.publishes_per_second),
+                        Throttled::Throughput => ("payload bytes", limits.publish_bytes_per_second),
+                    };
+                    let client_id = self.connected.as_ref().map_or("-", |c| c.session.client_id.as_str());
+                    tracing::warn!(client_id = %client_id.escape_debug(), topic = %topic.escape_debug(), "PUBLISH throttled: over IoT's {limit} {what} per second per connection; dropped, as IoT drops them (no more lines until one passes)");
+                }
+                self.throttling = true;
+                Err(throttled)
+            }
+        }
     }
 
     async fn on_subscribe(&mut self, pkid: u16, filters: Vec<FilterIn>, subscription_id: bool) -> Step {
@@ -551,6 +681,9 @@ impl<S: MessageSocket> Connection<S> {
         let Some(session) = self.connected.as_ref().map(|c| c.session.clone()) else {
             return self.refuse(Code5::ProtocolError, DisconnectReason::ClientError);
         };
+        self.gateway
+            .usage
+            .subscribed(filters.iter().map(|f| f.path.len()).sum());
         let held = session.filters().into_iter().map(|(filter, _)| filter).collect();
         let gateway = self.gateway.clone();
         let (arns, options) = (gateway.broker.arns(), &gateway.options);
@@ -576,6 +709,9 @@ impl<S: MessageSocket> Connection<S> {
         for message in retained {
             // Retained messages go straight out; a QoS 1 one takes the session's
             // next packet identifier like any delivery.
+            if let Outgoing::Message { message, .. } = &message {
+                gateway.usage.delivered(message.metered_bytes(), 1);
+            }
             let pkid = message.is_qos1().then(|| session.track(message.clone()));
             let frames = self.frames(message, pkid, false);
             if let Step::Close(reason) = self.send_all(frames.into_iter().flatten()).await {

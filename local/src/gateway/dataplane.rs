@@ -35,7 +35,7 @@ use super::aws_error::trace_id;
 use super::broker::{DirectError, DisconnectReason, Kick};
 use super::message::{Confirm, Delivery, Message, Properties};
 use super::state::{Gateway, Origin};
-use serverless_websockets_core::quota::{MAX_CLIENT_ID_BYTES, MAX_USER_PROPERTIES_BYTES, user_properties_bytes};
+use serverless_websockets_core::quota::{MAX_CLIENT_ID_BYTES, user_properties_bytes};
 use serverless_websockets_core::topic::{check_topic_name, is_publishable};
 
 pub use super::signed::MAX_PUBLISH_BODY;
@@ -99,7 +99,7 @@ fn decode_token(token: &str) -> Option<String> {
 /// `x-amz-mqtt5-payload-format-indicator` (`UNSPECIFIED_BYTES` | `UTF8_DATA`),
 /// `x-amz-mqtt5-correlation-data` (base64), and `contentType`, `responseTopic`
 /// and (Publish only) `messageExpiry` in the query. `None` when there are none.
-fn mqtt5_properties(signed: &Signed) -> Result<Option<Box<Properties>>, DataPlaneError> {
+fn mqtt5_properties(signed: &Signed, max_user_properties: usize) -> Result<Option<Box<Properties>>, DataPlaneError> {
     let header = |name: &str| -> Result<Option<&str>, DataPlaneError> {
         match signed.headers.get(name) {
             None => Ok(None),
@@ -112,7 +112,7 @@ fn mqtt5_properties(signed: &Signed) -> Result<Option<Box<Properties>>, DataPlan
     let base64 = base64::engine::general_purpose::STANDARD;
     let mut properties = Properties::default();
     if let Some(encoded) = header("x-amz-mqtt5-user-properties")? {
-        properties.user_properties = user_properties(encoded)?;
+        properties.user_properties = user_properties(encoded, max_user_properties)?;
     }
     properties.payload_format_indicator = match header("x-amz-mqtt5-payload-format-indicator")? {
         None => None,
@@ -144,8 +144,8 @@ fn mqtt5_properties(signed: &Signed) -> Result<Option<Box<Properties>>, DataPlan
 }
 
 /// `x-amz-mqtt5-user-properties`: base64 of a JSON array of one-pair objects,
-/// within IoT's quota on user properties.
-fn user_properties(encoded: &str) -> Result<Vec<(String, String)>, DataPlaneError> {
+/// within IoT's quota on user properties (`max` bytes).
+fn user_properties(encoded: &str, max: usize) -> Result<Vec<(String, String)>, DataPlaneError> {
     let json = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
         .map_err(|_| invalid("userProperties must be base64-encoded JSON."))?;
@@ -163,9 +163,9 @@ fn user_properties(encoded: &str) -> Result<Vec<(String, String)>, DataPlaneErro
         }
     }
     let bytes = user_properties_bytes(&pairs);
-    if bytes > MAX_USER_PROPERTIES_BYTES {
+    if bytes > max {
         return Err(invalid(format!(
-            "userProperties take {bytes} bytes as MQTT 5 encodes them, over IoT's {MAX_USER_PROPERTIES_BYTES}."
+            "userProperties take {bytes} bytes as MQTT 5 encodes them, over IoT's {max}."
         )));
     }
     Ok(pairs)
@@ -198,6 +198,31 @@ fn user_properties_blob(message: &Message) -> Option<String> {
     Some(base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&pairs).unwrap_or_default()))
 }
 
+/// Meters a data-plane request and its response by their bodies, as IoT meters
+/// HTTPS requests (<https://aws.amazon.com/iot-core/pricing/additional-details/>).
+pub async fn meter(
+    State(gateway): State<Arc<Gateway>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::body::HttpBody;
+    let request_bytes = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let response = next.run(request).await;
+    let response_bytes = response
+        .body()
+        .size_hint()
+        .exact()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0);
+    gateway.usage.http(request_bytes, response_bytes);
+    response
+}
+
 /// `POST /topics/{topic}?qos=&retain=` — Publish.
 pub async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract::Request) -> Answer {
     let signed = signed(&gateway, "HTTPS publish", request).await?;
@@ -213,7 +238,7 @@ pub async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract
         Some(_) => return Err(invalid("qos must be 0 or 1.")),
     };
     let retain = parse_bool(signed.param("retain"), "retain")?;
-    let properties = mqtt5_properties(&signed)?;
+    let properties = mqtt5_properties(&signed, gateway.options.limits.max_user_properties_bytes)?;
     let expiry = message_expiry(&signed)?;
     let resource = gateway.broker.arns().topic(&topic);
     let mut allowed = signed.authorize("HTTPS publish", "iot:Publish", &resource, Refused::Forbidden);
@@ -231,6 +256,9 @@ pub async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract
         depth: 0,
     };
     let delivered = gateway.publish(message.clone(), origin);
+    if message.retain {
+        gateway.usage.retained_copy(message.metered_bytes());
+    }
     let topic = &message.topic;
     if delivered == 0 {
         tracing::warn!(topic = %topic, principal = %signed.identity.arn, "HTTPS publish: no subscriber for topic {topic}");
@@ -253,7 +281,7 @@ pub async fn send_direct_message(State(gateway): State<Arc<Gateway>>, request: a
         return Err(invalid("The topic is not a valid MQTT topic name."));
     }
     let confirmation = parse_bool(signed.param("confirmation"), "confirmation")?;
-    let properties = mqtt5_properties(&signed)?;
+    let properties = mqtt5_properties(&signed, gateway.options.limits.max_user_properties_bytes)?;
     let timeout = direct_timeout(signed.param("timeout"))?;
     let resource = gateway.broker.arns().client(&client_id);
     signed.authorize(OP, "iot:SendDirectMessage", &resource, Refused::Forbidden)?;
@@ -265,10 +293,12 @@ pub async fn send_direct_message(State(gateway): State<Arc<Gateway>>, request: a
     };
     let mut message = Message::new(topic.clone(), signed.body.clone(), QoS::AtMostOnce, false);
     message.properties = properties;
+    let bytes = message.metered_bytes();
     gateway
         .broker
         .direct(&client_id, message, confirm)
         .map_err(|refused| direct_refused(&client_id, &topic, refused))?;
+    gateway.usage.delivered(bytes, 1);
     if let Some(confirmed) = confirmed {
         match tokio::time::timeout(Duration::from_secs(timeout), confirmed).await {
             Ok(Ok(Delivery::Acknowledged)) => {

@@ -78,6 +78,19 @@ impl Message {
         }
     }
 
+    /// The bytes IoT meters a PUBLISH of this message by: topic and payload, and
+    /// the MQTT 5 user properties, response topic, correlation data and content
+    /// type (<https://aws.amazon.com/iot-core/pricing/additional-details/>).
+    pub fn metered_bytes(&self) -> usize {
+        let properties = self.properties.as_deref().map_or(0, |p| {
+            serverless_websockets_core::quota::user_properties_bytes(&p.user_properties)
+                + p.response_topic.as_ref().map_or(0, String::len)
+                + p.correlation_data.as_ref().map_or(0, Bytes::len)
+                + p.content_type.as_ref().map_or(0, String::len)
+        });
+        self.topic.len() + self.payload.len() + properties
+    }
+
     /// Sets the expiry `secs` from now, capped at IoT's seven days.
     pub fn set_expiry(&mut self, secs: Option<u32>) {
         self.expires = secs.map(|secs| {

@@ -18,6 +18,7 @@
 //! * [`authorizers`] — the IoT control plane's custom-authorizer operations.
 //! * [`signed`] — a SigV4-signed HTTPS request, and AWS's error answer.
 //! * [`lifecycle`] — `$aws/events/presence/…` and `$aws/events/subscriptions/…` events.
+//! * [`limits`] — IoT's CONNECT and publish rates as token buckets.
 //! * [`aws_error`] — AWS's JSON error bodies and trace IDs.
 //! * [`will`] — a Last Will's publication, at once or after its delay.
 //! * [`tls`] — the throwaway CA and server certificate for `--tls`.
@@ -25,8 +26,7 @@
 //! Modules import downwards only: nothing imports this file, and no two of them
 //! import each other. The gateway routes between its own connections in-process;
 //! no external broker is involved. What it does not emulate: QoS 2 (refused, as by
-//! IoT), shadows and other reserved `$aws` topics, policy condition keys, and
-//! the 24-hour connection limit.
+//! IoT), shadows and other reserved `$aws` topics, and policy condition keys.
 
 pub mod auth;
 pub mod authorizers;
@@ -37,6 +37,7 @@ pub mod control;
 pub mod custom_auth;
 pub mod dataplane;
 pub mod lifecycle;
+pub mod limits;
 pub mod message;
 pub mod negotiate;
 pub mod options;
@@ -58,7 +59,7 @@ use axum::routing::{get, post};
 use serverless_websockets_core::quota::MAX_PACKET_BYTES;
 
 use aws_error::aws_error;
-pub use options::{DenyMode, GatewayOptions};
+pub use options::{DenyMode, GatewayOptions, Limits};
 pub use state::Gateway;
 
 /// The WebSocket read buffer each connection keeps.
@@ -68,8 +69,9 @@ impl Gateway {
     /// `GET /mqtt` (WebSocket) and the HTTPS data plane.
     pub fn router(self: Arc<Self>) -> axum::Router {
         use axum::routing::delete;
-        axum::Router::new()
-            .route("/mqtt", get(websocket))
+        // The data plane's requests are metered (usage_url); the control plane's
+        // are not billed.
+        let dataplane = axum::Router::new()
             .route("/topics/{*topic}", post(dataplane::publish))
             .route(
                 "/connections/{client_id}/messages",
@@ -85,6 +87,10 @@ impl Gateway {
             )
             .route("/retainedMessage", get(dataplane::list_retained_messages))
             .route("/retainedMessage/{*topic}", get(dataplane::get_retained_message))
+            .layer(axum::middleware::from_fn_with_state(self.clone(), dataplane::meter));
+        axum::Router::new()
+            .route("/mqtt", get(websocket))
+            .merge(dataplane)
             .route("/rules", get(control::list))
             .route(
                 "/rules/{rule_name}",

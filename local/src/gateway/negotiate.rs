@@ -21,13 +21,13 @@ use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Code5;
 use serverless_websockets_core::arn::IotArns;
 use serverless_websockets_core::quota::{
     MAX_CLIENT_ID_BYTES, MAX_FILTERS_PER_SUBSCRIBE, MAX_INFLIGHT, MAX_KEEP_ALIVE, MAX_PACKET_BYTES, MAX_SUBSCRIPTIONS,
-    MAX_USER_PROPERTIES_BYTES, TOPIC_ALIAS_MAX, user_properties_bytes,
+    TOPIC_ALIAS_MAX, user_properties_bytes,
 };
 use serverless_websockets_core::topic::{check_filter, check_topic_name, has_wildcards, is_publishable, split_shared};
 
 use super::broker::{DisconnectReason, SessionOptions};
 use super::message::{Message, Properties};
-use super::options::{DenyMode, GatewayOptions};
+use super::options::{DenyMode, GatewayOptions, Limits};
 use super::packet::{Announced, ConnectCode, ConnectIn, FilterIn, PublishIn, SubCode, Version};
 use crate::identity::Identity;
 
@@ -73,7 +73,8 @@ pub fn connect(
     options: &GatewayOptions,
 ) -> Result<ConnectTerms, ConnectRefusal> {
     let v5 = version == Version::V5;
-    if let Some((code, why)) = connect_refusal(connect, identity, arns) {
+    let max_user_properties = options.limits.max_user_properties_bytes;
+    if let Some((code, why)) = connect_refusal(connect, identity, arns, max_user_properties) {
         let reply = v5 || options.connect_deny == DenyMode::Reply;
         return Err(ConnectRefusal { code, why, reply });
     }
@@ -92,13 +93,54 @@ pub fn connect(
             keep_alive: (u64::from(connect.keep_alive) != keep_alive.as_secs())
                 .then(|| u16::try_from(keep_alive.as_secs()).unwrap_or(u16::MAX)),
             max_packet_size: u32::try_from(MAX_PACKET_BYTES).unwrap_or(u32::MAX),
+            assigned_client_id: None,
         },
     })
 }
 
+/// The prefix of the client IDs the server assigns, as IoT does
+/// (aws-iot-device-sdk-js-v2#446).
+pub const ASSIGNED_CLIENT_ID_PREFIX: &str = "$GEN/";
+
+/// The client ID a CONNECT asking for `requested` connects as: its own; for an
+/// empty one, a `$GEN/<uuid>` the server assigns (MQTT 5 always, as IoT does;
+/// MQTT 3.1.1 only with a clean session, as MQTT 3.1.1 §3.1.3.1 allows). A
+/// client may not name an assigned ID itself: IoT answers `0x85` when a client
+/// reconnects with one (aws-iot-device-sdk-js-v2#446).
+pub fn client_id(
+    requested: &str,
+    clean_start: bool,
+    version: Version,
+) -> Result<Option<String>, (ConnectCode, String)> {
+    if requested.starts_with(ASSIGNED_CLIENT_ID_PREFIX) {
+        return Err((
+            ConnectCode::ClientIdNotValid,
+            format!("client IDs starting with {ASSIGNED_CLIENT_ID_PREFIX} are assigned by the server, never chosen"),
+        ));
+    }
+    if !requested.is_empty() {
+        return Ok(None);
+    }
+    if version == Version::V5 || clean_start {
+        return Ok(Some(format!(
+            "{ASSIGNED_CLIENT_ID_PREFIX}{}",
+            serverless_websockets_core::random::uuid()
+        )));
+    }
+    Err((
+        ConnectCode::ClientIdNotValid,
+        "an empty client ID needs a clean session (MQTT 3.1.1 §3.1.3.1)".to_owned(),
+    ))
+}
+
 /// Why a CONNECT may not be accepted, if it may not: the client ID, enhanced
 /// authentication, `iot:Connect`, then the will.
-fn connect_refusal(connect: &ConnectIn, identity: &Identity, arns: &IotArns) -> Option<(ConnectCode, String)> {
+fn connect_refusal(
+    connect: &ConnectIn,
+    identity: &Identity,
+    arns: &IotArns,
+    max_user_properties: usize,
+) -> Option<(ConnectCode, String)> {
     let client_id = &connect.client_id;
     if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_BYTES {
         return Some((
@@ -125,7 +167,7 @@ fn connect_refusal(connect: &ConnectIn, identity: &Identity, arns: &IotArns) -> 
     connect
         .will
         .as_ref()
-        .and_then(|will| will_refusal(&will.message, identity, arns))
+        .and_then(|will| will_refusal(&will.message, identity, arns, max_user_properties))
 }
 
 /// How long the session outlives the connection, and what CONNACK announces of
@@ -147,11 +189,16 @@ fn session_expiry(connect: &ConnectIn, v5: bool, cap: Duration) -> (Duration, Op
 
 /// Why the will of a CONNECT may not be accepted: IoT authorizes it at CONNECT as
 /// a publish (and a retained publish when it is retained).
-fn will_refusal(will: &Message, identity: &Identity, arns: &IotArns) -> Option<(ConnectCode, String)> {
+fn will_refusal(
+    will: &Message,
+    identity: &Identity,
+    arns: &IotArns,
+    max_user_properties: usize,
+) -> Option<(ConnectCode, String)> {
     if will.qos == QoS::ExactlyOnce {
         return Some((ConnectCode::QoSNotSupported, "the will's QoS is 2".to_owned()));
     }
-    if let Some(why) = user_properties_over_quota(will.properties.as_deref()) {
+    if let Some(why) = user_properties_over_quota(will.properties.as_deref(), max_user_properties) {
         return Some((ConnectCode::QuotaExceeded, format!("the will: {why}")));
     }
     if !is_publishable(&will.topic) {
@@ -165,16 +212,11 @@ fn will_refusal(will: &Message, identity: &Identity, arns: &IotArns) -> Option<(
         .map(|denial| (ConnectCode::NotAuthorized, format!("the will: {denial}")))
 }
 
-/// Why MQTT 5 user properties are over IoT's quota, if they are.
-fn user_properties_over_quota(properties: Option<&Properties>) -> Option<String> {
+/// Why MQTT 5 user properties are over IoT's quota (`max` bytes), if they are.
+fn user_properties_over_quota(properties: Option<&Properties>, max: usize) -> Option<String> {
     let pairs = &properties?.user_properties;
     let bytes = user_properties_bytes(pairs);
-    (bytes > MAX_USER_PROPERTIES_BYTES).then(|| {
-        format!(
-            "{} user properties take {bytes} bytes, over IoT's {MAX_USER_PROPERTIES_BYTES}",
-            pairs.len()
-        )
-    })
+    (bytes > max).then(|| format!("{} user properties take {bytes} bytes, over IoT's {max}", pairs.len()))
 }
 
 /// `iot:Publish` on `topic`, and `iot:RetainPublish` too for a retained message.
@@ -255,6 +297,19 @@ pub fn subscribe(
             format!("SUBSCRIBE refused: 1 to {MAX_FILTERS_PER_SUBSCRIBE} filters per SUBSCRIBE"),
         ));
     }
+    if !options.limits.grant_qos2_as_qos1
+        && let Some(wanted) = filters.iter().find(|f| f.qos == QoS::ExactlyOnce)
+    {
+        // IoT sends no SUBACK for QoS 2 and closes the connection (its list of
+        // differences from MQTT; aws-iot-device-sdk-embedded-C PR #1941).
+        return Err(Close::client_error(
+            Code5::QoSNotSupported,
+            format!(
+                "SUBSCRIBE refused: {:?} asks for QoS 2, which IoT does not support (no SUBACK; --grant-qos2-as-qos1 grants it as 1)",
+                wanted.path
+            ),
+        ));
+    }
     let mut answer = SubscribeAnswer {
         codes: Vec::with_capacity(filters.len()),
         granted: Vec::new(),
@@ -331,6 +386,7 @@ pub fn publish(
     version: Version,
     identity: &Identity,
     arns: &IotArns,
+    limits: &Limits,
 ) -> Result<QoS, PublishRefusal> {
     let Some(qos) = publish.qos else {
         return Err(PublishRefusal::Close(Close::client_error(
@@ -344,7 +400,7 @@ pub fn publish(
             "PUBLISH refused: invalid or reserved topic",
         )));
     }
-    if let Some(why) = user_properties_over_quota(publish.properties.as_deref()) {
+    if let Some(why) = user_properties_over_quota(publish.properties.as_deref(), limits.max_user_properties_bytes) {
         return Err(PublishRefusal::Close(Close::client_error(
             Code5::QuotaExceeded,
             format!("PUBLISH refused: {why}"),
@@ -385,7 +441,7 @@ pub fn disconnect_code(reason: DisconnectReason) -> Option<Code5> {
         DisconnectReason::ServerInitiated => Code5::ServerShuttingDown,
         DisconnectReason::Throttled => Code5::QuotaExceeded,
         DisconnectReason::ApiInitiated => Code5::AdministrativeAction,
-        DisconnectReason::CustomAuthTtl => Code5::MaximumConnectTime,
+        DisconnectReason::CustomAuthTtl | DisconnectReason::WebsocketTtl => Code5::MaximumConnectTime,
     })
 }
 

@@ -36,6 +36,54 @@ pub struct GatewayOptions {
     /// The shortest `refreshAfterInSeconds` / `disconnectAfterInSeconds` a custom
     /// authorizer may answer (IoT: 300). Tests shorten it to see refresh and expiry.
     pub authorizer_min_interval: u32,
+    /// IoT's limits a client can trip over, each with its relaxation for tests.
+    pub limits: Limits,
+}
+
+/// AWS IoT Core's per-connection and per-client-ID limits (the quotas page,
+/// see `serverless_websockets_core::quota`). A rate of 0 means no limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// How long one WebSocket connection lasts (IoT: 24 h), then it is closed
+    /// with `WEBSOCKET_TTL_EXPIRATION`.
+    pub max_connection_duration: Duration,
+    /// CONNECTs per second per client ID (IoT: 1).
+    pub connects_per_second: u32,
+    /// Inbound PUBLISHes per second per connection (IoT: 100).
+    pub publishes_per_second: u32,
+    /// Inbound payload bytes per second per connection (IoT: 512 KiB).
+    pub publish_bytes_per_second: u32,
+    /// MQTT 5 user properties of one message, in bytes as encoded (IoT: 8 KB).
+    pub max_user_properties_bytes: usize,
+    /// Grant a SUBSCRIBE asking for QoS 2 as QoS 1, as generic MQTT brokers do;
+    /// IoT closes the connection without SUBACK.
+    pub grant_qos2_as_qos1: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connection_duration: quota::MAX_CONNECTION_DURATION,
+            connects_per_second: quota::CONNECTS_PER_SECOND_PER_CLIENT_ID,
+            publishes_per_second: quota::PUBLISHES_PER_SECOND_PER_CONNECTION,
+            publish_bytes_per_second: quota::PUBLISH_BYTES_PER_SECOND_PER_CONNECTION,
+            max_user_properties_bytes: quota::MAX_USER_PROPERTIES_BYTES,
+            grant_qos2_as_qos1: false,
+        }
+    }
+}
+
+impl Limits {
+    /// No rate limits and no QoS 2 refusal: for load tests and benchmarks, which
+    /// measure the gateway, not IoT's quotas. The duration and sizes stay.
+    pub fn relaxed() -> Self {
+        Self {
+            connects_per_second: 0,
+            publishes_per_second: 0,
+            publish_bytes_per_second: 0,
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for GatewayOptions {
@@ -50,6 +98,7 @@ impl Default for GatewayOptions {
             connect_timeout: CONNECT_TIMEOUT,
             session_expiry: quota::DEFAULT_SESSION_EXPIRY,
             authorizer_min_interval: crate::authorizers::verdict::MIN_INTERVAL_SECONDS,
+            limits: Limits::default(),
         }
     }
 }

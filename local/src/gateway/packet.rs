@@ -286,7 +286,8 @@ fn read_v5(buffer: &mut BytesMut, max: usize) -> Result<Inbound, ReadError> {
                 .into_iter()
                 .map(|f| FilterIn {
                     path: f.path,
-                    qos: qos_from5(f.qos).unwrap_or(QoS::AtLeastOnce),
+                    // QoS 2 stays 2 here: SUBSCRIBE decides what a request for it gets.
+                    qos: qos_from5(f.qos).unwrap_or(QoS::ExactlyOnce),
                     no_retained: f.retain_forward_rule == v5::RetainForwardRule::Never,
                 })
                 .collect(),
@@ -393,6 +394,8 @@ pub enum ConnectCode {
     ProtocolError,
     /// MQTT 5 0x97: over one of IoT's quotas (the will's user properties).
     QuotaExceeded,
+    /// MQTT 5 0x9F: over IoT's CONNECTs per second per client ID.
+    ConnectionRateExceeded,
 }
 
 /// What CONNACK tells an MQTT 5 client about the server and its adjustments.
@@ -403,6 +406,8 @@ pub struct Announced {
     /// The keep-alive the server applies, when it differs from the request.
     pub keep_alive: Option<u16>,
     pub max_packet_size: u32,
+    /// The client ID the server assigned to a CONNECT without one (`$GEN/<uuid>`).
+    pub assigned_client_id: Option<String>,
 }
 
 /// CONNACK.
@@ -410,9 +415,12 @@ pub fn connack(version: Version, session_present: bool, code: ConnectCode, annou
     let mut buffer = BytesMut::new();
     match version {
         Version::V4 => {
-            // 3.1.1 has one refusal IoT uses: 5, not authorized.
+            // IoT itself just closes; with `--connack-on-deny` a refusal is 5
+            // (not authorized), 2 for a client ID and 3 for a throttled CONNECT.
             let code = match code {
                 ConnectCode::Accepted => v4::ConnectReturnCode::Success,
+                ConnectCode::ClientIdNotValid => v4::ConnectReturnCode::BadClientId,
+                ConnectCode::ConnectionRateExceeded => v4::ConnectReturnCode::ServiceUnavailable,
                 _ => v4::ConnectReturnCode::NotAuthorized,
             };
             let _ = v4::ConnAck::new(code, session_present).write(&mut buffer);
@@ -424,7 +432,7 @@ pub fn connack(version: Version, session_present: bool, code: ConnectCode, annou
                 max_qos: Some(1),
                 retain_available: Some(1),
                 max_packet_size: Some(announced.max_packet_size),
-                assigned_client_identifier: None,
+                assigned_client_identifier: announced.assigned_client_id.clone(),
                 topic_alias_max: Some(TOPIC_ALIAS_MAX),
                 reason_string: None,
                 user_properties: Vec::new(),
@@ -446,6 +454,7 @@ pub fn connack(version: Version, session_present: bool, code: ConnectCode, annou
                 ConnectCode::TopicNameInvalid => v5::ConnectReturnCode::TopicNameInvalid,
                 ConnectCode::ProtocolError => v5::ConnectReturnCode::ProtocolError,
                 ConnectCode::QuotaExceeded => v5::ConnectReturnCode::QuotaExceeded,
+                ConnectCode::ConnectionRateExceeded => v5::ConnectReturnCode::ConnectionRateExceeded,
             };
             let _ = v5::ConnAck {
                 session_present,
@@ -532,8 +541,18 @@ pub fn unsuback(version: Version, pkid: u16, removed: &[bool]) -> Bytes {
     buffer.freeze()
 }
 
-/// PUBACK: accepted, or (MQTT 5) refused with 0x87 not authorized.
-pub fn puback(version: Version, pkid: u16, authorized: bool) -> Bytes {
+/// What a PUBACK says (MQTT 5; a 3.1.1 PUBACK says only "received").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PubAckCode {
+    Accepted,
+    /// 0x87.
+    NotAuthorized,
+    /// 0x97: over a rate limit (MQTT 5 has no PUBACK code for "rate too high").
+    QuotaExceeded,
+}
+
+/// PUBACK.
+pub fn puback(version: Version, pkid: u16, code: PubAckCode) -> Bytes {
     let mut buffer = BytesMut::new();
     match version {
         Version::V4 => {
@@ -541,9 +560,11 @@ pub fn puback(version: Version, pkid: u16, authorized: bool) -> Bytes {
         }
         Version::V5 => {
             let mut ack = v5::PubAck::new(pkid, None);
-            if !authorized {
-                ack.reason = v5::PubAckReason::NotAuthorized;
-            }
+            ack.reason = match code {
+                PubAckCode::Accepted => v5::PubAckReason::Success,
+                PubAckCode::NotAuthorized => v5::PubAckReason::NotAuthorized,
+                PubAckCode::QuotaExceeded => v5::PubAckReason::QuotaExceeded,
+            };
             let _ = ack.write(&mut buffer);
         }
     }

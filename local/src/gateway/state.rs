@@ -43,6 +43,10 @@ pub struct Gateway {
     pub authorizers: Arc<Authorizers>,
     pub(crate) options: GatewayOptions,
     versions: AtomicU64,
+    /// When each client ID last connected, for IoT's CONNECT rate per client ID.
+    pub(crate) connect_rate: super::limits::ConnectRate,
+    /// What AWS would bill for the traffic (`usage_url`).
+    pub usage: Arc<crate::usage::Usage>,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
 
@@ -72,12 +76,20 @@ impl Gateway {
             arns,
             QueueBounds::new(options.queue_len, options.queue_bytes, options.stored_bytes),
         );
-        let authorizers = Arc::new(Authorizers::new(rules.invoker(), options.authorizer_min_interval));
+        let usage = Arc::new(crate::usage::Usage::new());
+        rules.set_usage(usage.clone());
+        let authorizers = Arc::new(Authorizers::new(
+            rules.invoker(),
+            options.authorizer_min_interval,
+            usage.clone(),
+        ));
         Self {
             auth,
             broker,
             rules,
             authorizers,
+            connect_rate: super::limits::ConnectRate::new(options.limits.connects_per_second),
+            usage,
             options,
             versions: AtomicU64::new(1),
             shutdown,
@@ -108,7 +120,11 @@ impl Gateway {
         if ingest {
             return 0;
         }
-        self.broker.route(message)
+        let delivered = self.broker.route(message.clone());
+        if delivered > 0 {
+            self.usage.delivered(message.metered_bytes(), delivered);
+        }
+        delivered
     }
 
     /// A rule's republish: QoS 0 or 1, no retain, MQTT 5 headers as the action says.
@@ -140,8 +156,10 @@ impl Gateway {
     pub(crate) fn publish_event(&self, topic: &str, client_id: &str, body: serde_json::Value) {
         if lifecycle::has_events(client_id) {
             let payload = Bytes::from(body.to_string());
-            let message = Message::new(topic.to_owned(), payload, QoS::AtMostOnce, false);
-            self.publish(Arc::new(message), Origin::default());
+            let message = Arc::new(Message::new(topic.to_owned(), payload, QoS::AtMostOnce, false));
+            let delivered = self.publish(message.clone(), Origin::default());
+            // Of the deliveries just metered: the lifecycle events' share.
+            self.usage.lifecycle_delivered(message.metered_bytes(), delivered);
         }
     }
 }

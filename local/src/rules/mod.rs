@@ -69,6 +69,8 @@ pub struct Engine {
     invoker: Option<Arc<Invoker>>,
     account_id: String,
     sink: OnceLock<Sink>,
+    /// What AWS would bill: rules triggered and actions run.
+    usage: OnceLock<Arc<crate::usage::Usage>>,
 }
 
 impl Engine {
@@ -80,12 +82,18 @@ impl Engine {
             invoker: invoker.map(Arc::new),
             account_id: account_id.to_owned(),
             sink: OnceLock::new(),
+            usage: OnceLock::new(),
         }
     }
 
     /// Where republished messages go (the gateway's router); set once.
     pub fn set_sink(&self, sink: impl Fn(Republish) + Send + Sync + 'static) {
         let _ = self.sink.set(Box::new(sink));
+    }
+
+    /// Meters rules triggered and actions run on `usage`.
+    pub fn set_usage(&self, usage: Arc<crate::usage::Usage>) {
+        let _ = self.usage.set(usage);
     }
 
     /// The Lambda endpoint's invoker, shared with the custom authorizers.
@@ -209,7 +217,14 @@ impl Engine {
             payload: message.payload,
             json,
         };
-        let Some(output) = rule.sql.evaluate(&context) else {
+        let output = rule.sql.evaluate(&context);
+        if let Some(usage) = self.usage.get() {
+            // A rule the message reaches is triggered; the pricing page bills at
+            // least one action per triggered rule.
+            let actions = if output.is_some() { rule.actions.len() } else { 0 };
+            usage.rule(topic.len() + message.payload.len(), actions);
+        }
+        let Some(output) = output else {
             return;
         };
         tracing::debug!(rule = %rule.name, topic = %topic, "rule matched");

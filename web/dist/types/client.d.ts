@@ -3,6 +3,8 @@ import type { ConnectOptions, Events, Message, State, WebSocketLike } from "./ty
 import type { Grants } from "./vended";
 export { ClientError };
 export type { ConnectOptions, Message, State, WebSocketLike };
+/** The least time between two CONNECTs with one client ID: IoT allows one per second. */
+export declare const CONNECT_SPACING_MS = 1100;
 export declare class Client {
     private currentState;
     private currentClientId;
@@ -15,6 +17,8 @@ export declare class Client {
     private nextPacketId;
     private readonly pendingPublishes;
     private attempt;
+    /** This client's last CONNECT: its client ID and when. */
+    private lastConnect?;
     private timers;
     private pinger;
     private closing;
@@ -83,6 +87,12 @@ export declare class Client {
      * holds (kept in `storage` across reloads), or a new one.
      */
     private tabClientId;
+    /**
+     * Opens the connection, but never sooner than `CONNECT_SPACING_MS` after this
+     * client ID's last CONNECT (remembered across reloads): IoT allows one CONNECT
+     * per second per client ID and refuses the next.
+     */
+    private openSpaced;
     private retry;
     private open;
     private onPacket;

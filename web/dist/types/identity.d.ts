@@ -4,6 +4,8 @@ type Store = Pick<Storage, "getItem" | "setItem" | "removeItem">;
 export interface Entry {
     clientId: string;
     resumeToken?: string;
+    /** When this client ID last sent CONNECT (ms since the epoch), across reloads. */
+    connectAt?: number;
 }
 /** A held client ID: `release` lets another client take it. */
 export interface Held {
@@ -30,6 +32,10 @@ export declare class Identities {
     hold(clientId: string): Promise<() => void>;
     /** Remembers `entry` (replacing the entry of the same client ID, or of `replaces`). */
     remember(entry: Entry, replaces?: string): void;
+    /** When `clientId` last sent CONNECT, if remembered. */
+    connectAt(clientId: string): number | undefined;
+    /** Notes that `clientId` sends CONNECT at `at`. */
+    markConnect(clientId: string, at: number): void;
     /** Forgets `clientId` (its resume token was refused). */
     forget(clientId: string): void;
     private lock;

@@ -46,6 +46,8 @@ pub enum DisconnectReason {
     ApiInitiated,
     /// A custom authorizer's `disconnectAfterInSeconds` is over.
     CustomAuthTtl,
+    /// The WebSocket connection reached IoT's maximum duration (24 h).
+    WebsocketTtl,
 }
 
 impl DisconnectReason {
@@ -62,6 +64,7 @@ impl DisconnectReason {
             Self::Throttled => "THROTTLED",
             Self::ApiInitiated => "API_INITIATED_DISCONNECT",
             Self::CustomAuthTtl => "CUSTOMAUTH_TTL_EXPIRATION",
+            Self::WebsocketTtl => "WEBSOCKET_TTL_EXPIRATION",
         }
     }
 }

@@ -327,7 +327,14 @@ fn no_retained_message_goes_to_a_wildcard_a_shared_subscription_or_retain_handli
 
 /// Decides a PUBLISH from alice to `topic`.
 fn alice_publishes(qos: Option<QoS>, retain: bool, topic: &str, version: Version) -> Result<QoS, PublishRefusal> {
-    publish(&publish_packet(qos, retain), topic, version, &alice(), &arns())
+    publish(
+        &publish_packet(qos, retain),
+        topic,
+        version,
+        &alice(),
+        &arns(),
+        &Limits::default(),
+    )
 }
 
 #[test]
@@ -371,4 +378,57 @@ fn topic_aliases_run_from_one_to_iots_maximum() {
     assert!(alias_in_range(1));
     assert!(alias_in_range(TOPIC_ALIAS_MAX));
     assert!(!alias_in_range(TOPIC_ALIAS_MAX + 1));
+}
+
+#[test]
+fn a_subscribe_asking_for_qos_2_ends_the_connection_without_suback_unless_relaxed() {
+    let mut wanted = filter("allowed/alice");
+    wanted.qos = QoS::ExactlyOnce;
+    let mut options = GatewayOptions::default();
+    for version in [Version::V4, Version::V5] {
+        let closed = subscribe(
+            std::slice::from_ref(&wanted),
+            false,
+            version,
+            &alice(),
+            &arns(),
+            &options,
+            HashSet::new(),
+        )
+        .unwrap_err();
+        assert_eq!(closed.code, Some(Code5::QoSNotSupported));
+        assert!(closed.why.contains("QoS 2"), "{}", closed.why);
+    }
+    options.limits.grant_qos2_as_qos1 = true;
+    let answer = subscribe(
+        &[wanted],
+        false,
+        Version::V4,
+        &alice(),
+        &arns(),
+        &options,
+        HashSet::new(),
+    )
+    .unwrap();
+    assert_eq!(answer.codes, [SubCode::Granted(QoS::AtLeastOnce)]);
+}
+
+#[test]
+fn an_empty_client_id_is_assigned_a_gen_id_for_mqtt_5_and_for_a_clean_3_1_1_session() {
+    let assigned = client_id("", false, Version::V5).unwrap().unwrap();
+    assert!(assigned.starts_with("$GEN/") && assigned.len() == 5 + 36, "{assigned}");
+    assert_ne!(client_id("", true, Version::V5).unwrap().unwrap(), assigned);
+    assert!(client_id("", true, Version::V4).unwrap().is_some());
+    let (code, _) = client_id("", false, Version::V4).unwrap_err();
+    assert_eq!(code, ConnectCode::ClientIdNotValid);
+    assert_eq!(client_id("alice", false, Version::V4), Ok(None));
+}
+
+#[test]
+fn a_client_may_not_choose_an_assigned_client_id() {
+    for version in [Version::V4, Version::V5] {
+        let (code, why) = client_id("$GEN/8b42676c-3300-4b4d-8c4f-9b75a17f7999", true, version).unwrap_err();
+        assert_eq!(code, ConnectCode::ClientIdNotValid);
+        assert!(why.contains("assigned by the server"), "{why}");
+    }
 }
