@@ -221,6 +221,13 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     // Installed before anything is printed: Ctrl-C right after the banner stops
     // the stack cleanly instead of killing the process.
     let shutdown = shutdown_signal();
+    match serverless_websockets_local::listen::raise_file_limit() {
+        Ok((before, after)) if before != after => {
+            tracing::debug!(before, after, "open-file limit raised (one file per connection)");
+        }
+        Ok((limit, _)) => tracing::debug!(limit, "open-file limit"),
+        Err(err) => tracing::warn!("could not read or raise the open-file limit: {err}"),
+    }
     let host = options.host;
     let mut stack = LocalStack::start(options).await?;
     let ready = ready_file(&args);

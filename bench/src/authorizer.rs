@@ -81,6 +81,7 @@ async fn invoke_endpoint(options: &LocalOptions) -> anyhow::Result<String> {
 
 async fn setup() -> anyhow::Result<Setup> {
     let mut options = LocalOptions::ephemeral();
+    options.gateway.limits = serverless_websockets_local::gateway::Limits::relaxed();
     options.settings = vec![("AUTH_MODE".into(), "jwt".into())];
     options.lambda_endpoint = Some(invoke_endpoint(&options).await?);
     let token = options.mint_token("bench", Duration::from_secs(3600))?;

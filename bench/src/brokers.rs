@@ -1,8 +1,10 @@
-//! The two brokers the gateway suites compare, each started as its own process on
-//! loopback: our gateway (`serverless-websockets local`, release build) and
-//! mosquitto (Debian package) with a WebSocket listener. Both are reached by the
-//! same load generator ([`crate::mqtt_ws`]); ours with SigV4-presigned URLs signed
-//! with the local admin credentials, mosquitto anonymously.
+//! The brokers the gateway suites compare, each started as its own process on
+//! loopback: our gateway (`serverless-websockets local`, release build),
+//! mosquitto (Debian package; single-threaded) and rumqttd (`cargo install
+//! rumqttd`; multi-threaded, in Rust), each with a WebSocket listener. All are
+//! reached by the same load generator ([`crate::mqtt_ws`]); ours with
+//! SigV4-presigned URLs signed with the local admin credentials, the references
+//! anonymously.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -19,7 +21,8 @@ pub enum Kind {
         credentials: Credentials,
         region: String,
     },
-    Mosquitto {
+    /// A reference broker: anonymous WebSocket on `port`.
+    Reference {
         port: u16,
     },
 }
@@ -44,7 +47,7 @@ impl Broker {
                 credentials,
                 region,
             } => presign(endpoint, region, credentials, SystemTime::now(), DEFAULT_EXPIRES).expect("presigns"),
-            Kind::Mosquitto { port } => format!("ws://127.0.0.1:{port}/mqtt"),
+            Kind::Reference { port } => format!("ws://127.0.0.1:{port}/mqtt"),
         }
     }
 
@@ -74,6 +77,17 @@ pub async fn ours_with(binary: &Path, extra: &[&std::ffi::OsStr]) -> anyhow::Res
             "--ready-file",
         ])
         .arg(&ready)
+        // The suites measure the gateway, as the references (which have no
+        // quotas) are measured: IoT's rate limits are relaxed, as a load test
+        // against the local stack would relax them.
+        .args([
+            "--client-id-connects-per-second",
+            "0",
+            "--publishes-per-second",
+            "0",
+            "--publish-bytes-per-second",
+            "0",
+        ])
         .args(extra)
         .env("RUST_LOG", "warn")
         .env("AUTH_MODE", "none")
@@ -125,19 +139,64 @@ pub async fn mosquitto() -> anyhow::Result<Broker> {
         .kill_on_drop(true)
         .spawn()
         .context("starting mosquitto (apt-get install mosquitto)")?;
-    // Ready when the WebSocket port accepts.
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", ws)).await.is_ok() {
+    ready("mosquitto", ws, child, dir).await
+}
+
+/// Where `rumqttd` is: `$RUMQTTD`, or on the `PATH` (`cargo install rumqttd`).
+fn rumqttd_binary() -> std::ffi::OsString {
+    std::env::var_os("RUMQTTD").unwrap_or_else(|| "rumqttd".into())
+}
+
+/// rumqttd with a WebSocket listener on a free loopback port, room for
+/// `max_connections`, and queues as deep as mosquitto's.
+pub async fn rumqttd(max_connections: usize) -> anyhow::Result<Broker> {
+    let free = || -> anyhow::Result<u16> { Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()) };
+    let (tcp, ws) = (free()?, free()?);
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("rumqttd.toml");
+    let connections =
+        "connection_timeout_ms = 60000\nmax_payload_size = 262144\nmax_inflight_count = 500\ndynamic_filters = true\n";
+    std::fs::write(
+        &config,
+        format!(
+            "id = 0\n[router]\nid = 0\nmax_connections = {max}\nmax_outgoing_packet_count = 100000\n\
+             max_segment_size = 104857600\nmax_segment_count = 10\n\
+             [v4.1]\nname = \"v4-1\"\nlisten = \"127.0.0.1:{tcp}\"\nnext_connection_delay_ms = 0\n\
+             [v4.1.connections]\n{connections}\
+             [ws.1]\nname = \"ws-1\"\nlisten = \"127.0.0.1:{ws}\"\nnext_connection_delay_ms = 0\n\
+             [ws.1.connections]\n{connections}",
+            max = max_connections + 16,
+        ),
+    )?;
+    let child = Command::new(rumqttd_binary())
+        .arg("--config")
+        .arg(&config)
+        .arg("-q")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting rumqttd (cargo install rumqttd, or set RUMQTTD to its path)")?;
+    ready("rumqttd", ws, child, dir).await
+}
+
+/// A reference broker, once its WebSocket port accepts.
+async fn ready(name: &'static str, port: u16, mut child: Child, dir: tempfile::TempDir) -> anyhow::Result<Broker> {
+    for _ in 0..400 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
             return Ok(Broker {
-                name: "mosquitto",
-                kind: Kind::Mosquitto { port: ws },
+                name,
+                kind: Kind::Reference { port },
                 child,
                 _dir: dir,
             });
         }
+        if let Ok(Some(status)) = child.try_wait() {
+            anyhow::bail!("{name} exited before opening its WebSocket port: {status}");
+        }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    anyhow::bail!("mosquitto did not open its WebSocket port")
+    anyhow::bail!("{name} did not open its WebSocket port")
 }
 
 async fn wait_for_file(path: &Path) -> anyhow::Result<String> {

@@ -3,7 +3,7 @@
 //! headline figure as a ratio against a reference measured in the same run (these
 //! machines are noisy), with the absolute numbers for context.
 //!
-//! Suites: `vending`, `lambda-startup`, `sigv4`, `fanout`, `mqtt5`, `connections`, `soak`, `rules`, `roundtrip`, `abuse`, `authorizer`.
+//! Suites: `vending`, `lambda-startup`, `sigv4`, `fanout`, `mqtt5`, `connections`, `scale`, `soak`, `rules`, `roundtrip`, `abuse`, `authorizer`.
 //! `--smoke` runs a few iterations only, for CI.
 
 #![allow(
@@ -22,6 +22,7 @@ mod mqtt_ws;
 mod report;
 mod roundtrip;
 mod rules;
+mod scale;
 /// SigV4 header signing, shared with the tests (`tests/common/sigv4.rs`).
 #[allow(dead_code, reason = "the shared signing helpers; the suites sign headers only")]
 #[path = "../../tests/common/sigv4.rs"]
@@ -31,7 +32,8 @@ mod soak;
 mod vending;
 
 mod gateway_suites {
-    //! Runs the fan-out and connection suites against both brokers in one process.
+    //! Runs the fan-out, connection and scale suites against our gateway and the
+    //! references (mosquitto, rumqttd) in one process.
 
     use std::path::Path;
 
@@ -91,34 +93,41 @@ mod gateway_suites {
                     mqtt5: false,
                 };
                 let mut outcomes = Vec::new();
-                for start in [brokers::ours(binary).await?, brokers::mosquitto().await?] {
-                    run += 1;
-                    let outcome = fanout::run(&start, load, &format!("r{run}")).await?;
-                    outcomes.push((start.name, outcome));
-                    start.stop().await;
+                for reference in [Reference::Mosquitto, Reference::Rumqttd] {
+                    // Ours again beside each reference: the pair runs back to back.
+                    for start in [brokers::ours(binary).await?, reference.start(n + 2).await?] {
+                        run += 1;
+                        let outcome = fanout::run(&start, load, &format!("r{run}")).await?;
+                        outcomes.push((start.name, outcome));
+                        start.stop().await;
+                    }
                 }
-                let (ours, theirs) = (&outcomes[0].1, &outcomes[1].1);
-                let mut row = vec![
-                    n.to_string(),
-                    format!("QoS {}", if qos == QoS::AtLeastOnce { 1 } else { 0 }),
-                    format!("{payload} B"),
-                    offered.map_or("max".into(), |r| format!("{r}/s")),
-                ];
-                row.extend(versus(ours, theirs));
-                rows.push(row);
+                for pair in outcomes.chunks(2) {
+                    let (ours, theirs) = (&pair[0].1, &pair[1].1);
+                    let mut row = vec![
+                        pair[1].0.to_owned(),
+                        n.to_string(),
+                        format!("QoS {}", if qos == QoS::AtLeastOnce { 1 } else { 0 }),
+                        format!("{payload} B"),
+                        offered.map_or("max".into(), |r| format!("{r}/s")),
+                    ];
+                    row.extend(versus(ours, theirs));
+                    rows.push(row);
+                }
                 for (name, o) in &outcomes {
                     json.push(fanout_json(name, &load, o));
                 }
             }
         }
         Ok(Report {
-            title: format!("Gateway fan-out, ours vs mosquitto ({messages} messages per run)"),
+            title: format!("Gateway fan-out, ours vs mosquitto and vs rumqttd ({messages} messages per run)"),
             header: [
+                "reference",
                 "subscribers",
                 "QoS",
                 "payload",
                 "offered",
-                "deliveries/s (ours vs mosquitto)",
+                "deliveries/s (ours vs reference)",
                 "p50",
                 "p99",
                 "lost",
@@ -126,7 +135,10 @@ mod gateway_suites {
             .map(String::from)
             .to_vec(),
             rows,
-            notes: vec!["Targets: deliveries/s ≥ mosquitto's, p99 ≤ mosquitto's, zero loss at QoS 1.".into()],
+            notes: vec![
+                "Targets: deliveries/s ≥ both references', p99 ≤ both, zero loss at QoS 1 — while ours verifies SigV4 at connect and checks the policy on every delivery, which neither reference does.".into(),
+                "Each reference runs right after a run of ours with the same load (a fresh process each), so each row's ratio comes from one pair.".into(),
+            ],
             json: serde_json::json!({"suite": "fanout", "runs": json}),
         })
     }
@@ -184,10 +196,66 @@ mod gateway_suites {
         })
     }
 
+    /// A reference broker the gateway suites compare against.
+    #[derive(Clone, Copy)]
+    enum Reference {
+        Mosquitto,
+        Rumqttd,
+    }
+
+    impl Reference {
+        async fn start(self, connections: usize) -> anyhow::Result<brokers::Broker> {
+            match self {
+                Self::Mosquitto => brokers::mosquitto().await,
+                Self::Rumqttd => brokers::rumqttd(connections).await,
+            }
+        }
+    }
+
+    /// N idle subscribed connections and one message to all of them: ours vs rumqttd.
+    pub async fn scale(binary: &Path, count: usize) -> anyhow::Result<Report> {
+        let limit = crate::scale::raise_file_limit(count as u64 * 2 + 10_000)?;
+        let mut rows = Vec::new();
+        let mut json = Vec::new();
+        for start in [brokers::ours(binary).await?, brokers::rumqttd(count + 2).await?] {
+            let outcome = crate::scale::run(&start, count).await?;
+            rows.push(vec![
+                start.name.to_owned(),
+                outcome.connections.to_string(),
+                format!("{:.1} KiB", outcome.bytes_per_connection / 1024.0),
+                format!("{:.0}/s", outcome.connects_per_s),
+                ms(outcome.fanout),
+                format!("{:.0} MiB", outcome.rss_after as f64 / 1048576.0),
+            ]);
+            json.push(serde_json::json!({
+                "broker": start.name, "connections": outcome.connections,
+                "bytes_per_connection": outcome.bytes_per_connection, "connects_per_s": outcome.connects_per_s,
+                "fanout_ms": outcome.fanout.as_secs_f64() * 1e3, "rss_after": outcome.rss_after,
+            }));
+            start.stop().await;
+        }
+        Ok(Report {
+            title: format!("Scale: {count} idle subscribed connections, one message to all"),
+            header: ["broker", "connections", "memory per connection", "connect + subscribe rate", "fan-out of one message to all", "broker RSS"]
+                .map(String::from)
+                .to_vec(),
+            rows,
+            notes: vec![
+                format!("Open-file limit raised to {limit}; connections from 127.0.0.2 onwards, 20,000 per source address."),
+                "Targets: memory per connection ≤ rumqttd's; connects/s ≥ 2× rumqttd's; ours verifies SigV4 and a policy at each connect and checks iot:Receive on each delivery.".into(),
+            ],
+            json: serde_json::json!({"suite": "scale", "rows": json}),
+        })
+    }
+
     pub async fn connections(binary: &Path, count: usize) -> anyhow::Result<Report> {
         let mut rows = Vec::new();
         let mut json = Vec::new();
-        for start in [brokers::ours(binary).await?, brokers::mosquitto().await?] {
+        for start in [
+            brokers::ours(binary).await?,
+            brokers::mosquitto().await?,
+            brokers::rumqttd(count + 2).await?,
+        ] {
             let outcome = crate::connections::run(&start, count).await?;
             rows.push(vec![
                 start.name.to_owned(),
@@ -209,7 +277,7 @@ mod gateway_suites {
             title: format!("Idle connections ({count} per broker)"),
             header: ["broker", "resident memory per connection", "connect rate", "broker RSS"].map(String::from).to_vec(),
             rows,
-            notes: vec!["Targets: ≤ 16 KiB per idle connection; ≥ 2,000 authenticated connects/s (ours: WebSocket handshake + SigV4 verification + CONNACK).".into()],
+            notes: vec!["Targets: idle memory ≤ both references' per connection; connects/s ≥ 2× both (ours: WebSocket handshake + SigV4 verification + a policy check + CONNACK; theirs: anonymous).".into()],
             json: serde_json::json!({"suite": "connections", "rows": json}),
         })
     }
@@ -273,6 +341,14 @@ enum Suite {
         binary: PathBuf,
         /// Connections to open to each broker.
         #[arg(long, default_value_t = 10_000)]
+        count: usize,
+    },
+    /// N idle subscribed connections (several loopback source addresses, file
+    /// limit raised) and one message fanned out to all: ours vs rumqttd.
+    Scale {
+        #[arg(long, default_value = "target/release/serverless-websockets")]
+        binary: PathBuf,
+        #[arg(long, default_value_t = 100_000)]
         count: usize,
     },
     /// SigV4 presign and verify operations per second on one core.
@@ -476,6 +552,7 @@ async fn run_suite(suite: Suite, smoke: bool) -> anyhow::Result<report::Report> 
         Suite::Connections { binary, count } => {
             gateway_suites::connections(&binary, if cli.smoke { 50 } else { count }).await?
         }
+        Suite::Scale { binary, count } => gateway_suites::scale(&binary, if cli.smoke { 500 } else { count }).await?,
         Suite::Soak {
             binary,
             connections,

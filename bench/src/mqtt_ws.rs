@@ -51,6 +51,33 @@ impl Connection {
         })
     }
 
+    /// 3.1.1, from the loopback address `source` (each address has its own
+    /// ephemeral ports: past ~28,000 connections to one port, a load generator
+    /// needs several). Plain `ws://` only.
+    pub async fn open_from(url: &str, client_id: &str, source: std::net::IpAddr) -> anyhow::Result<Self> {
+        let mut request = url.into_client_request()?;
+        request.headers_mut().insert("sec-websocket-protocol", "mqtt".parse()?);
+        let uri = request.uri();
+        let host = uri.host().ok_or_else(|| anyhow::anyhow!("no host in {url}"))?;
+        let port = uri.port_u16().unwrap_or(80);
+        let target: std::net::SocketAddr = format!("{host}:{port}").parse()?;
+        let tcp = tokio::net::TcpSocket::new_v4()?;
+        tcp.bind(std::net::SocketAddr::new(source, 0))?;
+        let stream = tcp.connect(target).await?;
+        stream.set_nodelay(true)?;
+        let (socket, _) =
+            tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream)).await?;
+        let mut connection = Self {
+            socket,
+            buffer: BytesMut::new(),
+            v5: false,
+        };
+        let mut connect = Connect::new(client_id);
+        connect.keep_alive = 1200;
+        connection.send(Packet::Connect(connect)).await?;
+        connection.connack().await
+    }
+
     async fn connack(mut self) -> anyhow::Result<Self> {
         match self.next().await? {
             Some(Packet::ConnAck(ack)) if ack.code == rumqttc::mqttbytes::v4::ConnectReturnCode::Success => Ok(self),

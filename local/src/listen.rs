@@ -169,3 +169,28 @@ pub async fn serve(
     };
     serverless_websockets_vending::server::serve(listener, router, tls, timeouts, stop).await;
 }
+
+/// Raises the process's soft open-file limit to its hard limit, as servers
+/// do: each connection is a file, and a login shell's soft limit (often 1,024)
+/// is what breaks first under many clients. Returns `(before, after)`.
+pub fn raise_file_limit() -> std::io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the struct passed, nothing else.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let before = limit.rlim_cur;
+        if before >= limit.rlim_max {
+            return Ok((before, before));
+        }
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((before, limit.rlim_max))
+    }
+}
