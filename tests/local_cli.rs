@@ -299,3 +299,36 @@ async fn the_data_plane_asked_on_the_api_port_says_where_the_gateway_is() {
     );
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn local_raises_its_open_file_limit_to_the_hard_limit_at_start() {
+    // Started with a soft limit of 1,024 (a login shell's) under a hard one of
+    // 4,096: each connection is a file, and 1,024 is what breaks first.
+    let dir = tempfile::tempdir().unwrap();
+    let local = common::local_command(&dir.path().join("ready.json"), &[]);
+    let mut command = std::process::Command::new("prlimit");
+    command
+        .arg("--nofile=1024:4096")
+        .arg("--")
+        .arg(local.get_program())
+        .args(local.get_args())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("prlimit (util-linux) runs the binary");
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let ready_line = std::thread::spawn(move || {
+        use std::io::BufRead;
+        stderr
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains("local stack ready"))
+    });
+    assert!(ready_line.join().unwrap(), "the stack started");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let numbers: Vec<&str> = line.split_whitespace().filter(|w| w.parse::<u64>().is_ok()).collect();
+    assert_eq!(numbers, ["4096", "4096"], "{line}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -22,9 +22,7 @@ pub enum Kind {
         region: String,
     },
     /// A reference broker: anonymous WebSocket on `port`.
-    Reference {
-        port: u16,
-    },
+    Reference { port: u16 },
 }
 
 pub struct Broker {
@@ -148,14 +146,15 @@ fn rumqttd_binary() -> std::ffi::OsString {
 }
 
 /// rumqttd with a WebSocket listener on a free loopback port, room for
-/// `max_connections`, and queues as deep as mosquitto's.
+/// `max_connections`, and IoT's (and our gateway's) 100 unacknowledged QoS 1
+/// deliveries per client.
 pub async fn rumqttd(max_connections: usize) -> anyhow::Result<Broker> {
     let free = || -> anyhow::Result<u16> { Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()) };
     let (tcp, ws) = (free()?, free()?);
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("rumqttd.toml");
     let connections =
-        "connection_timeout_ms = 60000\nmax_payload_size = 262144\nmax_inflight_count = 500\ndynamic_filters = true\n";
+        "connection_timeout_ms = 60000\nmax_payload_size = 262144\nmax_inflight_count = 100\ndynamic_filters = true\n";
     std::fs::write(
         &config,
         format!(

@@ -61,12 +61,30 @@ impl Connection {
         let host = uri.host().ok_or_else(|| anyhow::anyhow!("no host in {url}"))?;
         let port = uri.port_u16().unwrap_or(80);
         let target: std::net::SocketAddr = format!("{host}:{port}").parse()?;
-        let tcp = tokio::net::TcpSocket::new_v4()?;
-        tcp.bind(std::net::SocketAddr::new(source, 0))?;
-        let stream = tcp.connect(target).await?;
+        // A port of an earlier run may still be in TIME_WAIT toward the same
+        // address: another port then.
+        let mut tries = 0;
+        let stream = loop {
+            let tcp = tokio::net::TcpSocket::new_v4()?;
+            tcp.set_reuseaddr(true)?;
+            tcp.bind(std::net::SocketAddr::new(source, 0))?;
+            match tcp.connect(target).await {
+                Err(err) if err.kind() == std::io::ErrorKind::AddrInUse && tries < 8 => tries += 1,
+                other => break other?,
+            }
+        };
         stream.set_nodelay(true)?;
-        let (socket, _) =
-            tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream)).await?;
+        // Small buffers: tungstenite reserves a 128 KiB read buffer per socket by
+        // default, 12.5 GiB for 100,000 idle connections.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
+        let (socket, _) = tokio_tungstenite::client_async_with_config(
+            request,
+            tokio_tungstenite::MaybeTlsStream::Plain(stream),
+            Some(config),
+        )
+        .await?;
         let mut connection = Self {
             socket,
             buffer: BytesMut::new(),

@@ -1,7 +1,7 @@
 //! Scale: hold N idle authenticated connections (100,000 by default) on this
 //! machine, each subscribed to one topic, and fan one message out to all of them;
 //! the same against rumqttd. Connections come from several loopback source
-//! addresses (`127.0.0.2`, `127.0.0.3`, …): each address has its own ~28,000
+//! addresses (`127.0.1.2`, `127.0.1.3`, …): each address has its own ~28,000
 //! ephemeral ports. The file limit is raised first (the brokers inherit it).
 //!
 //! Reported per broker: resident memory per connection (its RSS after minus
@@ -24,9 +24,10 @@ use crate::brokers::{Broker, rss_bytes};
 use crate::mqtt_ws::{Connection, publish};
 
 /// Connections opened at once.
-const IN_FLIGHT: usize = 256;
-/// Connections per loopback source address (under the ~28,000 ephemeral ports).
-const PER_SOURCE: usize = 20_000;
+const IN_FLIGHT: usize = 64;
+/// Connections per loopback source address (well under the ~28,000 ephemeral
+/// ports, which an earlier run's TIME_WAIT sockets may still hold).
+const PER_SOURCE: usize = 10_000;
 const TOPIC: &str = "scale/all";
 
 pub struct Outcome {
@@ -72,27 +73,37 @@ pub fn raise_file_limit(want: u64) -> anyhow::Result<u64> {
     Ok(want)
 }
 
-/// The loopback source address of connection `index`.
-fn source(index: usize) -> IpAddr {
+/// The loopback source address of connection `index` of run `run`: each run
+/// its own addresses (`127.0.<run>.x`), so one run's TIME_WAIT ports do not
+/// crowd the next.
+fn source(run: u8, index: usize) -> IpAddr {
     let n = u8::try_from(2 + index / PER_SOURCE).unwrap_or(u8::MAX);
-    IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
+    IpAddr::V4(Ipv4Addr::new(127, 0, run, n))
 }
 
 /// Opens `count` connections, each subscribed to [`TOPIC`].
-async fn open_subscribed(broker: &Broker, count: usize) -> anyhow::Result<Vec<Connection>> {
+async fn open_subscribed(broker: &Broker, count: usize, run: u8) -> anyhow::Result<Vec<Connection>> {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut opening = Vec::with_capacity(count);
     for i in 0..count {
         let permit = slots.clone().acquire_owned().await?;
         let url = broker.url();
         opening.push(tokio::spawn(async move {
-            let opened = async {
-                let mut connection = Connection::open_from(&url, &format!("scale-{i}"), source(i)).await?;
-                connection.subscribe(TOPIC, QoS::AtMostOnce).await?;
+            let opening = async {
+                let mut connection = Connection::open_from(&url, &format!("scale-{i}"), source(run, i))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("connect: {e:#}"))?;
+                connection
+                    .subscribe(TOPIC, QoS::AtMostOnce)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("subscribe: {e:#}"))?;
                 anyhow::Ok(connection)
-            }
-            .await
-            .with_context(|| format!("connection {i} from {}", source(i)));
+            };
+            // A broker out of files stops accepting: say so instead of waiting.
+            let opened = tokio::time::timeout(Duration::from_secs(30), opening)
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("no CONNACK and SUBACK within 30 s")))
+                .with_context(|| format!("connection {i} from {}", source(run, i)));
             drop(permit);
             opened
         }));
@@ -104,11 +115,11 @@ async fn open_subscribed(broker: &Broker, count: usize) -> anyhow::Result<Vec<Co
     Ok(open)
 }
 
-pub async fn run(broker: &Broker, count: usize) -> anyhow::Result<Outcome> {
+pub async fn run(broker: &Broker, count: usize, run: u8) -> anyhow::Result<Outcome> {
     let pid = broker.pid().ok_or_else(|| anyhow::anyhow!("broker has exited"))?;
     let rss_before = rss_bytes(pid).unwrap_or(0);
     let started = Instant::now();
-    let open = open_subscribed(broker, count).await?;
+    let open = open_subscribed(broker, count, run).await?;
     let connecting = started.elapsed();
     // Let the broker settle its buffers before reading its memory.
     tokio::time::sleep(Duration::from_millis(1000)).await;

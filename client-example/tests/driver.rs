@@ -250,6 +250,12 @@ async fn after_a_takeover_the_driver_reconnects_with_a_fresh_url_and_resubscribe
     };
     assert!(attempt >= 2);
     assert!(signed_at > first_signed, "each connect presigns anew");
+    // IoT allows one CONNECT per second per client ID: the driver spaces its own.
+    let spaced = signed_at.duration_since(first_signed).unwrap();
+    assert!(
+        spaced >= serverless_websockets_core::quota::CLIENT_CONNECT_SPACING,
+        "{spaced:?} between two CONNECTs"
+    );
     next_matching(&mut events, "the resubscription", |e| {
         matches!(e, Event::Subscribed { .. })
     })

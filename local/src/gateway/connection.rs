@@ -149,6 +149,40 @@ impl<S: MessageSocket> Connection<S> {
         self
     }
 
+    /// When the connection's one timer fires next.
+    fn next_timer(&self) -> Instant {
+        let at = self.deadline.min(self.expires);
+        self.lease.as_deref().map_or(at, |lease| at.min(lease.next()))
+    }
+
+    /// The timer fired: which of its three deadlines is due.
+    fn on_timer(&self) -> Step {
+        let now = Instant::now();
+        if now >= self.expires {
+            Step::Close(DisconnectReason::WebsocketTtl)
+        } else if now >= self.deadline {
+            Step::Close(DisconnectReason::KeepAliveTimeout)
+        } else if self.lease.as_deref().is_some_and(|lease| now >= lease.next()) {
+            Step::Lease
+        } else {
+            // Woken early (the deadline moved): nothing to do yet.
+            Step::Continue
+        }
+    }
+
+    /// Writes a delivery; a write blocked by a client that stopped reading still
+    /// yields to a kick (queue overflow, takeover) or a stall limit. Boxed by the
+    /// caller: its timer exists only while a write is under way.
+    async fn deliver(&mut self, outgoing: Outgoing, pkid: Option<u16>) -> Step {
+        let mut kicked = self.connected.as_ref().map(|c| c.mailbox.kicked.clone());
+        tokio::select! {
+            written = tokio::time::timeout(WRITE_STALL, self.write_outgoing(outgoing, pkid)) => {
+                written.unwrap_or(Step::Close(DisconnectReason::Throttled))
+            }
+            kick = kick_reason(&mut kicked) => Step::Kicked(kick),
+        }
+    }
+
     /// The lease's next step: the end, or a refresh with the same event.
     async fn on_lease(&mut self) -> Step {
         let Some(lease) = self.lease.as_mut() else {
@@ -187,32 +221,19 @@ impl<S: MessageSocket> Connection<S> {
     pub async fn run(mut self) {
         let mut shutdown = self.gateway.shutdown.clone();
         let reason = loop {
+            let timer = self.next_timer();
             let step = tokio::select! {
                 // Handlers are boxed: their state exists only while one runs, so an
                 // idle connection's task stays small (the idle-memory benchmark).
                 message = self.socket.next() => Box::pin(self.on_message(message)).await,
                 event = mailbox_event(&mut self.connected) => match event {
-                    MailboxEvent::Delivery(outgoing, pkid) => {
-                        // A write blocked by a client that stopped reading still
-                        // yields to a kick (queue overflow, takeover) or a stall limit.
-                        let mut kicked = self.connected.as_ref().map(|c| c.mailbox.kicked.clone());
-                        tokio::select! {
-                            written = tokio::time::timeout(WRITE_STALL, Box::pin(self.write_outgoing(outgoing, pkid))) => {
-                                written.unwrap_or(Step::Close(DisconnectReason::Throttled))
-                            }
-                            kick = kick_reason(&mut kicked) => Step::Kicked(kick),
-                        }
-                    }
+                    MailboxEvent::Delivery(outgoing, pkid) => Box::pin(self.deliver(outgoing, pkid)).await,
                     MailboxEvent::Kicked(kick) => Step::Kicked(kick),
                 },
-                // One timer for both: the keep-alive (or CONNECT) deadline and the
-                // connection's maximum duration.
-                () = sleep_until(self.deadline.min(self.expires)) => Step::Close(if Instant::now() >= self.expires {
-                    DisconnectReason::WebsocketTtl
-                } else {
-                    DisconnectReason::KeepAliveTimeout
-                }),
-                () = lease_due(self.lease.as_deref()) => Step::Lease,
+                // One timer for all three: the keep-alive (or CONNECT) deadline, the
+                // connection's maximum duration and a custom authorizer's lease
+                // (an idle connection's task holds one timer, not three).
+                () = sleep_until(timer) => self.on_timer(),
                 () = stopping(&mut shutdown) => Step::Close(DisconnectReason::ServerInitiated),
             };
             let step = match step {
@@ -869,14 +890,6 @@ enum MailboxEvent {
 }
 
 /// The next delivery or request to close; never resolves before CONNECT.
-/// Resolves when the lease needs attention; never without one.
-async fn lease_due(lease: Option<&Lease>) {
-    match lease {
-        Some(lease) => sleep_until(lease.next()).await,
-        None => std::future::pending().await,
-    }
-}
-
 async fn mailbox_event(connected: &mut Option<Connected>) -> MailboxEvent {
     let Some(connected) = connected else {
         return std::future::pending().await;
