@@ -225,7 +225,9 @@ mod gateway_suites {
         let limit = crate::scale::raise_file_limit(wanted as u64 + 10_000)?;
         // Each process holds one file per connection (the load generator here, the
         // broker there): a limit below what was asked caps the count, and says so.
-        let count = wanted.min(usize::try_from(limit.saturating_sub(1_000)).unwrap_or(usize::MAX));
+        let count = wanted
+            .min(usize::try_from(limit.saturating_sub(1_000)).unwrap_or(usize::MAX))
+            .max(1);
         if count < wanted {
             eprintln!(
                 "the open-file limit is {limit} and cannot be raised here (setrlimit refused): {count} connections instead of {wanted}"
