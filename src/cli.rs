@@ -221,7 +221,7 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     // Installed before anything is printed: Ctrl-C right after the banner stops
     // the stack cleanly instead of killing the process.
     let shutdown = shutdown_signal();
-    match serverless_websockets_local::listen::raise_file_limit() {
+    match serverless_websockets_local::listen::raise_file_limit(0) {
         Ok((before, after)) if before != after => {
             tracing::debug!(before, after, "open-file limit raised (one file per connection)");
         }

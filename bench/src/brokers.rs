@@ -116,10 +116,15 @@ pub async fn ours_with(binary: &Path, extra: &[&std::ffi::OsStr]) -> anyhow::Res
     })
 }
 
+/// A loopback port free now, for a reference broker that cannot report the
+/// port it bound (the OS may hand it out again before the broker binds it).
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
 /// mosquitto with a TCP listener and a WebSocket listener on free loopback ports.
 pub async fn mosquitto() -> anyhow::Result<Broker> {
-    let free = || -> anyhow::Result<u16> { Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()) };
-    let (tcp, ws) = (free()?, free()?);
+    let (tcp, ws) = (free_port()?, free_port()?);
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("mosquitto.conf");
     std::fs::write(
@@ -149,8 +154,7 @@ fn rumqttd_binary() -> std::ffi::OsString {
 /// `max_connections`, and IoT's (and our gateway's) 100 unacknowledged QoS 1
 /// deliveries per client.
 pub async fn rumqttd(max_connections: usize) -> anyhow::Result<Broker> {
-    let free = || -> anyhow::Result<u16> { Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()) };
-    let (tcp, ws) = (free()?, free()?);
+    let (tcp, ws) = (free_port()?, free_port()?);
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("rumqttd.toml");
     let connections =

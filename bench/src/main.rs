@@ -222,7 +222,7 @@ mod gateway_suites {
 
     /// N idle subscribed connections and one message to all of them: ours vs rumqttd.
     pub async fn scale(binary: &Path, wanted: usize) -> anyhow::Result<Report> {
-        let limit = crate::scale::raise_file_limit(wanted as u64 + 10_000)?;
+        let (_, limit) = serverless_websockets_local::listen::raise_file_limit(wanted as u64 + 10_000)?;
         // Each process holds one file per connection (the load generator here, the
         // broker there): a limit below what was asked caps the count, and says so.
         let count = wanted

@@ -39,40 +39,6 @@ pub struct Outcome {
     pub fanout: Duration,
 }
 
-/// Raises this process's open-file limit to `want` (as root, the hard limit
-/// too); children started afterwards inherit it. Returns the soft limit now.
-pub fn raise_file_limit(want: u64) -> anyhow::Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit read and write the struct passed, nothing else.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) != 0 {
-            anyhow::bail!("getrlimit: {}", std::io::Error::last_os_error());
-        }
-        if limit.rlim_cur >= want {
-            return Ok(limit.rlim_cur);
-        }
-        let raised = libc::rlimit {
-            rlim_cur: want,
-            rlim_max: limit.rlim_max.max(want),
-        };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const raised) != 0 {
-            // Not root: as far as the hard limit goes.
-            let soft = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const soft) != 0 {
-                anyhow::bail!("setrlimit: {}", std::io::Error::last_os_error());
-            }
-            return Ok(limit.rlim_max);
-        }
-    }
-    Ok(want)
-}
-
 /// The loopback source address of connection `index` of run `run`: each run
 /// its own addresses (`127.0.<run>.x`), so one run's TIME_WAIT ports do not
 /// crowd the next.

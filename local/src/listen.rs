@@ -170,10 +170,12 @@ pub async fn serve(
     serverless_websockets_vending::server::serve(listener, router, tls, timeouts, stop).await;
 }
 
-/// Raises the process's soft open-file limit to its hard limit, as servers
-/// do: each connection is a file, and a login shell's soft limit (often 1,024)
-/// is what breaks first under many clients. Returns `(before, after)`.
-pub fn raise_file_limit() -> std::io::Result<(u64, u64)> {
+/// Raises the process's open-file limit to at least `want`, or as far as it
+/// goes: the hard limit too when the process may (root), else the soft limit to
+/// the hard one, as servers do — each connection is a file, and a login shell's
+/// soft limit (often 1,024) is what breaks first under many clients. Children
+/// started afterwards inherit it. Returns the soft limit `(before, after)`.
+pub fn raise_file_limit(want: u64) -> std::io::Result<(u64, u64)> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -184,6 +186,15 @@ pub fn raise_file_limit() -> std::io::Result<(u64, u64)> {
             return Err(std::io::Error::last_os_error());
         }
         let before = limit.rlim_cur;
+        if want > limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: want,
+                rlim_max: want,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const raised) == 0 {
+                return Ok((before, want));
+            }
+        }
         if before >= limit.rlim_max {
             return Ok((before, before));
         }

@@ -329,14 +329,19 @@ export class Client {
     try {
       this.openSpaced(...(this.options.url !== undefined ? await this.tokenTarget() : await this.vendedTarget()));
     } catch (err) {
-      const error = err instanceof ClientError ? err : new ClientError("Network", String(err));
-      this.emit("error", error);
-      if (["Unauthorized", "Forbidden", "Banned", "Misconfigured"].includes(error.code)) {
-        this.fail();
-        return;
-      }
-      this.retry();
+      this.attemptFailed(err);
     }
+  }
+
+  /** A connect attempt threw: said, then the end for errors the app must act on, else a retry. */
+  private attemptFailed(err: unknown): void {
+    const error = err instanceof ClientError ? err : new ClientError("Network", String(err));
+    this.emit("error", error);
+    if (["Unauthorized", "Forbidden", "Banned", "Misconfigured"].includes(error.code)) {
+      this.fail();
+      return;
+    }
+    this.retry();
   }
 
   /** Vending mode: credentials if due, then a URL presigned now. */
@@ -402,8 +407,7 @@ export class Client {
       try {
         this.open(url, session);
       } catch (err) {
-        this.emit("error", err instanceof ClientError ? err : new ClientError("Network", String(err)));
-        this.retry();
+        this.attemptFailed(err);
       }
     });
   }

@@ -433,7 +433,7 @@ impl<S: MessageSocket> Connection<S> {
     /// CONNECT rate per client ID. `Err` is what the loop does next.
     async fn admit(&mut self, connect: &mut ConnectIn) -> Result<negotiate::ConnectTerms, Step> {
         let version = self.version();
-        let reply = version == Version::V5 || self.gateway.options.connect_deny == super::options::DenyMode::Reply;
+        let reply = negotiate::replies_to_refusal(version, &self.gateway.options);
         let assigned = match negotiate::client_id(&connect.client_id, connect.clean_start, version) {
             Ok(assigned) => assigned,
             Err((code, why)) => {

@@ -64,6 +64,13 @@ pub struct ConnectTerms {
     pub announced: Announced,
 }
 
+/// Whether a refused CONNECT is answered with CONNACK before the close: MQTT 5
+/// clients always get their reason code; 3.1.1 clients as `--connack-on-deny`
+/// says (IoT just closes).
+pub fn replies_to_refusal(version: Version, options: &GatewayOptions) -> bool {
+    version == Version::V5 || options.connect_deny == DenyMode::Reply
+}
+
 /// Decides a CONNECT from `identity` at protocol `version`.
 pub fn connect(
     connect: &ConnectIn,
@@ -75,7 +82,7 @@ pub fn connect(
     let v5 = version == Version::V5;
     let max_user_properties = options.limits.max_user_properties_bytes;
     if let Some((code, why)) = connect_refusal(connect, identity, arns, max_user_properties) {
-        let reply = v5 || options.connect_deny == DenyMode::Reply;
+        let reply = replies_to_refusal(version, options);
         return Err(ConnectRefusal { code, why, reply });
     }
     let keep_alive = effective_keep_alive(connect.keep_alive, options.min_keep_alive);

@@ -78,6 +78,8 @@ export declare class Client {
     private post;
     /** One round: credentials if due, presign, connect (or, in token mode, a token and its URL). */
     private run;
+    /** A connect attempt threw: said, then the end for errors the app must act on, else a retry. */
+    private attemptFailed;
     /** Vending mode: credentials if due, then a URL presigned now. */
     private vendedTarget;
     /** Token mode: a token now, the tab's client ID, the authorizer's URL. */
