@@ -11,6 +11,7 @@ use rumqttc::mqttbytes::v4::{Connect, Packet, PubAck, Publish, Subscribe};
 use rumqttc::v5::mqttbytes::{QoS as QoS5, v5};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -21,6 +22,15 @@ pub struct Connection {
 }
 
 const MAX: usize = 1 << 20;
+
+/// The load generator's WebSocket settings, the same toward every broker.
+/// tungstenite's default read buffer is 128 KiB, and it zeroes the unused part of
+/// it before every read: with many small reads, the load generator spent more CPU
+/// clearing memory than the broker under test spent serving (a perf profile of
+/// the fan-out suite, 2026-12-05). 16 KiB still takes a burst in few reads.
+fn socket_config(read_buffer: usize) -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(read_buffer)
+}
 
 impl Connection {
     /// WebSocket handshake (subprotocol `mqtt`), CONNECT, CONNACK.
@@ -43,7 +53,10 @@ impl Connection {
     async fn handshake(url: &str, v5: bool) -> anyhow::Result<Self> {
         let mut request = url.into_client_request()?;
         request.headers_mut().insert("sec-websocket-protocol", "mqtt".parse()?);
-        let (socket, _) = tokio_tungstenite::connect_async(request).await?;
+        // No Nagle delay: small packets (PUBACKs) go out when flushed, as MQTT
+        // clients send them.
+        let (socket, _) =
+            tokio_tungstenite::connect_async_with_config(request, Some(socket_config(16 * 1024)), true).await?;
         Ok(Self {
             socket,
             buffer: BytesMut::new(),
@@ -76,9 +89,7 @@ impl Connection {
         stream.set_nodelay(true)?;
         // Small buffers: tungstenite reserves a 128 KiB read buffer per socket by
         // default, 12.5 GiB for 100,000 idle connections.
-        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-            .read_buffer_size(4096)
-            .write_buffer_size(0);
+        let config = socket_config(4096).write_buffer_size(0);
         let (socket, _) = tokio_tungstenite::client_async_with_config(
             request,
             tokio_tungstenite::MaybeTlsStream::Plain(stream),

@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::extract::ws::Message as WsMessage;
 use bytes::{Bytes, BytesMut};
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use rumqttc::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Code5;
 use tokio::time::{Instant, sleep_until};
@@ -42,6 +42,8 @@ use serverless_websockets_core::quota::{self, MAX_PACKET_BYTES};
 
 /// Deliveries written before one flush.
 const WRITE_BATCH: usize = 64;
+/// WebSocket messages read in one pass when they are already there.
+const READ_BATCH: usize = 64;
 /// A write that makes no progress for this long means the client stopped reading.
 const WRITE_STALL: Duration = Duration::from_secs(10);
 
@@ -175,8 +177,14 @@ impl<S: MessageSocket> Connection<S> {
     /// caller: its timer exists only while a write is under way.
     async fn deliver(&mut self, outgoing: Outgoing, pkid: Option<u16>) -> Step {
         let mut kicked = self.connected.as_ref().map(|c| c.mailbox.kicked.clone());
+        let write = self.write_outgoing(outgoing, pkid);
+        tokio::pin!(write);
+        // Mostly the socket takes the write at once: no stall timer is made then.
+        if let Some(step) = write.as_mut().now_or_never() {
+            return step;
+        }
         tokio::select! {
-            written = tokio::time::timeout(WRITE_STALL, self.write_outgoing(outgoing, pkid)) => {
+            written = tokio::time::timeout(WRITE_STALL, write) => {
                 written.unwrap_or(Step::Close(DisconnectReason::Throttled))
             }
             kick = kick_reason(&mut kicked) => Step::Kicked(kick),
@@ -219,22 +227,30 @@ impl<S: MessageSocket> Connection<S> {
     }
 
     pub async fn run(mut self) {
-        let mut shutdown = self.gateway.shutdown.clone();
+        let shutdown = stopping(self.gateway.shutdown.clone());
+        tokio::pin!(shutdown);
+        // One timer for all three: the keep-alive (or CONNECT) deadline, the
+        // connection's maximum duration and a custom authorizer's lease (an idle
+        // connection's task holds one timer, not three). It lives as long as the
+        // loop and moves only when a deadline comes earlier than it or it fired:
+        // a keep-alive pushed later by traffic is seen when it fires early.
+        let timer = sleep_until(self.next_timer());
+        tokio::pin!(timer);
         let reason = loop {
-            let timer = self.next_timer();
+            let due = self.next_timer();
+            if due < timer.deadline() || (timer.is_elapsed() && due != timer.deadline()) {
+                timer.as_mut().reset(due);
+            }
             let step = tokio::select! {
                 // Handlers are boxed: their state exists only while one runs, so an
                 // idle connection's task stays small (the idle-memory benchmark).
-                message = self.socket.next() => Box::pin(self.on_message(message)).await,
+                message = self.socket.next() => Box::pin(self.on_messages(message)).await,
                 event = mailbox_event(&mut self.connected) => match event {
                     MailboxEvent::Delivery(outgoing, pkid) => Box::pin(self.deliver(outgoing, pkid)).await,
                     MailboxEvent::Kicked(kick) => Step::Kicked(kick),
                 },
-                // One timer for all three: the keep-alive (or CONNECT) deadline, the
-                // connection's maximum duration and a custom authorizer's lease
-                // (an idle connection's task holds one timer, not three).
-                () = sleep_until(timer) => self.on_timer(),
-                () = stopping(&mut shutdown) => Step::Close(DisconnectReason::ServerInitiated),
+                () = &mut timer => self.on_timer(),
+                () = &mut shutdown => Step::Close(DisconnectReason::ServerInitiated),
             };
             let step = match step {
                 Step::Lease => Box::pin(self.on_lease()).await,
@@ -302,6 +318,23 @@ impl<S: MessageSocket> Connection<S> {
         );
         self.gateway
             .publish_event(&lifecycle::topic("disconnected", client_id), client_id, event);
+    }
+
+    /// Handles a WebSocket message, then those already waiting behind it (a few
+    /// dozen at most, so deliveries still get their turn): a subscriber's PUBACKs
+    /// arrive in bursts, and each pass through the loop costs more than reading one.
+    async fn on_messages(&mut self, first: Option<Result<WsMessage, axum::Error>>) -> Step {
+        let mut step = self.on_message(first).await;
+        for _ in 1..READ_BATCH {
+            if !matches!(step, Step::Continue) {
+                break;
+            }
+            match self.socket.next().now_or_never() {
+                Some(message) => step = self.on_message(message).await,
+                None => break,
+            }
+        }
+        step
     }
 
     async fn on_message(&mut self, message: Option<Result<WsMessage, axum::Error>>) -> Step {
@@ -880,7 +913,7 @@ async fn kick_reason(kicked: &mut Option<tokio::sync::watch::Receiver<Option<Kic
     }
 }
 
-async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+async fn stopping(mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
