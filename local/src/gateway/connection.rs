@@ -26,8 +26,8 @@ use rumqttc::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode as Code5;
 use tokio::time::{Instant, sleep_until};
 
-use super::broker::{ConnectionInfo, DisconnectReason, Kick, Left, Mailbox, Session};
-use super::custom_auth::{Lease, LeaseStep, Requested};
+use super::broker::{ConnectionInfo, DisconnectReason, Kick, Kicker, Left, Mailbox, Session};
+use super::custom_auth::{self, Lease, LeaseStep, Requested};
 use super::limits::{PublishLimits, Throttled};
 use super::message::{Delivery, Message, Outgoing};
 use super::negotiate::{self, PublishRefusal};
@@ -65,6 +65,14 @@ struct Connected {
     max_packet: Option<u32>,
     /// Its place on the usage meter (connection-minutes).
     metered: crate::usage::Metered,
+}
+
+/// How an upgraded WebSocket was authenticated, or is to be.
+pub enum Admission {
+    /// A SigV4-signed upgrade, verified.
+    Signed(Arc<Identity>),
+    /// Custom authentication (boxed: the request is kept only until it runs).
+    Custom(Box<Requested>),
 }
 
 /// What handling a packet asks of the loop.
@@ -111,9 +119,10 @@ pub struct Connection<S: MessageSocket> {
     /// For a connection through a custom authorizer: when to ask it again, and
     /// when the connection ends.
     lease: Option<Box<Lease>>,
-    /// Custom authentication that waits for CONNECT (its user name may name the
-    /// authorizer and carry the token).
-    at_connect: Option<Box<Requested>>,
+    /// Custom authentication still to run: at once when the upgrade named its
+    /// authorizer, else at CONNECT (whose user name may name the authorizer and
+    /// carry the token).
+    pending_auth: Option<Box<Requested>>,
 }
 
 impl<S: MessageSocket> Connection<S> {
@@ -135,20 +144,31 @@ impl<S: MessageSocket> Connection<S> {
             throttling: false,
             close_code: None,
             lease: None,
-            at_connect: None,
+            pending_auth: None,
         }
     }
 
-    /// A connection whose custom authentication happens at CONNECT.
-    pub fn at_connect(mut self, requested: Requested) -> Self {
-        self.at_connect = Some(Box::new(requested));
-        self
-    }
-
-    /// A connection a custom authorizer allowed, for as long as `lease` says.
-    pub fn with_lease(mut self, lease: Option<Lease>) -> Self {
-        self.lease = lease.map(Box::new);
-        self
+    /// The connection for an upgraded WebSocket, and its whole life as one
+    /// future. A plain function, as [`Self::run`] is: an `async fn` would keep
+    /// a second copy of its arguments (the socket, the connection) in its state
+    /// for as long as the connection lives.
+    pub fn accept(
+        gateway: Arc<Gateway>,
+        admission: Admission,
+        peer: SocketAddr,
+        socket: S,
+    ) -> impl Future<Output = ()> + Send {
+        let connection = match admission {
+            Admission::Signed(identity) => Self::new(gateway, identity, peer, socket),
+            Admission::Custom(requested) => {
+                // Refused until its authorizer says otherwise.
+                let identity = Arc::new(custom_auth::refused(&gateway));
+                let mut connection = Self::new(gateway, identity, peer, socket);
+                connection.pending_auth = Some(requested);
+                connection
+            }
+        };
+        connection.run()
     }
 
     /// When the connection's one timer fires next.
@@ -176,7 +196,7 @@ impl<S: MessageSocket> Connection<S> {
     /// yields to a kick (queue overflow, takeover) or a stall limit. Boxed by the
     /// caller: its timer exists only while a write is under way.
     async fn deliver(&mut self, outgoing: Outgoing, pkid: Option<u16>) -> Step {
-        let mut kicked = self.connected.as_ref().map(|c| c.mailbox.kicked.clone());
+        let kicked = self.connected.as_ref().map(|c| c.mailbox.kicked.clone());
         let write = self.write_outgoing(outgoing, pkid);
         tokio::pin!(write);
         // Mostly the socket takes the write at once: no stall timer is made then.
@@ -187,7 +207,7 @@ impl<S: MessageSocket> Connection<S> {
             written = tokio::time::timeout(WRITE_STALL, write) => {
                 written.unwrap_or(Step::Close(DisconnectReason::Throttled))
             }
-            kick = kick_reason(&mut kicked) => Step::Kicked(kick),
+            kick = kick_reason(kicked) => Step::Kicked(kick),
         }
     }
 
@@ -226,7 +246,33 @@ impl<S: MessageSocket> Connection<S> {
         Step::Close(reason)
     }
 
-    pub async fn run(mut self) {
+    /// Serves the connection to its end. Three steps, each its own future: the
+    /// task holds the largest of them, not all (the idle-memory benchmark).
+    /// Not an `async fn`: that would hold `self` twice (rust-lang/rust#62958).
+    #[allow(clippy::manual_async_fn)]
+    pub fn run(mut self) -> impl Future<Output = ()> + Send {
+        async move {
+            if self.pending_auth.as_deref().is_some_and(Requested::at_upgrade) {
+                Box::pin(self.custom_auth_at_upgrade()).await;
+            }
+            let reason = self.serve().await;
+            self.close_and_finish(reason).await;
+        }
+    }
+
+    /// Custom authentication of an upgrade that named its authorizer: the
+    /// connection waits for CONNECT from when it is done.
+    async fn custom_auth_at_upgrade(&mut self) {
+        if let Some(requested) = self.pending_auth.take() {
+            let (identity, lease) = custom_auth::admit(&self.gateway, &requested, None, self.peer).await;
+            self.identity = identity;
+            self.lease = lease.map(Box::new);
+            self.deadline = Instant::now() + self.gateway.options.connect_timeout;
+        }
+    }
+
+    /// Serves the connection until it ends; returns why it ended.
+    async fn serve(&mut self) -> Kick {
         let shutdown = stopping(self.gateway.shutdown.clone());
         tokio::pin!(shutdown);
         // One timer for all three: the keep-alive (or CONNECT) deadline, the
@@ -236,7 +282,7 @@ impl<S: MessageSocket> Connection<S> {
         // a keep-alive pushed later by traffic is seen when it fires early.
         let timer = sleep_until(self.next_timer());
         tokio::pin!(timer);
-        let reason = loop {
+        loop {
             let due = self.next_timer();
             if due < timer.deadline() || (timer.is_elapsed() && due != timer.deadline()) {
                 timer.as_mut().reset(due);
@@ -261,7 +307,12 @@ impl<S: MessageSocket> Connection<S> {
                 Step::Close(reason) => break Kick::because(reason),
                 Step::Kicked(kick) => break kick,
             }
-        };
+        }
+    }
+
+    /// Tells the client why its connection ends (MQTT 5), closes the WebSocket,
+    /// then settles the session, the will and the lifecycle event.
+    async fn close_and_finish(&mut self, reason: Kick) {
         // An MQTT 5 client is told why the server ends its connection.
         if self.version == Some(Version::V5)
             && self.connected.is_some()
@@ -558,9 +609,8 @@ impl<S: MessageSocket> Connection<S> {
     /// Custom authentication that waited for CONNECT runs now; a custom
     /// authorizer's policies may name `${iot:ClientId}`, bound now.
     async fn custom_auth_at_connect(&mut self, connect: &ConnectIn) {
-        if let Some(requested) = self.at_connect.take() {
-            let (identity, lease) =
-                super::custom_auth::admit(&self.gateway, &requested, Some(connect), self.peer).await;
+        if let Some(requested) = self.pending_auth.take() {
+            let (identity, lease) = custom_auth::admit(&self.gateway, &requested, Some(connect), self.peer).await;
             self.identity = identity;
             self.lease = lease.map(Box::new);
         }
@@ -902,13 +952,9 @@ impl<S: MessageSocket> Connection<S> {
     }
 }
 
-async fn kick_reason(kicked: &mut Option<tokio::sync::watch::Receiver<Option<Kick>>>) -> Kick {
-    let server = Kick::because(DisconnectReason::ServerInitiated);
+async fn kick_reason(kicked: Option<Arc<Kicker>>) -> Kick {
     match kicked {
-        Some(kicked) => match kicked.wait_for(Option::is_some).await {
-            Ok(kick) => kick.unwrap_or(server),
-            Err(_) => server,
-        },
+        Some(kicked) => kicked.kicked().await,
         None => std::future::pending().await,
     }
 }
@@ -930,14 +976,33 @@ async fn mailbox_event(connected: &mut Option<Connected>) -> MailboxEvent {
     let session = &connected.session;
     tokio::select! {
         biased;
-        kicked = connected.mailbox.kicked.wait_for(Option::is_some) => {
-            MailboxEvent::Kicked(
-                kicked
-                    .ok()
-                    .and_then(|kick| *kick)
-                    .unwrap_or(Kick::because(DisconnectReason::ServerInitiated)),
-            )
-        }
+        kick = connected.mailbox.kicked.kicked() => MailboxEvent::Kicked(kick),
         (outgoing, pkid) = session.next_delivery(connected.attachment) => MailboxEvent::Delivery(outgoing, pkid),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output_size<A, F>(_: fn(A) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// An idle connection's task holds this future for its whole life: it is most
+    /// of what a connection costs in memory (BENCHMARKS.md, idle connections).
+    /// An `async fn` taking the connection by value would hold it twice.
+    #[test]
+    fn an_idle_connections_future_holds_the_connection_once_and_little_else() {
+        type Socket = axum::extract::ws::WebSocket;
+        let connection = std::mem::size_of::<Connection<Socket>>();
+        let future = output_size(Connection::<Socket>::run);
+        // The connection, and the serving loop's state beside it (its timer, the
+        // shutdown signal, the mailbox): not a second copy of the connection.
+        assert!(
+            future <= connection + 768,
+            "the connection's future is {future} bytes for a {connection}-byte connection"
+        );
+        assert!(future <= 1536, "the connection's future grew to {future} bytes");
     }
 }

@@ -180,13 +180,12 @@ async fn websocket(
             "Connect with a WebSocket upgrade offering the mqtt subprotocol.",
         );
     };
-    let custom = custom_auth::requested(&gateway, &uri, &headers);
-    let identity = match custom {
+    let admission = match custom_auth::requested(&gateway, &uri, &headers) {
         // Custom authentication runs after the upgrade (or at CONNECT): its
         // refusals close the connection, as IoT's do.
-        Some(_) => None,
+        Some(requested) => connection::Admission::Custom(Box::new(requested)),
         None => match gateway.auth.presigned(&method, &uri, &headers, SystemTime::now()) {
-            Ok(identity) => Some(identity),
+            Ok(identity) => connection::Admission::Signed(identity),
             Err(denied) => {
                 tracing::warn!(peer = %peer, "WebSocket handshake refused: {denied}{}", host_hint(&denied, &headers));
                 return aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden");
@@ -204,19 +203,7 @@ async fn websocket(
         // default would accept 16 MiB frames).
         .max_frame_size(MAX_PACKET_BYTES)
         .max_message_size(MAX_PACKET_BYTES)
-        .on_upgrade(move |socket| async move {
-            let connection = match (identity, custom) {
-                (Some(identity), _) => connection::Connection::new(gateway, identity, peer, socket),
-                (None, Some(requested)) if requested.at_upgrade() => {
-                    let (identity, lease) = custom_auth::admit(&gateway, &requested, None, peer).await;
-                    connection::Connection::new(gateway, identity, peer, socket).with_lease(lease)
-                }
-                (None, Some(requested)) => {
-                    let identity = Arc::new(custom_auth::refused(&gateway));
-                    connection::Connection::new(gateway, identity, peer, socket).at_connect(requested)
-                }
-                (None, None) => return,
-            };
-            connection.run().await;
-        })
+        // What the task keeps for the connection's life is the connection's own
+        // future, nothing around it (the idle-memory benchmark).
+        .on_upgrade(move |socket| connection::Connection::accept(gateway, admission, peer, socket))
 }

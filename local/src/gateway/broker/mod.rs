@@ -30,11 +30,10 @@ use bytes::Bytes;
 use rumqttc::mqttbytes::QoS;
 use serverless_websockets_core::arn::IotArns;
 use serverless_websockets_core::topic::{has_wildcards, split_shared};
-use tokio::sync::watch;
 
 pub use presence::{ConnectionInfo, DEPARTED_RETENTION, DisconnectReason, Presence, millis};
 pub use retained::Retained;
-pub use session::{ConnId, Kick, MAX_INFLIGHT, Mailbox, QueueBounds, Session, SessionOptions};
+pub use session::{ConnId, Kick, Kicker, MAX_INFLIGHT, Mailbox, QueueBounds, Session, SessionOptions};
 
 use super::message::{Confirm, Encodings, Message, Outgoing, outgoing};
 use crate::identity::Identity;
@@ -182,7 +181,7 @@ impl Broker {
         info: ConnectionInfo,
         how: SessionOptions,
     ) -> Attached {
-        let (kick, kicked) = watch::channel(None);
+        let kicked = Arc::new(Kicker::default());
         let attachment = self.next_attachment.fetch_add(1, Ordering::Relaxed);
         let mut registry = self.registry();
         registry.forget_departed(client_id);
@@ -214,7 +213,7 @@ impl Broker {
                 (Arc::new(session), false, Vec::new())
             }
         };
-        session.attach(attachment, kick, how);
+        session.attach(attachment, kicked.clone(), how);
         let record = Record {
             session: session.clone(),
             info,

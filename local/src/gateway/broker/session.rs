@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use rumqttc::mqttbytes::QoS;
 pub use serverless_websockets_core::quota::MAX_INFLIGHT;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 use super::presence::DisconnectReason;
 use crate::gateway::message::{Delivery, Outgoing};
@@ -125,12 +125,53 @@ pub struct SessionOptions {
 
 /// What a connection watches besides its deliveries: the request to close.
 pub struct Mailbox {
-    pub kicked: watch::Receiver<Option<Kick>>,
+    pub kicked: Arc<Kicker>,
+}
+
+/// One connection's request to close: made once (the first request wins), by
+/// whoever asks — a takeover, a full queue, `DeleteConnection` — and awaited by
+/// the connection. Smaller than a `watch` channel, which an idle connection
+/// would hold for its whole life.
+#[derive(Default)]
+pub struct Kicker {
+    kick: Mutex<Option<Kick>>,
+    wake: Notify,
+}
+
+impl Kicker {
+    /// Asks the connection to close, unless it was asked already.
+    pub fn kick(&self, kick: Kick) {
+        let mut current = lock(&self.kick);
+        if current.is_none() {
+            *current = Some(kick);
+            drop(current);
+            self.wake.notify_waiters();
+        }
+    }
+
+    /// The request to close, once made.
+    pub fn get(&self) -> Option<Kick> {
+        *lock(&self.kick)
+    }
+
+    /// Waits for the request to close.
+    pub async fn kicked(&self) -> Kick {
+        loop {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a request made in between wakes it.
+            notified.as_mut().enable();
+            if let Some(kick) = self.get() {
+                return kick;
+            }
+            notified.await;
+        }
+    }
 }
 
 struct Link {
     attachment: u64,
-    kick: watch::Sender<Option<Kick>>,
+    kick: Arc<Kicker>,
 }
 
 struct State {
@@ -225,7 +266,7 @@ impl Session {
 
     /// The connection `attachment` serves the session from now on; stored
     /// messages wait for it.
-    pub(super) fn attach(&self, attachment: u64, kick: watch::Sender<Option<Kick>>, how: SessionOptions) {
+    pub(super) fn attach(&self, attachment: u64, kick: Arc<Kicker>, how: SessionOptions) {
         {
             let mut state = self.state();
             state.link = Some(Link { attachment, kick });
@@ -291,14 +332,7 @@ impl Session {
     /// Asks the attached connection, if any, to close (the first request wins).
     pub fn kick(&self, kick: Kick) {
         if let Some(link) = &self.state().link {
-            link.kick.send_if_modified(|current| {
-                if current.is_none() {
-                    *current = Some(kick);
-                    true
-                } else {
-                    false
-                }
-            });
+            link.kick.kick(kick);
         }
     }
 
