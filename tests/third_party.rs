@@ -141,6 +141,59 @@ async fn mqtt_js_with_the_vended_url_receives_a_message() {
     stack.shutdown().await;
 }
 
+/// A burst of QoS 1 messages, small and large, published in one WebSocket
+/// message: the gateway gathers what is queued for a subscriber into few
+/// WebSocket messages and splits large QoS 1 packets after their header (MQTT
+/// §6 allows both); MQTT.js reassembles and gets every message, in order.
+#[tokio::test]
+async fn mqtt_js_receives_a_burst_of_small_and_large_messages_in_order() {
+    use futures_util::SinkExt;
+    use rumqttc::mqttbytes::v4::{Connect, Packet, Publish};
+    // Within IoT's 100 publishes per second per connection (the rest would be dropped).
+    const BURST: usize = 96;
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let vended = vend(&stack.info().api_url).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/mqttjs_subscribe.js");
+    let mut mqtt_js = Script::spawn(
+        Command::new(tool("node"))
+            .args([
+                script,
+                &vended.url,
+                &vended.client_id,
+                &vended.topic,
+                &BURST.to_string(),
+            ])
+            .env("NODE_PATH", node_modules()),
+    );
+    mqtt_js.expect_line("READY").await;
+    let size = |i: usize| if i.is_multiple_of(3) { 3000 } else { 20 };
+    let encode = |packet: Packet| {
+        let mut bytes = bytes::BytesMut::new();
+        packet.write(&mut bytes, 1 << 20).unwrap();
+        tokio_tungstenite::tungstenite::Message::Binary(bytes.freeze())
+    };
+    let mut publisher = common::mqtt::admin_websocket(&stack).await;
+    publisher
+        .feed(encode(Packet::Connect(Connect::new("burst-publisher"))))
+        .await
+        .unwrap();
+    for i in 0..BURST {
+        let mut payload = format!("{i:04} ").into_bytes();
+        payload.resize(size(i), b'x');
+        let mut publish = Publish::new(&vended.topic, QoS::AtLeastOnce, payload);
+        publish.pkid = u16::try_from(i + 1).unwrap();
+        publisher.feed(encode(Packet::Publish(publish))).await.unwrap();
+    }
+    // One flush: the burst reaches the gateway as fast as the socket takes it.
+    publisher.flush().await.unwrap();
+    for i in 0..BURST {
+        let line = mqtt_js.expect_line("MESSAGE").await;
+        assert_eq!(line, format!("MESSAGE {} {i:04} {}", vended.topic, size(i)));
+    }
+    assert!(mqtt_js.wait().await.success());
+    stack.shutdown().await;
+}
+
 #[tokio::test]
 async fn mqtt_js_cannot_subscribe_to_every_clients_topic() {
     let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();

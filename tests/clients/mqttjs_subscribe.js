@@ -1,13 +1,16 @@
 // Subscribe to one topic on the local gateway with MQTT.js, using the presigned URL
 // the vending API returned, unchanged. Prints READY once subscribed, then
 // MESSAGE <topic> <payload> for the first message, and exits 0; exits 2 if the
-// connection is refused or closed first.
+// connection is refused or closed first. With COUNT, waits for COUNT messages and
+// prints MESSAGE <topic> <first word of the payload> <payload bytes> for each.
 //
-// Usage: node mqttjs_subscribe.js URL CLIENT_ID TOPIC
+// Usage: node mqttjs_subscribe.js URL CLIENT_ID TOPIC [COUNT]
 'use strict';
 const mqtt = require('mqtt');
 
-const [url, clientId, topic] = process.argv.slice(2);
+const [url, clientId, topic, count] = process.argv.slice(2);
+const expected = count === undefined ? 1 : Number(count);
+let received = 0;
 const client = mqtt.connect(url, { clientId, protocolVersion: 4, reconnectPeriod: 0, keepalive: 30 });
 let done = false;
 
@@ -21,7 +24,10 @@ client.on('connect', () => {
   });
 });
 client.on('message', (t, payload) => {
-  console.log(`MESSAGE ${t} ${payload.toString()}`);
+  const text = payload.toString();
+  console.log(count === undefined ? `MESSAGE ${t} ${text}` : `MESSAGE ${t} ${text.split(' ')[0]} ${payload.length}`);
+  received += 1;
+  if (received < expected) return;
   done = true;
   client.end(false, () => process.exit(0));
 });

@@ -625,13 +625,11 @@ impl<S: MessageSocket> Connection<S> {
 
     /// What the last connection left unacknowledged goes first, marked DUP.
     async fn resend(&mut self, in_flight: Vec<(u16, Outgoing)>) -> Step {
+        let mut outbox = Outbox::default();
         for (pkid, outgoing) in in_flight {
-            let messages = self.frames(outgoing, Some(pkid), true);
-            if let Step::Close(reason) = self.send_all(messages.into_iter().flatten()).await {
-                return Step::Close(reason);
-            }
+            self.gather(outgoing, Some(pkid), true, &mut outbox);
         }
-        Step::Continue
+        self.send_all(outbox.messages()).await
     }
 
     /// `$aws/events/presence/connect_failed/<clientId>`.
@@ -810,6 +808,7 @@ impl<S: MessageSocket> Connection<S> {
         }
         let subscribed = answer.granted.into_iter().map(|g| g.filter).collect();
         self.subscription_event("subscribed", subscribed);
+        let mut outbox = Outbox::default();
         for message in retained {
             // Retained messages go straight out; a QoS 1 one takes the session's
             // next packet identifier like any delivery.
@@ -817,12 +816,9 @@ impl<S: MessageSocket> Connection<S> {
                 gateway.usage.delivered(message.metered_bytes(), 1);
             }
             let pkid = message.is_qos1().then(|| session.track(message.clone()));
-            let frames = self.frames(message, pkid, false);
-            if let Step::Close(reason) = self.send_all(frames.into_iter().flatten()).await {
-                return Step::Close(reason);
-            }
+            self.gather(message, pkid, false, &mut outbox);
         }
-        Step::Continue
+        self.send_all(outbox.messages()).await
     }
 
     async fn on_unsubscribe(&mut self, pkid: u16, filters: Vec<String>) -> Step {
@@ -882,16 +878,14 @@ impl<S: MessageSocket> Connection<S> {
         }
     }
 
-    /// Writes one delivery and whatever else is already queued, then flushes once.
+    /// Writes one delivery and whatever else is already queued (up to
+    /// [`WRITE_BATCH`]), gathered into few WebSocket messages, then flushes once.
     async fn write_outgoing(&mut self, first: Outgoing, pkid: Option<u16>) -> Step {
+        let mut outbox = Outbox::default();
         let mut next = Some((first, pkid));
         let mut written = 0;
         while let Some((outgoing, pkid)) = next.take() {
-            for message in self.frames(outgoing, pkid, false).into_iter().flatten() {
-                if self.socket.feed(message).await.is_err() {
-                    return Step::Close(DisconnectReason::ConnectionLost);
-                }
-            }
+            self.gather(outgoing, pkid, false, &mut outbox);
             written += 1;
             if written < WRITE_BATCH
                 && let Some(connected) = self.connected.as_ref()
@@ -899,30 +893,18 @@ impl<S: MessageSocket> Connection<S> {
                 next = connected.session.try_next_delivery(connected.attachment);
             }
         }
-        match self.socket.flush().await {
-            Ok(()) => Step::Continue,
-            Err(_) => Step::Close(DisconnectReason::ConnectionLost),
-        }
+        self.send_all(outbox.messages()).await
     }
 
-    /// The WebSocket messages for one delivery: a shared 3.1.1 frame as is, or for
-    /// QoS 1 this delivery's header bytes (packet identifier, DUP when re-sent)
-    /// followed by the shared payload; a message encoded for this connection's
-    /// version. A delivery larger than an MQTT 5 client's Maximum Packet Size is
-    /// dropped (and no longer in flight), as MQTT 5 asks.
-    fn frames(&self, outgoing: Outgoing, pkid: Option<u16>, dup: bool) -> [Option<WsMessage>; 2] {
+    /// Adds one delivery to `outbox`: a shared 3.1.1 frame as is, or for QoS 1
+    /// with this delivery's packet identifier (and DUP when re-sent) written into
+    /// its copy of the header; a message encoded for this connection's version. A
+    /// delivery larger than an MQTT 5 client's Maximum Packet Size is dropped (and
+    /// no longer in flight), as MQTT 5 asks.
+    fn gather(&self, outgoing: Outgoing, pkid: Option<u16>, dup: bool, outbox: &mut Outbox) {
         match (outgoing, pkid) {
-            (Outgoing::Qos1 { frame, pkid_at, .. }, Some(pkid)) => {
-                let mut head = BytesMut::from(&frame[..pkid_at + 2]);
-                head[pkid_at..pkid_at + 2].copy_from_slice(&pkid.to_be_bytes());
-                if dup {
-                    head[0] |= 0x08;
-                }
-                let rest: Bytes = frame.slice(pkid_at + 2..);
-                let payload = (!rest.is_empty()).then(|| WsMessage::Binary(rest));
-                [Some(WsMessage::Binary(head.freeze())), payload]
-            }
-            (Outgoing::Qos1 { frame, .. } | Outgoing::Frame(frame), _) => [Some(WsMessage::Binary(frame)), None],
+            (Outgoing::Qos1 { frame, pkid_at, .. }, Some(pkid)) => outbox.qos1(&frame, pkid_at, pkid, dup),
+            (Outgoing::Qos1 { frame, .. } | Outgoing::Frame(frame), _) => outbox.add(frame),
             (
                 Outgoing::Message {
                     message, qos, retain, ..
@@ -944,11 +926,95 @@ impl<S: MessageSocket> Connection<S> {
                     if let (Some(pkid), Some(connected)) = (pkid, &self.connected) {
                         connected.session.drop_in_flight(pkid, Delivery::TooLarge);
                     }
-                    return [None, None];
+                    return;
                 }
-                [Some(WsMessage::Binary(frame)), None]
+                outbox.add(frame);
             }
         }
+    }
+}
+
+/// Packets gathered for one write. Small packets share WebSocket messages (MQTT
+/// over WebSocket lets a message carry several packets, and a packet span
+/// messages: MQTT 3.1.1 §6, MQTT 5 §6), which saves the client one message event
+/// per packet and the gateway one frame per packet; a large packet goes as its
+/// own message, uncopied.
+#[derive(Default)]
+struct Outbox {
+    /// Small packets not yet cut into a message.
+    pending: BytesMut,
+    messages: Vec<Bytes>,
+}
+
+/// A packet up to this size is copied into a shared message.
+const GATHER_MAX: usize = 1024;
+/// A shared message is cut once it reaches this size.
+const MESSAGE_TARGET: usize = 16 * 1024;
+
+impl Outbox {
+    /// Adds a packet: copied when small, else shared as its own message.
+    fn add(&mut self, packet: Bytes) {
+        if packet.len() <= GATHER_MAX {
+            self.copy(&packet);
+        } else {
+            self.share(packet);
+        }
+    }
+
+    /// Adds a shared QoS 1 frame with this delivery's packet identifier (at
+    /// `pkid_at`) and DUP flag, written into its copy of the header: the payload
+    /// is copied too when small, else it follows as its own message, shared.
+    fn qos1(&mut self, frame: &Bytes, pkid_at: usize, pkid: u16, dup: bool) {
+        let head = if frame.len() <= GATHER_MAX {
+            frame.len()
+        } else {
+            pkid_at + 2
+        };
+        let at = self.copy(&frame[..head]);
+        self.patch(at + pkid_at, &pkid.to_be_bytes());
+        if dup {
+            self.patch(at, &[frame[0] | 0x08]);
+        }
+        if head < frame.len() {
+            self.share(frame.slice(head..));
+        }
+    }
+
+    /// Copies bytes into the pending message; returns where they start.
+    fn copy(&mut self, bytes: &[u8]) -> usize {
+        if self.pending.len() + bytes.len() > MESSAGE_TARGET {
+            self.cut();
+        }
+        let at = self.pending.len();
+        self.pending.extend_from_slice(bytes);
+        at
+    }
+
+    /// Overwrites copied bytes at `at` (a packet identifier, a DUP flag).
+    fn patch(&mut self, at: usize, bytes: &[u8]) {
+        self.pending[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+
+    /// Sends `bytes` as its own message, after what is pending.
+    fn share(&mut self, bytes: Bytes) {
+        self.cut();
+        self.messages.push(bytes);
+    }
+
+    fn cut(&mut self) {
+        if !self.pending.is_empty() {
+            self.messages.push(self.pending.split().freeze());
+        }
+    }
+
+    /// The WebSocket messages, in order.
+    fn messages(self) -> impl Iterator<Item = WsMessage> {
+        self.into_payloads().into_iter().map(WsMessage::Binary)
+    }
+
+    fn into_payloads(mut self) -> Vec<Bytes> {
+        self.cut();
+        self.messages
     }
 }
 
@@ -983,6 +1049,8 @@ async fn mailbox_event(connected: &mut Option<Connected>) -> MailboxEvent {
 
 #[cfg(test)]
 mod tests {
+    use rumqttc::mqttbytes::v4::Packet as Packet4;
+
     use super::*;
 
     fn output_size<A, F>(_: fn(A) -> F) -> usize {
@@ -1004,5 +1072,83 @@ mod tests {
             "the connection's future is {future} bytes for a {connection}-byte connection"
         );
         assert!(future <= 1536, "the connection's future grew to {future} bytes");
+    }
+
+    /// A QoS 1 PUBLISH as the router shares it: packet identifier 0 at
+    /// `pkid_at` as a placeholder, then the payload.
+    fn qos1_frame(payload: usize) -> (Bytes, usize) {
+        let mut publish = rumqttc::mqttbytes::v4::Publish::new("a/b", QoS::AtLeastOnce, vec![b'p'; payload]);
+        publish.pkid = 1;
+        let mut frame = BytesMut::new();
+        publish.write(&mut frame).unwrap_or_default();
+        let pkid_at = frame.len() - payload - 2;
+        frame[pkid_at..pkid_at + 2].copy_from_slice(&[0, 0]);
+        (frame.freeze(), pkid_at)
+    }
+
+    fn decoded(messages: &[Bytes]) -> Vec<Packet4> {
+        let mut stream = BytesMut::new();
+        for message in messages {
+            stream.extend_from_slice(message);
+        }
+        let mut packets = Vec::new();
+        while !stream.is_empty() {
+            packets.push(Packet4::read(&mut stream, 1 << 20).unwrap_or_else(|e| panic!("{e:?}")));
+        }
+        packets
+    }
+
+    #[test]
+    fn small_deliveries_share_one_websocket_message_each_with_its_own_packet_identifier() {
+        let (frame, pkid_at) = qos1_frame(20);
+        let mut outbox = Outbox::default();
+        for pkid in 1..=3 {
+            outbox.qos1(&frame, pkid_at, pkid, pkid == 3);
+        }
+        outbox.add(Bytes::from_static(&[0xd0, 0]));
+        let messages = outbox.into_payloads();
+        assert_eq!(messages.len(), 1);
+        let packets = decoded(&messages);
+        let ids: Vec<_> = packets
+            .iter()
+            .filter_map(|p| match p {
+                Packet4::Publish(p) => Some((p.pkid, p.dup)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, [(1, false), (2, false), (3, true)]);
+        assert!(matches!(packets[3], Packet4::PingResp));
+        // The shared frame is untouched: other subscribers still get the placeholder.
+        assert_eq!(&frame[pkid_at..pkid_at + 2], &[0, 0]);
+    }
+
+    #[test]
+    fn a_large_qos1_delivery_is_split_after_its_header_and_its_payload_is_not_copied() {
+        let (frame, pkid_at) = qos1_frame(GATHER_MAX + 1);
+        let mut outbox = Outbox::default();
+        outbox.add(Bytes::from_static(&[0xd0, 0]));
+        outbox.qos1(&frame, pkid_at, 7, false);
+        let messages = outbox.into_payloads();
+        assert_eq!(messages.len(), 2, "what was pending and the header, then the payload");
+        assert_eq!(
+            messages[1].as_ptr(),
+            frame[pkid_at + 2..].as_ptr(),
+            "the payload is shared, not copied"
+        );
+        let packets = decoded(&messages);
+        assert!(matches!(&packets[1], Packet4::Publish(p) if p.pkid == 7 && p.payload.len() == GATHER_MAX + 1));
+    }
+
+    #[test]
+    fn a_shared_message_is_cut_before_it_passes_the_target_size() {
+        let packet = Bytes::from(vec![0u8; GATHER_MAX]);
+        let mut outbox = Outbox::default();
+        for _ in 0..40 {
+            outbox.add(packet.clone());
+        }
+        let messages = outbox.into_payloads();
+        assert!(messages.iter().all(|m| m.len() <= MESSAGE_TARGET));
+        assert_eq!(messages.iter().map(Bytes::len).sum::<usize>(), 40 * GATHER_MAX);
+        assert_eq!(messages.len(), 40usize.div_ceil(MESSAGE_TARGET / GATHER_MAX));
     }
 }
