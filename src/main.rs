@@ -35,6 +35,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     serverless_websockets_local::alloc::purge_freed_memory_at_once();
+    serverless_websockets_local::alloc::no_transparent_huge_pages();
     match Cli::parse().command {
         Some(Command::Local(args)) => {
             entry::init_tracing(false);

@@ -332,3 +332,35 @@ async fn local_raises_its_open_file_limit_to_the_hard_limit_at_start() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// mimalloc marks its arena for transparent huge pages, and khugepaged's
+/// collapsing of it stepped the gateway's memory up ~11 minutes into a run: the
+/// binary turns them off for itself (`MIMALLOC_ALLOW_THP` keeps them).
+#[test]
+fn local_runs_without_transparent_huge_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = common::local_command(&dir.path().join("ready.json"), &[]);
+    command
+        .env("NO_COLOR", "1")
+        .env_remove("MIMALLOC_ALLOW_THP")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let ready = std::thread::spawn(move || {
+        use std::io::BufRead;
+        stderr
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains("local stack ready"))
+    });
+    assert!(ready.join().unwrap(), "the stack started");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("THP_enabled:"))
+        .expect("the kernel reports THP_enabled in /proc/PID/status (Linux 6.0+)");
+    assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+}
