@@ -110,9 +110,15 @@ const LOG_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl LocalProcess {
     fn start() -> Self {
+        Self::start_with(|local| local)
+    }
+
+    /// The same with the command changed first by `wrap` (an environment
+    /// variable, a wrapper program such as `prlimit`).
+    fn start_with(wrap: impl FnOnce(std::process::Command) -> std::process::Command) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ready = dir.path().join("ready.json");
-        let mut child = common::local_command(&ready, &[])
+        let mut child = wrap(common::local_command(&ready, &[]))
             .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -304,33 +310,19 @@ async fn the_data_plane_asked_on_the_api_port_says_where_the_gateway_is() {
 async fn local_raises_its_open_file_limit_to_the_hard_limit_at_start() {
     // Started with a soft limit of 1,024 (a login shell's) under a hard one of
     // 4,096: each connection is a file, and 1,024 is what breaks first.
-    let dir = tempfile::tempdir().unwrap();
-    let local = common::local_command(&dir.path().join("ready.json"), &[]);
-    let mut command = std::process::Command::new("prlimit");
-    command
-        .arg("--nofile=1024:4096")
-        .arg("--")
-        .arg(local.get_program())
-        .args(local.get_args())
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    let mut child = command.spawn().expect("prlimit (util-linux) runs the binary");
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let ready_line = std::thread::spawn(move || {
-        use std::io::BufRead;
-        stderr
-            .lines()
-            .map_while(Result::ok)
-            .any(|line| line.contains("local stack ready"))
+    let local = LocalProcess::start_with(|local| {
+        let mut command = std::process::Command::new("prlimit");
+        command
+            .arg("--nofile=1024:4096")
+            .arg("--")
+            .arg(local.get_program())
+            .args(local.get_args());
+        command
     });
-    assert!(ready_line.join().unwrap(), "the stack started");
-    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", local.child.id())).unwrap();
     let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
     let numbers: Vec<&str> = line.split_whitespace().filter(|w| w.parse::<u64>().is_ok()).collect();
     assert_eq!(numbers, ["4096", "4096"], "{line}");
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// mimalloc marks its arena for transparent huge pages, and khugepaged's
@@ -338,26 +330,11 @@ async fn local_raises_its_open_file_limit_to_the_hard_limit_at_start() {
 /// binary turns them off for itself (`MIMALLOC_ALLOW_THP` keeps them).
 #[test]
 fn local_runs_without_transparent_huge_pages() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = common::local_command(&dir.path().join("ready.json"), &[]);
-    command
-        .env("NO_COLOR", "1")
-        .env_remove("MIMALLOC_ALLOW_THP")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    let mut child = command.spawn().unwrap();
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let ready = std::thread::spawn(move || {
-        use std::io::BufRead;
-        stderr
-            .lines()
-            .map_while(Result::ok)
-            .any(|line| line.contains("local stack ready"))
+    let local = LocalProcess::start_with(|mut local| {
+        local.env_remove("MIMALLOC_ALLOW_THP");
+        local
     });
-    assert!(ready.join().unwrap(), "the stack started");
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", local.child.id())).unwrap();
     let line = status
         .lines()
         .find(|l| l.starts_with("THP_enabled:"))

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::{Command, Output};
 
-use common::mqtt::{Client, vend};
+use common::mqtt::{Client, Vended, vend};
 use common::tools::{Script, aws_env, node_modules, tool};
 use rumqttc::QoS;
 use serverless_websockets_local::stack::{LocalOptions, LocalStack, ReadyInfo};
@@ -108,16 +108,23 @@ async fn paho_mqtt_with_a_botocore_presigned_url_receives_a_message() {
     stack.shutdown().await;
 }
 
+/// `tests/clients/mqttjs_subscribe.js` on the vended URL and client ID,
+/// subscribing to `topic`, with `extra` arguments (a message count).
+fn mqtt_js_subscriber(vended: &Vended, topic: &str, extra: &[&str]) -> Script {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/mqttjs_subscribe.js");
+    Script::spawn(
+        Command::new(tool("node"))
+            .args([script, &vended.url, &vended.client_id, topic])
+            .args(extra)
+            .env("NODE_PATH", node_modules()),
+    )
+}
+
 #[tokio::test]
 async fn mqtt_js_with_the_vended_url_receives_a_message() {
     let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
     let vended = vend(&stack.info().api_url).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/mqttjs_subscribe.js");
-    let mut mqtt_js = Script::spawn(
-        Command::new(tool("node"))
-            .args([script, &vended.url, &vended.client_id, &vended.topic])
-            .env("NODE_PATH", node_modules()),
-    );
+    let mut mqtt_js = mqtt_js_subscriber(&vended, &vended.topic, &[]);
     mqtt_js.expect_line("READY").await;
     let response = common::mqtt::https_publish(
         &stack.info().iot_data_endpoint,
@@ -153,18 +160,7 @@ async fn mqtt_js_receives_a_burst_of_small_and_large_messages_in_order() {
     const BURST: usize = 96;
     let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
     let vended = vend(&stack.info().api_url).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/mqttjs_subscribe.js");
-    let mut mqtt_js = Script::spawn(
-        Command::new(tool("node"))
-            .args([
-                script,
-                &vended.url,
-                &vended.client_id,
-                &vended.topic,
-                &BURST.to_string(),
-            ])
-            .env("NODE_PATH", node_modules()),
-    );
+    let mut mqtt_js = mqtt_js_subscriber(&vended, &vended.topic, &[&BURST.to_string()]);
     mqtt_js.expect_line("READY").await;
     let size = |i: usize| if i.is_multiple_of(3) { 3000 } else { 20 };
     let encode = |packet: Packet| {
@@ -198,12 +194,7 @@ async fn mqtt_js_receives_a_burst_of_small_and_large_messages_in_order() {
 async fn mqtt_js_cannot_subscribe_to_every_clients_topic() {
     let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
     let vended = vend(&stack.info().api_url).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/mqttjs_subscribe.js");
-    let mut mqtt_js = Script::spawn(
-        Command::new(tool("node"))
-            .args([script, &vended.url, &vended.client_id, "allowed/#"])
-            .env("NODE_PATH", node_modules()),
-    );
+    let mut mqtt_js = mqtt_js_subscriber(&vended, "allowed/#", &[]);
     let line = mqtt_js.expect_line("").await;
     assert!(line.starts_with("REFUSED"), "{line}");
     stack.shutdown().await;
