@@ -10,7 +10,9 @@
 //!   ([`Event::NewClientId`]): what was queued for the old one is lost.
 //! * The session is persistent (`cleanSession = 0`) with QoS 1 subscriptions, so
 //!   IoT queues messages while the client is away; a reconnect whose CONNACK says
-//!   the session is present does not subscribe again.
+//!   the session is present does not subscribe again, if this driver saw a SUBACK
+//!   in that session (else the session may hold no subscriptions: a CONNECT can be
+//!   accepted and its connection lost before the SUBACK).
 //! * Reconnects back off exponentially with full jitter, capped (`backon`).
 //! * Before the first successful connection, failures are returned to the caller
 //!   (wrong URL, API down, forbidden) instead of being retried for ever.
@@ -156,6 +158,12 @@ pub struct Driver<S> {
     /// Credentials fetched in the background for the next connect.
     next: Option<JoinHandle<Result<Obtained, FetchError>>>,
     published: bool,
+    /// The client ID whose session on the gateway is known to hold the
+    /// subscriptions: a SUBACK came for them, and no CONNACK since said the session
+    /// was gone. A session IoT kept is not enough: it may have been made by a
+    /// CONNECT whose connection closed before the SUBACK (or before its CONNACK
+    /// reached us), and then it holds no subscriptions.
+    subscribed_session: Option<String>,
 }
 
 impl<S: CredentialSource> Driver<S> {
@@ -166,6 +174,7 @@ impl<S: CredentialSource> Driver<S> {
             current: None,
             next: None,
             published: false,
+            subscribed_session: None,
         }
     }
 
@@ -418,18 +427,21 @@ impl<S: CredentialSource> Driver<S> {
         }
     }
 
-    /// After CONNACK: subscribes to `topics`, unless IoT kept the session's
-    /// subscriptions (then nothing is sent again). Returns false if SUBSCRIBE
-    /// could not be queued.
+    /// After CONNACK: subscribes to `topics`, unless IoT kept a session this
+    /// driver subscribed in (then nothing is sent again, and no retained message
+    /// comes twice). Returns false if SUBSCRIBE could not be queued.
     fn subscribe_unless_present(
         &mut self,
         session_present: bool,
         client: &AsyncClient,
+        vended: &Vended,
         topics: &[String],
         state: &mut ConnectionState,
         on_event: &mut impl FnMut(Event) -> ControlFlow<()>,
     ) -> bool {
-        if session_present {
+        if !session_present {
+            self.subscribed_session = None;
+        } else if self.subscribed_session.as_deref() == Some(vended.client_id.as_str()) {
             state.subscribed = true;
             let _ = on_event(Event::Subscribed {
                 topics: topics.to_vec(),
@@ -472,7 +484,7 @@ impl<S: CredentialSource> Driver<S> {
                     client_id: vended.client_id.clone(),
                     session_present: ack.session_present,
                 });
-                if !self.subscribe_unless_present(ack.session_present, client, topics, state, on_event) {
+                if !self.subscribe_unless_present(ack.session_present, client, vended, topics, state, on_event) {
                     return lost("could not queue SUBSCRIBE".into(), None);
                 }
             }
@@ -487,6 +499,7 @@ impl<S: CredentialSource> Driver<S> {
                 }
                 state.subscribed = true;
                 state.pending = None;
+                self.subscribed_session = Some(vended.client_id.clone());
                 let _ = on_event(Event::Subscribed {
                     topics: topics.to_vec(),
                 });

@@ -608,12 +608,18 @@ async fn a_numbered_stream_arrives_whole_and_in_order_across_kicks_and_a_resume_
     const N: u32 = 300;
     // The backend: a QoS 1 stream, with the client kicked twice along the way; the
     // first kick comes after a refresh, so the reconnect uses resumed credentials.
+    // The second kick waits until the client is back: `DeleteConnection` of a
+    // client that is still reconnecting is a 404.
     let resumed = tokio::sync::Notify::new();
+    let back = tokio::sync::Notify::new();
     let backend = async {
         for n in 1..=N {
             publish(&stack, &topic, &n.to_string()).await;
             if n == 100 {
                 resumed.notified().await;
+            }
+            if n == 200 {
+                back.notified().await;
             }
             if n == 100 || n == 200 {
                 kick(&stack, &client_id).await;
@@ -632,7 +638,10 @@ async fn a_numbered_stream_arrives_whole_and_in_order_across_kicks_and_a_resume_
                 Event::Connected {
                     client_id,
                     session_present,
-                } => connects.push((client_id, session_present)),
+                } => {
+                    connects.push((client_id, session_present));
+                    back.notify_one();
+                }
                 Event::CredentialsRefreshed { client_id: id, .. } => {
                     assert_eq!(id, client_id, "a refresh keeps the client ID");
                     refreshed += 1;
@@ -714,4 +723,69 @@ async fn a_refused_resume_falls_back_to_a_new_client_id_and_says_that_queued_mes
     assert_eq!(previous, first);
     assert_ne!(client_id, first);
     assert!(reason.contains("ResumeTokenExpired"), "{reason}");
+}
+
+/// Hands out `first` on the first fetch, then what the API vends.
+struct FirstThese {
+    first: Mutex<Option<Vended>>,
+    api: HttpSource,
+}
+
+impl CredentialSource for FirstThese {
+    async fn fetch(&self, resume: Option<&ResumeToken>) -> Result<Vended, FetchError> {
+        let first = self.first.lock().unwrap().take();
+        match first {
+            Some(vended) => Ok(vended),
+            None => self.api.fetch(resume).await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_kept_session_the_driver_never_subscribed_in_gets_its_subscriptions() {
+    // A CONNECT can be accepted and its connection close before the client sees
+    // the SUBACK: IoT keeps the session, without subscriptions, and says
+    // "session present" next time. Here such a session is made on purpose: the
+    // vended client connects once, persistent, and leaves without subscribing.
+    let mut options = LocalOptions::ephemeral();
+    options.gateway.limits.connects_per_second = 0;
+    let stack = LocalStack::start(options).await.unwrap();
+    let api = HttpSource::new(&stack.info().api_url, None);
+    let vended = api.fetch(None).await.unwrap();
+    let mut mqtt = rumqttc::MqttOptions::new(&vended.client_id, vended.url.clone(), 0);
+    mqtt.set_transport(rumqttc::Transport::Ws).set_clean_session(false);
+    let (empty, mut empty_loop) = rumqttc::AsyncClient::new(mqtt, 10);
+    loop {
+        match tokio::time::timeout(WAIT, empty_loop.poll()).await.expect("a CONNACK") {
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack))) => {
+                assert!(!ack.session_present);
+                break;
+            }
+            Ok(_) => {}
+            Err(err) => panic!("the first connect failed: {err}"),
+        }
+    }
+    empty.try_disconnect().unwrap();
+    while empty_loop.poll().await.is_ok() {}
+
+    let client_id = vended.client_id.clone();
+    let source = FirstThese {
+        first: Mutex::new(Some(vended)),
+        api,
+    };
+    let (mut events, _stop) = spawn_driver(source, fast_options());
+    let connected = next_matching(&mut events, "the connect", |e| matches!(e, Event::Connected { .. })).await;
+    assert_eq!(
+        connected,
+        Event::Connected {
+            client_id: client_id.clone(),
+            session_present: true
+        }
+    );
+    next_matching(&mut events, "the subscription", |e| {
+        matches!(e, Event::Subscribed { .. })
+    })
+    .await;
+    publish(&stack, &format!("allowed/{client_id}"), "into the kept session").await;
+    assert_eq!(message(&mut events).await.1, "into the kept session");
 }

@@ -59,6 +59,13 @@ export class Client {
   private shortLived = 0;
   /** Token mode: when the current token expires (ms), if it says. */
   private tokenExpires: number | undefined;
+  /**
+   * The client ID whose session on the gateway is known to hold the topics'
+   * subscriptions: a SUBACK came for them, and no CONNACK since said the session
+   * was gone. "Session present" alone is not enough: the session may come from a
+   * CONNECT whose connection closed before the SUBACK, or from before a reload.
+   */
+  private subscribedAs: string | undefined;
 
   constructor(options: ConnectOptions) {
     this.options = {
@@ -522,7 +529,8 @@ export class Client {
         });
         if (this.pinger !== undefined) clearInterval(this.pinger);
         this.pinger = setInterval(() => socket.readyState === 1 && socket.send(PINGREQ), this.options.keepAliveSeconds * 1000);
-        if (!packet.sessionPresent && session.topics.length > 0) {
+        if (!packet.sessionPresent) this.subscribedAs = undefined;
+        if (session.topics.length > 0 && this.subscribedAs !== session.clientId) {
           const filters = session.topics.map((topic) => ({ topic, qos: 1 as const }));
           socket.send(encodeSubscribe(this.packetId(), filters));
         }
@@ -533,6 +541,8 @@ export class Client {
       case "suback":
         if (packet.granted.some((code) => code === 0x80)) {
           this.emit("error", new ClientError("Forbidden", "the gateway refused a subscription: check the topics' grants"));
+        } else {
+          this.subscribedAs = session.clientId;
         }
         return;
       case "publish": {

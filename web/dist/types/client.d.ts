@@ -29,6 +29,13 @@ export declare class Client {
     private shortLived;
     /** Token mode: when the current token expires (ms), if it says. */
     private tokenExpires;
+    /**
+     * The client ID whose session on the gateway is known to hold the topics'
+     * subscriptions: a SUBACK came for them, and no CONNACK since said the session
+     * was gone. "Session present" alone is not enough: the session may come from a
+     * CONNECT whose connection closed before the SUBACK, or from before a reload.
+     */
+    private subscribedAs;
     constructor(options: ConnectOptions);
     /** `connecting`, `connected`, `reconnecting`, `closed` (by `close()`) or `failed` (see the `error` event). */
     get state(): State;
