@@ -589,6 +589,32 @@ async fn admin_request(stack: &LocalStack, method: &str, path: &str, body: &[u8]
     request.send().await.unwrap().status().as_u16()
 }
 
+/// The backend of the stream test: `n` numbered QoS 1 messages to the client's
+/// topic, with a kick after the 100th (once `resumed`) and the 200th. The second
+/// kick waits until the client is `back`: `DeleteConnection` of a client that is
+/// still reconnecting is a 404.
+async fn stream_with_two_kicks(
+    stack: &LocalStack,
+    client_id: &str,
+    count: u32,
+    resumed: &tokio::sync::Notify,
+    back: &tokio::sync::Notify,
+) {
+    let topic = format!("allowed/{client_id}");
+    for n in 1..=count {
+        publish(stack, &topic, &n.to_string()).await;
+        if n == 100 {
+            resumed.notified().await;
+        }
+        if n == 200 {
+            back.notified().await;
+        }
+        if n == 100 || n == 200 {
+            kick(stack, client_id).await;
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_numbered_stream_arrives_whole_and_in_order_across_kicks_and_a_resume_under_one_client_id() {
     let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
@@ -604,28 +630,12 @@ async fn a_numbered_stream_arrives_whole_and_in_order_across_kicks_and_a_resume_
     };
     let (mut events, _stop) = spawn_driver(source, options);
     let client_id = subscribed_client(&mut events).await;
-    let topic = format!("allowed/{client_id}");
     const N: u32 = 300;
     // The backend: a QoS 1 stream, with the client kicked twice along the way; the
     // first kick comes after a refresh, so the reconnect uses resumed credentials.
-    // The second kick waits until the client is back: `DeleteConnection` of a
-    // client that is still reconnecting is a 404.
     let resumed = tokio::sync::Notify::new();
     let back = tokio::sync::Notify::new();
-    let backend = async {
-        for n in 1..=N {
-            publish(&stack, &topic, &n.to_string()).await;
-            if n == 100 {
-                resumed.notified().await;
-            }
-            if n == 200 {
-                back.notified().await;
-            }
-            if n == 100 || n == 200 {
-                kick(&stack, &client_id).await;
-            }
-        }
-    };
+    let backend = stream_with_two_kicks(&stack, &client_id, N, &resumed, &back);
     let mut received: Vec<u32> = Vec::new();
     let mut connects: Vec<(String, bool)> = Vec::new();
     let mut refreshed = 0;
