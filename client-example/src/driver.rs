@@ -633,8 +633,10 @@ enum Next {
 impl RetryState {
     /// A 403 is retried once at once with fresh credentials; other losses after
     /// a first subscription back off; before it, they are the caller's error. A
-    /// policy refusal is retried once (grants may be widened meanwhile); the same
-    /// refusal twice in a row is the caller's error.
+    /// policy refusal is retried once, even before the first subscription: with
+    /// MQTT 3.1.1 IoT refuses by closing the connection, which a kick or a network
+    /// loss while the SUBSCRIBE is in flight looks exactly like (and grants may be
+    /// widened meanwhile). The same refusal twice in a row is the caller's error.
     fn after_loss(
         &mut self,
         reason: String,
@@ -644,7 +646,7 @@ impl RetryState {
     ) -> Result<Next, DriverError> {
         self.ever_subscribed |= subscribed;
         if let Some(refusal) = refusal {
-            if !self.ever_subscribed || self.last_refusal.as_ref() == Some(&refusal) {
+            if self.last_refusal.as_ref() == Some(&refusal) {
                 return Err(DriverError::PolicyRefused(refusal));
             }
             self.last_refusal = Some(refusal);
@@ -718,5 +720,42 @@ fn describe(err: &ConnectionError) -> String {
                 text
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REFUSAL: &str = "the gateway refused SUBSCRIBE to elsewhere/x";
+
+    fn refused(retry: &mut RetryState, subscribed: bool) -> Result<Next, DriverError> {
+        retry.after_loss(REFUSAL.into(), false, subscribed, Some(REFUSAL.into()))
+    }
+
+    #[test]
+    fn a_connection_lost_with_the_first_subscribe_in_flight_is_retried_not_reported() {
+        let mut retry = RetryState::default();
+        assert!(matches!(refused(&mut retry, false), Ok(Next::Backoff)));
+    }
+
+    #[test]
+    fn the_same_refusal_twice_in_a_row_is_the_callers_error_before_and_after_subscribing() {
+        for subscribed in [false, true] {
+            let mut retry = RetryState::default();
+            refused(&mut retry, subscribed).unwrap();
+            assert!(matches!(refused(&mut retry, false), Err(DriverError::PolicyRefused(r)) if r == REFUSAL));
+        }
+    }
+
+    #[test]
+    fn a_refusal_after_a_clean_loss_counts_as_the_first_again() {
+        let mut retry = RetryState::default();
+        refused(&mut retry, true).unwrap();
+        assert!(matches!(
+            retry.after_loss("closed".into(), false, true, None),
+            Ok(Next::Backoff)
+        ));
+        assert!(matches!(refused(&mut retry, true), Ok(Next::Backoff)));
     }
 }

@@ -531,6 +531,32 @@ async fn a_publish_refused_twice_the_same_way_exits_4_naming_the_topic_and_the_g
     stack.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_subscribe_refused_twice_the_same_way_exits_4_naming_the_topic_and_the_grants() {
+    // IoT refuses a 3.1.1 SUBSCRIBE by closing the connection, which a lost
+    // connection looks like too: the client tries once more before giving up.
+    let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_client-example"));
+    command.args(["--api", &stack.info().api_url, "--topic", "elsewhere/x", "--json"]);
+    let output = tokio::time::timeout(WAIT * 2, tokio::task::spawn_blocking(move || command.output().unwrap()))
+        .await
+        .expect("the client gives up instead of reconnecting for ever")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("refused SUBSCRIBE to")
+            && last.contains("elsewhere/x")
+            && last.contains("may subscribe to allowed/"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let connects = stdout.lines().filter(|l| l.contains(r#""event":"connected""#)).count();
+    assert_eq!(connects, 2, "one retry, then the error: {stdout}");
+    stack.shutdown().await;
+}
+
 /// Publishes raw bytes at QoS 1 through the gateway's HTTPS API as the local
 /// admin, signed like botocore (trusting the stack's CA with `--tls`).
 async fn publish_bytes(stack: &LocalStack, topic: &str, payload: &[u8]) {
