@@ -512,15 +512,21 @@ async fn a_payload_that_is_not_utf8_is_printed_as_base64_byte_for_byte() {
     stack.shutdown().await;
 }
 
+/// Runs the binary against the stack's API with `args` until it exits, which it
+/// must within twice `WAIT` (instead of reconnecting for ever).
+async fn until_it_gives_up(stack: &LocalStack, args: &[&str]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_client-example"));
+    command.args(["--api", &stack.info().api_url]).args(args);
+    tokio::time::timeout(WAIT * 2, tokio::task::spawn_blocking(move || command.output().unwrap()))
+        .await
+        .unwrap_or_else(|_| panic!("the client gives up instead of reconnecting for ever"))
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_publish_refused_twice_the_same_way_exits_4_naming_the_topic_and_the_grants() {
     let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_client-example"));
-    command.args(["--api", &stack.info().api_url, "--publish", "elsewhere/x", "hi"]);
-    let output = tokio::time::timeout(WAIT * 2, tokio::task::spawn_blocking(move || command.output().unwrap()))
-        .await
-        .expect("the client gives up instead of reconnecting for ever")
-        .unwrap();
+    let output = until_it_gives_up(&stack, &["--publish", "elsewhere/x", "hi"]).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(4), "{stderr}");
     let last = stderr.lines().last().unwrap_or_default();
@@ -536,12 +542,7 @@ async fn a_subscribe_refused_twice_the_same_way_exits_4_naming_the_topic_and_the
     // IoT refuses a 3.1.1 SUBSCRIBE by closing the connection, which a lost
     // connection looks like too: the client tries once more before giving up.
     let stack = LocalStack::start(LocalOptions::ephemeral()).await.unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_client-example"));
-    command.args(["--api", &stack.info().api_url, "--topic", "elsewhere/x", "--json"]);
-    let output = tokio::time::timeout(WAIT * 2, tokio::task::spawn_blocking(move || command.output().unwrap()))
-        .await
-        .expect("the client gives up instead of reconnecting for ever")
-        .unwrap();
+    let output = until_it_gives_up(&stack, &["--topic", "elsewhere/x", "--json"]).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(4), "{stderr}");
     let last = stderr.lines().last().unwrap_or_default();
