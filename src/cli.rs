@@ -93,6 +93,12 @@ pub struct LocalArgs {
     /// watch` serves it at http://127.0.0.1:9000; `sam local start-lambda` at :3001).
     #[arg(long, env = "AWS_ENDPOINT_URL_LAMBDA", value_name = "URL")]
     pub lambda_endpoint: Option<String>,
+    /// How long a Lambda action waits for the function, in seconds, before the
+    /// message goes to the rule's error action. The local endpoints answer when
+    /// the function has returned, and cargo lambda watch first builds a changed
+    /// function. Default: Lambda's longest function timeout.
+    #[arg(long, value_name = "SECONDS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..=900))]
+    pub lambda_timeout: u64,
     /// Topic rules to create at start-up: a JSON array of
     /// {"ruleName", "topicRulePayload"} (CreateTopicRule's input).
     #[arg(long, value_name = "FILE")]
@@ -168,6 +174,7 @@ impl LocalArgs {
             },
             timeouts: Timeouts::default(),
             lambda_endpoint: self.lambda_endpoint.clone(),
+            lambda_timeout: Duration::from_secs(self.lambda_timeout),
             rules_file: self.rules.clone(),
             settings: self
                 .auth

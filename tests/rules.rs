@@ -34,7 +34,8 @@ struct Invocation {
 }
 
 /// A Lambda Invoke API on port 0 that records every call; the function `failing`
-/// fails as `cargo lambda watch` reports it (HTTP 500 with the error body).
+/// fails as `cargo lambda watch` reports it (HTTP 500 with the error body), and
+/// `hanging` never returns.
 async fn lambda_endpoint() -> (String, mpsc::UnboundedReceiver<Invocation>) {
     let (tx, rx) = mpsc::unbounded_channel();
     async fn invoke(
@@ -49,13 +50,16 @@ async fn lambda_endpoint() -> (String, mpsc::UnboundedReceiver<Invocation>) {
                 .map(|v| v.to_str().unwrap().to_owned())
                 .unwrap_or_default()
         };
-        let failing = function == "failing";
+        let (failing, hanging) = (function == "failing", function == "hanging");
         let _ = tx.send(Invocation {
             invocation_type: header("x-amz-invocation-type"),
             authorization: header("authorization"),
             event: serde_json::from_slice(&body).unwrap_or(Value::Null),
             function,
         });
+        if hanging {
+            std::future::pending::<()>().await;
+        }
         if failing {
             let error = json!({"errorType": "&str", "errorMessage": "boom"});
             return (StatusCode::INTERNAL_SERVER_ERROR, error.to_string());
@@ -81,6 +85,12 @@ async fn next_invocation(invocations: &mut mpsc::UnboundedReceiver<Invocation>) 
 /// A stack whose clients may publish to `from/{clientId}` and read the shared
 /// topics the tests use, with Lambda actions going to `lambda` and `rules` created.
 async fn stack(lambda: &str, rules: Value) -> (LocalStack, tempfile::TempDir) {
+    let (options, dir) = options(lambda, rules);
+    (LocalStack::start(options).await.unwrap(), dir)
+}
+
+/// The options of [`stack`], and the directory holding its rules file.
+fn options(lambda: &str, rules: Value) -> (LocalOptions, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let rules_file = dir.path().join("rules.json");
     std::fs::write(&rules_file, rules.to_string()).unwrap();
@@ -94,7 +104,7 @@ async fn stack(lambda: &str, rules: Value) -> (LocalStack, tempfile::TempDir) {
             "allowed/{clientId},loop/+,errors/rules".into(),
         ),
     ];
-    (LocalStack::start(options).await.unwrap(), dir)
+    (options, dir)
 }
 
 fn rule(name: &str, sql: &str, actions: Value, error_action: Option<Value>) -> Value {
@@ -281,6 +291,48 @@ async fn a_failing_function_sends_iots_error_message_to_the_error_action() {
         "{error}"
     );
     stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_function_that_does_not_answer_within_the_lambda_timeout_sends_the_message_to_the_error_action() {
+    let (endpoint, mut invocations) = lambda_endpoint().await;
+    let hanging = rule(
+        "hangs",
+        "SELECT * FROM 'from/+'",
+        json!([lambda("hanging")]),
+        Some(republish("errors/rules")),
+    );
+    let (mut options, _dir) = options(&endpoint, json!([hanging]));
+    options.lambda_timeout = std::time::Duration::from_secs(1);
+    let stack = LocalStack::start(options).await.unwrap();
+    let vended = vend(&stack.info().api_url).await;
+    let mut client = Client::connect(&vended.url, &vended.client_id, None).await;
+    client.subscribed("errors/rules", QoS::AtLeastOnce).await;
+    let topic = format!("from/{}", vended.client_id);
+    client
+        .client
+        .publish(&topic, QoS::AtMostOnce, false, "{\"n\":1}")
+        .await
+        .unwrap();
+
+    assert_eq!(next_invocation(&mut invocations).await.function, "hanging");
+    let error: Value = serde_json::from_slice(&client.next_publish().await.payload).unwrap();
+    assert_eq!(error["ruleName"], "hangs");
+    assert_eq!(error["base64OriginalPayload"], "eyJuIjoxfQ==");
+    assert_eq!(
+        error["failures"][0]["errorMessage"], "the function did not answer within 1000 ms",
+        "{error}"
+    );
+    stack.shutdown().await;
+}
+
+#[test]
+fn lambda_actions_wait_for_a_function_as_long_as_lambda_lets_one_run_by_default() {
+    assert_eq!(
+        LocalOptions::ephemeral().lambda_timeout,
+        std::time::Duration::from_secs(900),
+        "a rebuild under cargo lambda watch must not lose the message that started it"
+    );
 }
 
 #[tokio::test]

@@ -58,6 +58,9 @@ pub struct LocalOptions {
     /// Where the rules engine's Lambda actions invoke functions: the Lambda
     /// Invoke API's base URL (`cargo lambda watch`: `http://127.0.0.1:9000`).
     pub lambda_endpoint: Option<String>,
+    /// How long a Lambda action waits for the function before it counts as
+    /// failed (the local endpoints answer when the function has returned).
+    pub lambda_timeout: Duration,
     /// Topic rules to create at start-up: a JSON array of CreateTopicRule
     /// inputs (`{"ruleName", "topicRulePayload"}`).
     pub rules_file: Option<PathBuf>,
@@ -85,6 +88,7 @@ impl LocalOptions {
             timeouts: serverless_websockets_vending::server::Timeouts::default(),
             settings: Vec::new(),
             lambda_endpoint: None,
+            lambda_timeout: crate::rules::invoke::DEFAULT_TIMEOUT,
             rules_file: None,
             allowed_hosts: Vec::new(),
         }
@@ -733,7 +737,7 @@ fn rules_engine(options: &LocalOptions) -> Result<Arc<crate::rules::Engine>, Loc
             None,
             "local-admin",
         );
-        crate::rules::invoke::Invoker::new(endpoint, &options.region, credentials)
+        crate::rules::invoke::Invoker::new(endpoint, &options.region, credentials, options.lambda_timeout)
     });
     let engine = Arc::new(crate::rules::Engine::new(&options.account_id, invoker));
     if let Some(path) = &options.rules_file {

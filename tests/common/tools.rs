@@ -290,14 +290,51 @@ impl ServeProcess {
 }
 
 /// `cargo lambda watch` serving a crate's functions behind the real Lambda
-/// Invoke API; killed on drop.
-pub struct Watch(Child);
+/// Invoke API; killed on drop. Its log (its own and the functions') is kept and
+/// printed if the test is failing, so a lost invocation says why.
+pub struct Watch {
+    child: Child,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = self.log.lock().map(|log| log.clone()).unwrap_or_default();
+            eprintln!("--- cargo lambda watch's log ---\n{log}--- end of its log ---");
+        }
     }
+}
+
+/// Sends the local stack's warnings (or what `RUST_LOG` asks for) to the test's
+/// output, which the harness prints when the test fails: a failed rule action
+/// says why there. Once per test binary; later calls do nothing.
+pub fn log_to_test_output() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_test_writer()
+        .try_init();
+}
+
+/// Appends each line of `lines` to `log` on a thread of its own, to the end.
+fn keep_lines(
+    lines: impl Iterator<Item = std::io::Result<String>> + Send + 'static,
+    log: &std::sync::Arc<std::sync::Mutex<String>>,
+) {
+    let log = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Ok(mut log) = log.lock() {
+                log.push_str(&line);
+                log.push('\n');
+            }
+        }
+    });
 }
 
 /// A port nobody listens on now. `cargo lambda watch` takes `-P 0` as its
@@ -326,6 +363,7 @@ impl Watch {
     /// Starts `cargo lambda watch -p PACKAGE` on `port` with `env` (and no AWS
     /// profile files); returns once it serves.
     pub fn start(package: &str, port: u16, env: &[(&str, &str)]) -> Self {
+        log_to_test_output();
         let mut command = Command::new(tool("cargo-lambda"));
         command
             .args([
@@ -343,23 +381,29 @@ impl Watch {
             .env("AWS_CONFIG_FILE", "/dev/null")
             .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
             .envs(env.iter().copied())
-            // Its log (and the functions') is on stdout.
+            // Its log and the functions' are on stdout; cargo's build output on stderr.
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         let mut child = command.spawn().expect("cargo lambda watch starts");
-        let stdout = child.stdout.take().expect("piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let mut seen = String::new();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        // Both pipes are drained to the end, so it never blocks on a full one.
+        keep_lines(BufReader::new(child.stderr.take().expect("piped")).lines(), &log);
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
         loop {
             match lines.next() {
                 Some(Ok(line)) if line.contains("starting Runtime server") => break,
-                Some(Ok(line)) => seen.push_str(&(line + "\n")),
-                _ => panic!("cargo lambda watch ended before serving:\n{seen}"),
+                Some(Ok(line)) => log
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push_str(&(line + "\n")),
+                _ => panic!(
+                    "cargo lambda watch ended before serving:\n{}",
+                    log.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+                ),
             }
         }
-        // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self(child)
+        keep_lines(lines, &log);
+        Self { child, log }
     }
 }
 

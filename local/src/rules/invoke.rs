@@ -7,7 +7,12 @@
 //!
 //! Fire and forget, as IoT invokes asynchronously: the gateway never waits, at
 //! most [`MAX_IN_FLIGHT`] invocations run at once (a message over that is a
-//! failure, sent to the rule's error action), and each has [`TIMEOUT`]. A function
+//! failure, sent to the rule's error action), and each waits at most the
+//! stack's `lambda_timeout` (by default [`DEFAULT_TIMEOUT`], Lambda's longest
+//! function timeout). On AWS an asynchronous invocation is queued at once; the
+//! local endpoints answer only when the function has returned, and `cargo lambda
+//! watch` builds the function first (after every change to its code), so a
+//! shorter wait would lose the messages that arrive during a build. A function
 //! error counts as a failure whether it comes as AWS's 200 with
 //! `X-Amz-Function-Error` or as cargo-lambda's 500 (which ignores the invocation
 //! type and runs every call synchronously). Requests are signed with `aws-sigv4`.
@@ -30,8 +35,11 @@ use super::rule::function_name;
 
 /// Invocations in flight at most.
 pub const MAX_IN_FLIGHT: usize = 256;
-/// How long one invocation may take (cargo-lambda answers when the function returns).
-pub const TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an asynchronous invocation waits by default: 900 s, the longest
+/// timeout a Lambda function can have.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(900);
+/// How long connecting to the endpoint may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where and as whom functions are invoked.
 pub struct Invoker {
@@ -39,6 +47,7 @@ pub struct Invoker {
     endpoint: String,
     region: String,
     credentials: Credentials,
+    event_timeout: Duration,
     slots: Arc<Semaphore>,
 }
 
@@ -60,15 +69,18 @@ pub enum InvokeError {
 }
 
 impl Invoker {
-    pub fn new(endpoint: &str, region: &str, credentials: Credentials) -> Self {
+    /// Invokes at `endpoint`, signed with `credentials`; an asynchronous
+    /// invocation not answered within `event_timeout` counts as failed.
+    pub fn new(endpoint: &str, region: &str, credentials: Credentials, event_timeout: Duration) -> Self {
         Self {
             client: reqwest::Client::builder()
-                .timeout(TIMEOUT)
+                .connect_timeout(CONNECT_TIMEOUT)
                 .build()
                 .unwrap_or_else(|_| reqwest::Client::new()),
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             region: region.to_owned(),
             credentials,
+            event_timeout,
             slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         }
     }
@@ -92,7 +104,9 @@ impl Invoker {
         let this = self.clone();
         let function_arn = function_arn.to_owned();
         tokio::spawn(async move {
-            let outcome = this.call(&function_arn, event, "Event").await;
+            let outcome = tokio::time::timeout(this.event_timeout, this.call(&function_arn, event, "Event"))
+                .await
+                .unwrap_or(Err(InvokeError::Timeout(this.event_timeout)));
             drop(slot);
             match outcome {
                 Ok(_) => tracing::debug!(function = %function_arn, "invoked"),
