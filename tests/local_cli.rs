@@ -194,6 +194,54 @@ async fn a_publish_that_reaches_nobody_and_a_refused_one_are_logged_with_the_top
 }
 
 #[tokio::test]
+async fn a_publish_to_a_topic_only_a_rule_reads_is_not_logged_as_reaching_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.json");
+    let rule = serde_json::json!([{"ruleName": "reads", "topicRulePayload": {
+        "sql": "SELECT * FROM 'allowed/ruled'", "awsIotSqlVersion": "2016-03-23",
+        "actions": [{"republish": {"topic": "allowed/republished", "roleArn": "arn:aws:iam::000000000000:role/r"}}]}}]);
+    std::fs::write(&rules, rule.to_string()).unwrap();
+    let local = LocalProcess::start_with(|mut local| {
+        local.arg("--rules").arg(&rules);
+        local
+    });
+    let endpoint = local.info["iot_data_endpoint"].as_str().unwrap().to_owned();
+    let backend = local.credentials("backend");
+    for topic in ["allowed/ruled", "allowed/nobody"] {
+        let published = common::mqtt::https_publish(&endpoint, "us-east-1", &backend, topic, "", b"x").await;
+        assert_eq!(published.status(), 200, "{topic}");
+    }
+    let line = local.log_line("no subscriber");
+    assert!(
+        line.contains("allowed/nobody"),
+        "the first such line is the second publish's: {line}"
+    );
+}
+
+#[tokio::test]
+async fn vending_with_nobody_banned_logs_no_warning() {
+    let local = LocalProcess::start();
+    // The API reads the `bans` policy, which is absent until someone is banned.
+    common::mqtt::vend(local.info["api_url"].as_str().unwrap()).await;
+    let endpoint = local.info["iot_data_endpoint"].as_str().unwrap().to_owned();
+    let refused = common::mqtt::https_publish(
+        &endpoint,
+        "us-east-1",
+        &local.credentials("backend"),
+        "elsewhere/x",
+        "",
+        b"x",
+    )
+    .await;
+    assert_eq!(refused.status(), 403);
+    let line = local.log_line("WARN");
+    assert!(
+        line.contains("elsewhere/x"),
+        "the first warning is the refused publish's: {line}"
+    );
+}
+
+#[tokio::test]
 async fn a_url_presigned_for_another_host_name_is_refused_with_a_hint_in_the_log() {
     let local = LocalProcess::start();
     let info = &local.info;

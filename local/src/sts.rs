@@ -473,7 +473,14 @@ fn render(action: &str, request_id: &str, result: Result<String, Fault>) -> Resp
             (StatusCode::OK, xml_headers, body).into_response()
         }
         Err(fault) => {
-            tracing::warn!(action = %action.escape_debug(), code = fault.code, status = fault.status.as_u16(), message = %fault.message, "STS request refused");
+            // A read of something that does not exist is an answer, not a fault: the
+            // vending API reads the `bans` policy (at most every BAN_CACHE_SECONDS),
+            // and it is absent until someone is banned.
+            if fault.code == "NoSuchEntity" {
+                tracing::debug!(action = %action.escape_debug(), message = %fault.message, "IAM entity not found");
+            } else {
+                tracing::warn!(action = %action.escape_debug(), code = fault.code, status = fault.status.as_u16(), message = %fault.message, "STS request refused");
+            }
             let kind = if fault.status.is_server_error() {
                 "Receiver"
             } else {

@@ -3,6 +3,8 @@
 // from/<clientId> with the browser client; an IoT rule hands each to the echo
 // function under cargo lambda watch, which replies to that tab only. Prints one
 // JSON summary line: each tab's client ID, what it received, console errors.
+// If a wait fails, it prints what each tab saw (states since connected, client
+// ID, messages, the client's errors) and the pages' console before failing.
 //
 // Usage: node browser_echo.js READY_JSON   (NODE_PATH: playwright-core)
 'use strict';
@@ -13,14 +15,41 @@ const [readyPath] = process.argv.slice(2);
 const ready = JSON.parse(fs.readFileSync(readyPath, 'utf8'));
 const WAIT = 60000;
 
+const consoleLog = [];
+const tabs = [];
+
 async function tab(context, errors) {
   const page = await context.newPage();
-  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  const t = { page, id: undefined };
+  tabs.push(t);
+  page.on('console', (m) => {
+    consoleLog.push(`tab ${tabs.indexOf(t) + 1} ${m.type()}: ${m.text()}`);
+    if (m.type() === 'error') errors.push(m.text());
+  });
   page.on('pageerror', (e) => errors.push(String(e)));
   await page.goto(ready.demo_url);
   await page.waitForFunction(() => window.demo && window.demo.client && window.demo.client.state === 'connected', null, { timeout: WAIT });
-  const id = await page.evaluate(() => window.demo.client.clientId);
-  return { page, id };
+  t.id = await page.evaluate(() => {
+    window.statesSeen = [];
+    window.demo.client.on('state', (state) => window.statesSeen.push(`${new Date().toISOString()} ${state}`));
+    return window.demo.client.clientId;
+  });
+  return t;
+}
+
+/** What each tab saw, for a failure's report. */
+async function report() {
+  const seen = [];
+  for (const t of tabs) {
+    seen.push(await t.page.evaluate(() => ({
+      clientId: window.demo.client && window.demo.client.clientId,
+      state: window.demo.client && window.demo.client.state,
+      statesSinceConnected: window.statesSeen,
+      messages: window.demo.messages,
+      errors: window.demo.errors,
+    })).catch((e) => String(e)));
+  }
+  return { at: new Date().toISOString(), tabs: seen, console: consoleLog };
 }
 
 async function chat(t, text) {
@@ -45,6 +74,9 @@ async function main() {
       second: await texts(second),
       consoleErrors: errors,
     }));
+  } catch (e) {
+    console.error(JSON.stringify(await report(), null, 1));
+    throw e;
   } finally {
     await browser.close();
   }

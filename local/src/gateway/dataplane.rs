@@ -260,7 +260,7 @@ pub async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract
         gateway.usage.retained_copy(message.metered_bytes());
     }
     let topic = &message.topic;
-    if delivered == 0 {
+    if delivered == 0 && !gateway.rules.reaches(topic) {
         tracing::warn!(topic = %topic, principal = %signed.identity.arn, "HTTPS publish: no subscriber for topic {topic}");
     } else {
         tracing::info!(topic = %topic, principal = %signed.identity.arn, delivered, "HTTPS publish");

@@ -191,6 +191,13 @@ impl Engine {
         ingest.is_some()
     }
 
+    /// Whether a message on `topic` reaches any rule.
+    pub fn reaches(&self, topic: &str) -> bool {
+        !self
+            .reached(topic, basic_ingest(topic).map(|(name, _)| name))
+            .is_empty()
+    }
+
     /// The rules a message on `topic` reaches: the one Basic Ingest names, or
     /// those whose FROM matches.
     fn reached(&self, topic: &str, ingest: Option<&str>) -> Vec<Arc<Rule>> {
