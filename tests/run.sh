@@ -39,6 +39,13 @@ export SW_NODE_MODULES="$PWD/$node_dir/node_modules"
 
 # Tests look here first for moto_server, aws, … and fail loudly if one is missing.
 export SW_TOOLS_BIN="$PWD/$venv/bin"
+# The functions some tests run under cargo lambda watch (`cargo run -p PACKAGE`).
+# Selected alone, a package gets its dependencies' features resolved apart from
+# the workspace's, so this is a build of its own (tokio, hyper, the AWS SDK, …);
+# done here, it is not done inside a test's time limit. One package per build, as
+# the tests build them: two together would unify their features again.
+cargo build -q --locked -p backend-example --bins
+cargo build -q --locked -p serverless-websockets-authorizer --bins
 cargo test --workspace "$@"
 
 # The browser client (web/): its build, type check and Node unit tests (the
