@@ -226,6 +226,7 @@ async fn the_local_command_applies_the_limit_flags_and_prints_the_usage_when_it_
     );
     let summary = next_line("connections:");
     assert!(summary.contains("connections: 2 (2 connection-minutes)"), "{summary}");
-    next_line("this rate for a month: $");
+    // Under a minute of traffic is not projected (unit-tested in usage.rs); either way the line comes.
+    next_line("this rate for a month: ");
     assert!(child.wait().unwrap().success());
 }

@@ -414,14 +414,17 @@ fn project(counts: &Counts, window: Duration, connected: Duration, prices: &Pric
     })
 }
 
+/// The shortest run whose rate the summary projects into a month: a few seconds
+/// of start-up traffic (a burst of vends, a reconnect) would read as a fortune.
+pub const SHORTEST_PROJECTED: Duration = Duration::from_secs(60);
+
 impl Report {
     /// The lines printed when the stack stops.
     pub fn summary(&self) -> String {
         let c = &self.counts;
         let m = &c.messages;
-        let usd = |k: &str| self.month["usd"][k].as_f64().unwrap_or(0.0);
-        format!(
-            "Usage over {:.0} s, as AWS would bill it:\n  connections: {} ({} connection-minutes)\n  messages: {} (published {}, delivered {} of which lifecycle events {}, retained {}, CONNECT {}, SUBSCRIBE {}, PUBACK {}, HTTPS {}; Basic Ingest {} unbilled)\n  rules: {} triggered, {} actions\n  vending API: {} requests, {:.3} GB-s; authorizer: {} invocations, {:.3} GB-s\n  this rate for a month: ${:.2} (connectivity ${:.2}, messaging ${:.2}, rules ${:.2}, vending ${:.2}, authorizer ${:.2}) at {} list prices of {}",
+        let counted = format!(
+            "Usage over {:.0} s, as AWS would bill it:\n  connections: {} ({} connection-minutes)\n  messages: {} (published {}, delivered {} of which lifecycle events {}, retained {}, CONNECT {}, SUBSCRIBE {}, PUBACK {}, HTTPS {}; Basic Ingest {} unbilled)\n  rules: {} triggered, {} actions\n  vending API: {} requests, {:.3} GB-s; authorizer: {} invocations, {:.3} GB-s",
             self.seconds,
             c.connects,
             c.connection_minutes,
@@ -441,6 +444,22 @@ impl Report {
             c.vends.gb_seconds,
             c.authorizer.lambda_requests,
             c.authorizer.gb_seconds,
+        );
+        format!("{counted}\n  {}", self.projection())
+    }
+
+    /// The summary's last line: the month at this rate, once the run is long
+    /// enough to have a rate.
+    fn projection(&self) -> String {
+        if self.seconds < SHORTEST_PROJECTED.as_secs_f64() {
+            return format!(
+                "this rate for a month: not projected from under {} s of traffic",
+                SHORTEST_PROJECTED.as_secs()
+            );
+        }
+        let usd = |k: &str| self.month["usd"][k].as_f64().unwrap_or(0.0);
+        format!(
+            "this rate for a month: ${:.2} (connectivity ${:.2}, messaging ${:.2}, rules ${:.2}, vending ${:.2}, authorizer ${:.2}) at {} list prices of {}",
             self.month["usd_total"].as_f64().unwrap_or(0.0),
             usd("connectivity"),
             usd("messaging"),
@@ -495,6 +514,27 @@ mod tests {
             (1, 1, 0)
         );
         assert_eq!((counts.rules_triggered, counts.rule_actions), (3, 3));
+    }
+
+    #[test]
+    fn the_summary_projects_a_month_only_from_a_minute_or_more_of_traffic() {
+        let usage = Usage::new();
+        let metered = usage.connected(10);
+        usage.disconnected(metered);
+        let mut report = usage.report();
+        assert!(
+            report
+                .summary()
+                .ends_with("this rate for a month: not projected from under 60 s of traffic"),
+            "{}",
+            report.summary()
+        );
+        report.seconds = 60.0;
+        let last = report.summary().lines().last().unwrap_or_default().to_owned();
+        assert!(
+            last.starts_with("  this rate for a month: $") && last.contains("list prices of 20"),
+            "{last}"
+        );
     }
 
     #[test]
