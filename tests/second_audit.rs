@@ -430,6 +430,27 @@ async fn a_confirmed_direct_message_over_the_receivers_maximum_packet_size_is_no
 }
 
 #[tokio::test]
+async fn a_routed_message_over_a_subscribers_maximum_packet_size_is_dropped_for_that_subscriber_only() {
+    let stack = stack().await;
+    let url = url_for(&stack, &admin(&stack));
+    let mut small = options(&url, "small");
+    small.set_max_packet_size(Some(1024));
+    let (mut small, _) = Client5::connect(small).await;
+    small.subscribed("sizes/x", QoS::AtLeastOnce).await;
+    let mut large = Client5::connect(options(&url, "large")).await.0;
+    large.subscribed("sizes/x", QoS::AtLeastOnce).await;
+    for body in [&[b'x'; 4096][..], b"fits"] {
+        let (status, answer) = data_plane(&stack, "POST", "/topics/sizes%2Fx?qos=1", &[], body).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    assert_eq!(large.next_publish().await.payload.len(), 4096);
+    assert_eq!(&large.next_publish().await.payload[..], b"fits");
+    // The small client gets the next message, not the one it could not take.
+    assert_eq!(&small.next_publish().await.payload[..], b"fits");
+    stack.shutdown().await;
+}
+
+#[tokio::test]
 async fn mqtt5_headers_the_signature_does_not_cover_are_refused() {
     use base64::Engine as _;
     let stack = stack().await;

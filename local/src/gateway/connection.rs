@@ -896,15 +896,23 @@ impl<S: MessageSocket> Connection<S> {
         self.send_all(outbox.messages()).await
     }
 
-    /// Adds one delivery to `outbox`: a shared 3.1.1 frame as is, or for QoS 1
-    /// with this delivery's packet identifier (and DUP when re-sent) written into
-    /// its copy of the header; a message encoded for this connection's version. A
+    /// Adds one delivery to `outbox`: a shared frame as is, or for QoS 1 with this
+    /// delivery's packet identifier (and DUP when re-sent) written into its copy
+    /// of the header; a message that expires encoded for this connection. A
     /// delivery larger than an MQTT 5 client's Maximum Packet Size is dropped (and
     /// no longer in flight), as MQTT 5 asks.
     fn gather(&self, outgoing: Outgoing, pkid: Option<u16>, dup: bool, outbox: &mut Outbox) {
         match (outgoing, pkid) {
-            (Outgoing::Qos1 { frame, pkid_at, .. }, Some(pkid)) => outbox.qos1(&frame, pkid_at, pkid, dup),
-            (Outgoing::Qos1 { frame, .. } | Outgoing::Frame(frame), _) => outbox.add(frame),
+            (Outgoing::Qos1 { frame, pkid_at, .. }, Some(pkid)) => {
+                if !self.too_large(&frame, Some(pkid)) {
+                    outbox.qos1(&frame, pkid_at, pkid, dup);
+                }
+            }
+            (Outgoing::Qos1 { frame, .. } | Outgoing::Frame(frame), pkid) => {
+                if !self.too_large(&frame, pkid) {
+                    outbox.add(frame);
+                }
+            }
             (
                 Outgoing::Message {
                     message, qos, retain, ..
@@ -920,17 +928,28 @@ impl<S: MessageSocket> Connection<S> {
                     dup,
                     Instant::now(),
                 );
-                let limit = self.connected.as_ref().and_then(|c| c.max_packet);
-                if limit.is_some_and(|max| frame.len() > max as usize) {
-                    tracing::warn!(topic = %message.topic.escape_debug(), size = frame.len(), "delivery dropped: larger than the client's Maximum Packet Size");
-                    if let (Some(pkid), Some(connected)) = (pkid, &self.connected) {
-                        connected.session.drop_in_flight(pkid, Delivery::TooLarge);
-                    }
-                    return;
+                if !self.too_large(&frame, pkid) {
+                    outbox.add(frame);
                 }
-                outbox.add(frame);
             }
         }
+    }
+
+    /// Whether `frame` is over the client's MQTT 5 Maximum Packet Size; if so it
+    /// is logged and its packet identifier no longer in flight.
+    fn too_large(&self, frame: &[u8], pkid: Option<u16>) -> bool {
+        let Some(connected) = self.connected.as_ref() else {
+            return false;
+        };
+        if connected.max_packet.is_none_or(|max| frame.len() <= max as usize) {
+            return false;
+        }
+        let topic = super::message::publish_topic(frame).unwrap_or("?");
+        tracing::warn!(topic = %topic.escape_debug(), size = frame.len(), "delivery dropped: larger than the client's Maximum Packet Size");
+        if let Some(pkid) = pkid {
+            connected.session.drop_in_flight(pkid, Delivery::TooLarge);
+        }
+        true
     }
 }
 

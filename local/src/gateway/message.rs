@@ -3,11 +3,12 @@
 //! ([`Outgoing`]): the broker routes these, the packet codec encodes them, and
 //! neither imports the other.
 //!
-//! Encoding for 3.1.1 receivers is done once per routed message with `rumqttc`'s
-//! `mqttbytes` and shared by every receiver ([`Encodings`]); a QoS 1 frame carries
-//! a placeholder packet identifier that each connection overwrites on its own copy
-//! of the few header bytes. MQTT 5 receivers, and messages that expire, get the
-//! message itself, encoded by their connection (properties, remaining expiry).
+//! A routed message is encoded once per MQTT version and QoS with `rumqttc`'s
+//! `mqttbytes` and shared by every receiver that takes that encoding
+//! ([`Encodings`]); a QoS 1 frame carries a placeholder packet identifier that
+//! each connection overwrites on its own copy of the few header bytes. A message
+//! that expires is encoded by each receiving connection instead: its Message
+//! Expiry Interval is the time left at delivery.
 //!
 //! Not here: routing (the [`super::broker`]), the MQTT 5 encoding of a message
 //! (the [`super::packet`] codec).
@@ -18,6 +19,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::QoS;
 use rumqttc::mqttbytes::v4::Publish;
+use rumqttc::v5::mqttbytes::{QoS as QoS5, v5};
 use serverless_websockets_core::quota::MAX_MESSAGE_EXPIRY_SECS;
 use tokio::sync::oneshot;
 
@@ -221,9 +223,10 @@ impl Outgoing {
     }
 }
 
-/// The topic name of an encoded PUBLISH: after the fixed header's first byte
-/// and its 1–4-byte remaining length, a 2-byte length and the topic.
-fn publish_topic(frame: &[u8]) -> Option<&str> {
+/// Where the topic name of an encoded PUBLISH starts and how long it is: after
+/// the fixed header's first byte, its 1–4-byte remaining length and a 2-byte
+/// length. MQTT 3.1.1 and 5 agree on this much.
+fn topic_span(frame: &[u8]) -> Option<(usize, usize)> {
     let mut at = 1;
     loop {
         let byte = *frame.get(at)?;
@@ -236,11 +239,17 @@ fn publish_topic(frame: &[u8]) -> Option<&str> {
         }
     }
     let len = usize::from(u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]));
-    std::str::from_utf8(frame.get(at + 2..at + 2 + len)?).ok()
+    Some((at + 2, len))
 }
 
-/// Encodes a PUBLISH once. Returns the frame and, for QoS 1, the offset of its
-/// packet identifier.
+/// The topic name of an encoded PUBLISH.
+pub(crate) fn publish_topic(frame: &[u8]) -> Option<&str> {
+    let (start, len) = topic_span(frame)?;
+    std::str::from_utf8(frame.get(start..start + len)?).ok()
+}
+
+/// Encodes a 3.1.1 PUBLISH once. Returns the frame and, for QoS 1, the offset
+/// of its packet identifier.
 pub fn encode_publish(topic: &str, payload: &Bytes, qos: QoS, retain: bool) -> (Bytes, usize) {
     let mut publish = Publish::from_bytes(topic, qos, payload.clone());
     publish.retain = retain;
@@ -253,6 +262,48 @@ pub fn encode_publish(topic: &str, payload: &Bytes, qos: QoS, retain: bool) -> (
     }
     let pkid_at = buffer.len().saturating_sub(payload.len() + 2);
     (buffer.freeze(), pkid_at)
+}
+
+/// Encodes an MQTT 5 PUBLISH of `message` with its properties, and `expiry` as
+/// its Message Expiry Interval in seconds if given.
+pub fn encode_publish_v5(
+    message: &Message,
+    qos: QoS,
+    retain: bool,
+    pkid: u16,
+    dup: bool,
+    expiry: Option<u32>,
+) -> Bytes {
+    let mut properties = message.properties.as_deref().cloned();
+    if let Some(secs) = expiry {
+        properties
+            .get_or_insert_with(Properties::default)
+            .message_expiry_interval = Some(secs);
+    }
+    let qos5 = match qos {
+        QoS::AtMostOnce => QoS5::AtMostOnce,
+        QoS::AtLeastOnce => QoS5::AtLeastOnce,
+        QoS::ExactlyOnce => QoS5::ExactlyOnce,
+    };
+    let mut publish = v5::Publish::new(message.topic.as_str(), qos5, message.payload.clone(), properties);
+    publish.retain = retain;
+    publish.pkid = if qos == QoS::AtMostOnce { 0 } else { pkid };
+    publish.dup = dup;
+    let mut buffer = BytesMut::new();
+    // As for 3.1.1: only sizes the gateway refuses long before make this fail.
+    if let Err(error) = publish.write(&mut buffer) {
+        tracing::error!(topic = %message.topic, "cannot encode an MQTT 5 PUBLISH: {error:?}");
+    }
+    buffer.freeze()
+}
+
+/// The shared MQTT 5 encoding of a message that does not expire at `qos`, and
+/// for QoS 1 the offset of its placeholder packet identifier (right after the
+/// topic; the properties follow it).
+fn encode_shared_v5(message: &Message, qos: QoS) -> (Bytes, usize) {
+    let frame = encode_publish_v5(message, qos, false, 1, false, None);
+    let pkid_at = topic_span(&frame).map_or(0, |(start, len)| start + len);
+    (frame, pkid_at)
 }
 
 /// An encoded delivery at `qos`.
@@ -275,20 +326,22 @@ pub fn outgoing(topic: &str, payload: &Bytes, qos: QoS, retain: bool, confirm: O
 pub struct Encodings {
     qos0: Option<Bytes>,
     qos1: Option<(Bytes, usize)>,
+    v5_qos0: Option<Bytes>,
+    v5_qos1: Option<(Bytes, usize)>,
     /// The message's memory cost, for MQTT 5 receivers' queues.
     cost: Option<usize>,
 }
 
 impl Encodings {
-    /// The delivery for a subscription granted `granted`: the shared 3.1.1 frames,
-    /// or the message itself for an MQTT 5 session (`v5`) or a message that expires.
+    /// The delivery for a subscription granted `granted`: the shared frames of
+    /// the session's MQTT version (`v5`), or the message itself if it expires.
     pub fn for_receiver(&mut self, message: &Arc<Message>, granted: QoS, v5: bool) -> Outgoing {
         let qos = if message.qos == QoS::AtLeastOnce && granted == QoS::AtLeastOnce {
             QoS::AtLeastOnce
         } else {
             QoS::AtMostOnce
         };
-        if v5 || message.expires.is_some() {
+        if message.expires.is_some() {
             return Outgoing::Message {
                 cost: *self.cost.get_or_insert_with(|| message.cost()),
                 message: message.clone(),
@@ -298,22 +351,39 @@ impl Encodings {
             };
         }
         let (topic, payload) = (&message.topic, &message.payload);
-        if qos == QoS::AtLeastOnce {
-            let (frame, pkid_at) = self
-                .qos1
-                .get_or_insert_with(|| encode_publish(topic, payload, QoS::AtLeastOnce, false))
-                .clone();
-            Outgoing::Qos1 {
-                frame,
-                pkid_at,
-                confirm: None,
+        match (qos, v5) {
+            (QoS::AtLeastOnce, false) => {
+                let (frame, pkid_at) = self
+                    .qos1
+                    .get_or_insert_with(|| encode_publish(topic, payload, QoS::AtLeastOnce, false))
+                    .clone();
+                Outgoing::Qos1 {
+                    frame,
+                    pkid_at,
+                    confirm: None,
+                }
             }
-        } else {
-            Outgoing::Frame(
+            (QoS::AtLeastOnce, true) => {
+                let (frame, pkid_at) = self
+                    .v5_qos1
+                    .get_or_insert_with(|| encode_shared_v5(message, QoS::AtLeastOnce))
+                    .clone();
+                Outgoing::Qos1 {
+                    frame,
+                    pkid_at,
+                    confirm: None,
+                }
+            }
+            (_, false) => Outgoing::Frame(
                 self.qos0
                     .get_or_insert_with(|| encode_publish(topic, payload, QoS::AtMostOnce, false).0)
                     .clone(),
-            )
+            ),
+            (_, true) => Outgoing::Frame(
+                self.v5_qos0
+                    .get_or_insert_with(|| encode_shared_v5(message, QoS::AtMostOnce).0)
+                    .clone(),
+            ),
         }
     }
 }
@@ -350,6 +420,63 @@ mod tests {
                 assert_eq!(p.qos, QoS::AtLeastOnce);
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn mqtt5_receivers_share_one_frame_per_qos_with_the_packet_identifier_after_the_topic() {
+        let mut message = Message::new("a/b".into(), Bytes::from_static(b"hello"), QoS::AtLeastOnce, false);
+        message.properties = Some(Box::new(Properties {
+            user_properties: vec![("k".into(), "v".into())],
+            content_type: Some("text/plain".into()),
+            ..Properties::default()
+        }));
+        let message = Arc::new(message);
+        let mut encodings = Encodings::default();
+        let first = encodings.for_receiver(&message, QoS::AtLeastOnce, true);
+        let second = encodings.for_receiver(&message, QoS::AtLeastOnce, true);
+        let (Outgoing::Qos1 { frame, pkid_at, .. }, Outgoing::Qos1 { frame: other, .. }) = (first, second) else {
+            panic!("QoS 1 frames to patch");
+        };
+        assert_eq!(frame.as_ptr(), other.as_ptr(), "encoded once, shared");
+        let mut patched = BytesMut::from(&frame[..]);
+        patched[pkid_at..pkid_at + 2].copy_from_slice(&0x1234u16.to_be_bytes());
+        match v5::Packet::read(&mut patched, None).unwrap() {
+            v5::Packet::Publish(p) => {
+                assert_eq!(
+                    (p.pkid, &p.topic[..], &p.payload[..]),
+                    (0x1234, &b"a/b"[..], &b"hello"[..])
+                );
+                let properties = p.properties.unwrap();
+                assert_eq!(properties.user_properties, [("k".to_owned(), "v".to_owned())]);
+                assert_eq!(properties.content_type.as_deref(), Some("text/plain"));
+                assert_eq!(properties.message_expiry_interval, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A QoS 0 subscription: its own shared frame, no packet identifier.
+        let Outgoing::Frame(frame) = encodings.for_receiver(&message, QoS::AtMostOnce, true) else {
+            panic!("a QoS 0 frame");
+        };
+        match v5::Packet::read(&mut BytesMut::from(&frame[..]), None).unwrap() {
+            v5::Packet::Publish(p) => assert_eq!((p.qos, p.pkid), (QoS5::AtMostOnce, 0)),
+            other => panic!("{other:?}"),
+        }
+        // A 3.1.1 receiver of the same message still gets the 3.1.1 frame.
+        let Outgoing::Qos1 { frame, .. } = encodings.for_receiver(&message, QoS::AtLeastOnce, false) else {
+            panic!("a 3.1.1 QoS 1 frame");
+        };
+        assert!(Packet::read(&mut BytesMut::from(&frame[..]), 1024).is_ok());
+    }
+
+    #[test]
+    fn a_message_that_expires_is_left_to_each_connection_to_encode() {
+        let mut message = Message::new("a/b".into(), Bytes::from_static(b"x"), QoS::AtLeastOnce, false);
+        message.set_expiry(Some(60));
+        let message = Arc::new(message);
+        for v5 in [false, true] {
+            let outgoing = Encodings::default().for_receiver(&message, QoS::AtLeastOnce, v5);
+            assert!(matches!(outgoing, Outgoing::Message { .. }), "v5: {v5}");
         }
     }
 }

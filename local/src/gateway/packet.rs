@@ -604,39 +604,26 @@ pub fn publish(
     now: tokio::time::Instant,
 ) -> Bytes {
     let pkid = if qos == QoS::AtMostOnce { 0 } else { pkid };
-    let mut buffer = BytesMut::new();
     match version {
         Version::V4 => {
             let mut publish = v4::Publish::from_bytes(&message.topic, qos, message.payload.clone());
             publish.retain = retain;
             publish.pkid = pkid;
             publish.dup = dup;
+            let mut buffer = BytesMut::new();
             let _ = publish.write(&mut buffer);
+            buffer.freeze()
         }
         Version::V5 => {
-            let mut properties = message.properties.as_deref().cloned();
-            if let Some(expires) = message.expires {
+            let expiry = message.expires.map(|expires| {
                 let left = expires.saturating_duration_since(now);
-                let secs = u32::try_from(left.as_secs().saturating_add(u64::from(left.subsec_nanos() > 0)))
+                u32::try_from(left.as_secs().saturating_add(u64::from(left.subsec_nanos() > 0)))
                     .unwrap_or(MAX_MESSAGE_EXPIRY_SECS)
-                    .max(1);
-                properties
-                    .get_or_insert_with(Properties::default)
-                    .message_expiry_interval = Some(secs);
-            }
-            let mut publish = v5::Publish::new(
-                message.topic.as_str(),
-                qos_to5(qos),
-                message.payload.clone(),
-                properties,
-            );
-            publish.retain = retain;
-            publish.pkid = pkid;
-            publish.dup = dup;
-            let _ = publish.write(&mut buffer);
+                    .max(1)
+            });
+            super::message::encode_publish_v5(message, qos, retain, pkid, dup, expiry)
         }
     }
-    buffer.freeze()
 }
 
 #[cfg(test)]
