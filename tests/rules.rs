@@ -260,6 +260,22 @@ async fn a_client_message_reaches_the_function_with_its_sender_taken_from_the_to
     stack.shutdown().await;
 }
 
+/// A vended client, subscribed to `errors/rules`, publishes `{"n":1}` to
+/// `from/<its client ID>`; returns the error action's message and the client ID.
+async fn error_for_a_client_message(stack: &LocalStack) -> (Value, String) {
+    let vended = vend(&stack.info().api_url).await;
+    let mut client = Client::connect(&vended.url, &vended.client_id, None).await;
+    client.subscribed("errors/rules", QoS::AtLeastOnce).await;
+    let topic = format!("from/{}", vended.client_id);
+    client
+        .client
+        .publish(&topic, QoS::AtMostOnce, false, "{\"n\":1}")
+        .await
+        .unwrap();
+    let error = serde_json::from_slice(&client.next_publish().await.payload).unwrap();
+    (error, vended.client_id)
+}
+
 #[tokio::test]
 async fn a_failing_function_sends_iots_error_message_to_the_error_action() {
     let (endpoint, _invocations) = lambda_endpoint().await;
@@ -270,20 +286,10 @@ async fn a_failing_function_sends_iots_error_message_to_the_error_action() {
         Some(republish("errors/rules")),
     );
     let (stack, _dir) = stack(&endpoint, json!([failing])).await;
-    let vended = vend(&stack.info().api_url).await;
-    let mut client = Client::connect(&vended.url, &vended.client_id, None).await;
-    client.subscribed("errors/rules", QoS::AtLeastOnce).await;
-    let topic = format!("from/{}", vended.client_id);
-    client
-        .client
-        .publish(&topic, QoS::AtMostOnce, false, "{\"n\":1}")
-        .await
-        .unwrap();
-
-    let error: Value = serde_json::from_slice(&client.next_publish().await.payload).unwrap();
+    let (error, client_id) = error_for_a_client_message(&stack).await;
     assert_eq!(error["ruleName"], "fails");
-    assert_eq!(error["topic"], topic.as_str());
-    assert_eq!(error["clientId"], vended.client_id.as_str());
+    assert_eq!(error["topic"], format!("from/{client_id}"));
+    assert_eq!(error["clientId"], client_id.as_str());
     assert_eq!(error["base64OriginalPayload"], "eyJuIjoxfQ==");
     assert_eq!(error["failures"][0]["failedAction"], "LambdaAction");
     assert!(
@@ -305,18 +311,8 @@ async fn a_function_that_does_not_answer_within_the_lambda_timeout_sends_the_mes
     let (mut options, _dir) = options(&endpoint, json!([hanging]));
     options.lambda_timeout = std::time::Duration::from_secs(1);
     let stack = LocalStack::start(options).await.unwrap();
-    let vended = vend(&stack.info().api_url).await;
-    let mut client = Client::connect(&vended.url, &vended.client_id, None).await;
-    client.subscribed("errors/rules", QoS::AtLeastOnce).await;
-    let topic = format!("from/{}", vended.client_id);
-    client
-        .client
-        .publish(&topic, QoS::AtMostOnce, false, "{\"n\":1}")
-        .await
-        .unwrap();
-
+    let (error, _) = error_for_a_client_message(&stack).await;
     assert_eq!(next_invocation(&mut invocations).await.function, "hanging");
-    let error: Value = serde_json::from_slice(&client.next_publish().await.payload).unwrap();
     assert_eq!(error["ruleName"], "hangs");
     assert_eq!(error["base64OriginalPayload"], "eyJuIjoxfQ==");
     assert_eq!(
