@@ -42,8 +42,9 @@ export SW_TOOLS_BIN="$PWD/$venv/bin"
 # The functions some tests run under cargo lambda watch (`cargo run -p PACKAGE`).
 # Selected alone, a package gets its dependencies' features resolved apart from
 # the workspace's, so this is a build of its own (tokio, hyper, the AWS SDK, …);
-# done here, it is not done inside a test's time limit. One package per build, as
-# the tests build them: two together would unify their features again.
+# done here, no test spends its minutes on it while its stack and browser wait.
+# One package per build, as the tests build them: two together would unify their
+# features again.
 cargo build -q --locked -p backend-example --bins
 cargo build -q --locked -p serverless-websockets-authorizer --bins
 cargo test --workspace "$@"
