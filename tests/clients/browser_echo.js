@@ -8,49 +8,38 @@
 //
 // Usage: node browser_echo.js READY_JSON   (NODE_PATH: playwright-core)
 'use strict';
-const { launch } = require('./chromium');
+const { launch, recorder } = require('./chromium');
 const fs = require('node:fs');
 
 const [readyPath] = process.argv.slice(2);
 const ready = JSON.parse(fs.readFileSync(readyPath, 'utf8'));
 const WAIT = 60000;
 
-const consoleLog = [];
-const tabs = [];
+const seen = recorder();
+let tabs = 0;
 
 async function tab(context, errors) {
-  const page = await context.newPage();
-  const t = { page, id: undefined };
-  tabs.push(t);
-  page.on('console', (m) => {
-    consoleLog.push(`tab ${tabs.indexOf(t) + 1} ${m.type()}: ${m.text()}`);
-    if (m.type() === 'error') errors.push(m.text());
-  });
+  const page = seen.watch(await context.newPage(), `tab ${++tabs}`);
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
   page.on('pageerror', (e) => errors.push(String(e)));
   await page.goto(ready.demo_url);
   await page.waitForFunction(() => window.demo && window.demo.client && window.demo.client.state === 'connected', null, { timeout: WAIT });
-  t.id = await page.evaluate(() => {
+  const id = await page.evaluate(() => {
     window.statesSeen = [];
     window.demo.client.on('state', (state) => window.statesSeen.push(`${new Date().toISOString()} ${state}`));
     return window.demo.client.clientId;
   });
-  return t;
+  return { page, id };
 }
 
-/** What each tab saw, for a failure's report. */
-async function report() {
-  const seen = [];
-  for (const t of tabs) {
-    seen.push(await t.page.evaluate(() => ({
-      clientId: window.demo.client && window.demo.client.clientId,
-      state: window.demo.client && window.demo.client.state,
-      statesSinceConnected: window.statesSeen,
-      messages: window.demo.messages,
-      errors: window.demo.errors,
-    })).catch((e) => String(e)));
-  }
-  return { at: new Date().toISOString(), tabs: seen, console: consoleLog };
-}
+/** What a tab saw, for a failure's report. */
+const tabState = () => ({
+  clientId: window.demo.client && window.demo.client.clientId,
+  state: window.demo.client && window.demo.client.state,
+  statesSinceConnected: window.statesSeen,
+  messages: window.demo.messages,
+  errors: window.demo.errors,
+});
 
 async function chat(t, text) {
   await t.page.evaluate(([id, text]) => window.demo.client.publish(`from/${id}`, JSON.stringify({ kind: 'chat', text })), [t.id, text]);
@@ -75,7 +64,7 @@ async function main() {
       consoleErrors: errors,
     }));
   } catch (e) {
-    console.error(JSON.stringify(await report(), null, 1));
+    await seen.report(tabState);
     throw e;
   } finally {
     await browser.close();

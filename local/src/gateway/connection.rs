@@ -732,7 +732,8 @@ impl<S: MessageSocket> Connection<S> {
             principal: Some(&self.identity.user_id),
             depth: 0,
         };
-        if self.gateway.publish(message.clone(), origin) == 0 && !self.gateway.rules.reaches(&message.topic) {
+        let delivered = self.gateway.publish(message.clone(), origin);
+        if self.gateway.unheard(&message, delivered) {
             tracing::warn!(topic = %message.topic, "no subscriber for topic {}", message.topic);
         }
         if qos == QoS::AtLeastOnce {

@@ -260,10 +260,10 @@ pub async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract
         gateway.usage.retained_copy(message.metered_bytes());
     }
     let topic = &message.topic;
-    if delivered == 0 && !gateway.rules.reaches(topic) {
+    if gateway.unheard(&message, delivered) {
         tracing::warn!(topic = %topic, principal = %signed.identity.arn, "HTTPS publish: no subscriber for topic {topic}");
     } else {
-        tracing::info!(topic = %topic, principal = %signed.identity.arn, delivered, "HTTPS publish");
+        tracing::info!(topic = %topic, principal = %signed.identity.arn, delivered, retain = message.retain, "HTTPS publish");
     }
     ok(json!({"message": "OK", "traceId": trace_id()}))
 }

@@ -127,6 +127,13 @@ impl Gateway {
         delivered
     }
 
+    /// Whether a publish that reached `delivered` subscribers went nowhere at all:
+    /// no subscriber, no rule reading its topic, and not kept as the retained
+    /// message. The log warns of those only (a typo in a topic, another client's ID).
+    pub fn unheard(&self, message: &Message, delivered: usize) -> bool {
+        delivered == 0 && !message.retain && !self.rules.reaches(&message.topic)
+    }
+
     /// A rule's republish: QoS 0 or 1, no retain, MQTT 5 headers as the action says.
     fn republish(&self, republish: Republish) {
         let qos = if republish.qos == 1 {
