@@ -9,7 +9,7 @@
 // Usage: node browser_chat.js READY_JSON PORT TOKENS_JSON BAN_BINARY
 //   (NODE_PATH: playwright-core; TOKENS_JSON: {"alice": "<jwt>", …})
 'use strict';
-const { launch } = require('./chromium');
+const { launch, recorder } = require('./chromium');
 const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
@@ -36,9 +36,18 @@ function serve() {
   return new Promise((resolve) => server.listen(Number(port), '127.0.0.1', () => resolve(server)));
 }
 
+// Every page's console and, if the run fails, what each page's chat saw.
+const seen = recorder();
+const chatState = () => window.chat && ({
+  state: window.chat.client && window.chat.client.state,
+  joined: window.chat.joined,
+  messages: window.chat.messages,
+  errors: window.chat.errors,
+});
+
 async function enter(browser, who, rooms, errors) {
   const context = await browser.newContext();
-  const page = await context.newPage();
+  const page = seen.watch(await context.newPage(), `${who} (${rooms})`);
   page.on('console', (m) => m.type() === 'error' && errors.push(`${who}: ${m.text()}`));
   page.on('pageerror', (e) => errors.push(`${who}: ${e}`));
   await page.goto(`http://127.0.0.1:${port}${PAGE}`);
@@ -123,6 +132,9 @@ async function main() {
       aliceToldMs,
       consoleErrors: errors,
     }));
+  } catch (e) {
+    await seen.report(chatState);
+    throw e;
   } finally {
     await browser.close();
     server.close();

@@ -9,7 +9,7 @@
 // Usage: node browser_demo.js READY_JSON SCREENSHOT_PNG   (NODE_PATH: playwright-core;
 // SW_TOOLS_BIN: the AWS CLI)
 'use strict';
-const { launch } = require('./chromium');
+const { launch, recorder } = require('./chromium');
 const { execFile } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -44,6 +44,15 @@ async function received(page, text) {
   await page.waitForFunction((t) => window.demo.messages.some((m) => m.text === t), text, { timeout: WAIT });
 }
 
+// Every tab's console and, if the run fails, what each tab's demo saw.
+const seen = recorder();
+const demoState = () => window.demo && ({
+  clientId: window.demo.client && window.demo.client.clientId,
+  state: window.demo.client && window.demo.client.state,
+  messages: window.demo.messages,
+  errors: window.demo.errors,
+});
+
 async function main() {
   const browser = await launch();
   const summary = { consoleErrors: [] };
@@ -53,7 +62,7 @@ async function main() {
       page.on('console', (m) => m.type() === 'error' && summary.consoleErrors.push(m.text()));
       page.on('pageerror', (e) => summary.consoleErrors.push(String(e)));
     };
-    const page = await context.newPage();
+    const page = seen.watch(await context.newPage(), 'first tab');
     watch(page);
     await page.goto(ready.demo_url);
     const id = await connected(page);
@@ -92,7 +101,7 @@ async function main() {
     summary.afterReload = await connected(page);
 
     // A second tab: its own client ID; both stay connected and both receive.
-    const second = await context.newPage();
+    const second = seen.watch(await context.newPage(), 'second tab');
     watch(second);
     await second.goto(ready.demo_url);
     summary.secondTab = await connected(second);
@@ -104,6 +113,9 @@ async function main() {
       && (await second.evaluate(() => window.demo.client.state)) === 'connected';
     await page.screenshot({ path: screenshot, fullPage: true });
     summary.errors = await page.evaluate(() => window.demo.errors.map((e) => e.code));
+  } catch (e) {
+    await seen.report(demoState);
+    throw e;
   } finally {
     await browser.close();
   }

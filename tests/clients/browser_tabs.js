@@ -8,7 +8,7 @@
 //
 // Usage: node browser_tabs.js READY_JSON   (NODE_PATH: playwright-core)
 'use strict';
-const { launch } = require('./chromium');
+const { launch, recorder } = require('./chromium');
 const fs = require('node:fs');
 const http = require('node:http');
 
@@ -40,6 +40,13 @@ async function start(page, count) {
 
 const history = (page) => page.evaluate(() => window.history_);
 
+// Every page's console and, if the run fails, each page's clients and their states.
+const seen = recorder();
+const clientsState = () => ({
+  clients: (window.clients || []).map((c) => ({ clientId: c.clientId, state: c.state })),
+  history: window.history_,
+});
+
 async function main() {
   const browser = await launch();
   const errors = [];
@@ -47,7 +54,7 @@ async function main() {
   await new Promise((resolve) => other.listen(0, '127.0.0.1', resolve));
   try {
     const context = await browser.newContext();
-    const first = await context.newPage();
+    const first = seen.watch(await context.newPage(), 'first tab');
     first.on('pageerror', (e) => errors.push(String(e)));
     await first.goto(`${origin}/health`);
     const firstIds = await start(first, 2);
@@ -56,6 +63,7 @@ async function main() {
       context.waitForEvent('page'),
       first.evaluate((url) => window.open(url), `${origin}/health`),
     ]);
+    seen.watch(second, 'second tab');
     await second.waitForLoadState();
     second.on('pageerror', (e) => errors.push(String(e)));
     const copied = await second.evaluate(() => Object.keys(sessionStorage).length);
@@ -89,6 +97,9 @@ async function main() {
       imported,
       errors,
     }));
+  } catch (e) {
+    await seen.report(clientsState);
+    throw e;
   } finally {
     await browser.close();
     other.close();

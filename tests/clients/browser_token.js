@@ -9,7 +9,7 @@
 // Usage: node browser_token.js READY_JSON TOKEN   (NODE_PATH: playwright-core;
 // SW_TOOLS_BIN: the AWS CLI)
 'use strict';
-const { launch } = require('./chromium');
+const { launch, recorder } = require('./chromium');
 const { execFile } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -34,9 +34,18 @@ function publish(topic, payload) {
   });
 }
 
+// Every tab's console and, if the run fails, each tab's client and messages.
+const seen = recorder();
+const clientState = () => window.client && ({
+  clientId: window.client.clientId,
+  state: window.client.state,
+  messages: window.messages,
+});
+let tabs = 0;
+
 /** Opens a tab on the stack's origin whose script connects in token mode. */
 async function tab(context, errors) {
-  const page = await context.newPage();
+  const page = seen.watch(await context.newPage(), `tab ${++tabs}`);
   page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
   page.on('pageerror', (e) => errors.push(String(e)));
   return load(page);
@@ -74,6 +83,9 @@ async function main() {
     summary.secondTab = await second.evaluate(() => window.client.clientId);
     summary.bothConnected = (await page.evaluate(() => window.client.state)) === 'connected'
       && (await second.evaluate(() => window.client.state)) === 'connected';
+  } catch (e) {
+    await seen.report(clientState);
+    throw e;
   } finally {
     summary.consoleErrors = errors;
     await browser.close();
