@@ -21,8 +21,10 @@ use common::mqtt::{Client, vend};
 use common::tools::{Watch, build_bins, free_port, run_browser_script};
 use serverless_websockets_local::stack::{LocalOptions, LocalStack};
 
-/// The first invocation starts the function (`cargo run`, already built).
-const FIRST_REPLY: Duration = Duration::from_secs(60);
+/// The first invocation starts the function (`cargo run`, already built, which
+/// can still wait for the build directory's lock); the stack waits for it up to
+/// `--lambda-timeout`, so the test may wait longer than for the second reply.
+const FIRST_REPLY: Duration = Duration::from_secs(180);
 
 /// Builds the example functions and starts `cargo lambda watch` for them on
 /// `port`, pushing through the stack's data plane as the local backend identity.

@@ -21,8 +21,11 @@ const tokens = JSON.parse(fs.readFileSync(tokensPath, 'utf8'));
 const ROOT = path.resolve(__dirname, '..', '..');
 const PAGE = '/backend-example/chat/index.html';
 const FILES = { [PAGE]: 'text/html', '/web/dist/serverless-websockets.js': 'text/javascript' };
-// The first invocation starts the function under cargo lambda watch.
 const WAIT = 60000;
+// The first invocation also waits for cargo lambda watch to start the function
+// (`cargo run`, which can wait for the build directory's lock); the stack waits
+// for it up to --lambda-timeout (900 s), so the test may wait longer for it.
+const FIRST_INVOCATION = 180000;
 
 function serve() {
   const server = http.createServer((request, response) => {
@@ -58,7 +61,8 @@ async function enter(browser, who, rooms, errors) {
   return page;
 }
 
-const joined = (page, count) => page.waitForFunction((n) => window.chat.joined.length === n, count, { timeout: WAIT });
+const joined = (page, count, wait = WAIT) =>
+  page.waitForFunction((n) => window.chat.joined.length === n, count, { timeout: wait });
 
 async function say(page, room, text) {
   await page.selectOption('#room', room);
@@ -90,7 +94,7 @@ async function main() {
   const errors = [];
   try {
     const alice = await enter(browser, 'alice', '42,7', errors);
-    await joined(alice, 2);
+    await joined(alice, 2, FIRST_INVOCATION);
     const bob = await enter(browser, 'bob', '42', errors);
     const carol = await enter(browser, 'carol', '7', errors);
     await Promise.all([joined(bob, 1), joined(carol, 1)]);

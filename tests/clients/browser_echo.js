@@ -14,6 +14,10 @@ const fs = require('node:fs');
 const [readyPath] = process.argv.slice(2);
 const ready = JSON.parse(fs.readFileSync(readyPath, 'utf8'));
 const WAIT = 60000;
+// The first echo also waits for cargo lambda watch to start the function (`cargo
+// run`, which can wait for the build directory's lock); the stack waits for it
+// up to --lambda-timeout (900 s), so the test may wait longer than for the rest.
+const FIRST_ECHO = 180000;
 
 const seen = recorder();
 let tabs = 0;
@@ -41,10 +45,10 @@ const tabState = () => ({
   errors: window.demo.errors,
 });
 
-async function chat(t, text) {
+async function chat(t, text, wait = WAIT) {
   await t.page.evaluate(([id, text]) => window.demo.client.publish(`from/${id}`, JSON.stringify({ kind: 'chat', text })), [t.id, text]);
   const echo = JSON.stringify({ echo: text });
-  await t.page.waitForFunction((e) => window.demo.messages.some((m) => m.text === e), echo, { timeout: WAIT });
+  await t.page.waitForFunction((e) => window.demo.messages.some((m) => m.text === e), echo, { timeout: wait });
 }
 
 async function main() {
@@ -54,7 +58,7 @@ async function main() {
     const context = await browser.newContext();
     const first = await tab(context, errors);
     const second = await tab(context, errors);
-    await chat(first, 'hi from the first tab');
+    await chat(first, 'hi from the first tab', FIRST_ECHO);
     await chat(second, 'hi from the second tab');
     const texts = (t) => t.page.evaluate(() => window.demo.messages.map((m) => m.text));
     console.log(JSON.stringify({
