@@ -294,7 +294,20 @@ impl ServeProcess {
 /// printed if the test is failing, so a lost invocation says why.
 pub struct Watch {
     child: Child,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
+    log: Log,
+}
+
+/// A child's output, appended to by the threads that drain its pipes.
+type Log = std::sync::Arc<std::sync::Mutex<String>>;
+
+fn append(log: &Log, line: &str) {
+    let mut log = log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    log.push_str(line);
+    log.push('\n');
+}
+
+fn text(log: &Log) -> String {
+    log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
 }
 
 impl Drop for Watch {
@@ -302,8 +315,10 @@ impl Drop for Watch {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            let log = self.log.lock().map(|log| log.clone()).unwrap_or_default();
-            eprintln!("--- cargo lambda watch's log ---\n{log}--- end of its log ---");
+            eprintln!(
+                "--- cargo lambda watch's log ---\n{}--- end of its log ---",
+                text(&self.log)
+            );
         }
     }
 }
@@ -322,19 +337,9 @@ pub fn log_to_test_output() {
 }
 
 /// Appends each line of `lines` to `log` on a thread of its own, to the end.
-fn keep_lines(
-    lines: impl Iterator<Item = std::io::Result<String>> + Send + 'static,
-    log: &std::sync::Arc<std::sync::Mutex<String>>,
-) {
+fn keep_lines(lines: impl Iterator<Item = std::io::Result<String>> + Send + 'static, log: &Log) {
     let log = log.clone();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            if let Ok(mut log) = log.lock() {
-                log.push_str(&line);
-                log.push('\n');
-            }
-        }
-    });
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(|line| append(&log, &line)));
 }
 
 /// A port nobody listens on now. `cargo lambda watch` takes `-P 0` as its
@@ -385,21 +390,15 @@ impl Watch {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = command.spawn().expect("cargo lambda watch starts");
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let log = Log::default();
         // Both pipes are drained to the end, so it never blocks on a full one.
         keep_lines(BufReader::new(child.stderr.take().expect("piped")).lines(), &log);
         let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
         loop {
             match lines.next() {
                 Some(Ok(line)) if line.contains("starting Runtime server") => break,
-                Some(Ok(line)) => log
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push_str(&(line + "\n")),
-                _ => panic!(
-                    "cargo lambda watch ended before serving:\n{}",
-                    log.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-                ),
+                Some(Ok(line)) => append(&log, &line),
+                _ => panic!("cargo lambda watch ended before serving:\n{}", text(&log)),
             }
         }
         keep_lines(lines, &log);

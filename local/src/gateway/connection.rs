@@ -732,8 +732,7 @@ impl<S: MessageSocket> Connection<S> {
             principal: Some(&self.identity.user_id),
             depth: 0,
         };
-        let delivered = self.gateway.publish(message.clone(), origin);
-        if self.gateway.unheard(&message, delivered) {
+        if self.gateway.publish(message.clone(), origin).unheard() {
             tracing::warn!(topic = %message.topic, "no subscriber for topic {}", message.topic);
         }
         if qos == QoS::AtLeastOnce {

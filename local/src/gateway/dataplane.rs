@@ -255,15 +255,15 @@ pub async fn publish(State(gateway): State<Arc<Gateway>>, request: axum::extract
         principal: Some(&signed.identity.user_id),
         depth: 0,
     };
-    let delivered = gateway.publish(message.clone(), origin);
+    let routed = gateway.publish(message.clone(), origin);
     if message.retain {
         gateway.usage.retained_copy(message.metered_bytes());
     }
     let topic = &message.topic;
-    if gateway.unheard(&message, delivered) {
+    if routed.unheard() {
         tracing::warn!(topic = %topic, principal = %signed.identity.arn, "HTTPS publish: no subscriber for topic {topic}");
     } else {
-        tracing::info!(topic = %topic, principal = %signed.identity.arn, delivered, retain = message.retain, "HTTPS publish");
+        tracing::info!(topic = %topic, principal = %signed.identity.arn, delivered = routed.delivered, retain = message.retain, "HTTPS publish");
     }
     ok(json!({"message": "OK", "traceId": trace_id()}))
 }

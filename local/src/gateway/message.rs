@@ -10,8 +10,9 @@
 //! that expires is encoded by each receiving connection instead: its Message
 //! Expiry Interval is the time left at delivery.
 //!
-//! Not here: routing (the [`super::broker`]), the MQTT 5 encoding of a message
-//! (the [`super::packet`] codec).
+//! Not here: routing (the [`super::broker`]), the rest of the packet codec
+//! ([`super::packet`], which encodes a message for one connection with
+//! [`encode_publish_v5`] or 3.1.1's `mqttbytes`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -280,12 +281,12 @@ pub fn encode_publish_v5(
             .get_or_insert_with(Properties::default)
             .message_expiry_interval = Some(secs);
     }
-    let qos5 = match qos {
-        QoS::AtMostOnce => QoS5::AtMostOnce,
-        QoS::AtLeastOnce => QoS5::AtLeastOnce,
-        QoS::ExactlyOnce => QoS5::ExactlyOnce,
-    };
-    let mut publish = v5::Publish::new(message.topic.as_str(), qos5, message.payload.clone(), properties);
+    let mut publish = v5::Publish::new(
+        message.topic.as_str(),
+        qos_to5(qos),
+        message.payload.clone(),
+        properties,
+    );
     publish.retain = retain;
     publish.pkid = if qos == QoS::AtMostOnce { 0 } else { pkid };
     publish.dup = dup;
@@ -295,6 +296,15 @@ pub fn encode_publish_v5(
         tracing::error!(topic = %message.topic, "cannot encode an MQTT 5 PUBLISH: {error:?}");
     }
     buffer.freeze()
+}
+
+/// The MQTT 5 name of a QoS.
+pub(crate) fn qos_to5(qos: QoS) -> QoS5 {
+    match qos {
+        QoS::AtMostOnce => QoS5::AtMostOnce,
+        QoS::AtLeastOnce => QoS5::AtLeastOnce,
+        QoS::ExactlyOnce => QoS5::ExactlyOnce,
+    }
 }
 
 /// The shared MQTT 5 encoding of a message that does not expire at `qos`, and
@@ -324,10 +334,9 @@ pub fn outgoing(topic: &str, payload: &Bytes, qos: QoS, retain: bool, confirm: O
 /// that takes the same one.
 #[derive(Default)]
 pub struct Encodings {
-    qos0: Option<Bytes>,
-    qos1: Option<(Bytes, usize)>,
-    v5_qos0: Option<Bytes>,
-    v5_qos1: Option<(Bytes, usize)>,
+    /// 3.1.1 at QoS 0 and 1, then MQTT 5 at QoS 0 and 1: each frame and, for
+    /// QoS 1, the offset of its placeholder packet identifier.
+    frames: [Option<(Bytes, usize)>; 4],
     /// The message's memory cost, for MQTT 5 receivers' queues.
     cost: Option<usize>,
 }
@@ -350,40 +359,24 @@ impl Encodings {
                 confirm: None,
             };
         }
-        let (topic, payload) = (&message.topic, &message.payload);
-        match (qos, v5) {
-            (QoS::AtLeastOnce, false) => {
-                let (frame, pkid_at) = self
-                    .qos1
-                    .get_or_insert_with(|| encode_publish(topic, payload, QoS::AtLeastOnce, false))
-                    .clone();
-                Outgoing::Qos1 {
-                    frame,
-                    pkid_at,
-                    confirm: None,
+        let slot = usize::from(v5) * 2 + usize::from(qos == QoS::AtLeastOnce);
+        let (frame, pkid_at) = self.frames[slot]
+            .get_or_insert_with(|| {
+                if v5 {
+                    encode_shared_v5(message, qos)
+                } else {
+                    encode_publish(&message.topic, &message.payload, qos, false)
                 }
+            })
+            .clone();
+        if qos == QoS::AtLeastOnce {
+            Outgoing::Qos1 {
+                frame,
+                pkid_at,
+                confirm: None,
             }
-            (QoS::AtLeastOnce, true) => {
-                let (frame, pkid_at) = self
-                    .v5_qos1
-                    .get_or_insert_with(|| encode_shared_v5(message, QoS::AtLeastOnce))
-                    .clone();
-                Outgoing::Qos1 {
-                    frame,
-                    pkid_at,
-                    confirm: None,
-                }
-            }
-            (_, false) => Outgoing::Frame(
-                self.qos0
-                    .get_or_insert_with(|| encode_publish(topic, payload, QoS::AtMostOnce, false).0)
-                    .clone(),
-            ),
-            (_, true) => Outgoing::Frame(
-                self.v5_qos0
-                    .get_or_insert_with(|| encode_shared_v5(message, QoS::AtMostOnce).0)
-                    .clone(),
-            ),
+        } else {
+            Outgoing::Frame(frame)
         }
     }
 }

@@ -15,7 +15,7 @@ use rumqttc::v5::mqttbytes::{QoS as QoS5, v5};
 
 use serverless_websockets_core::quota::{MAX_INFLIGHT, MAX_MESSAGE_EXPIRY_SECS, TOPIC_ALIAS_MAX};
 
-use super::message::{Message, Properties};
+use super::message::{Message, Properties, qos_to5};
 
 /// The protocol level of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,14 +239,6 @@ fn qos_from5(qos: QoS5) -> Option<QoS> {
         QoS5::AtMostOnce => Some(QoS::AtMostOnce),
         QoS5::AtLeastOnce => Some(QoS::AtLeastOnce),
         QoS5::ExactlyOnce => None,
-    }
-}
-
-fn qos_to5(qos: QoS) -> QoS5 {
-    match qos {
-        QoS::AtMostOnce => QoS5::AtMostOnce,
-        QoS::AtLeastOnce => QoS5::AtLeastOnce,
-        QoS::ExactlyOnce => QoS5::ExactlyOnce,
     }
 }
 

@@ -22,6 +22,26 @@ use crate::authorizers::Authorizers;
 use crate::identity::IdentityStore;
 use crate::rules::{Engine, Inbound, Republish};
 
+/// Where a published message went.
+#[derive(Debug, Clone, Copy)]
+pub struct Routed {
+    /// Deliveries queued or stored.
+    pub delivered: usize,
+    /// Rules its topic reached.
+    pub rules: usize,
+    /// Whether it was kept as the topic's retained message.
+    pub retained: bool,
+}
+
+impl Routed {
+    /// Whether it went nowhere at all: no subscriber, no rule reading its topic,
+    /// and not kept as the retained message. The log warns of those only (a
+    /// typo in a topic, another client's ID).
+    pub fn unheard(&self) -> bool {
+        self.delivered == 0 && self.rules == 0 && !self.retained
+    }
+}
+
 /// Who published a message, for the rules engine's `clientid()` and `principal()`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Origin<'a> {
@@ -107,31 +127,28 @@ impl Gateway {
     }
 
     /// Routes `message` to its subscribers and offers it to the rules; a Basic
-    /// Ingest message (`$aws/rules/<name>/…`) goes to that rule only. Returns how
-    /// many deliveries were queued or stored.
-    pub fn publish(&self, message: Arc<Message>, origin: Origin<'_>) -> usize {
-        let ingest = self.rules.on_message(Inbound {
+    /// Ingest message (`$aws/rules/<name>/…`) goes to that rule only.
+    pub fn publish(&self, message: Arc<Message>, origin: Origin<'_>) -> Routed {
+        let reached = self.rules.on_message(Inbound {
             topic: &message.topic,
             payload: &message.payload,
             client_id: origin.client_id,
             principal: origin.principal,
             depth: origin.depth,
         });
-        if ingest {
-            return 0;
+        let mut routed = Routed {
+            delivered: 0,
+            rules: reached.rules,
+            retained: message.retain,
+        };
+        if reached.ingest {
+            return routed;
         }
-        let delivered = self.broker.route(message.clone());
-        if delivered > 0 {
-            self.usage.delivered(message.metered_bytes(), delivered);
+        routed.delivered = self.broker.route(message.clone());
+        if routed.delivered > 0 {
+            self.usage.delivered(message.metered_bytes(), routed.delivered);
         }
-        delivered
-    }
-
-    /// Whether a publish that reached `delivered` subscribers went nowhere at all:
-    /// no subscriber, no rule reading its topic, and not kept as the retained
-    /// message. The log warns of those only (a typo in a topic, another client's ID).
-    pub fn unheard(&self, message: &Message, delivered: usize) -> bool {
-        delivered == 0 && !message.retain && !self.rules.reaches(&message.topic)
+        routed
     }
 
     /// A rule's republish: QoS 0 or 1, no retain, MQTT 5 headers as the action says.
@@ -150,8 +167,8 @@ impl Gateway {
             depth: republish.depth,
             ..Origin::default()
         };
-        let delivered = self.publish(Arc::new(message), origin);
-        tracing::debug!(delivered, "rule republished a message");
+        let routed = self.publish(Arc::new(message), origin);
+        tracing::debug!(delivered = routed.delivered, "rule republished a message");
     }
 
     pub(crate) fn next_version(&self) -> u64 {
@@ -164,9 +181,10 @@ impl Gateway {
         if lifecycle::has_events(client_id) {
             let payload = Bytes::from(body.to_string());
             let message = Arc::new(Message::new(topic.to_owned(), payload, QoS::AtMostOnce, false));
-            let delivered = self.publish(message.clone(), Origin::default());
+            let routed = self.publish(message.clone(), Origin::default());
             // Of the deliveries just metered: the lifecycle events' share.
-            self.usage.lifecycle_delivered(message.metered_bytes(), delivered);
+            self.usage
+                .lifecycle_delivered(message.metered_bytes(), routed.delivered);
         }
     }
 }

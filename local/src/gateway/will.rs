@@ -27,8 +27,8 @@ pub fn publish(gateway: &Gateway, client_id: &str, principal: &str, will: Will) 
         principal: Some(principal),
         depth: 0,
     };
-    let delivered = gateway.publish(message.clone(), origin);
-    tracing::info!(client_id = %client_id.escape_debug(), topic = %message.topic.escape_debug(), delivered, "published the Last Will");
+    let routed = gateway.publish(message.clone(), origin);
+    tracing::info!(client_id = %client_id.escape_debug(), topic = %message.topic.escape_debug(), delivered = routed.delivered, "published the Last Will");
 }
 
 /// Starts the away timer of the persistent session of `client_id`, kept for

@@ -38,6 +38,14 @@ pub const MAX_REPUBLISH_DEPTH: u8 = 8;
 /// The Basic Ingest prefix.
 pub const BASIC_INGEST: &str = "$aws/rules/";
 
+/// What the rules made of a message: how many rules it reached (enabled or
+/// not), and whether it was Basic Ingest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reached {
+    pub rules: usize,
+    pub ingest: bool,
+}
+
 /// A message as the engine sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct Inbound<'a> {
@@ -171,16 +179,20 @@ impl Engine {
         self.rules.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs every rule `message` reaches. Returns whether it was Basic Ingest
-    /// (then it goes to no subscriber).
-    pub fn on_message(self: &Arc<Self>, message: Inbound<'_>) -> bool {
+    /// Runs every rule `message` reaches. Returns how many it reached, and
+    /// whether it was Basic Ingest (then it goes to no subscriber).
+    pub fn on_message(self: &Arc<Self>, message: Inbound<'_>) -> Reached {
         let ingest = basic_ingest(message.topic);
         let rules = self.reached(message.topic, ingest.map(|(name, _)| name));
+        let reached = Reached {
+            rules: rules.len(),
+            ingest: ingest.is_some(),
+        };
         if rules.is_empty() {
             if let Some((name, _)) = ingest {
                 tracing::warn!(rule = %name, "Basic Ingest message for no such rule: dropped (IoT counts RuleNotFound)");
             }
-            return ingest.is_some();
+            return reached;
         }
         let topic = ingest.map_or(message.topic, |(_, rest)| rest);
         // Once per message, whatever the number of rules.
@@ -188,14 +200,7 @@ impl Engine {
         for rule in rules.iter().filter(|r| !r.disabled()) {
             self.run(rule, &message, topic, json.as_ref());
         }
-        ingest.is_some()
-    }
-
-    /// Whether a message on `topic` reaches any rule.
-    pub fn reaches(&self, topic: &str) -> bool {
-        !self
-            .reached(topic, basic_ingest(topic).map(|(name, _)| name))
-            .is_empty()
+        reached
     }
 
     /// The rules a message on `topic` reaches: the one Basic Ingest names, or
